@@ -1,0 +1,337 @@
+"""The `pdconnect` command.
+
+    pdconnect serve [--host 127.0.0.1] [--port 8000] [--workers N] [--sandbox-port 8900]
+    pdconnect migrate
+    pdconnect sandbox [--port 8900]
+    pdconnect tenant create NAME [--external-id ID]
+    pdconnect tenant login-link ID
+    pdconnect keygen
+
+Every command reads settings the same way (environment, then `.env`). With no DATABASE_URL
+the embedded PostgreSQL under PDCONNECT_DATA_DIR is used. With no PagerDuty app configured the
+commands use the built-in sandbox's app, and development secrets are generated once into the
+data directory (mode 0600) so that ingest keys and sign-in links stay valid across restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+from databases import Database
+
+from app.crypto import Hasher, new_fernet_key, random_token
+from app.db import apply_migrations, start_embedded_postgres
+from app.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    pagerduty_app_configured,
+    read_env_file,
+)
+from app.tenants import store
+from app.tenants.keys import issue_ingest_key
+from app.tenants.links import LinkSigner, issue_login_link
+
+log = logging.getLogger("pdconnect")
+
+SANDBOX_CLIENT_ID = "pdconnect-sandbox"
+SANDBOX_APP_ID = "PSANDBX"
+DEV_SECRETS_FILE = "sandbox-secrets.env"
+DEMO_EXTERNAL_ID = "demo"
+
+
+def _environment() -> dict[str, str]:
+    env = read_env_file(Path(".env"))
+    env.update(os.environ)
+    return env
+
+
+def _dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for a sandbox deployment, generated once and kept in the data directory."""
+    path = data_dir / DEV_SECRETS_FILE
+    secrets = read_env_file(path)
+    wanted = {
+        "SECRET_KEY": lambda: random_token(32),
+        "ENCRYPTION_KEYS": new_fernet_key,
+        "ADMIN_TOKEN": lambda: random_token(24),
+        "SANDBOX_CLIENT_SECRET": lambda: random_token(24),
+    }
+    missing = {name: make() for name, make in wanted.items() if name not in secrets}
+    if missing:
+        secrets.update(missing)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("# Generated for the sandbox deployment; delete to regenerate.\n")
+            out.writelines(f"{k}={v}\n" for k, v in secrets.items())
+    return secrets
+
+
+def _sandbox_urls(sandbox_url: str) -> dict[str, str]:
+    return {
+        "PAGERDUTY_IDENTITY_URL": f"{sandbox_url}/identity",
+        "PAGERDUTY_API_URL": f"{sandbox_url}/{{region}}/api",
+        "PAGERDUTY_EVENTS_URL": f"{sandbox_url}/{{region}}/events",
+        "PAGERDUTY_APP_URL": f"{sandbox_url}/app",
+    }
+
+
+def resolve(
+    env: Mapping[str, str], *, base_url: str | None = None, sandbox_port: int = 8900
+) -> tuple[Settings, dict[str, str]]:
+    """Settings for a command, plus the defaults that were filled in (to pass to children)."""
+    data_dir = Path(env.get("PDCONNECT_DATA_DIR") or ".pdconnect").expanduser().resolve()
+    defaults: dict[str, str] = {"PDCONNECT_DATA_DIR": str(data_dir)}
+    if base_url:
+        defaults["BASE_URL"] = base_url
+    if not pagerduty_app_configured(env):
+        secrets = _dev_secrets(data_dir)
+        defaults.update({k: v for k, v in secrets.items() if not k.startswith("SANDBOX_")})
+        defaults.update(_sandbox_urls(f"http://127.0.0.1:{sandbox_port}"))
+        defaults.update(
+            {
+                "PAGERDUTY_CLIENT_ID": SANDBOX_CLIENT_ID,
+                "PAGERDUTY_CLIENT_SECRET": secrets["SANDBOX_CLIENT_SECRET"],
+                "PAGERDUTY_APP_ID": SANDBOX_APP_ID,
+                "PDCONNECT_SANDBOX": "1",
+            }
+        )
+    if not env.get("DATABASE_URL"):
+        defaults["DATABASE_URL"] = start_embedded_postgres(data_dir)
+    settings = load_settings(environ=env, env_file=None, defaults=defaults)
+    return settings, defaults
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: the PagerDuty sandbox exited (status {process.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"error: the PagerDuty sandbox did not start listening on port {port}")
+
+
+def _start_sandbox(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+    assert settings.pagerduty_client_secret is not None
+    env = dict(os.environ)
+    env.update(
+        {
+            "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}",
+            "SANDBOX_CLIENT_ID": settings.pagerduty_client_id or SANDBOX_CLIENT_ID,
+            "SANDBOX_CLIENT_SECRET": settings.pagerduty_client_secret,
+            "SANDBOX_REDIRECT_URIS": settings.oauth_redirect_uri,
+            "SANDBOX_APP_ID": settings.pagerduty_app_id or SANDBOX_APP_ID,
+        }
+    )
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "app.cli", "sandbox", "--port", str(port)], env=env
+    )
+    _wait_for_port(port, process)
+    return process
+
+
+async def _migrate(settings: Settings) -> None:
+    assert settings.database_url is not None
+    applied = await apply_migrations(settings.database_url)
+    for migration in applied:
+        log.info("applied migration %04d_%s", migration.version, migration.name)
+
+
+async def _demo_link(settings: Settings) -> tuple[str, str | None]:
+    """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
+    assert settings.database_url is not None
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        plaintext = None
+        tenant = await store.insert_tenant(db, name="Demo", external_id=DEMO_EXTERNAL_ID)
+        if tenant is None:
+            row = await db.fetch_val("SELECT id FROM tenants WHERE external_id = :e", {"e": DEMO_EXTERNAL_ID})
+            assert isinstance(row, UUID)
+            tenant_id = row
+        else:
+            tenant_id = tenant.id
+            _, plaintext = await issue_ingest_key(db, Hasher(settings.secret_key, "ingest-key"), tenant_id)
+        link = await issue_login_link(
+            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant_id, now=_now()
+        )
+        return link.url, plaintext
+    finally:
+        await db.disconnect()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    env = _environment()
+    settings, defaults = resolve(
+        env, base_url=env.get("BASE_URL") or f"http://{args.host}:{args.port}", sandbox_port=args.sandbox_port
+    )
+    asyncio.run(_migrate(settings))
+    sandbox = None
+    try:
+        if settings.sandbox:
+            sandbox = _start_sandbox(settings, args.sandbox_port)
+            print(f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
+                  "(no PagerDuty app is configured)", flush=True)
+            url, key = asyncio.run(_demo_link(settings))
+            if key:
+                print(f"Demo tenant ingest key (shown once): {key}", flush=True)
+            print(f"Sign in to the demo tenant's settings page: {url}", flush=True)
+        # Workers are separate processes that read settings from the environment: hand them
+        # every default filled in here, so they see exactly the settings checked above.
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        uvicorn.run(
+            "app.main:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=False,
+            log_level="info",
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(timeout=10)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings, _ = resolve(_environment())
+    asyncio.run(_migrate(settings))
+    print("migrations applied", flush=True)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from app.sandbox import config_from_env, run_sandbox
+
+    env = dict(os.environ)
+    env.setdefault("SANDBOX_BASE_URL", f"http://127.0.0.1:{args.port}")
+    run_sandbox(config_from_env(env), host="127.0.0.1", port=args.port)
+    return 0
+
+
+async def _tenant_create(settings: Settings, name: str, external_id: str | None) -> int:
+    assert settings.database_url is not None
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        async with db.transaction():
+            tenant = await store.insert_tenant(db, name=name, external_id=external_id)
+            if tenant is None:
+                print(f"error: a tenant with external id {external_id!r} exists", file=sys.stderr)
+                return 1
+            _, key = await issue_ingest_key(db, Hasher(settings.secret_key, "ingest-key"), tenant.id)
+        link = await issue_login_link(
+            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant.id, now=_now()
+        )
+    finally:
+        await db.disconnect()
+    print(f"tenant id:   {tenant.id}")
+    print(f"ingest key:  {key}   (shown once)")
+    print(f"sign-in link: {link.url}   (single use, expires {link.expires_at:%H:%M UTC})")
+    return 0
+
+
+async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
+    assert settings.database_url is not None
+    db = Database(settings.database_url)
+    await db.connect()
+    try:
+        if await store.get_tenant(db, tenant_id) is None:
+            print(f"error: no tenant {tenant_id}", file=sys.stderr)
+            return 1
+        link = await issue_login_link(
+            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant_id, now=_now()
+        )
+    finally:
+        await db.disconnect()
+    print(link.url)
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    settings, _ = resolve(_environment())
+    asyncio.run(_migrate(settings))
+    if args.tenant_command == "create":
+        return asyncio.run(_tenant_create(settings, args.name, args.external_id))
+    try:
+        tenant_id = UUID(args.id)
+    except ValueError:
+        print(f"error: {args.id!r} is not a tenant id", file=sys.stderr)
+        return 2
+    return asyncio.run(_tenant_link(settings, tenant_id))
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    print(new_fernet_key())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pdconnect", description="Connect PagerDuty for every tenant.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web app (and the sandbox when no app is configured)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--sandbox-port", type=int, default=8900)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending migrations and exit")
+    migrate.set_defaults(func=cmd_migrate)
+
+    sandbox = sub.add_parser("sandbox", help="run the PagerDuty sandbox alone")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    tenant = sub.add_parser("tenant", help="manage tenants")
+    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
+    create = tenant_sub.add_parser("create", help="create a tenant, print its ingest key and a sign-in link")
+    create.add_argument("name")
+    create.add_argument("--external-id", default=None)
+    link = tenant_sub.add_parser("login-link", help="print a new sign-in link for a tenant")
+    link.add_argument("id")
+    tenant.set_defaults(func=cmd_tenant)
+
+    keygen = sub.add_parser("keygen", help="print a new key for ENCRYPTION_KEYS")
+    keygen.set_defaults(func=cmd_keygen)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

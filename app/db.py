@@ -1,0 +1,123 @@
+"""PostgreSQL: the connection, the embedded server, and the migrations runner.
+
+Migrations are numbered plain SQL files in `migrations/` (`0001_tenants.sql`, …), applied in
+order, each once, each in its own transaction, on a raw asyncpg connection because `databases`
+runs one statement per call. A session-level advisory lock makes concurrent start-ups (several
+web and worker processes at once) take turns instead of racing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from databases import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Any constant will do; it only has to be the same in every pdconnect process.
+MIGRATION_LOCK_ID = 7_143_260_118
+EMBEDDED_DATABASE = "pdconnect"
+
+
+class MigrationError(Exception):
+    """The migrations folder is inconsistent (a gap, a duplicate, a bad name)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def discover_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found: list[Migration] = []
+    for path in sorted(folder.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path.name}: expected NNNN_name.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"{migration.path.name}: expected version {expected:04d}")
+    return found
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`databases` accepts `postgresql+asyncpg://`; asyncpg wants the plain scheme."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+async def _ensure_schema_table(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version integer PRIMARY KEY,
+            name text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+
+
+async def apply_migrations(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply every pending migration; return the ones applied now."""
+    migrations = discover_migrations(folder)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+        try:
+            await _ensure_schema_table(conn)
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied: list[Migration] = []
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                applied.append(migration)
+            return applied
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    finally:
+        await conn.close()
+
+
+async def pending_migrations(db: Database, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    exists = await db.fetch_val("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done: set[int] = set()
+    if exists:
+        rows = await db.fetch_all("SELECT version FROM schema_migrations")
+        done = {int(row._mapping["version"]) for row in rows}
+    return [m for m in discover_migrations(folder) if m.version not in done]
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under `data_dir`; return its database URL.
+
+    pgserver keeps the cluster in `data_dir/postgres` across restarts and listens on a unix
+    socket inside it; the server stops when the last process that asked for it exits.
+    """
+    import pgserver  # imported here: only the embedded mode needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
+    exists = server.psql(
+        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
+    )
+    if "1 row" not in exists:
+        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
+    return str(server.get_uri(EMBEDDED_DATABASE))

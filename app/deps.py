@@ -1,0 +1,68 @@
+"""Deps: what the app needs from the outside world, built once and injected.
+
+Tests build their own (a rolled-back database, a fake clock, an HTTP client over a mock
+transport or the sandbox) and hand it to `create_app`; nothing reaches for globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx2
+from databases import Database
+
+from app.crypto import Hasher, Vault
+from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
+from app.settings import Settings
+from app.tenants.links import LinkSigner
+
+Clock = Callable[[], datetime]
+
+# PagerDuty wants answers fast and so do we: a slow PagerDuty must not pin a request.
+PAGERDUTY_TIMEOUT = httpx2.Timeout(10.0, connect=5.0)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    db: Database
+    http: httpx2.AsyncClient
+    clock: Clock = utc_now
+    vault: Vault = field(init=False)
+    ingest_key_hasher: Hasher = field(init=False)
+    routing_key_hasher: Hasher = field(init=False)
+    pd_hosts: PagerDutyHosts = field(init=False)
+    link_signer: LinkSigner = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Derived from settings once; frozen, so set through object.__setattr__.
+        s = self.settings
+        object.__setattr__(self, "vault", Vault(s.encryption_keys))
+        object.__setattr__(self, "ingest_key_hasher", Hasher(s.secret_key, "ingest-key"))
+        object.__setattr__(self, "routing_key_hasher", Hasher(s.secret_key, "routing-key"))
+        object.__setattr__(self, "link_signer", LinkSigner(s.secret_key))
+        object.__setattr__(
+            self,
+            "pd_hosts",
+            pagerduty_hosts(
+                identity_url=s.pagerduty_identity_url,
+                api_url=s.pagerduty_api_url,
+                events_url=s.pagerduty_events_url,
+                app_url=s.pagerduty_app_url,
+            ),
+        )
+
+
+def new_http_client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        transport=transport,
+        timeout=PAGERDUTY_TIMEOUT,
+        follow_redirects=False,
+        headers={"User-Agent": "pdconnect"},
+    )

@@ -1,0 +1,60 @@
+"""Admin API for a tenant's services: add a manual key, list what is connected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.errors import NotFoundError
+from app.installations import store
+from app.installations.manual import add_manual_service, validate_manual_key
+from app.installations.store import PdService
+from app.tenants.store import get_tenant
+from app.web.api import path_uuid, read_json_object, require_admin
+
+
+def service_json(service: PdService) -> dict[str, Any]:
+    return {
+        "id": str(service.id),
+        "installation_id": str(service.installation_id),
+        "pd_service_id": service.pd_service_id,
+        "name": service.name,
+        "kind": service.kind,
+        "api": service.api_version,
+        "integration_id": service.integration_id,
+        "rate_limit_per_minute": service.rate_limit_per_minute,
+        "health": service.health,
+        "health_reason": service.health_reason,
+        "created_at": service.created_at.isoformat(),
+    }
+
+
+async def _tenant_id(request: Request) -> Any:
+    deps = require_admin(request)
+    tenant = await get_tenant(deps.db, path_uuid(request, "tenant_id", "tenant"))
+    if tenant is None:
+        raise NotFoundError("tenant")
+    return deps, tenant.id
+
+
+async def add_service(request: Request) -> Response:
+    deps, tenant_id = await _tenant_id(request)
+    body = await read_json_object(request)
+    key = validate_manual_key(body.get("name"), body.get("routing_key"), body.get("api"))
+    service = await add_manual_service(deps, tenant_id, key, actor="operator")
+    return JSONResponse(service_json(service), status_code=201)
+
+
+async def list_services(request: Request) -> Response:
+    deps, tenant_id = await _tenant_id(request)
+    services = await store.list_services(deps.db, tenant_id)
+    return JSONResponse({"services": [service_json(s) for s in services]})
+
+
+routes = [
+    Route("/admin/v1/tenants/{tenant_id}/services", add_service, methods=["POST"]),
+    Route("/admin/v1/tenants/{tenant_id}/services", list_services, methods=["GET"]),
+]

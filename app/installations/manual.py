@@ -1,0 +1,79 @@
+"""Connect by manual key: an integration key (Events API v2) or a service key (v1), pasted by
+an admin who will not authorize an app. Shared by the settings form and the admin API."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from app.deps import Deps
+from app.errors import ConflictError, InputError
+from app.installations import store
+from app.installations.store import PdService
+from app.tenants.store import insert_audit
+
+# PagerDuty's routing keys, v2 integration keys and v1 service keys alike, are 32 characters.
+ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+API_VERSIONS = ("v2", "v1")
+NAME_MAX_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class ManualKey:
+    name: str
+    routing_key: str = field(repr=False)
+    api_version: str
+
+
+def validate_manual_key(name: object, routing_key: object, api: object) -> ManualKey:
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name", "is required")
+    name = name.strip()
+    if len(name) > NAME_MAX_LENGTH or any(ord(c) < 32 for c in name):
+        raise InputError("name", f"must be at most {NAME_MAX_LENGTH} printable characters")
+    if not isinstance(routing_key, str) or not routing_key.strip():
+        raise InputError("routing_key", "is required")
+    if not ROUTING_KEY.match(routing_key.strip()):
+        raise InputError(
+            "routing_key", "must be PagerDuty's 32-character integration or service key"
+        )
+    api = api or "v2"
+    if api not in API_VERSIONS:
+        raise InputError("api", "must be v2 (integration key) or v1 (service key)")
+    assert isinstance(api, str)
+    return ManualKey(name=name, routing_key=routing_key.strip(), api_version=api)
+
+
+async def add_manual_service(deps: Deps, tenant_id: UUID, key: ManualKey, *, actor: str) -> PdService:
+    region = deps.settings.pagerduty_region
+    async with deps.db.transaction():
+        installation = await store.upsert_keyed_installation(
+            deps.db,
+            tenant_id=tenant_id,
+            method="manual",
+            account_key="manual",
+            subdomain=None,
+            account_name=None,
+            region=region,
+            events_url=deps.pd_hosts.region(region).events_url,
+        )
+        service = await store.insert_manual_service(
+            deps.db,
+            tenant_id=tenant_id,
+            installation_id=installation.id,
+            name=key.name,
+            api_version=key.api_version,
+            routing_key_enc=deps.vault.encrypt(key.routing_key),
+            routing_key_hash=deps.routing_key_hasher.digest(key.routing_key),
+        )
+        if service is None:
+            raise ConflictError("routing_key", "this key is already connected")
+        await insert_audit(
+            deps.db,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="service.added",
+            detail={"service_id": str(service.id), "name": key.name, "method": "manual"},
+        )
+    return service

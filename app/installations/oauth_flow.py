@@ -1,0 +1,140 @@
+"""Connect by OAuth: authorize with state and PKCE, exchange the code, verify the id_token,
+store the installation with its tokens encrypted, then on to the service picker."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.deps import Deps
+from app.installations import store
+from app.pagerduty.errors import (
+    ConsentDenied,
+    InsufficientScope,
+    InvalidIdToken,
+    OAuthError,
+    PagerDutyError,
+    RetryLater,
+)
+from app.pagerduty.oauth import (
+    OAuthApp,
+    authorize_url,
+    exchange_code,
+    new_pkce,
+    new_state,
+    read_callback,
+    revoke_token,
+    verify_id_token,
+)
+from app.tenants.store import insert_audit
+from app.web.pages import flash, redirect
+
+
+def oauth_app(deps: Deps) -> OAuthApp:
+    s = deps.settings
+    assert s.pagerduty_client_id is not None and s.pagerduty_client_secret is not None
+    return OAuthApp(
+        client_id=s.pagerduty_client_id,
+        client_secret=s.pagerduty_client_secret,
+        redirect_uri=s.oauth_redirect_uri,
+    )
+
+
+def start_oauth(deps: Deps) -> tuple[dict[str, Any], str]:
+    state = new_state()
+    pkce = new_pkce()
+    url = authorize_url(deps.pd_hosts, oauth_app(deps), state=state, pkce=pkce)
+    return {"method": "oauth", "state": state, "verifier": pkce.verifier}, url
+
+
+def _refusal_message(exc: PagerDutyError) -> str:
+    if isinstance(exc, ConsentDenied):
+        return "PagerDuty access was not approved, so nothing was connected."
+    if isinstance(exc, InsufficientScope):
+        return (
+            "PagerDuty granted read-only or no access. pdconnect needs write access to create "
+            "integrations; nothing was saved. Connect again and approve write access."
+        )
+    if isinstance(exc, InvalidIdToken):
+        return f"PagerDuty's identity token could not be verified ({exc}). Nothing was saved."
+    if isinstance(exc, RetryLater):
+        return "PagerDuty did not answer in time. Nothing was saved; please try again."
+    return f"PagerDuty refused the connection ({exc}). Nothing was saved; please try again."
+
+
+async def finish_oauth(
+    request: Request,
+    deps: Deps,
+    tenant_id: UUID,
+    params: dict[str, str],
+    attempt: dict[str, Any],
+) -> Response:
+    app = oauth_app(deps)
+    verifier = attempt.get("verifier")
+    try:
+        code = read_callback(params)
+        if not isinstance(verifier, str):
+            raise OAuthError("invalid_request", "the connect attempt lost its PKCE verifier")
+        tokens = await exchange_code(
+            deps.http, deps.pd_hosts, app, code=code, pkce_verifier=verifier, now=deps.clock()
+        )
+    except InsufficientScope as exc:
+        if exc.access_token:
+            await _revoke_quietly(deps, app, exc.access_token)
+        flash(request, "error", _refusal_message(exc))
+        return redirect("/settings")
+    except PagerDutyError as exc:
+        flash(request, "error", _refusal_message(exc))
+        return redirect("/settings")
+    try:
+        if tokens.id_token is None:
+            raise InvalidIdToken("PagerDuty sent no id_token")
+        identity = await verify_id_token(
+            deps.http, deps.pd_hosts, app, tokens.id_token, now=deps.clock()
+        )
+    except PagerDutyError as exc:
+        await _revoke_quietly(deps, app, tokens.access_token)
+        flash(request, "error", _refusal_message(exc))
+        return redirect("/settings")
+
+    async with deps.db.transaction():
+        installation, created = await store.upsert_oauth_installation(
+            deps.db,
+            tenant_id=tenant_id,
+            account_id=identity.account_id,
+            subdomain=identity.subdomain,
+            region=identity.region,
+            api_url=identity.api_url,
+            events_url=identity.events_url,
+            pd_user_id=identity.user_id,
+            access_token_enc=deps.vault.encrypt(tokens.access_token),
+            refresh_token_enc=deps.vault.encrypt(tokens.refresh_token),
+            token_expires_at=tokens.expires_at,
+            scopes=" ".join(sorted(tokens.scopes)),
+        )
+        await insert_audit(
+            deps.db,
+            tenant_id=tenant_id,
+            actor=f"pagerduty user {identity.user_id}",
+            action="installation.connected" if created else "installation.reconnected",
+            detail={
+                "installation_id": str(installation.id),
+                "subdomain": identity.subdomain,
+                "region": identity.region,
+                "method": "oauth",
+            },
+        )
+    verb = "Connected" if created else "Reconnected"
+    flash(request, "ok", f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.")
+    return redirect(f"/settings/installations/{installation.id}/services")
+
+
+async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> None:
+    """A token we will not keep is revoked best-effort; failing to revoke changes nothing."""
+    try:
+        await revoke_token(deps.http, deps.pd_hosts, app, token=token)
+    except PagerDutyError:
+        pass

@@ -1,0 +1,75 @@
+"""`GET /settings`: the tenant's PagerDuty connections, and the manual-key form."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from app.errors import ConflictError, InputError
+from app.installations import store
+from app.installations.manual import add_manual_service, validate_manual_key
+from app.installations.store import PdService
+from app.tenants.store import get_tenant, list_audit
+from app.web.api import get_deps
+from app.web.pages import flash, redirect, render
+from app.web.session import SignedOut, check_csrf, current_tenant_id
+
+METHOD_LABELS = {"oauth": "OAuth", "simple_install": "Simple Install", "manual": "Manual key"}
+REGION_LABELS = {"us": "US", "eu": "EU"}
+
+
+async def settings_page(request: Request) -> Response:
+    deps = get_deps(request)
+    tenant_id = current_tenant_id(request)
+    tenant = await get_tenant(deps.db, tenant_id)
+    if tenant is None:
+        request.session.clear()
+        raise SignedOut()
+    installations = await store.list_installations(deps.db, tenant_id)
+    services: dict[object, list[PdService]] = defaultdict(list)
+    for service in await store.list_services(deps.db, tenant_id):
+        services[service.installation_id].append(service)
+    return render(
+        request,
+        "settings.html",
+        {
+            "tenant": tenant,
+            "installations": installations,
+            "services": services,
+            "audit": await list_audit(deps.db, tenant_id, limit=20),
+            "oauth_enabled": deps.settings.oauth_enabled,
+            "install_enabled": deps.settings.simple_install_enabled,
+            "method_labels": METHOD_LABELS,
+            "region_labels": REGION_LABELS,
+        },
+    )
+
+
+async def add_manual_key(request: Request) -> Response:
+    deps = get_deps(request)
+    tenant_id = current_tenant_id(request)
+    async with request.form() as form:
+        check_csrf(request, form)
+        name, routing_key, api = form.get("name"), form.get("routing_key"), form.get("api")
+    try:
+        key = validate_manual_key(name, routing_key, api)
+        service = await add_manual_service(deps, tenant_id, key, actor="tenant admin")
+    except (InputError, ConflictError) as exc:
+        flash(request, "error", f"The key was not added: {exc.field.replace('_', ' ')} {exc.message}.")
+        return redirect("/settings")
+    flash(request, "ok", f"Added {service.name}.")
+    return redirect("/settings")
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/settings", status_code=302)
+
+
+routes = [
+    Route("/", home, methods=["GET"]),
+    Route("/settings", settings_page, methods=["GET"]),
+    Route("/settings/services/manual", add_manual_key, methods=["POST"]),
+]

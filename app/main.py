@@ -1,0 +1,158 @@
+"""The one place routes, middleware, error handlers and lifespan are assembled.
+
+`create_app(deps)` serves tests and the command line alike; `app_factory()` is what uvicorn
+imports (`uvicorn --factory app.main:app_factory`) and reads settings from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from databases import Database
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from app import ops
+from app.deps import Deps, new_http_client
+from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
+from app.installations import admin as installations_admin
+from app.installations import connect, picker, settings_page
+from app.settings import load_settings
+from app.tenants import admin as tenants_admin
+from app.tenants import signin
+from app.web.pages import STATIC_DIR, make_templates, render
+from app.web.security import SecurityHeadersMiddleware
+from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
+
+log = logging.getLogger("pdconnect")
+
+API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIXES)
+
+
+def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
+    if _wants_json(request):
+        body: dict[str, Any] = {"message": message}
+        if field:
+            body["field"] = field
+        return JSONResponse({"error": body}, status_code=status)
+    return render(request, "message.html", {"heading": "Something is not right", "message": message}, status_code=status)
+
+
+async def on_input_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InputError)
+    return _error(request, exc.status, str(exc), exc.field or None)
+
+
+async def on_conflict(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConflictError)
+    return _error(request, 409, str(exc), exc.field)
+
+
+async def on_not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotFoundError)
+    return _error(request, 404, str(exc))
+
+
+async def on_unauthenticated(request: Request, exc: Exception) -> Response:
+    response = _error(request, 401, "a valid Authorization: Bearer token is required")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def on_signed_out(request: Request, exc: Exception) -> Response:
+    return render(
+        request,
+        "message.html",
+        {
+            "heading": "Please sign in",
+            "message": "Your session has ended. Open PagerDuty settings again from the product you came from.",
+        },
+        status_code=401,
+    )
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(request, exc.status_code, exc.detail)
+
+
+async def on_server_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log (which never sees request bodies); the caller gets no detail.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(request, 500, "Internal error. It has been logged; please try again.")
+
+
+def create_app(deps: Deps, *, owns_resources: bool = False) -> Starlette:
+    """With `owns_resources`, the app connects the database on start-up and closes it and the
+    HTTP client on shutdown; tests that manage their own leave it False."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if owns_resources:
+            await deps.db.connect()
+        try:
+            yield
+        finally:
+            if owns_resources:
+                await deps.http.aclose()
+                await deps.db.disconnect()
+
+    routes: list[BaseRoute] = [
+        *ops.routes,
+        *signin.routes,
+        *settings_page.routes,
+        *connect.routes,
+        *picker.routes,
+        *tenants_admin.routes,
+        *installations_admin.routes,
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
+        Middleware(
+            SessionMiddleware,
+            secret_key=deps.settings.secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE,
+            same_site="lax",
+            https_only=deps.settings.https,
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            InputError: on_input_error,
+            ConflictError: on_conflict,
+            NotFoundError: on_not_found,
+            Unauthenticated: on_unauthenticated,
+            SignedOut: on_signed_out,
+            HTTPException: on_http_exception,
+            Exception: on_server_error,
+        },
+    )
+    app.state.deps = deps
+    app.state.templates = make_templates(deps.settings)
+    return app
+
+
+def app_factory() -> Starlette:
+    settings = load_settings()
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
+    deps = Deps(settings=settings, db=Database(settings.database_url), http=new_http_client())
+    return create_app(deps, owns_resources=True)

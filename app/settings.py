@@ -1,0 +1,202 @@
+"""Settings, read once from the environment and `.env`, then passed down.
+
+Nothing reads the environment at import time: `load_settings()` is called by the command line
+and by the uvicorn factory, and everything else receives a `Settings`. A wrong or missing value
+stops start-up with one `SettingsError` line that names the variable.
+
+When no PagerDuty app is configured (neither `PAGERDUTY_CLIENT_ID` nor `PAGERDUTY_APP_ID`),
+`pdconnect serve` starts the built-in sandbox, registers a sandbox app there and passes its
+credentials and URLs in as defaults with `PDCONNECT_SANDBOX=1`; only then may `SECRET_KEY`,
+`ENCRYPTION_KEYS` and `ADMIN_TOKEN` be left out, and the command line generates them into the
+data directory so that a first run needs no configuration at all (see app/cli.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REGIONS = ("us", "eu")
+SECRET_KEY_MIN_LENGTH = 32
+ADMIN_TOKEN_MIN_LENGTH = 24
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    data_dir: Path
+    base_url: str
+    secret_key: str = field(repr=False)
+    encryption_keys: tuple[bytes, ...] = field(repr=False)
+    admin_token: str = field(repr=False)
+    pagerduty_client_id: str | None
+    pagerduty_client_secret: str | None = field(repr=False)
+    pagerduty_app_id: str | None
+    pagerduty_region: str
+    pagerduty_identity_url: str | None
+    pagerduty_api_url: str | None
+    pagerduty_events_url: str | None
+    pagerduty_app_url: str | None
+    sandbox: bool
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return self.pagerduty_client_id is not None
+
+    @property
+    def simple_install_enabled(self) -> bool:
+        return self.pagerduty_app_id is not None
+
+    @property
+    def oauth_redirect_uri(self) -> str:
+        return f"{self.base_url}/pagerduty/callback"
+
+
+def pagerduty_app_configured(env: Mapping[str, str]) -> bool:
+    return bool(env.get("PAGERDUTY_CLIENT_ID", "").strip() or env.get("PAGERDUTY_APP_ID", "").strip())
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = Path(".env"),
+    defaults: Mapping[str, str] | None = None,
+) -> Settings:
+    """Environment first, then `.env`, then `defaults` (generated secrets, derived URLs)."""
+    env: dict[str, str] = dict(defaults or {})
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    env.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    client_id = get("PAGERDUTY_CLIENT_ID")
+    client_secret = get("PAGERDUTY_CLIENT_SECRET")
+    app_id = get("PAGERDUTY_APP_ID")
+    if client_id and not client_secret:
+        raise SettingsError("PAGERDUTY_CLIENT_SECRET is required when PAGERDUTY_CLIENT_ID is set")
+    if client_secret and not client_id:
+        raise SettingsError("PAGERDUTY_CLIENT_ID is required when PAGERDUTY_CLIENT_SECRET is set")
+    if client_id is None and app_id is None:
+        raise SettingsError(
+            "PAGERDUTY_CLIENT_ID (OAuth) or PAGERDUTY_APP_ID (Simple Install) is required"
+        )
+    sandbox = (get("PDCONNECT_SANDBOX") or "").lower() in ("1", "true", "yes")
+
+    region = (get("PAGERDUTY_REGION") or "us").lower()
+    if region not in REGIONS:
+        raise SettingsError(f"PAGERDUTY_REGION must be one of {', '.join(REGIONS)}, not {region!r}")
+
+    return Settings(
+        database_url=_database_url(get("DATABASE_URL")),
+        data_dir=Path(get("PDCONNECT_DATA_DIR") or ".pdconnect").expanduser().resolve(),
+        base_url=_url("BASE_URL", get("BASE_URL") or "http://127.0.0.1:8000"),
+        secret_key=_secret_key(get("SECRET_KEY")),
+        encryption_keys=parse_encryption_keys(get("ENCRYPTION_KEYS")),
+        admin_token=_admin_token(get("ADMIN_TOKEN")),
+        pagerduty_client_id=client_id,
+        pagerduty_client_secret=client_secret,
+        pagerduty_app_id=app_id,
+        pagerduty_region=region,
+        pagerduty_identity_url=_optional_url("PAGERDUTY_IDENTITY_URL", get("PAGERDUTY_IDENTITY_URL")),
+        pagerduty_api_url=_optional_url("PAGERDUTY_API_URL", get("PAGERDUTY_API_URL")),
+        pagerduty_events_url=_optional_url("PAGERDUTY_EVENTS_URL", get("PAGERDUTY_EVENTS_URL")),
+        pagerduty_app_url=_optional_url("PAGERDUTY_APP_URL", get("PAGERDUTY_APP_URL")),
+        sandbox=sandbox,
+    )
+
+
+def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:
+    """A comma list of Fernet keys (urlsafe base64 of 32 bytes); the first one encrypts."""
+    if not value:
+        raise SettingsError("ENCRYPTION_KEYS is required (generate one with `pdconnect keygen`)")
+    keys: list[bytes] = []
+    for position, item in enumerate(value.split(","), start=1):
+        key = item.strip().encode("ascii", errors="replace")
+        try:
+            raw = base64.urlsafe_b64decode(key)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise SettingsError(
+                f"ENCRYPTION_KEYS: key {position} is not a urlsafe base64 encoded 32-byte key"
+            )
+        keys.append(key)
+    return tuple(keys)
+
+
+def _secret_key(value: str | None) -> str:
+    if not value:
+        raise SettingsError("SECRET_KEY is required")
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters")
+    return value
+
+
+def _admin_token(value: str | None) -> str:
+    if not value:
+        raise SettingsError("ADMIN_TOKEN is required")
+    if len(value) < ADMIN_TOKEN_MIN_LENGTH:
+        raise SettingsError(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters")
+    return value
+
+
+def _database_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme = urlsplit(value).scheme
+    if scheme not in ("postgresql", "postgres"):
+        raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+    return value
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"{name} must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _optional_url(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    # `{region}` is a placeholder (see app/pagerduty/hosts.py): validate with a region filled in.
+    _url(name, value.replace("{region}", REGIONS[0]))
+    return value.rstrip("/")

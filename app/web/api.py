@@ -1,0 +1,75 @@
+"""Shared pieces of the JSON APIs: reading a body, checking the admin token, field checks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+
+from app.crypto import same
+from app.deps import Deps
+from app.errors import InputError, NotFoundError, Unauthenticated
+
+JSON_BODY_MAX_BYTES = 64 * 1024
+
+
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+def require_admin(request: Request) -> Deps:
+    deps = get_deps(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token or not same(token.strip(), deps.settings.admin_token):
+        raise Unauthenticated()
+    return deps
+
+
+async def read_json_object(request: Request, *, max_bytes: int = JSON_BODY_MAX_BYTES) -> dict[str, Any]:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise InputError("", f"request body is larger than {max_bytes} bytes", status=413)
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
+    if not isinstance(value, dict):
+        raise InputError("", "request body must be a JSON object", status=400)
+    return value
+
+
+def string_field(
+    body: dict[str, Any], name: str, *, required: bool, max_length: int = 200
+) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InputError(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InputError(name, "must be a string")
+    value = value.strip()
+    if not value:
+        if required:
+            raise InputError(name, "must not be empty")
+        return None
+    if len(value) > max_length:
+        raise InputError(name, f"must be at most {max_length} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InputError(name, "must not contain control characters")
+    return value
+
+
+def path_uuid(request: Request, name: str, what: str) -> UUID:
+    """A malformed id is simply an id that does not exist."""
+    try:
+        return UUID(str(request.path_params[name]))
+    except ValueError as exc:
+        raise NotFoundError(what) from exc

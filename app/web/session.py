@@ -1,0 +1,58 @@
+"""The browser session: which tenant is signed in, and its CSRF token.
+
+The session lives in a signed cookie (Starlette's SessionMiddleware: HttpOnly, SameSite=Lax,
+Secure under https). It holds no secret of PagerDuty's; the PKCE verifier of a connect in
+progress is the one thing of weight in it, and it is useless without the code PagerDuty sends
+to our callback.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from app.crypto import random_token, same
+
+SESSION_COOKIE = "pdconnect_session"
+SESSION_MAX_AGE = 12 * 3600
+CSRF_FIELD = "csrf_token"
+
+
+class SignedOut(Exception):
+    """No tenant is signed in on this browser."""
+
+
+def sign_in(request: Request, tenant_id: UUID) -> None:
+    # A new session, not an upgraded one: nothing from before the sign-in survives it.
+    request.session.clear()
+    request.session["tenant_id"] = str(tenant_id)
+    request.session["csrf"] = random_token()
+
+
+def current_tenant_id(request: Request) -> UUID:
+    value = request.session.get("tenant_id")
+    if not isinstance(value, str):
+        raise SignedOut()
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise SignedOut() from exc
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = random_token()
+        request.session["csrf"] = token
+    return token
+
+
+def check_csrf(request: Request, form: FormData) -> None:
+    """Refuse a form post that does not carry this session's token."""
+    expected = request.session.get("csrf")
+    sent = form.get(CSRF_FIELD)
+    if not isinstance(expected, str) or not isinstance(sent, str) or not same(sent, expected):
+        raise HTTPException(403, "The form expired or came from another site. Reload the page and try again.")
