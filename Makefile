@@ -1,0 +1,43 @@
+# The two commands a new user needs:  make run   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test test-unit test-browser check install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the service: embedded PostgreSQL, PagerDuty sandbox, a demo tenant's sign-in link printed.
+run: $(STAMP)
+	$(BIN)/pdconnect serve
+
+## Run the whole suite: lint and types, the tests, then the browser tests in their own run
+## (Playwright's sync API and pytest-asyncio do not share one pytest process).
+test: $(STAMP) check test-unit test-browser
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests --ignore=tests/browser -q
+
+test-browser: $(STAMP)
+	@if [ -x "$(CHROMIUM)" ]; then \
+		$(BIN)/python -m pytest tests/browser -q -p no:asyncio; \
+	elif [ -n "$$PDCONNECT_REQUIRE_BROWSER" ]; then \
+		echo "error: browser tests need Chromium at $(CHROMIUM) (apt-get install chromium)"; exit 1; \
+	else \
+		echo "SKIPPED browser tests: no Chromium at $(CHROMIUM) (sudo apt-get install chromium)"; \
+	fi
+
+check: $(STAMP)
+	$(BIN)/ruff check app tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pdconnect .pytest_cache .mypy_cache .ruff_cache
