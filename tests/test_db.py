@@ -1,0 +1,105 @@
+"""Migrations: applied in order, each once, each in its own transaction; readiness."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx2
+import pytest
+from databases import Database
+
+from app.db import MigrationError, apply_migrations, asyncpg_dsn, discover_migrations, pending_migrations
+from app.deps import Deps
+from app.main import create_app
+from tests.conftest import _with_database
+
+
+@pytest.fixture
+async def empty_database(postgres_server_url: str) -> AsyncIterator[str]:
+    name = f"pdconnect_mig_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(asyncpg_dsn(postgres_server_url))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(postgres_server_url, name)
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+def write(folder: Path, name: str, sql: str) -> None:
+    (folder / name).write_text(sql)
+
+
+async def tables(url: str) -> set[str]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {r["tablename"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_migrations_apply_once_in_order(empty_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_first.sql", "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);")
+    write(tmp_path, "0002_second.sql", "CREATE TABLE b (id int REFERENCES a (id) DEFERRABLE);")
+    applied = await apply_migrations(empty_database, tmp_path)
+    assert [m.version for m in applied] == [1, 2]
+    assert await apply_migrations(empty_database, tmp_path) == []
+    assert {"a", "b", "schema_migrations"} <= await tables(empty_database)
+
+
+async def test_a_failing_migration_leaves_nothing_behind(empty_database: str, tmp_path: Path) -> None:
+    write(tmp_path, "0001_ok.sql", "CREATE TABLE ok (id int);")
+    write(tmp_path, "0002_broken.sql", "CREATE TABLE half (id int); SELECT no_such_function();")
+    with pytest.raises(asyncpg.UndefinedFunctionError):
+        await apply_migrations(empty_database, tmp_path)
+    found = await tables(empty_database)
+    assert "ok" in found and "half" not in found
+    write(tmp_path, "0002_broken.sql", "CREATE TABLE half (id int);")
+    assert [m.version for m in await apply_migrations(empty_database, tmp_path)] == [2]
+
+
+def test_gaps_and_bad_names_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, "0001_a.sql", "")
+    write(tmp_path, "0003_c.sql", "")
+    with pytest.raises(MigrationError, match="0003_c.sql"):
+        discover_migrations(tmp_path)
+    (tmp_path / "0003_c.sql").unlink()
+    write(tmp_path, "2_bad.sql", "")
+    with pytest.raises(MigrationError, match="2_bad.sql"):
+        discover_migrations(tmp_path)
+
+
+async def test_project_migrations_apply_on_an_empty_database(empty_database: str) -> None:
+    await apply_migrations(empty_database)
+    db = Database(empty_database)
+    await db.connect()
+    try:
+        assert await pending_migrations(db) == []
+    finally:
+        await db.disconnect()
+    assert {"tenants", "ingest_keys", "installations", "pd_services", "audit_log"} <= await tables(empty_database)
+
+
+async def test_readyz_reports_pending_migrations(empty_database: str, deps: Deps) -> None:
+    db = Database(empty_database)
+    await db.connect()
+    try:
+        app = create_app(Deps(settings=deps.settings, db=db, http=deps.http, clock=deps.clock))
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            pending = await http.get("/readyz")
+            assert pending.status_code == 503
+            assert "migrations pending" in pending.json()["reason"]
+            await apply_migrations(empty_database)
+            assert (await http.get("/readyz")).status_code == 200
+            await db.disconnect()
+            down = await http.get("/readyz")
+            assert down.status_code == 503
+            assert down.json()["reason"] == "database unreachable"
+    finally:
+        if db.is_connected:
+            await db.disconnect()

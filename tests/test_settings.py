@@ -1,0 +1,99 @@
+"""Settings: a wrong or missing value stops start-up with one line naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.crypto import new_fernet_key
+from app.settings import SettingsError, load_settings
+
+GOOD = {
+    "SECRET_KEY": "k" * 40,
+    "ENCRYPTION_KEYS": new_fernet_key(),
+    "ADMIN_TOKEN": "a" * 30,
+    "PAGERDUTY_CLIENT_ID": "cid",
+    "PAGERDUTY_CLIENT_SECRET": "csecret",
+}
+
+
+def load(**overrides: str) -> object:
+    env = {**GOOD, **overrides}
+    return load_settings(environ={k: v for k, v in env.items() if v != "<unset>"}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"SECRET_KEY": "<unset>"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"ENCRYPTION_KEYS": "<unset>"}, "ENCRYPTION_KEYS"),
+        ({"ENCRYPTION_KEYS": "not-a-key"}, "ENCRYPTION_KEYS"),
+        ({"ENCRYPTION_KEYS": f"{new_fernet_key()},broken"}, "ENCRYPTION_KEYS: key 2"),
+        ({"ADMIN_TOKEN": "<unset>"}, "ADMIN_TOKEN"),
+        ({"ADMIN_TOKEN": "tiny"}, "ADMIN_TOKEN"),
+        ({"PAGERDUTY_CLIENT_SECRET": "<unset>"}, "PAGERDUTY_CLIENT_SECRET"),
+        ({"PAGERDUTY_CLIENT_ID": "<unset>"}, "PAGERDUTY_CLIENT_ID"),
+        ({"PAGERDUTY_CLIENT_ID": "<unset>", "PAGERDUTY_CLIENT_SECRET": "<unset>"}, "PAGERDUTY_APP_ID"),
+        ({"PAGERDUTY_REGION": "apac"}, "PAGERDUTY_REGION"),
+        ({"BASE_URL": "example.com"}, "BASE_URL"),
+        ({"BASE_URL": "https://x.example/?a=1"}, "BASE_URL"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"PAGERDUTY_API_URL": "ftp://nope"}, "PAGERDUTY_API_URL"),
+    ],
+)
+def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(**overrides)
+    message = str(info.value)
+    assert message.startswith(variable) or variable in message
+    assert "\n" not in message
+    # The message never repeats a secret's value.
+    for name in ("SECRET_KEY", "ADMIN_TOKEN", "ENCRYPTION_KEYS"):
+        value = overrides.get(name)
+        if value and value != "<unset>" and len(value) > 8:
+            assert value not in message
+
+
+def test_defaults_and_derived_values() -> None:
+    settings = load_settings(environ={**GOOD, "BASE_URL": "https://pd.example.com/"}, env_file=None)
+    assert settings.base_url == "https://pd.example.com"
+    assert settings.https
+    assert settings.oauth_redirect_uri == "https://pd.example.com/pagerduty/callback"
+    assert settings.pagerduty_region == "us"
+    assert not settings.sandbox
+    assert settings.oauth_enabled and not settings.simple_install_enabled
+    assert "k" * 40 not in repr(settings)
+
+
+def test_simple_install_alone_is_enough() -> None:
+    env = {**GOOD, "PAGERDUTY_APP_ID": "P123ABC"}
+    del env["PAGERDUTY_CLIENT_ID"], env["PAGERDUTY_CLIENT_SECRET"]
+    settings = load_settings(environ=env, env_file=None)
+    assert settings.simple_install_enabled and not settings.oauth_enabled
+
+
+def test_environment_wins_over_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# comment\nexport PAGERDUTY_REGION=eu\nBASE_URL='http://file.example'\nADMIN_TOKEN=" + "f" * 30 + "\n"
+    )
+    settings = load_settings(environ={**GOOD, "BASE_URL": "http://env.example"}, env_file=env_file)
+    assert settings.pagerduty_region == "eu"
+    assert settings.base_url == "http://env.example"
+    assert settings.admin_token == GOOD["ADMIN_TOKEN"]
+
+
+def test_malformed_env_file_names_the_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("GOOD=1\nthis line is wrong\n")
+    with pytest.raises(SettingsError, match=r"\.env:2"):
+        load_settings(environ=GOOD, env_file=env_file)
+
+
+def test_region_placeholder_in_url_overrides() -> None:
+    settings = load_settings(
+        environ={**GOOD, "PAGERDUTY_API_URL": "http://127.0.0.1:8900/{region}/api/"}, env_file=None
+    )
+    assert settings.pagerduty_api_url == "http://127.0.0.1:8900/{region}/api"
