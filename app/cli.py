@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -61,7 +61,7 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets for a sandbox deployment, generated once and kept in the data directory."""
     path = data_dir / DEV_SECRETS_FILE
     secrets = read_env_file(path)
-    wanted = {
+    wanted: dict[str, Callable[[], str]] = {
         "SECRET_KEY": lambda: random_token(32),
         "ENCRYPTION_KEYS": new_fernet_key,
         "ADMIN_TOKEN": lambda: random_token(24),
@@ -161,14 +161,22 @@ async def _demo_link(settings: Settings) -> tuple[str, str | None]:
         plaintext = None
         tenant = await store.insert_tenant(db, name="Demo", external_id=DEMO_EXTERNAL_ID)
         if tenant is None:
-            row = await db.fetch_val("SELECT id FROM tenants WHERE external_id = :e", {"e": DEMO_EXTERNAL_ID})
+            row = await db.fetch_val(
+                "SELECT id FROM tenants WHERE external_id = :e", {"e": DEMO_EXTERNAL_ID}
+            )
             assert isinstance(row, UUID)
             tenant_id = row
         else:
             tenant_id = tenant.id
-            _, plaintext = await issue_ingest_key(db, Hasher(settings.secret_key, "ingest-key"), tenant_id)
+            _, plaintext = await issue_ingest_key(
+                db, Hasher(settings.secret_key, "ingest-key"), tenant_id
+            )
         link = await issue_login_link(
-            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant_id, now=_now()
+            db,
+            LinkSigner(settings.secret_key),
+            base_url=settings.base_url,
+            tenant_id=tenant_id,
+            now=_now(),
         )
         return link.url, plaintext
     finally:
@@ -184,15 +192,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     env = _environment()
     settings, defaults = resolve(
-        env, base_url=env.get("BASE_URL") or f"http://{args.host}:{args.port}", sandbox_port=args.sandbox_port
+        env,
+        base_url=env.get("BASE_URL") or f"http://{args.host}:{args.port}",
+        sandbox_port=args.sandbox_port,
     )
     asyncio.run(_migrate(settings))
     sandbox = None
     try:
         if settings.sandbox:
             sandbox = _start_sandbox(settings, args.sandbox_port)
-            print(f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
-                  "(no PagerDuty app is configured)", flush=True)
+            print(
+                f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
+                "(no PagerDuty app is configured)",
+                flush=True,
+            )
             url, key = asyncio.run(_demo_link(settings))
             if key:
                 print(f"Demo tenant ingest key (shown once): {key}", flush=True)
@@ -243,9 +256,15 @@ async def _tenant_create(settings: Settings, name: str, external_id: str | None)
             if tenant is None:
                 print(f"error: a tenant with external id {external_id!r} exists", file=sys.stderr)
                 return 1
-            _, key = await issue_ingest_key(db, Hasher(settings.secret_key, "ingest-key"), tenant.id)
+            _, key = await issue_ingest_key(
+                db, Hasher(settings.secret_key, "ingest-key"), tenant.id
+            )
         link = await issue_login_link(
-            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant.id, now=_now()
+            db,
+            LinkSigner(settings.secret_key),
+            base_url=settings.base_url,
+            tenant_id=tenant.id,
+            now=_now(),
         )
     finally:
         await db.disconnect()
@@ -264,7 +283,11 @@ async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
             print(f"error: no tenant {tenant_id}", file=sys.stderr)
             return 1
         link = await issue_login_link(
-            db, LinkSigner(settings.secret_key), base_url=settings.base_url, tenant_id=tenant_id, now=_now()
+            db,
+            LinkSigner(settings.secret_key),
+            base_url=settings.base_url,
+            tenant_id=tenant_id,
+            now=_now(),
         )
     finally:
         await db.disconnect()
@@ -294,7 +317,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdconnect", description="Connect PagerDuty for every tenant.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the web app (and the sandbox when no app is configured)")
+    serve = sub.add_parser(
+        "serve", help="run the web app (and the sandbox when no app is configured)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
@@ -310,7 +335,9 @@ def parser() -> argparse.ArgumentParser:
 
     tenant = sub.add_parser("tenant", help="manage tenants")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
-    create = tenant_sub.add_parser("create", help="create a tenant, print its ingest key and a sign-in link")
+    create = tenant_sub.add_parser(
+        "create", help="create a tenant, print its ingest key and a sign-in link"
+    )
     create.add_argument("name")
     create.add_argument("--external-id", default=None)
     link = tenant_sub.add_parser("login-link", help="print a new sign-in link for a tenant")
@@ -323,7 +350,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

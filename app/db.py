@@ -76,7 +76,9 @@ async def apply_migrations(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migr
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
         try:
             await _ensure_schema_table(conn)
-            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            done = {
+                row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")
+            }
             applied: list[Migration] = []
             for migration in migrations:
                 if migration.version in done:
@@ -111,13 +113,14 @@ def start_embedded_postgres(data_dir: Path) -> str:
     pgserver keeps the cluster in `data_dir/postgres` across restarts and listens on a unix
     socket inside it; the server stops when the last process that asked for it exits.
     """
-    import pgserver  # imported here: only the embedded mode needs it
+    # Imported here: only the embedded mode needs it.
+    from pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
-    exists = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
-    )
+    server = get_server(data_dir / "postgres", cleanup_mode="stop")
+    # EMBEDDED_DATABASE is a constant; psql takes no parameters.
+    query = f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"  # noqa: S608
+    exists = server.psql(query)
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
     return str(server.get_uri(EMBEDDED_DATABASE))

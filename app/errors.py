@@ -1,10 +1,10 @@
 """Errors our own handlers raise, named by what the caller should do next.
 
-    InputError      fix the request: names the field (a JSON path) and what is wrong with it
-    NotFoundError   the thing does not exist for this caller (also what another tenant's
-                    things look like: never 403, which would confirm they exist)
-    ConflictError   the request clashes with what exists (a taken external id)
-    Unauthenticated present valid credentials
+InputError      fix the request: names the field (a JSON path) and what is wrong with it
+NotFoundError   the thing does not exist for this caller (also what another tenant's
+                things look like: never 403, which would confirm they exist)
+ConflictError   the request clashes with what exists (a taken external id)
+Unauthenticated present valid credentials
 """
 
 from __future__ import annotations

@@ -48,7 +48,12 @@ def _error(request: Request, status: int, message: str, field: str | None = None
         if field:
             body["field"] = field
         return JSONResponse({"error": body}, status_code=status)
-    return render(request, "message.html", {"heading": "Something is not right", "message": message}, status_code=status)
+    return render(
+        request,
+        "message.html",
+        {"heading": "Something is not right", "message": message},
+        status_code=status,
+    )
 
 
 async def on_input_error(request: Request, exc: Exception) -> Response:
@@ -78,7 +83,8 @@ async def on_signed_out(request: Request, exc: Exception) -> Response:
         "message.html",
         {
             "heading": "Please sign in",
-            "message": "Your session has ended. Open PagerDuty settings again from the product you came from.",
+            "message": "Your session has ended. "
+            "Open PagerDuty settings again from the product you came from.",
         },
         status_code=401,
     )

@@ -18,11 +18,14 @@ async def readyz(request: Request) -> Response:
     deps = get_deps(request)
     try:
         pending = await pending_migrations(deps.db)
-    except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
-        return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
+    except Exception:
+        return JSONResponse(
+            {"status": "unavailable", "reason": "database unreachable"}, status_code=503
+        )
     if pending:
         return JSONResponse(
-            {"status": "unavailable", "reason": f"{len(pending)} migrations pending"}, status_code=503
+            {"status": "unavailable", "reason": f"{len(pending)} migrations pending"},
+            status_code=503,
         )
     return JSONResponse({"status": "ok"})
 

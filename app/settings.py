@@ -66,7 +66,9 @@ class Settings:
 
 
 def pagerduty_app_configured(env: Mapping[str, str]) -> bool:
-    return bool(env.get("PAGERDUTY_CLIENT_ID", "").strip() or env.get("PAGERDUTY_APP_ID", "").strip())
+    return bool(
+        env.get("PAGERDUTY_CLIENT_ID", "").strip() or env.get("PAGERDUTY_APP_ID", "").strip()
+    )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -133,7 +135,9 @@ def load_settings(
         pagerduty_client_secret=client_secret,
         pagerduty_app_id=app_id,
         pagerduty_region=region,
-        pagerduty_identity_url=_optional_url("PAGERDUTY_IDENTITY_URL", get("PAGERDUTY_IDENTITY_URL")),
+        pagerduty_identity_url=_optional_url(
+            "PAGERDUTY_IDENTITY_URL", get("PAGERDUTY_IDENTITY_URL")
+        ),
         pagerduty_api_url=_optional_url("PAGERDUTY_API_URL", get("PAGERDUTY_API_URL")),
         pagerduty_events_url=_optional_url("PAGERDUTY_EVENTS_URL", get("PAGERDUTY_EVENTS_URL")),
         pagerduty_app_url=_optional_url("PAGERDUTY_APP_URL", get("PAGERDUTY_APP_URL")),

@@ -42,12 +42,12 @@ def postgres_server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     # A short path: PostgreSQL's unix socket lives in the data directory and socket paths are
     # limited to about 100 bytes.
     folder = Path(tempfile.mkdtemp(prefix="pdc-pg-", dir="/tmp"))
-    server = pgserver.get_server(folder, cleanup_mode="delete")
+    server = get_server(folder, cleanup_mode="delete")
     yield str(server.get_uri("postgres"))
     server.cleanup()
 

@@ -21,14 +21,23 @@ async def test_pages_and_apis_carry_security_headers(client: httpx2.AsyncClient)
 
 
 async def test_https_deployments_send_hsts_and_secure_cookies(deps: Deps) -> None:
-    https_deps = Deps(settings=make_settings(BASE_URL="https://pd.example.com"), db=deps.db, http=deps.http, clock=deps.clock)
+    https_deps = Deps(
+        settings=make_settings(BASE_URL="https://pd.example.com"),
+        db=deps.db,
+        http=deps.http,
+        clock=deps.clock,
+    )
     app = create_app(https_deps)
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="https://pd.example.com") as http:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="https://pd.example.com"
+    ) as http:
         response = await http.get("/pagerduty/connect")
         assert response.headers["strict-transport-security"].startswith("max-age=")
         # Touch the session so a cookie is set.
         tenant = await http.post(
-            "/admin/v1/tenants", json={"name": "T"}, headers={"Authorization": "Bearer admin-token-for-tests-0123456789"}
+            "/admin/v1/tenants",
+            json={"name": "T"},
+            headers={"Authorization": "Bearer admin-token-for-tests-0123456789"},
         )
         link = await http.post(
             f"/admin/v1/tenants/{tenant.json()['id']}/login-links",
@@ -36,4 +45,6 @@ async def test_https_deployments_send_hsts_and_secure_cookies(deps: Deps) -> Non
         )
         opened = await http.get(link.json()["url"])
         cookie = opened.headers["set-cookie"].lower()
-        assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+        assert "secure" in cookie
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie

@@ -35,7 +35,10 @@ def load(**overrides: str) -> object:
         ({"ADMIN_TOKEN": "tiny"}, "ADMIN_TOKEN"),
         ({"PAGERDUTY_CLIENT_SECRET": "<unset>"}, "PAGERDUTY_CLIENT_SECRET"),
         ({"PAGERDUTY_CLIENT_ID": "<unset>"}, "PAGERDUTY_CLIENT_ID"),
-        ({"PAGERDUTY_CLIENT_ID": "<unset>", "PAGERDUTY_CLIENT_SECRET": "<unset>"}, "PAGERDUTY_APP_ID"),
+        (
+            {"PAGERDUTY_CLIENT_ID": "<unset>", "PAGERDUTY_CLIENT_SECRET": "<unset>"},
+            "PAGERDUTY_APP_ID",
+        ),
         ({"PAGERDUTY_REGION": "apac"}, "PAGERDUTY_REGION"),
         ({"BASE_URL": "example.com"}, "BASE_URL"),
         ({"BASE_URL": "https://x.example/?a=1"}, "BASE_URL"),
@@ -63,7 +66,8 @@ def test_defaults_and_derived_values() -> None:
     assert settings.oauth_redirect_uri == "https://pd.example.com/pagerduty/callback"
     assert settings.pagerduty_region == "us"
     assert not settings.sandbox
-    assert settings.oauth_enabled and not settings.simple_install_enabled
+    assert settings.oauth_enabled
+    assert not settings.simple_install_enabled
     assert "k" * 40 not in repr(settings)
 
 
@@ -71,13 +75,16 @@ def test_simple_install_alone_is_enough() -> None:
     env = {**GOOD, "PAGERDUTY_APP_ID": "P123ABC"}
     del env["PAGERDUTY_CLIENT_ID"], env["PAGERDUTY_CLIENT_SECRET"]
     settings = load_settings(environ=env, env_file=None)
-    assert settings.simple_install_enabled and not settings.oauth_enabled
+    assert settings.simple_install_enabled
+    assert not settings.oauth_enabled
 
 
 def test_environment_wins_over_env_file(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
-        "# comment\nexport PAGERDUTY_REGION=eu\nBASE_URL='http://file.example'\nADMIN_TOKEN=" + "f" * 30 + "\n"
+        "# comment\nexport PAGERDUTY_REGION=eu\nBASE_URL='http://file.example'\nADMIN_TOKEN="
+        + "f" * 30
+        + "\n"
     )
     settings = load_settings(environ={**GOOD, "BASE_URL": "http://env.example"}, env_file=env_file)
     assert settings.pagerduty_region == "eu"

@@ -38,7 +38,9 @@ async def connect(request: Request) -> Response:
     elif method == "oauth" and settings.oauth_enabled:
         attempt, url = start_oauth(deps)
     else:
-        flash(request, "error", "That way of connecting PagerDuty is not set up on this deployment.")
+        flash(
+            request, "error", "That way of connecting PagerDuty is not set up on this deployment."
+        )
         return redirect("/settings")
     request.session[CONNECT_KEY] = {**attempt, "started": time.time()}
     return RedirectResponse(url, status_code=302)

@@ -45,7 +45,9 @@ def validate_manual_key(name: object, routing_key: object, api: object) -> Manua
     return ManualKey(name=name, routing_key=routing_key.strip(), api_version=api)
 
 
-async def add_manual_service(deps: Deps, tenant_id: UUID, key: ManualKey, *, actor: str) -> PdService:
+async def add_manual_service(
+    deps: Deps, tenant_id: UUID, key: ManualKey, *, actor: str
+) -> PdService:
     region = deps.settings.pagerduty_region
     async with deps.db.transaction():
         installation = await store.upsert_keyed_installation(

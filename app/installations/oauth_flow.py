@@ -3,6 +3,7 @@ store the installation with its tokens encrypted, then on to the service picker.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +36,8 @@ from app.web.pages import flash, redirect
 
 def oauth_app(deps: Deps) -> OAuthApp:
     s = deps.settings
-    assert s.pagerduty_client_id is not None and s.pagerduty_client_secret is not None
+    assert s.pagerduty_client_id is not None
+    assert s.pagerduty_client_secret is not None
     return OAuthApp(
         client_id=s.pagerduty_client_id,
         client_secret=s.pagerduty_client_secret,
@@ -128,13 +130,15 @@ async def finish_oauth(
             },
         )
     verb = "Connected" if created else "Reconnected"
-    flash(request, "ok", f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.")
+    flash(
+        request,
+        "ok",
+        f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.",
+    )
     return redirect(f"/settings/installations/{installation.id}/services")
 
 
 async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> None:
     """A token we will not keep is revoked best-effort; failing to revoke changes nothing."""
-    try:
+    with contextlib.suppress(PagerDutyError):
         await revoke_token(deps.http, deps.pd_hosts, app, token=token)
-    except PagerDutyError:
-        pass

@@ -43,7 +43,9 @@ MAX_PICKED = 1000
 
 async def _installation(request: Request, deps: Deps, tenant_id: UUID) -> Installation:
     installation = await store.get_installation(
-        deps.db, tenant_id=tenant_id, installation_id=path_uuid(request, "installation_id", "installation")
+        deps.db,
+        tenant_id=tenant_id,
+        installation_id=path_uuid(request, "installation_id", "installation"),
     )
     if installation is None or installation.method != "oauth" or installation.api_url is None:
         raise NotFoundError("installation")
@@ -63,7 +65,10 @@ def _pagerduty_problem(exc: PagerDutyError) -> str:
     if isinstance(exc, Unauthorized):
         return "PagerDuty no longer accepts this connection. Connect PagerDuty again."
     if isinstance(exc, Forbidden):
-        return "The PagerDuty user who connected lacks permission for this. Ask a PagerDuty admin to connect."
+        return (
+            "The PagerDuty user who connected lacks permission for this. "
+            "Ask a PagerDuty admin to connect."
+        )
     if isinstance(exc, RetryLater):
         return "PagerDuty did not answer in time. Please try again."
     return f"PagerDuty refused: {exc}"
@@ -111,7 +116,11 @@ async def save_picks(request: Request) -> Response:
         flash(request, "error", "The list of services was not understood. Please pick again.")
         return redirect(back)
     if new_name and (len(new_name) > NEW_SERVICE_NAME_MAX or not new_policy):
-        flash(request, "error", "A new service needs a name (up to 255 characters) and an escalation policy.")
+        flash(
+            request,
+            "error",
+            "A new service needs a name (up to 255 characters) and an escalation policy.",
+        )
         return redirect(back)
 
     connected = {
@@ -149,7 +158,11 @@ async def save_picks(request: Request) -> Response:
 async def _connect_service(
     deps: Deps, installation: Installation, client: RestClient, service: Service
 ) -> None:
-    integration = await client.create_events_integration(service_id=service.id, name=INTEGRATION_NAME)
+    integration = await client.create_events_integration(
+        service_id=service.id, name=INTEGRATION_NAME
+    )
+    # create_events_integration refuses an answer without a key; this narrows the type.
+    assert integration.integration_key is not None
     async with deps.db.transaction():
         row = await store.upsert_pd_service(
             deps.db,

@@ -58,7 +58,9 @@ async def add_manual_key(request: Request) -> Response:
         key = validate_manual_key(name, routing_key, api)
         service = await add_manual_service(deps, tenant_id, key, actor="tenant admin")
     except (InputError, ConflictError) as exc:
-        flash(request, "error", f"The key was not added: {exc.field.replace('_', ' ')} {exc.message}.")
+        flash(
+            request, "error", f"The key was not added: {exc.field.replace('_', ' ')} {exc.message}."
+        )
         return redirect("/settings")
     flash(request, "ok", f"Added {service.name}.")
     return redirect("/settings")

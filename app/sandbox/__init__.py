@@ -1,0 +1,18 @@
+"""A PagerDuty sandbox: an ASGI app that behaves like PagerDuty's identity service, REST
+API and Simple Install page, for development, tests and demos. It imports nothing from the
+rest of `app`, and the product never imports it."""
+
+from app.sandbox.app import create_sandbox_app, sandbox_state
+from app.sandbox.config import SandboxApp, SandboxConfig
+from app.sandbox.server import config_from_env, run_sandbox
+from app.sandbox.state import SandboxState
+
+__all__ = [
+    "SandboxApp",
+    "SandboxConfig",
+    "SandboxState",
+    "config_from_env",
+    "create_sandbox_app",
+    "run_sandbox",
+    "sandbox_state",
+]

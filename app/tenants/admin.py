@@ -105,7 +105,9 @@ async def create_login_link(request: Request) -> Response:
         tenant_id=tenant.id,
         now=deps.clock(),
     )
-    return JSONResponse({"url": link.url, "expires_at": link.expires_at.isoformat()}, status_code=201)
+    return JSONResponse(
+        {"url": link.url, "expires_at": link.expires_at.isoformat()}, status_code=201
+    )
 
 
 async def create_ingest_key(request: Request) -> Response:

@@ -46,7 +46,9 @@ async def issue_login_link(
 ) -> LoginLink:
     expires_at = now + LINK_LIFETIME
     link_id = await store.insert_login_link(db, tenant_id=tenant_id, expires_at=expires_at)
-    return LoginLink(url=f"{base_url}/auth/link?token={signer.sign(link_id)}", expires_at=expires_at)
+    return LoginLink(
+        url=f"{base_url}/auth/link?token={signer.sign(link_id)}", expires_at=expires_at
+    )
 
 
 async def redeem_login_link(

@@ -42,7 +42,9 @@ class AuditEntry:
 
 def _tenant(row: Record) -> Tenant:
     m = row._mapping
-    return Tenant(id=m["id"], name=m["name"], external_id=m["external_id"], created_at=m["created_at"])
+    return Tenant(
+        id=m["id"], name=m["name"], external_id=m["external_id"], created_at=m["created_at"]
+    )
 
 
 def _ingest_key(row: Record) -> IngestKey:
@@ -162,7 +164,10 @@ async def find_ingest_key(db: Database, key_hash: str) -> IngestKey | None:
 
 async def insert_login_link(db: Database, *, tenant_id: UUID, expires_at: datetime) -> UUID:
     link_id = await db.fetch_val(
-        "INSERT INTO login_links (tenant_id, expires_at) VALUES (:tenant_id, :expires_at) RETURNING id",
+        """
+        INSERT INTO login_links (tenant_id, expires_at) VALUES (:tenant_id, :expires_at)
+        RETURNING id
+        """,
         {"tenant_id": tenant_id, "expires_at": expires_at},
     )
     assert isinstance(link_id, UUID)

@@ -23,12 +23,18 @@ def get_deps(request: Request) -> Deps:
 def require_admin(request: Request) -> Deps:
     deps = get_deps(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token or not same(token.strip(), deps.settings.admin_token):
+    if (
+        scheme.lower() != "bearer"
+        or not token
+        or not same(token.strip(), deps.settings.admin_token)
+    ):
         raise Unauthenticated()
     return deps
 
 
-async def read_json_object(request: Request, *, max_bytes: int = JSON_BODY_MAX_BYTES) -> dict[str, Any]:
+async def read_json_object(
+    request: Request, *, max_bytes: int = JSON_BODY_MAX_BYTES
+) -> dict[str, Any]:
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)

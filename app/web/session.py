@@ -55,4 +55,6 @@ def check_csrf(request: Request, form: FormData) -> None:
     expected = request.session.get("csrf")
     sent = form.get(CSRF_FIELD)
     if not isinstance(expected, str) or not isinstance(sent, str) or not same(sent, expected):
-        raise HTTPException(403, "The form expired or came from another site. Reload the page and try again.")
+        raise HTTPException(
+            403, "The form expired or came from another site. Reload the page and try again."
+        )

@@ -13,14 +13,20 @@ from app.tenants.keys import INGEST_KEY_PREFIX, authenticate
 from tests.conftest import admin_headers
 
 
-async def create_tenant(client: httpx2.AsyncClient, name: str = "Acme", **extra: Any) -> dict[str, Any]:
-    response = await client.post("/admin/v1/tenants", json={"name": name, **extra}, headers=admin_headers())
+async def create_tenant(
+    client: httpx2.AsyncClient, name: str = "Acme", **extra: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/admin/v1/tenants", json={"name": name, **extra}, headers=admin_headers()
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def test_create_tenant_returns_a_prefixed_key_once(client: httpx2.AsyncClient, db: Database) -> None:
+async def test_create_tenant_returns_a_prefixed_key_once(
+    client: httpx2.AsyncClient, db: Database
+) -> None:
     body = await create_tenant(client, "Acme", external_id="cust-1")
     assert body["name"] == "Acme"
     assert body["external_id"] == "cust-1"
@@ -32,7 +38,9 @@ async def test_create_tenant_returns_a_prefixed_key_once(client: httpx2.AsyncCli
     assert body["ingest_key"] not in fetched.text
     assert fetched.json()["ingest_keys"][0]["prefix"] == body["ingest_key"][:8]
 
-    stored = await db.fetch_one("SELECT * FROM ingest_keys WHERE tenant_id = CAST(:t AS uuid)", {"t": body["id"]})
+    stored = await db.fetch_one(
+        "SELECT * FROM ingest_keys WHERE tenant_id = CAST(:t AS uuid)", {"t": body["id"]}
+    )
     assert stored is not None
     assert body["ingest_key"] not in str(dict(stored._mapping))
 
@@ -69,7 +77,9 @@ async def test_malformed_and_oversized_bodies_are_refused(client: httpx2.AsyncCl
     assert "not valid JSON" in bad.json()["error"]["message"]
     array = await client.post("/admin/v1/tenants", json=["x"], headers=admin_headers())
     assert array.status_code == 400
-    huge = await client.post("/admin/v1/tenants", content=b'{"name":"' + b"x" * 70_000 + b'"}', headers=admin_headers())
+    huge = await client.post(
+        "/admin/v1/tenants", content=b'{"name":"' + b"x" * 70_000 + b'"}', headers=admin_headers()
+    )
     assert huge.status_code == 413
 
 
@@ -88,34 +98,46 @@ async def test_list_pages_through_tenants(client: httpx2.AsyncClient) -> None:
     after = None
     while True:
         params = {"limit": "2", **({"after": after} if after else {})}
-        page = (await client.get("/admin/v1/tenants", params=params, headers=admin_headers())).json()
+        page = (
+            await client.get("/admin/v1/tenants", params=params, headers=admin_headers())
+        ).json()
         seen |= {t["id"] for t in page["tenants"]}
         after = page["next_after"]
         if after is None:
             break
     assert created <= seen
     bad = await client.get("/admin/v1/tenants", params={"limit": "0"}, headers=admin_headers())
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "limit"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "limit"
 
 
 async def test_unknown_and_malformed_ids_are_404(client: httpx2.AsyncClient) -> None:
-    for path in ("/admin/v1/tenants/00000000-0000-0000-0000-000000000000", "/admin/v1/tenants/not-a-uuid"):
+    for path in (
+        "/admin/v1/tenants/00000000-0000-0000-0000-000000000000",
+        "/admin/v1/tenants/not-a-uuid",
+    ):
         response = await client.get(path, headers=admin_headers())
         assert response.status_code == 404
 
 
-async def test_delete_tenant_removes_it_and_its_keys(client: httpx2.AsyncClient, deps: Deps) -> None:
+async def test_delete_tenant_removes_it_and_its_keys(
+    client: httpx2.AsyncClient, deps: Deps
+) -> None:
     tenant = await create_tenant(client)
     response = await client.delete(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
     assert response.status_code == 204
-    assert (await client.get(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())).status_code == 404
+    assert (
+        await client.get(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
+    ).status_code == 404
     assert await authenticate(deps.db, deps.ingest_key_hasher, tenant["ingest_key"]) is None
 
 
 async def test_ingest_keys_rotate_and_revoke(client: httpx2.AsyncClient, deps: Deps) -> None:
     tenant = await create_tenant(client)
     first = tenant["ingest_key"]
-    new = await client.post(f"/admin/v1/tenants/{tenant['id']}/ingest-keys", headers=admin_headers())
+    new = await client.post(
+        f"/admin/v1/tenants/{tenant['id']}/ingest-keys", headers=admin_headers()
+    )
     assert new.status_code == 201
     second = new.json()["ingest_key"]
     assert second != first
@@ -125,7 +147,8 @@ async def test_ingest_keys_rotate_and_revoke(client: httpx2.AsyncClient, deps: D
     assert await authenticate(deps.db, deps.ingest_key_hasher, second) is not None
 
     revoked = await client.delete(
-        f"/admin/v1/tenants/{tenant['id']}/ingest-keys/{tenant['ingest_key_id']}", headers=admin_headers()
+        f"/admin/v1/tenants/{tenant['id']}/ingest-keys/{tenant['ingest_key_id']}",
+        headers=admin_headers(),
     )
     assert revoked.status_code == 200
     assert revoked.json()["revoked_at"] is not None
@@ -133,12 +156,17 @@ async def test_ingest_keys_rotate_and_revoke(client: httpx2.AsyncClient, deps: D
     assert await authenticate(deps.db, deps.ingest_key_hasher, second) is not None
     assert await authenticate(deps.db, deps.ingest_key_hasher, second + "x") is None
 
-    listed = (await client.get(f"/admin/v1/tenants/{tenant['id']}/ingest-keys", headers=admin_headers())).json()
+    listed = (
+        await client.get(f"/admin/v1/tenants/{tenant['id']}/ingest-keys", headers=admin_headers())
+    ).json()
     assert len(listed["ingest_keys"]) == 2
-    assert first not in str(listed) and second not in str(listed)
+    assert first not in str(listed)
+    assert second not in str(listed)
 
 
-async def test_one_tenant_path_cannot_touch_another_tenants_keys(client: httpx2.AsyncClient, deps: Deps) -> None:
+async def test_one_tenant_path_cannot_touch_another_tenants_keys(
+    client: httpx2.AsyncClient, deps: Deps
+) -> None:
     a = await create_tenant(client, "A")
     b = await create_tenant(client, "B")
     response = await client.delete(
@@ -154,7 +182,8 @@ async def test_rotation_is_audited(client: httpx2.AsyncClient, db: Database) -> 
     actions = [
         r._mapping["action"]
         for r in await db.fetch_all(
-            "SELECT action FROM audit_log WHERE tenant_id = CAST(:t AS uuid) ORDER BY id", {"t": tenant["id"]}
+            "SELECT action FROM audit_log WHERE tenant_id = CAST(:t AS uuid) ORDER BY id",
+            {"t": tenant["id"]},
         )
     ]
     assert actions == ["tenant.created", "ingest_key.created"]

@@ -11,7 +11,9 @@ from tests.tenants.test_admin_api import create_tenant
 
 
 async def new_link(client: httpx2.AsyncClient, tenant_id: str) -> str:
-    response = await client.post(f"/admin/v1/tenants/{tenant_id}/login-links", headers=admin_headers())
+    response = await client.post(
+        f"/admin/v1/tenants/{tenant_id}/login-links", headers=admin_headers()
+    )
     assert response.status_code == 201
     url = urlsplit(response.json()["url"])
     assert response.json()["url"].startswith("http://127.0.0.1:8000/auth/link?token=")
@@ -36,7 +38,9 @@ async def test_a_link_signs_in_once(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/settings")).status_code == 401
 
 
-async def test_an_expired_link_does_not_sign_in(client: httpx2.AsyncClient, clock: FakeClock) -> None:
+async def test_an_expired_link_does_not_sign_in(
+    client: httpx2.AsyncClient, clock: FakeClock
+) -> None:
     tenant = await create_tenant(client)
     link = await new_link(client, tenant["id"])
     clock.advance(minutes=16)
@@ -48,7 +52,11 @@ async def test_an_expired_link_does_not_sign_in(client: httpx2.AsyncClient, cloc
 async def test_a_forged_or_altered_link_does_not_sign_in(client: httpx2.AsyncClient) -> None:
     tenant = await create_tenant(client)
     link = await new_link(client, tenant["id"])
-    for forged in (link[:-2] + ("AA" if not link.endswith("AA") else "BB"), "/auth/link?token=", "/auth/link"):
+    for forged in (
+        link[:-2] + ("AA" if not link.endswith("AA") else "BB"),
+        "/auth/link?token=",
+        "/auth/link",
+    ):
         assert (await client.get(forged)).status_code == 400
     assert (await client.get("/settings")).status_code == 401
 

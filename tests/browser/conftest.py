@@ -1,0 +1,152 @@
+"""Browser tests: a real `pdconnect serve` in a subprocess, driven by Chromium.
+
+The server runs exactly as a new user runs it: no settings, its own data directory (so its own
+embedded PostgreSQL), the sandbox started beside it. The sign-in link it prints is the way in.
+These tests use Playwright's sync API and run in their own pytest process (see Makefile).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SIGN_IN_LINE = re.compile(r"Sign in to the demo tenant's settings page: (\S+)")
+# Without these, Chromium keeps trying to reach Google's services, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    base_url: str
+    sandbox_url: str
+    process: subprocess.Popen[str]
+    sign_in_url: str
+    output: list[str] = field(default_factory=list)
+
+
+def _start_server(data_dir: Path) -> Server:
+    port, sandbox_port = free_port(), free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PAGERDUTY_", "DATABASE_URL", "BASE_URL"))
+    }
+    env["PDCONNECT_DATA_DIR"] = str(data_dir)
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=data_dir,
+    )
+    output: list[str] = []
+    found: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            match = SIGN_IN_LINE.search(line)
+            if match:
+                found.append(match.group(1))
+            if "Uvicorn running on" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(60) or not found or process.poll() is not None:
+        process.kill()
+        raise RuntimeError("pdconnect serve did not start:\n" + "".join(output))
+    return Server(
+        base_url=f"http://127.0.0.1:{port}",
+        sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+        process=process,
+        sign_in_url=found[0],
+        output=output,
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pdc-b-", dir="/tmp"))
+    srv = _start_server(data_dir)
+    try:
+        yield srv
+    finally:
+        srv.process.send_signal(signal.SIGINT)
+        try:
+            srv.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            srv.process.kill()
+            srv.process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is required at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
