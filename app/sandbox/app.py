@@ -1,0 +1,105 @@
+"""Assembles the sandbox: one ASGI app standing in for all of PagerDuty's hosts.
+
+| PagerDuty host                  | sandbox path prefix        |
+|---------------------------------|----------------------------|
+| identity.pagerduty.com          | `{base}/identity`          |
+| api.pagerduty.com               | `{base}/us/api`            |
+| api.eu.pagerduty.com            | `{base}/eu/api`            |
+| events(.eu).pagerduty.com       | `{base}/{us,eu}/events` (reserved for the Events API) |
+| app.pagerduty.com               | `{base}/app`               |
+| (none: test controls)           | `{base}/_sandbox`          |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from app.sandbox.authorize import AuthorizeEndpoint
+from app.sandbox.config import SandboxConfig
+from app.sandbox.controls import ControlEndpoints
+from app.sandbox.install import InstallPage
+from app.sandbox.models import Region
+from app.sandbox.pages import esc, page
+from app.sandbox.rest import RestApi
+from app.sandbox.state import SandboxState
+from app.sandbox.token_endpoint import TokenEndpoints
+
+
+def create_sandbox_app(
+    config: SandboxConfig, clock: Callable[[], float] | None = None
+) -> Starlette:
+    """A fresh sandbox with the seeded accounts; `app.state.sandbox` is its `SandboxState`."""
+    state = SandboxState(config, clock)
+    app = Starlette(routes=_routes(state))
+    app.state.sandbox = state
+    return app
+
+
+def sandbox_state(app: Starlette) -> SandboxState:
+    return cast(SandboxState, app.state.sandbox)
+
+
+def _routes(state: SandboxState) -> list[BaseRoute]:
+    authorize = AuthorizeEndpoint(state)
+    tokens = TokenEndpoints(state)
+    rest = RestApi(state)
+    install = InstallPage(state)
+    anonymous = "/global/oauth/anonymous"
+    identity = [
+        Route("/oauth/authorize", authorize.get, methods=["GET"]),
+        Route("/oauth/authorize", authorize.post, methods=["POST"]),
+        Route("/oauth/token", tokens.token, methods=["POST"]),
+        Route("/oauth/revoke", tokens.revoke, methods=["POST"]),
+        Route(f"{anonymous}/jwks", tokens.jwks, methods=["GET"]),
+        Route(
+            f"{anonymous}/.well-known/openid-configuration",
+            tokens.openid_configuration,
+            methods=["GET"],
+        ),
+    ]
+    web = [
+        Route("/install/integration", install.get, methods=["GET"]),
+        Route("/install/integration", install.post, methods=["POST"]),
+    ]
+
+    async def index(request: Request) -> Response:
+        return _index(state)
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Mount("/identity", routes=identity),
+        Mount("/us/api", routes=rest.routes(Region.US)),
+        Mount("/eu/api", routes=rest.routes(Region.EU)),
+        Mount("/app", routes=web),
+        Mount("/_sandbox", routes=ControlEndpoints(state).routes()),
+    ]
+
+
+def _index(state: SandboxState) -> Response:
+    config = state.config
+    accounts = "".join(
+        f"<li><strong>{esc(a.name)}</strong> — subdomain <code>{esc(a.subdomain)}</code>, "
+        f"id <code>{esc(a.id)}</code>, region {a.region.label}, "
+        f"API <code>{esc(config.api_url(a.region.value))}</code></li>"
+        for a in state.accounts.values()
+    )
+    apps = "".join(
+        f"<li>client_id <code>{esc(a.client_id)}</code>, app_id <code>{esc(a.app_id)}</code>, "
+        f"redirect URIs: {esc(', '.join(a.redirect_uris))}</li>"
+        for a in config.apps
+    )
+    body = (
+        f"<h2>Accounts</h2><ul>{accounts}</ul><h2>Registered apps</h2><ul>{apps}</ul>"
+        "<h2>Endpoints</h2><ul>"
+        f"<li>Identity: <code>{esc(config.identity_url)}</code></li>"
+        f"<li>JWKS: <code>{esc(config.jwks_url)}</code></li>"
+        f"<li>Install page: <code>{esc(config.web_url)}/install/integration</code></li>"
+        "</ul>"
+    )
+    return page("PagerDuty sandbox", body)

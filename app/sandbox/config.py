@@ -1,0 +1,65 @@
+"""What a sandbox is started with: its public address and the apps registered in it.
+
+An "app" here is what a vendor registers in PagerDuty's App Registration: OAuth credentials
+with their exact redirect URIs and, for the Simple Install Flow, an Events Integration
+`app_id`. Every seeded account can authorize every app, as with Classic User OAuth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_ACCESS_TOKEN_LIFETIME = 864000  # PagerDuty's documented `expires_in`
+DEFAULT_REFRESH_TOKEN_LIFETIME = 210 * 86400  # Classic User OAuth refresh tokens
+
+
+@dataclass(frozen=True)
+class SandboxApp:
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]  # compared exactly, as PagerDuty does
+    app_id: str | None = None  # Events Integration app id for the Simple Install Flow
+    name: str = "Sandbox App"  # shown on the consent and install pages
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    base_url: str  # e.g. "http://127.0.0.1:8900", no trailing slash
+    apps: tuple[SandboxApp, ...]
+    access_token_lifetime: int = DEFAULT_ACCESS_TOKEN_LIFETIME
+    refresh_token_lifetime: int = DEFAULT_REFRESH_TOKEN_LIFETIME
+
+    def __post_init__(self) -> None:
+        if self.base_url.endswith("/"):
+            raise ValueError("SandboxConfig.base_url must not end with '/'")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("SandboxConfig.base_url must be an http(s) URL")
+
+    def app_by_client_id(self, client_id: str) -> SandboxApp | None:
+        return next((a for a in self.apps if a.client_id == client_id), None)
+
+    def app_by_app_id(self, app_id: str) -> SandboxApp | None:
+        return next((a for a in self.apps if a.app_id is not None and a.app_id == app_id), None)
+
+    # One server stands in for all of PagerDuty's hosts; these prefixes replace the hosts.
+    @property
+    def identity_url(self) -> str:
+        return f"{self.base_url}/identity"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base_url}/identity/global/oauth/anonymous"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/jwks"
+
+    @property
+    def web_url(self) -> str:
+        return f"{self.base_url}/app"
+
+    def api_url(self, region: str) -> str:
+        return f"{self.base_url}/{region}/api"
+
+    def events_url(self, region: str) -> str:
+        return f"{self.base_url}/{region}/events"
