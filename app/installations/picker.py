@@ -71,7 +71,7 @@ def _pagerduty_problem(exc: PagerDutyError) -> str:
         )
     if isinstance(exc, RetryLater):
         return "PagerDuty did not answer in time. Please try again."
-    return f"PagerDuty refused: {exc}"
+    return str(exc)
 
 
 async def show_picker(request: Request) -> Response:
@@ -145,7 +145,7 @@ async def save_picks(request: Request) -> Response:
             await _connect_service(deps, installation, client, by_id[service_id])
             added += 1
     except InvalidRequest as exc:
-        flash(request, "error", f"PagerDuty refused: {exc}")
+        flash(request, "error", str(exc))
         return redirect(back)
     except PagerDutyError as exc:
         flash(request, "error", _pagerduty_problem(exc))
