@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -187,6 +188,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -197,6 +202,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
     )
     asyncio.run(_migrate(settings))
+    # Uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit then
+    # lets the sandbox and the embedded PostgreSQL be stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     sandbox = None
     try:
         if settings.sandbox:
@@ -222,6 +230,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             proxy_headers=False,
             log_level="info",
+            # Ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.
+            access_log=False,
         )
     finally:
         if sandbox is not None:
@@ -353,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Their start-up chatter (and, for `databases`, every connect) is noise at INFO.
+    for noisy in ("pgserver", "databases"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

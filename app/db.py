@@ -9,6 +9,7 @@ web and worker processes at once) take turns instead of racing.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -113,8 +114,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     pgserver keeps the cluster in `data_dir/postgres` across restarts and listens on a unix
     socket inside it; the server stops when the last process that asked for it exits.
     """
-    # Imported here: only the embedded mode needs it.
-    from pgserver.postgres_server import get_server
+    # Imported here: only the embedded mode needs it. Its import warns when XDG_RUNTIME_DIR is
+    # unset (it then uses /tmp), which is normal on servers.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir / "postgres", cleanup_mode="stop")

@@ -29,6 +29,7 @@ from app.installations import connect, picker, settings_page
 from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
+from app.web.access_log import AccessLogMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
@@ -127,6 +128,7 @@ def create_app(deps: Deps, *, owns_resources: bool = False) -> Starlette:
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
+        Middleware(AccessLogMiddleware),
         Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
         Middleware(
             SessionMiddleware,
