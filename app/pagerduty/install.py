@@ -16,7 +16,8 @@ from app.pagerduty.errors import InvalidInstallConfig
 from app.pagerduty.hosts import PagerDutyHosts
 
 INSTALL_FLOW_VERSION = "2"
-MAX_CONFIG_BYTES = 64 * 1024
+# A config of 100 keys is about 15 KB; browsers and servers cap URLs not far above this.
+MAX_CONFIG_BYTES = 32 * 1024
 MAX_INTEGRATION_KEYS = 100
 NAME_MAX_LENGTH = 255
 ID_MAX_LENGTH = 64
@@ -161,5 +162,8 @@ def parse_install_config(raw: str) -> InstallConfig:
     return InstallConfig(
         keys=keys,
         subdomain=subdomain,
-        account_name=_display_name(account.get("name"), "account.name", required=False),
+        # Accept PagerDuty's "Name" spelling here too (see _installed_key).
+        account_name=_display_name(
+            account.get("name", account.get("Name")), "account.name", required=False
+        ),
     )

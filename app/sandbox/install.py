@@ -114,16 +114,18 @@ class InstallPage:
             raise InstallRefused("Select at least one service or ruleset.")
         if new_name:
             targets.append(self._new_service(account, new_name, fields))
+        spelling = self.state.controls.install_name_spelling
         keys: list[dict[str, str]] = []
         for service in targets:
             created = self.state.create_integration(
                 service, INTEGRATION_TYPE, req.app.name, created_by=req.app.app_id
             )
-            keys.append(_key(created.integration_key, service.name, service.id, "service"))
+            keys.append(
+                _key(created.integration_key, service.name, service.id, "service", spelling)
+            )
         for rid in dict.fromkeys(ruleset_ids):
             r = rulesets[rid]
-            keys.append(_key(r.routing_key, r.name, r.id, r.type))
-        spelling = self.state.controls.install_name_spelling
+            keys.append(_key(r.routing_key, r.name, r.id, r.type, spelling))
         return {
             "integration_keys": keys,
             "account": {"subdomain": account.subdomain, spelling: account.name},
@@ -193,5 +195,7 @@ class InstallPage:
         return page(f"Install {req.app.name}", body, status=400 if error else 200)
 
 
-def _key(integration_key: str, name: str, object_id: str, type_: str) -> dict[str, str]:
-    return {"integration_key": integration_key, "name": name, "id": object_id, "type": type_}
+def _key(
+    integration_key: str, name: str, object_id: str, type_: str, spelling: str
+) -> dict[str, str]:
+    return {"integration_key": integration_key, spelling: name, "id": object_id, "type": type_}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,6 +82,8 @@ def _start_server(data_dir: Path) -> Server:
     output: list[str] = []
     found: list[str] = []
     ready = threading.Event()
+    # The sandbox beside the server is a Uvicorn process too and reports first: wait for ours.
+    listening = f"Uvicorn running on http://127.0.0.1:{port} "
 
     def pump() -> None:
         assert process.stdout is not None
@@ -89,13 +92,13 @@ def _start_server(data_dir: Path) -> Server:
             match = SIGN_IN_LINE.search(line)
             if match:
                 found.append(match.group(1))
-            if "Uvicorn running on" in line:
+            if listening in line:
                 ready.set()
         ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
     if not ready.wait(60) or not found or process.poll() is not None:
-        process.kill()
+        _stop(process)
         raise RuntimeError("pdconnect serve did not start:\n" + "".join(output))
     return Server(
         base_url=f"http://127.0.0.1:{port}",
@@ -106,19 +109,29 @@ def _start_server(data_dir: Path) -> Server:
     )
 
 
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Ctrl-C, as a user stops it: the server then stops its sandbox and embedded PostgreSQL
+    (a SIGKILL would leave both running)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def server() -> Iterator[Server]:
     data_dir = Path(tempfile.mkdtemp(prefix="pdc-b-", dir="/tmp"))
-    srv = _start_server(data_dir)
     try:
-        yield srv
-    finally:
-        srv.process.send_signal(signal.SIGINT)
+        srv = _start_server(data_dir)
         try:
-            srv.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            srv.process.kill()
-            srv.process.wait()
+            yield srv
+        finally:
+            _stop(srv.process)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

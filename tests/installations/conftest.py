@@ -7,6 +7,7 @@ id_tokens are issued at the time the product believes it is.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -57,7 +58,11 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
     url = f"http://127.0.0.1:{port}"
     config = SandboxConfig(
         base_url=url,
-        apps=(SandboxApp(CLIENT_ID, CLIENT_SECRET, (f"{BASE_URL}/pagerduty/callback",), app_id=APP_ID),),
+        apps=(
+            SandboxApp(
+                CLIENT_ID, CLIENT_SECRET, (f"{BASE_URL}/pagerduty/callback",), app_id=APP_ID
+            ),
+        ),
     )
     app = create_sandbox_app(config, clock=lambda: clock.now.timestamp())
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -66,7 +71,7 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
     deadline = time.monotonic() + 10
     while not server.started:
         assert time.monotonic() < deadline, "sandbox did not start"
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
     async with httpx2.AsyncClient() as http:
         yield Sandbox(url=url, state=sandbox_state(app), http=http)
     server.should_exit = True
@@ -98,7 +103,9 @@ async def browser(deps: Deps) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
-async def signed_in(deps: Deps, name: str = "Acme Monitoring") -> tuple[httpx2.AsyncClient, dict[str, Any]]:
+async def signed_in(
+    deps: Deps, name: str = "Acme Monitoring"
+) -> tuple[httpx2.AsyncClient, dict[str, Any]]:
     """A browser signed in to a new tenant's settings page, and that tenant."""
     http = await browser(deps)
     created = await http.post("/admin/v1/tenants", json={"name": name}, headers=admin_headers())
@@ -122,7 +129,12 @@ async def start_oauth(http: httpx2.AsyncClient) -> str:
 
 
 async def consent(
-    sandbox: Sandbox, authorize_url: str, *, user: str = ACME_USER, decision: str = "approve", grant_scope: str | None = None
+    sandbox: Sandbox,
+    authorize_url: str,
+    *,
+    user: str = ACME_USER,
+    decision: str = "approve",
+    grant_scope: str | None = None,
 ) -> str:
     """What a person does on PagerDuty's consent page; returns where PagerDuty redirects."""
     page = await sandbox.http.get(authorize_url)

@@ -22,7 +22,7 @@ from tests.installations.conftest import (
     start_oauth,
 )
 
-PICKER = re.compile(r'/settings/installations/([0-9a-f-]{36})/services')
+PICKER = re.compile(r"/settings/installations/([0-9a-f-]{36})/services")
 
 
 async def connect_account(http: httpx2.AsyncClient, sandbox: Sandbox, user: str = ACME_USER) -> str:
@@ -105,7 +105,10 @@ async def test_connect_pick_create_and_reconnect_never_duplicates(
     assert await count(db, "installations") == 1
     assert await count(db, "pd_services") == 3
     account = await sandbox.account("acme-corp")
-    assert len([i for s in account["services"] for i in s["integrations"] if i["name"] == "pdconnect"]) == 3
+    assert (
+        len([i for s in account["services"] for i in s["integrations"] if i["name"] == "pdconnect"])
+        == 3
+    )
     assert (await flashes(http)).count('class="service"') == 3
 
 
@@ -142,7 +145,9 @@ async def test_state_mismatch_stores_nothing(deps: Deps, sandbox: Sandbox, db: D
     await assert_nothing_stored(db)
 
 
-async def test_code_from_another_browser_fails_pkce(deps: Deps, sandbox: Sandbox, db: Database) -> None:
+async def test_code_from_another_browser_fails_pkce(
+    deps: Deps, sandbox: Sandbox, db: Database
+) -> None:
     """A code injected into another browser's attempt is exchanged with the wrong verifier:
     PagerDuty (the sandbox) refuses it."""
     victim, _ = await signed_in(deps, "Victim")
@@ -203,7 +208,9 @@ async def test_token_granted_only_openid_is_refused_and_revoked(
     http, _ = await signed_in(deps)
     location = await consent(sandbox, await start_oauth(http), grant_scope="openid")
     await follow_callback(http, location)
-    assert "needs write access" in (await flashes(http)).replace("pdconnect needs write access", "needs write access")
+    assert "needs write access" in (await flashes(http)).replace(
+        "pdconnect needs write access", "needs write access"
+    )
     await assert_nothing_stored(db)
     grants = (await sandbox.account("acme-corp"))["grants"]
     assert grants, "the sandbox issued a token"

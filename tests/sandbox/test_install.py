@@ -88,7 +88,8 @@ async def test_install_creates_integrations_and_returns_config(
     assert query["tenant"] == ["42"]
     assert config["account"] == {"subdomain": "acme-corp", "Name": "Acme Corp"}
     keys = config["integration_keys"]
-    assert [(k["id"], k["name"], k["type"]) for k in keys] == [
+    # PagerDuty's documented spelling, the default: "Name".
+    assert [(k["id"], k["Name"], k["type"]) for k in keys] == [
         (services[0].id, services[0].name, "service"),
         (services[1].id, services[1].name, "service"),
         (rulesets[0].id, rulesets[0].name, "global_rule_set"),
@@ -114,6 +115,8 @@ async def test_account_name_spelling_is_a_control(
 
     config, _ = _config_of(response.headers["location"])
     assert config["account"] == {"subdomain": "acme-corp", "name": "Acme Corp"}
+    assert config["integration_keys"][0]["name"] == service.name
+    assert "Name" not in config["integration_keys"][0]
 
 
 async def test_install_can_create_a_new_service(
@@ -133,7 +136,7 @@ async def test_install_can_create_a_new_service(
     created = state.service_named(_acme(state), "Vendor Alerts")
     assert created is not None
     assert created.escalation_policy_id == "PEPAC03"
-    assert (key["id"], key["name"], key["type"]) == (created.id, "Vendor Alerts", "service")
+    assert (key["id"], key["Name"], key["type"]) == (created.id, "Vendor Alerts", "service")
 
 
 async def test_cancel_shows_a_page_and_creates_nothing(
