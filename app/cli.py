@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -108,9 +109,11 @@ def resolve(
                 "PDCONNECT_SANDBOX": "1",
             }
         )
-    if not env.get("DATABASE_URL"):
-        defaults["DATABASE_URL"] = start_embedded_postgres(data_dir)
+    # Settings are checked before anything starts: a wrong one stops us with its name.
     settings = load_settings(environ=env, env_file=None, defaults=defaults)
+    if settings.database_url is None:
+        defaults["DATABASE_URL"] = start_embedded_postgres(data_dir)
+        settings = replace(settings, database_url=defaults["DATABASE_URL"])
     return settings, defaults
 
 
