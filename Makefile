@@ -28,7 +28,7 @@ test-unit: $(STAMP)
 
 test-browser: $(STAMP)
 	@if [ -x "$(CHROMIUM)" ]; then \
-		$(BIN)/python -m pytest tests/browser -q -p no:asyncio; \
+		$(BIN)/python -m pytest tests/browser -q -p no:asyncio -W ignore::pytest.PytestConfigWarning; \
 	elif [ -n "$$PDCONNECT_REQUIRE_BROWSER" ]; then \
 		echo "error: browser tests need Chromium at $(CHROMIUM) (apt-get install chromium)"; exit 1; \
 	else \

@@ -152,6 +152,13 @@ async def save_picks(request: Request) -> Response:
         return redirect(back)
     if added:
         flash(request, "ok", f"Connected {added} service{'s' if added != 1 else ''}.")
+    else:
+        kept = len(connected)
+        flash(
+            request,
+            "ok",
+            f"No new services chosen; {kept} service{'s' if kept != 1 else ''} stay connected.",
+        )
     return redirect("/settings")
 
 

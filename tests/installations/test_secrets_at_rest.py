@@ -31,7 +31,7 @@ async def dump(db: Database) -> str:
     ]
     assert "pd_services" in tables
     assert "installations" in tables
-    parts = []
+    parts: list[str] = []
     for table in tables:
         rows = await db.fetch_all(f'SELECT t::text AS row FROM "{table}" t')  # noqa: S608
         parts.extend(str(r._mapping["row"]) for r in rows)
