@@ -39,6 +39,10 @@ class Migration:
 
 
 def discover_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    # The folder sits beside app/ in the checkout; an install without it must not look
+    # migrated.
+    if not folder.is_dir():
+        raise MigrationError(f"no migrations folder at {folder}: install from a checkout")
     found: list[Migration] = []
     for path in sorted(folder.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)

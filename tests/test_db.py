@@ -73,6 +73,11 @@ async def test_a_failing_migration_leaves_nothing_behind(
     assert [m.version for m in await apply_migrations(empty_database, tmp_path)] == [2]
 
 
+def test_a_missing_migrations_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(MigrationError, match="no migrations folder"):
+        discover_migrations(tmp_path / "absent")
+
+
 def test_gaps_and_bad_names_are_refused(tmp_path: Path) -> None:
     write(tmp_path, "0001_a.sql", "")
     write(tmp_path, "0003_c.sql", "")
