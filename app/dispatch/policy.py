@@ -1,0 +1,60 @@
+"""How long to wait, and when to stop: the dispatcher's retry policy, as plain arithmetic.
+
+Per PagerDuty's own table (pagerduty.md §6): 5xx, timeouts and refused connections are retried
+with capped exponential backoff and full jitter, for hours; a 429 pauses the routing key alone
+("a few minutes"); a 400 is never retried. The budget keeps us under PagerDuty's per-key limit
+before it has to say 429: a sliding window a little longer than PagerDuty's 60 seconds, so
+that our clock, PagerDuty's clock and the time a request spends on the wire cannot add up to
+one event too many in PagerDuty's window.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    concurrency: int = 16
+    batch_size: int = 32
+    # Events per tenant looked at per claim: enough to fill a batch, few enough that one
+    # tenant's backlog never crowds others out of the scan.
+    per_tenant_scan: int = 64
+    retry_base: timedelta = timedelta(seconds=2)
+    retry_cap: timedelta = timedelta(minutes=10)
+    give_up_after: timedelta = timedelta(hours=24)
+    rate_limited_base: timedelta = timedelta(seconds=30)
+    rate_limited_cap: timedelta = timedelta(minutes=5)
+    budget_window: timedelta = timedelta(seconds=62)
+    # A claimed event whose worker vanished is claimed again after this.
+    lease: timedelta = timedelta(seconds=60)
+    # Without a notification, look for due retries at least this often.
+    poll_interval: timedelta = timedelta(seconds=2)
+    # This many key rejections in a row mark the service unhealthy.
+    key_rejections_to_unhealthy: int = 3
+
+
+def _jittered(base: timedelta, cap: timedelta, level: int, rng: random.Random) -> timedelta:
+    ceiling = min(cap.total_seconds(), base.total_seconds() * (2 ** min(level, 32)))
+    # Full jitter (spread over the whole interval) keeps many workers from retrying in step;
+    # never below half the base, so a retry is never immediate.
+    return timedelta(seconds=max(base.total_seconds() / 2, rng.uniform(0, ceiling)))
+
+
+def retry_delay(config: DispatchConfig, attempts: int, rng: random.Random) -> timedelta:
+    """Wait after the `attempts`-th failed attempt (1 for the first)."""
+    return _jittered(config.retry_base, config.retry_cap, max(attempts - 1, 0), rng)
+
+
+def rate_limited_pause(
+    config: DispatchConfig, level: int, retry_after: float | None, rng: random.Random
+) -> timedelta:
+    """How long a routing key rests after its `level`-th 429 in a row (0 for the first)."""
+    pause = _jittered(config.rate_limited_base, config.rate_limited_cap, level, rng)
+    if retry_after is not None and retry_after > 0:
+        pause = max(
+            pause, timedelta(seconds=min(retry_after, config.rate_limited_cap.total_seconds()))
+        )
+    return pause

@@ -1,0 +1,504 @@
+"""SQL of the outbox: enqueue, claim, spend a key's budget, record answers, read the log.
+
+Claiming (one statement): for every tenant with due events, its oldest claimable events
+(`per_tenant_scan`), interleaved by rank so each tenant gets a turn before any gets a second,
+then locked with SKIP LOCKED and leased. An event is claimable when it is due, its key is not
+paused, and no earlier event of the same (routing key, dedup key) is still pending: that last
+rule is the ordering promise, and it holds across workers because an event leaves the pending
+states only for a final one.
+
+Times are the database's (`clock_timestamp()`), so workers on several machines agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from databases import Database
+from databases.interfaces import Record
+
+NOTIFY_CHANNEL = "pdconnect_events"
+PENDING = ("queued", "sending", "held")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    tenant_id: UUID
+    service_id: UUID
+    routing_key_hash: str
+    dedup_key: str | None
+    kind: str
+    api: str
+    body: Mapping[str, Any]
+    notes: tuple[str, ...]
+    source: str
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: UUID
+    seq: int
+    tenant_id: UUID
+    service_id: UUID | None
+    routing_key_hash: str
+    dedup_key: str | None
+    kind: str
+    api: str
+    body: Mapping[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a service's events go; the key is still encrypted."""
+
+    routing_key_enc: str
+    events_url: str
+    api_version: str
+    rate_limit_per_minute: int
+    health: str
+
+
+@dataclass(frozen=True)
+class Event:
+    id: UUID
+    seq: int
+    tenant_id: UUID
+    service_id: UUID | None
+    service_name: str | None
+    dedup_key: str | None
+    kind: str
+    api: str
+    body: Mapping[str, Any]
+    notes: tuple[str, ...]
+    source: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    pd_errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    latency_ms: int | None
+    http_status: int | None
+    outcome: str | None
+    response: Mapping[str, Any] | None
+    error: str | None
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, str]]:
+    """Insert events in order (their seq is their acceptance order) and wake the workers.
+    Call inside the transaction that answers the sender: committed means accepted."""
+    created: list[tuple[UUID, str]] = []
+    for event in events:
+        row = await db.fetch_one(
+            """
+            INSERT INTO events (tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
+                body, notes, source, status)
+            VALUES (:tenant_id, :service_id, :routing_key_hash, :dedup_key, :kind, :api,
+                CAST(:body AS jsonb), :notes, :source, :status)
+            RETURNING id, status
+            """,
+            {
+                "tenant_id": event.tenant_id,
+                "service_id": event.service_id,
+                "routing_key_hash": event.routing_key_hash,
+                "dedup_key": event.dedup_key,
+                "kind": event.kind,
+                "api": event.api,
+                "body": json.dumps(event.body),
+                "notes": list(event.notes),
+                "source": event.source,
+                "status": "held" if event.held else "queued",
+            },
+        )
+        assert row is not None
+        created.append((row._mapping["id"], row._mapping["status"]))
+    # Delivered at commit, to every listening worker.
+    await db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return created
+
+
+CLAIM = """
+UPDATE events SET status = 'sending', lease_until = clock_timestamp() + CAST(:lease AS interval)
+WHERE id IN (
+    SELECT id FROM events
+    WHERE id IN (
+        SELECT c.id FROM (
+            SELECT DISTINCT tenant_id FROM events WHERE status IN ('queued', 'sending')
+        ) AS t
+        CROSS JOIN LATERAL (
+            SELECT e.id, e.seq, row_number() OVER (ORDER BY e.seq) AS rank
+            FROM events e
+            LEFT JOIN dispatch_keys k ON k.routing_key_hash = e.routing_key_hash
+            WHERE e.tenant_id = t.tenant_id
+              AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
+                   OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
+              AND (k.paused_until IS NULL OR k.paused_until <= clock_timestamp())
+              AND (e.dedup_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM events p
+                    WHERE p.routing_key_hash = e.routing_key_hash
+                      AND p.dedup_key = e.dedup_key
+                      AND p.seq < e.seq
+                      AND p.status IN ('queued', 'sending', 'held')))
+            ORDER BY e.seq
+            LIMIT :per_tenant
+        ) AS c
+        ORDER BY c.rank, c.seq
+        LIMIT :batch
+    )
+    AND ((status = 'queued' AND next_attempt_at <= clock_timestamp())
+         OR (status = 'sending' AND lease_until < clock_timestamp()))
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
+    attempts, created_at
+"""
+
+
+async def claim(db: Database, *, batch: int, per_tenant: int, lease: timedelta) -> list[Claimed]:
+    rows = await db.fetch_all(
+        CLAIM,
+        {"batch": batch, "per_tenant": per_tenant, "lease": f"{lease.total_seconds()} seconds"},
+    )
+    claimed = [Claimed(**{**dict(r._mapping), "body": _json(r._mapping["body"])}) for r in rows]
+    return sorted(claimed, key=lambda c: c.seq)
+
+
+async def target_of(db: Database, service_id: UUID) -> Target | None:
+    row = await db.fetch_one(
+        """
+        SELECT s.routing_key_enc, i.events_url, s.api_version, s.rate_limit_per_minute, s.health
+        FROM pd_services s JOIN installations i ON i.id = s.installation_id
+        WHERE s.id = :id
+        """,
+        {"id": service_id},
+    )
+    return None if row is None else Target(**dict(row._mapping))
+
+
+async def reserve_budget(
+    db: Database, *, event_id: UUID, routing_key_hash: str, limit: int, window: timedelta
+) -> int | None:
+    """Spend one of the key's sends in the window: the new attempt's id, or None when the
+    budget is spent (the key is then paused until its oldest send leaves the window, and the
+    event goes back to the queue untouched)."""
+    async with db.transaction():
+        await db.execute(
+            "INSERT INTO dispatch_keys (routing_key_hash) VALUES (:h) ON CONFLICT DO NOTHING",
+            {"h": routing_key_hash},
+        )
+        # The row lock makes count-then-insert atomic for this key across all workers.
+        await db.execute(
+            "SELECT 1 FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE",
+            {"h": routing_key_hash},
+        )
+        window_sql = f"{window.total_seconds()} seconds"
+        used = await db.fetch_one(
+            """
+            SELECT count(*) AS n, min(started_at) AS oldest FROM delivery_attempts
+            WHERE routing_key_hash = :h
+              AND started_at > clock_timestamp() - CAST(:window AS interval)
+            """,
+            {"h": routing_key_hash, "window": window_sql},
+        )
+        assert used is not None
+        if used._mapping["n"] >= limit:
+            await db.execute(
+                """
+                UPDATE dispatch_keys
+                SET paused_until = GREATEST(paused_until, CAST(:oldest AS timestamptz)
+                    + CAST(:window AS interval))
+                WHERE routing_key_hash = :h
+                """,
+                {"h": routing_key_hash, "oldest": used._mapping["oldest"], "window": window_sql},
+            )
+            await release(db, event_id)
+            return None
+        # A worker that died mid-send left its attempt open; say so before the new one.
+        await db.execute(
+            """
+            UPDATE delivery_attempts SET outcome = 'abandoned', finished_at = clock_timestamp(),
+                error = 'the worker sending this attempt stopped before PagerDuty answered'
+            WHERE event_id = :id AND finished_at IS NULL
+            """,
+            {"id": event_id},
+        )
+        attempt_id = await db.fetch_val(
+            """
+            INSERT INTO delivery_attempts (event_id, routing_key_hash)
+            VALUES (:id, :h) RETURNING id
+            """,
+            {"id": event_id, "h": routing_key_hash},
+        )
+        await db.execute(
+            "UPDATE events SET attempts = attempts + 1 WHERE id = :id", {"id": event_id}
+        )
+        assert isinstance(attempt_id, int)
+        return attempt_id
+
+
+async def release(db: Database, event_id: UUID) -> None:
+    """Back to the queue as it was: no attempt was made."""
+    await db.execute(
+        """
+        UPDATE events SET status = 'queued', lease_until = NULL
+        WHERE id = :id AND status = 'sending'
+        """,
+        {"id": event_id},
+    )
+
+
+async def finish_attempt(
+    db: Database,
+    attempt_id: int,
+    *,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: int,
+    response: Mapping[str, Any] | None,
+    error: str | None,
+) -> None:
+    await db.execute(
+        """
+        UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
+            http_status = :status, latency_ms = :latency, response = CAST(:response AS jsonb),
+            error = :error
+        WHERE id = :id
+        """,
+        {
+            "id": attempt_id,
+            "outcome": outcome,
+            "status": http_status,
+            "latency": latency_ms,
+            "response": None if response is None else json.dumps(response),
+            "error": error,
+        },
+    )
+
+
+async def mark_delivered(db: Database, event_id: UUID, routing_key_hash: str) -> None:
+    await db.execute(
+        """
+        UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
+            lease_until = NULL, last_error = NULL
+        WHERE id = :id
+        """,
+        {"id": event_id},
+    )
+    await db.execute(
+        """
+        UPDATE dispatch_keys SET backoff_level = 0, key_rejections = 0
+        WHERE routing_key_hash = :h
+        """,
+        {"h": routing_key_hash},
+    )
+
+
+async def mark_final(
+    db: Database, event_id: UUID, *, status: str, error: str, pd_errors: Sequence[str] = ()
+) -> None:
+    """failed (never to be accepted) or cancelled: the event leaves the queue for good."""
+    await db.execute(
+        """
+        UPDATE events SET status = :status, finished_at = clock_timestamp(), lease_until = NULL,
+            last_error = :error, pd_errors = CAST(:pd_errors AS jsonb)
+        WHERE id = :id
+        """,
+        {
+            "id": event_id,
+            "status": status,
+            "error": error,
+            "pd_errors": json.dumps(list(pd_errors)),
+        },
+    )
+
+
+async def schedule_retry(db: Database, event_id: UUID, *, delay: timedelta, error: str) -> None:
+    await db.execute(
+        """
+        UPDATE events SET status = 'queued', lease_until = NULL, last_error = :error,
+            next_attempt_at = clock_timestamp() + CAST(:delay AS interval)
+        WHERE id = :id
+        """,
+        {"id": event_id, "error": error, "delay": f"{delay.total_seconds()} seconds"},
+    )
+
+
+async def pause_key(db: Database, routing_key_hash: str, pause: timedelta) -> None:
+    """PagerDuty said 429: rest this key (only this key) and grow its next pause."""
+    await db.execute(
+        """
+        UPDATE dispatch_keys SET backoff_level = backoff_level + 1,
+            paused_until = GREATEST(paused_until,
+                clock_timestamp() + CAST(:pause AS interval))
+        WHERE routing_key_hash = :h
+        """,
+        {"h": routing_key_hash, "pause": f"{pause.total_seconds()} seconds"},
+    )
+
+
+async def key_backoff_level(db: Database, routing_key_hash: str) -> int:
+    value = await db.fetch_val(
+        "SELECT backoff_level FROM dispatch_keys WHERE routing_key_hash = :h",
+        {"h": routing_key_hash},
+    )
+    return int(value or 0)
+
+
+async def hold(db: Database, event_id: UUID, *, error: str) -> None:
+    """Kept, not sent, until its service is healthy again."""
+    await db.execute(
+        """
+        UPDATE events SET status = 'held', lease_until = NULL, last_error = :error
+        WHERE id = :id
+        """,
+        {"id": event_id, "error": error},
+    )
+
+
+async def hold_for_rejected_key(
+    db: Database,
+    event_id: UUID,
+    routing_key_hash: str,
+    *,
+    error: str,
+    pd_errors: Sequence[str],
+    threshold: int,
+) -> bool:
+    """PagerDuty refused the routing key itself: hold the event (it is not the event's fault)
+    and, after `threshold` such answers in a row, mark the key's services unhealthy and hold
+    their queued events too. True when the services were marked."""
+    await db.execute(
+        """
+        UPDATE events SET status = 'held', lease_until = NULL, last_error = :error,
+            pd_errors = CAST(:pd_errors AS jsonb)
+        WHERE id = :id
+        """,
+        {"id": event_id, "error": error, "pd_errors": json.dumps(list(pd_errors))},
+    )
+    rejections = await db.fetch_val(
+        """
+        UPDATE dispatch_keys SET key_rejections = key_rejections + 1
+        WHERE routing_key_hash = :h RETURNING key_rejections
+        """,
+        {"h": routing_key_hash},
+    )
+    if int(rejections or 0) < threshold:
+        return False
+    await db.execute(
+        """
+        UPDATE pd_services SET health = 'unhealthy', health_reason = :reason, updated_at = now()
+        WHERE routing_key_hash = :h AND health = 'healthy'
+        """,
+        {"h": routing_key_hash, "reason": f"PagerDuty rejects its routing key: {error}"},
+    )
+    await db.execute(
+        "UPDATE events SET status = 'held' WHERE routing_key_hash = :h AND status = 'queued'",
+        {"h": routing_key_hash},
+    )
+    return True
+
+
+async def next_due_in(db: Database) -> timedelta | None:
+    """How long until the earliest queued event or paused key becomes due, if any."""
+    value = await db.fetch_val(
+        """
+        SELECT min(GREATEST(e.next_attempt_at, COALESCE(k.paused_until, '-infinity')))
+            - clock_timestamp()
+        FROM events e LEFT JOIN dispatch_keys k ON k.routing_key_hash = e.routing_key_hash
+        WHERE e.status = 'queued'
+        """
+    )
+    return value if isinstance(value, timedelta) else None
+
+
+EVENT_COLUMNS = """
+    e.id, e.seq, e.tenant_id, e.service_id, s.name AS service_name, e.dedup_key, e.kind, e.api,
+    e.body, e.notes, e.source, e.status, e.attempts, e.next_attempt_at, e.created_at,
+    e.finished_at, e.last_error, e.pd_errors
+"""
+
+
+def _event(row: Record) -> Event:
+    m = dict(row._mapping)
+    m["body"] = _json(m["body"])
+    m["notes"] = tuple(m["notes"] or ())
+    m["pd_errors"] = tuple(_json(m["pd_errors"]) or ())
+    return Event(**m)
+
+
+async def list_events(
+    db: Database,
+    tenant_id: UUID,
+    *,
+    status: str | None = None,
+    service_id: UUID | None = None,
+    dedup_key: str | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    rows = await db.fetch_all(
+        f"""
+        SELECT {EVENT_COLUMNS}
+        FROM events e LEFT JOIN pd_services s ON s.id = e.service_id
+        WHERE e.tenant_id = :tenant_id
+          AND (CAST(:status AS text) IS NULL OR e.status = :status)
+          AND (CAST(:service_id AS uuid) IS NULL OR e.service_id = :service_id)
+          AND (CAST(:dedup_key AS text) IS NULL OR e.dedup_key = :dedup_key)
+          AND (CAST(:before AS bigint) IS NULL OR e.seq < :before)
+        ORDER BY e.seq DESC LIMIT :limit
+        """,
+        {
+            "tenant_id": tenant_id,
+            "status": status,
+            "service_id": service_id,
+            "dedup_key": dedup_key,
+            "before": before_seq,
+            "limit": limit,
+        },
+    )
+    return [_event(r) for r in rows]
+
+
+async def get_event(db: Database, tenant_id: UUID, event_id: UUID) -> Event | None:
+    row = await db.fetch_one(
+        f"""
+        SELECT {EVENT_COLUMNS}
+        FROM events e LEFT JOIN pd_services s ON s.id = e.service_id
+        WHERE e.tenant_id = :tenant_id AND e.id = :id
+        """,
+        {"tenant_id": tenant_id, "id": event_id},
+    )
+    return None if row is None else _event(row)
+
+
+async def list_attempts(db: Database, event_id: UUID) -> list[Attempt]:
+    rows = await db.fetch_all(
+        """
+        SELECT id, started_at, finished_at, latency_ms, http_status, outcome, response, error
+        FROM delivery_attempts WHERE event_id = :id ORDER BY id
+        """,
+        {"id": event_id},
+    )
+    return [
+        Attempt(**{**dict(r._mapping), "response": _json(r._mapping["response"])}) for r in rows
+    ]

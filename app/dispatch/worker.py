@@ -1,0 +1,217 @@
+"""The dispatcher: claims due events, spends each key's budget, sends, records the answer.
+
+Any number of dispatchers (threads of one process, processes, machines) share the outbox:
+claims are leased with SKIP LOCKED, budgets are decided under a per-key row lock, and the
+ordering rule lives in the claim query (see store.py). A dispatcher sleeps until PostgreSQL
+notifies it of new events, an in-flight send finishes, or the earliest retry falls due.
+
+A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
+event again (PagerDuty deduplicates a repeated trigger by its dedup_key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx2
+from databases import Database
+
+from app.crypto import Vault
+from app.db import asyncpg_dsn
+from app.dispatch import store
+from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
+from app.dispatch.store import NOTIFY_CHANNEL, Claimed
+from app.pagerduty.events import EventAnswer, send_event
+
+log = logging.getLogger("pdconnect.dispatch")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        http: httpx2.AsyncClient,
+        vault: Vault,
+        database_url: str,
+        config: DispatchConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.http = http
+        self.vault = vault
+        self.database_url = database_url
+        self.config = config or DispatchConfig()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        await listener.add_listener(NOTIFY_CHANNEL, self.wake)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                claimed = await self._claim_some()
+                if claimed:
+                    continue
+                await self._sleep(stopper)
+        finally:
+            stopper.cancel()
+            # Stop claiming; let what is in flight finish (each send is bounded by its
+            # timeout), so no attempt is left open.
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=self.config.lease.total_seconds())
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def _claim_some(self) -> int:
+        free = self.config.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        self._wake.clear()
+        try:
+            events = await store.claim(
+                self.db,
+                batch=min(free, self.config.batch_size),
+                per_tenant=self.config.per_tenant_scan,
+                lease=self.config.lease,
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            # The database is away: nothing can be claimed or lost; look again shortly.
+            log.warning("claiming events failed: %s", type(exc).__name__)
+            await asyncio.sleep(1.0)
+            return 0
+        for event in events:
+            task = asyncio.create_task(self._deliver(event))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(events)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        # A finished send frees a slot and may unblock the next event of its dedup key.
+        self._wake.set()
+
+    async def _sleep(self, stopper: asyncio.Task[Any]) -> None:
+        timeout = self.config.poll_interval.total_seconds()
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            due = await store.next_due_in(self.db)
+            if due is not None:
+                timeout = min(timeout, max(due.total_seconds(), 0.01))
+        waker = asyncio.create_task(self._wake.wait())
+        await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+
+    async def _deliver(self, event: Claimed) -> None:
+        try:
+            await self._deliver_one(event)
+        except Exception:
+            # The lease brings the event back; the traceback says why it had to.
+            log.exception("delivering event %s failed; it will be retried", event.id)
+
+    async def _deliver_one(self, event: Claimed) -> None:
+        target = (
+            None if event.service_id is None else await store.target_of(self.db, event.service_id)
+        )
+        if target is None:
+            await store.mark_final(
+                self.db, event.id, status="cancelled", error="its service was removed"
+            )
+            return
+        if target.health != "healthy":
+            await store.hold(self.db, event.id, error=f"held: the service is {target.health}")
+            return
+        attempt_id = await store.reserve_budget(
+            self.db,
+            event_id=event.id,
+            routing_key_hash=event.routing_key_hash,
+            limit=target.rate_limit_per_minute,
+            window=self.config.budget_window,
+        )
+        if attempt_id is None:
+            return
+        key_field = "service_key" if event.api == "v1" else "routing_key"
+        body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
+        answer = await send_event(
+            self.http, target.events_url, api=event.api, kind=event.kind, body=body
+        )
+        await self._record(event, attempt_id, answer)
+
+    async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
+        outcome = {
+            "accepted": "delivered",
+            "rejected": "rejected",
+            "key_rejected": "key_rejected",
+            "rate_limited": "rate_limited",
+            "try_again": "retry",
+        }[answer.outcome]
+        error = None if answer.outcome == "accepted" else _describe(answer)
+        async with self.db.transaction():
+            await store.finish_attempt(
+                self.db,
+                attempt_id,
+                outcome=outcome,
+                http_status=answer.status,
+                latency_ms=answer.latency_ms,
+                response=answer.response,
+                error=error,
+            )
+            assert error is not None or answer.outcome == "accepted"
+            if answer.outcome == "accepted":
+                await store.mark_delivered(self.db, event.id, event.routing_key_hash)
+            elif answer.outcome == "rejected":
+                await store.mark_final(
+                    self.db, event.id, status="failed", error=error or "", pd_errors=answer.errors
+                )
+            elif answer.outcome == "key_rejected":
+                marked = await store.hold_for_rejected_key(
+                    self.db,
+                    event.id,
+                    event.routing_key_hash,
+                    error=error or "",
+                    pd_errors=answer.errors,
+                    threshold=self.config.key_rejections_to_unhealthy,
+                )
+                if marked:
+                    log.warning("a routing key was rejected repeatedly; its services are unhealthy")
+            elif answer.outcome == "rate_limited":
+                level = await store.key_backoff_level(self.db, event.routing_key_hash)
+                await store.pause_key(
+                    self.db,
+                    event.routing_key_hash,
+                    rate_limited_pause(self.config, level, answer.retry_after, self.rng),
+                )
+                # Not the event's fault: it goes back with no delay of its own.
+                await store.schedule_retry(self.db, event.id, delay=timedelta(0), error=error or "")
+            else:
+                await self._retry_or_give_up(event, error or "")
+
+    async def _retry_or_give_up(self, event: Claimed, error: str) -> None:
+        age = datetime.now(UTC) - event.created_at
+        if age > self.config.give_up_after:
+            hours = self.config.give_up_after.total_seconds() / 3600
+            await store.mark_final(
+                self.db,
+                event.id,
+                status="failed",
+                error=f"gave up after {hours:g} hours of retries; last: {error}",
+            )
+            return
+        delay = retry_delay(self.config, event.attempts + 1, self.rng)
+        await store.schedule_retry(self.db, event.id, delay=delay, error=error)
+
+
+def _describe(answer: EventAnswer) -> str:
+    status = f"HTTP {answer.status}" if answer.status is not None else "no answer"
+    detail = "; ".join(answer.errors) or answer.message
+    return f"{status}: {detail}" if detail else status
