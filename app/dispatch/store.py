@@ -177,7 +177,7 @@ RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api
 async def claim(db: Database, *, batch: int, per_tenant: int, lease: timedelta) -> list[Claimed]:
     rows = await db.fetch_all(
         CLAIM,
-        {"batch": batch, "per_tenant": per_tenant, "lease": f"{lease.total_seconds()} seconds"},
+        {"batch": batch, "per_tenant": per_tenant, "lease": lease},
     )
     claimed = [Claimed(**{**dict(r._mapping), "body": _json(r._mapping["body"])}) for r in rows]
     return sorted(claimed, key=lambda c: c.seq)
@@ -211,14 +211,13 @@ async def reserve_budget(
             "SELECT 1 FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE",
             {"h": routing_key_hash},
         )
-        window_sql = f"{window.total_seconds()} seconds"
         used = await db.fetch_one(
             """
             SELECT count(*) AS n, min(started_at) AS oldest FROM delivery_attempts
             WHERE routing_key_hash = :h
               AND started_at > clock_timestamp() - CAST(:window AS interval)
             """,
-            {"h": routing_key_hash, "window": window_sql},
+            {"h": routing_key_hash, "window": window},
         )
         assert used is not None
         if used._mapping["n"] >= limit:
@@ -229,7 +228,7 @@ async def reserve_budget(
                     + CAST(:window AS interval))
                 WHERE routing_key_hash = :h
                 """,
-                {"h": routing_key_hash, "oldest": used._mapping["oldest"], "window": window_sql},
+                {"h": routing_key_hash, "oldest": used._mapping["oldest"], "window": window},
             )
             await release(db, event_id)
             return None
@@ -339,7 +338,7 @@ async def schedule_retry(db: Database, event_id: UUID, *, delay: timedelta, erro
             next_attempt_at = clock_timestamp() + CAST(:delay AS interval)
         WHERE id = :id
         """,
-        {"id": event_id, "error": error, "delay": f"{delay.total_seconds()} seconds"},
+        {"id": event_id, "error": error, "delay": delay},
     )
 
 
@@ -352,7 +351,7 @@ async def pause_key(db: Database, routing_key_hash: str, pause: timedelta) -> No
                 clock_timestamp() + CAST(:pause AS interval))
         WHERE routing_key_hash = :h
         """,
-        {"h": routing_key_hash, "pause": f"{pause.total_seconds()} seconds"},
+        {"h": routing_key_hash, "pause": pause},
     )
 
 

@@ -31,6 +31,13 @@ from app.pagerduty.events import EventAnswer, send_event
 
 log = logging.getLogger("pdconnect.dispatch")
 
+DATABASE_AWAY = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
 
 class Dispatcher:
     def __init__(
@@ -86,10 +93,16 @@ class Dispatcher:
                 per_tenant=self.config.per_tenant_scan,
                 lease=self.config.lease,
             )
-        except (OSError, asyncpg.PostgresError) as exc:
-            # The database is away: nothing can be claimed or lost; look again shortly.
-            log.warning("claiming events failed: %s", type(exc).__name__)
+        except DATABASE_AWAY as exc:
+            # Nothing can be claimed, and nothing is lost: look again shortly.
+            log.warning("the database is unreachable (%s); retrying", type(exc).__name__)
             await asyncio.sleep(1.0)
+            return 0
+        except Exception:
+            # A dispatcher that stopped would stop every page of this process; say it loudly
+            # and keep going.
+            log.exception("claiming events failed")
+            await asyncio.sleep(5.0)
             return 0
         for event in events:
             task = asyncio.create_task(self._deliver(event))
@@ -104,7 +117,7 @@ class Dispatcher:
 
     async def _sleep(self, stopper: asyncio.Task[Any]) -> None:
         timeout = self.config.poll_interval.total_seconds()
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
+        with contextlib.suppress(*DATABASE_AWAY):
             due = await store.next_due_in(self.db)
             if due is not None:
                 timeout = min(timeout, max(due.total_seconds(), 0.01))

@@ -1,0 +1,44 @@
+"""`pdconnect worker`: a dispatcher alone, for scaling delivery apart from the web tier."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from databases import Database
+
+from app.crypto import Vault
+from app.deps import new_http_client
+from app.dispatch.policy import DispatchConfig
+from app.dispatch.worker import Dispatcher
+from app.settings import Settings
+
+log = logging.getLogger("pdconnect.dispatch")
+
+
+async def run_worker(settings: Settings, config: DispatchConfig | None = None) -> None:
+    assert settings.database_url is not None
+    config = config or DispatchConfig()
+    db = Database(settings.database_url, min_size=2, max_size=config.concurrency + 4)
+    http = new_http_client()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Stop claiming at once; sends in flight finish (bounded by the lease).
+        loop.add_signal_handler(sig, stop.set)
+    await db.connect()
+    try:
+        dispatcher = Dispatcher(
+            db=db,
+            http=http,
+            vault=Vault(settings.encryption_keys),
+            database_url=settings.database_url,
+            config=config,
+        )
+        log.info("worker started")
+        await dispatcher.run(stop)
+        log.info("worker stopped")
+    finally:
+        await http.aclose()
+        await db.disconnect()
