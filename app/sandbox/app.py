@@ -5,7 +5,8 @@
 | identity.pagerduty.com          | `{base}/identity`          |
 | api.pagerduty.com               | `{base}/us/api`            |
 | api.eu.pagerduty.com            | `{base}/eu/api`            |
-| events(.eu).pagerduty.com       | `{base}/{us,eu}/events` (reserved for the Events API) |
+| events.pagerduty.com            | `{base}/us/events`         |
+| events.eu.pagerduty.com         | `{base}/eu/events`         |
 | app.pagerduty.com               | `{base}/app`               |
 | (none: test controls)           | `{base}/_sandbox`          |
 """
@@ -23,6 +24,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from app.sandbox.authorize import AuthorizeEndpoint
 from app.sandbox.config import SandboxConfig
 from app.sandbox.controls import ControlEndpoints
+from app.sandbox.events_api import EventsApi
+from app.sandbox.events_controls import EventControls
 from app.sandbox.install import InstallPage
 from app.sandbox.models import Region
 from app.sandbox.pages import esc, page
@@ -50,6 +53,7 @@ def _routes(state: SandboxState) -> list[BaseRoute]:
     tokens = TokenEndpoints(state)
     rest = RestApi(state)
     install = InstallPage(state)
+    events = EventsApi(state)
     anonymous = "/global/oauth/anonymous"
     identity = [
         Route("/oauth/authorize", authorize.get, methods=["GET"]),
@@ -76,8 +80,13 @@ def _routes(state: SandboxState) -> list[BaseRoute]:
         Mount("/identity", routes=identity),
         Mount("/us/api", routes=rest.routes(Region.US)),
         Mount("/eu/api", routes=rest.routes(Region.EU)),
+        Mount("/us/events", routes=events.routes(Region.US)),
+        Mount("/eu/events", routes=events.routes(Region.EU)),
         Mount("/app", routes=web),
-        Mount("/_sandbox", routes=ControlEndpoints(state).routes()),
+        Mount(
+            "/_sandbox",
+            routes=ControlEndpoints(state).routes() + EventControls(state).routes(),
+        ),
     ]
 
 
@@ -100,6 +109,10 @@ def _index(state: SandboxState) -> Response:
         f"<li>Identity: <code>{esc(config.identity_url)}</code></li>"
         f"<li>JWKS: <code>{esc(config.jwks_url)}</code></li>"
         f"<li>Install page: <code>{esc(config.web_url)}/install/integration</code></li>"
+        f"<li>Events API (US): <code>{esc(config.events_url('us'))}/v2/enqueue</code></li>"
+        f"<li>Events API (EU): <code>{esc(config.events_url('eu'))}/v2/enqueue</code></li>"
+        f'<li>Arrivals: <a href="{esc(config.base_url)}/_sandbox/events/page">'
+        "the latest Events API requests</a></li>"
         "</ul>"
     )
     return page("PagerDuty sandbox", body)

@@ -2,7 +2,10 @@
 
 - `GET  /_sandbox/control`: current switches.
 - `POST /_sandbox/control` with any of `{"id_token_key": "normal"|"rogue",
-  "install_name_spelling": "Name"|"name", "rest_rate_limit": <requests per minute>}`.
+  "install_name_spelling": "Name"|"name", "rest_rate_limit": <requests per minute>,
+  "unknown_key_response": "reject"|"accept", "default_rate_limit": <events per minute per
+  routing key>, "rate_limits": {"<routing key>": <events per minute> | null}}`. `rate_limits`
+  is merged into the overrides already set; null removes a key's override.
 - `POST /_sandbox/clock/advance {"seconds": N}`: codes and tokens expire by this clock.
 - `GET  /_sandbox/accounts`, `GET /_sandbox/accounts/{subdomain}`: what an account holds
   (services, integrations with keys, rulesets, webhook subscriptions with secrets, grants).
@@ -11,6 +14,8 @@
 - `DELETE /_sandbox/accounts/{subdomain}/services/{id}` and
   `DELETE /_sandbox/accounts/{subdomain}/services/{id}/integrations/{iid}`: what a user
   deleting them in PagerDuty's web app does.
+
+The Events API's arrival log, incidents and faults have their own: `app.sandbox.events_controls`.
 """
 
 from __future__ import annotations
@@ -28,11 +33,23 @@ from app.sandbox.state import SandboxState
 _CHOICES = {
     "id_token_key": ("normal", "rogue"),
     "install_name_spelling": ("Name", "name"),
+    "unknown_key_response": ("reject", "accept"),
 }
+_POSITIVE_INTS = ("rest_rate_limit", "default_rate_limit")
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _rate_limit_overrides(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and (v is None or _positive_int(v)) for k, v in value.items()
+    )
 
 
 async def _json(request: Request) -> dict[str, Any] | None:
@@ -76,13 +93,20 @@ class ControlEndpoints:
             if key in _CHOICES:
                 if value not in _CHOICES[key]:
                     return _error(f"{key} must be one of {list(_CHOICES[key])}")
-            elif key == "rest_rate_limit":
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    return _error("rest_rate_limit must be a positive integer")
+            elif key in _POSITIVE_INTS:
+                if not _positive_int(value):
+                    return _error(f"{key} must be a positive integer")
+            elif key == "rate_limits":
+                if not _rate_limit_overrides(value):
+                    return _error('rate_limits must be {"<routing key>": <positive int> | null}')
             else:
                 return _error(f"Unknown control {key!r}")
         for key, value in body.items():
-            setattr(controls, key, value)
+            if key == "rate_limits":
+                merged = controls.rate_limits | value
+                controls.rate_limits = {k: v for k, v in merged.items() if v is not None}
+            else:
+                setattr(controls, key, value)
         return JSONResponse(asdict(controls))
 
     async def advance_clock(self, request: Request) -> Response:

@@ -42,6 +42,12 @@ def uuid4(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def dedup_key(rng: random.Random) -> str:
+    """The key PagerDuty makes for a trigger that came without one: a UUID as 32 hex digits,
+    the form of the `incident_key` in its own v1 example."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4).hex
+
+
 def access_token(rng: random.Random) -> str:
     # The "+" is part of PagerDuty's real format: a client that forgets to URL-encode
     # tokens in a form body sends a space instead, and fails here as it would there.

@@ -6,7 +6,6 @@ sandbox's web pages as `https://<subdomain>.pagerduty.com/...` would.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from app.sandbox.models import (
@@ -17,10 +16,9 @@ from app.sandbox.models import (
     WebhookSubscription,
 )
 from app.sandbox.state import SandboxState
+from app.sandbox.timefmt import iso
 
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = ["Shapes", "iso"]
 
 
 class Shapes:

@@ -1,7 +1,8 @@
 """The accounts every sandbox starts with, identical at every start.
 
 - "acme-corp" (US): 2 users, 3 escalation policies and 160 services, so listing them needs
-  paging; a global and a team ruleset for the Simple Install Flow.
+  paging; a global and a team ruleset for the Simple Install Flow; "Datadog" Events API v2
+  integrations on some services and legacy "Nagios" Events API v1 integrations on two.
 - "globex-eu" (EU): 2 users, 2 policies, 8 services, a global ruleset.
 - "initech" (US): 1 user, 1 policy, 4 services, a global ruleset.
 
@@ -27,6 +28,10 @@ from app.sandbox.models import (
 
 SEED = 20240501
 SEEDED_AT = 1_700_000_000.0  # created_at of everything seeded (2023-11-14)
+EVENTS_V2 = "events_api_v2_inbound_integration"
+EVENTS_V1 = "generic_events_api_inbound_integration"
+# Services that still carry an Events API v1 integration, so v1 service keys exist.
+V1_SERVICES = ("Search Indexer", "Shipping Queue")
 
 _ACME_TEAMS = (
     "Checkout", "Payments", "Search", "Inventory", "Shipping",
@@ -88,13 +93,15 @@ class _Builder:
         )
         return service_id
 
-    def integration(self, account_id: str, service_id: str, name: str) -> None:
+    def integration(
+        self, account_id: str, service_id: str, name: str, type_: str = EVENTS_V2
+    ) -> None:
         self.seed.integrations.append(
             Integration(
                 id=self.new_id(),
                 account_id=account_id,
                 service_id=service_id,
-                type="events_api_v2_inbound_integration",
+                type=type_,
                 name=name,
                 integration_key=ids.integration_key(self.rng),
                 created_at=SEEDED_AT,
@@ -147,5 +154,10 @@ def build_seed() -> Seed:
     for name in _INITECH_SERVICES:
         b.service(initech, name, initech_policy)
     b.ruleset(initech, "Global Event Rules", "global_rule_set")
+
+    # Made last so the ids and keys drawn before them stay what they were.
+    for name in V1_SERVICES:
+        service = next(s for s in b.seed.services if s.account_id == acme and s.name == name)
+        b.integration(acme, service.id, "Nagios", EVENTS_V1)
 
     return b.seed

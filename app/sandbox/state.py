@@ -1,5 +1,6 @@
 """Everything a running sandbox knows, in memory: accounts and their objects, OAuth grants,
-the clock, and the switches tests flip through the control endpoints.
+Events API arrivals and the incidents they opened, the clock, and the switches tests flip
+through the control endpoints.
 
 Handlers never await between reading and writing it, so one event loop keeps it consistent
 without locks.
@@ -7,14 +8,18 @@ without locks.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from app.sandbox import ids
+from app.sandbox.arrivals import ArrivalLog
 from app.sandbox.config import SandboxConfig
+from app.sandbox.faults import FaultInjector
+from app.sandbox.incidents import IncidentBook
 from app.sandbox.keys import SigningKeys
 from app.sandbox.models import (
     Account,
@@ -30,6 +35,7 @@ from app.sandbox.ratelimit import SlidingWindowLimiter
 from app.sandbox.seed import build_seed
 
 REST_RATE_LIMIT_PER_MINUTE = 960  # per app per account, as PagerDuty documents
+EVENTS_RATE_LIMIT_PER_MINUTE = 120  # per routing key: "approximately 120 calls/minute"
 _NORMAL, _ROGUE = "normal", "rogue"
 
 
@@ -40,6 +46,15 @@ class Controls:
     id_token_key: str = _NORMAL  # "rogue": sign id_tokens with a key missing from the JWKS
     install_name_spelling: str = "Name"  # PagerDuty's own example writes account "Name"
     rest_rate_limit: int = REST_RATE_LIMIT_PER_MINUTE
+    # A well-formed key no integration has: "reject" answers 400 "Invalid routing key" (one
+    # user saw that), "accept" answers 202 and drops the event (PagerDuty may do that for a
+    # deleted key). Rejecting is the default so that a lost key shows in tests.
+    unknown_key_response: str = "reject"
+    default_rate_limit: int = EVENTS_RATE_LIMIT_PER_MINUTE  # Events API, per routing key
+    rate_limits: dict[str, int] = field(default_factory=dict)  # per-key overrides
+
+    def events_rate_limit(self, routing_key: str) -> int:
+        return self.rate_limits.get(routing_key, self.default_rate_limit)
 
     @property
     def rogue_id_tokens(self) -> bool:
@@ -58,6 +73,12 @@ class SandboxState:
             self.now, config.access_token_lifetime, config.refresh_token_lifetime
         )
         self.rest_limiter = SlidingWindowLimiter()
+        # Events API: the per-key window, what arrived, what it opened, what goes wrong.
+        self.events_limiter = SlidingWindowLimiter()
+        self.arrivals = ArrivalLog()
+        self.faults = FaultInjector()
+        # Injected latency and held requests wait here; tests may swap in a recorder.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
         seed = build_seed()
         self.accounts: dict[str, Account] = {a.id: a for a in seed.accounts}
@@ -67,6 +88,7 @@ class SandboxState:
         self.integrations: dict[str, Integration] = {i.id: i for i in seed.integrations}
         self.rulesets: dict[str, Ruleset] = {r.id: r for r in seed.rulesets}
         self.webhook_subscriptions: dict[str, WebhookSubscription] = {}
+        self.incidents = IncidentBook(self.new_id)
 
     def now(self) -> float:
         return self._clock() + self.clock_offset
@@ -78,6 +100,7 @@ class SandboxState:
         taken = (
             self.accounts, self.users, self.policies, self.services,
             self.integrations, self.rulesets, self.webhook_subscriptions,
+            self.incidents.incidents,
         )  # fmt: skip
         while any((value := ids.pd_id(self.rng)) in table for table in taken):
             pass

@@ -20,7 +20,14 @@ async def test_control_reports_and_changes_settings(client: httpx2.AsyncClient) 
         "/_sandbox/control", json={"install_name_spelling": "name", "rest_rate_limit": 10}
     )
 
-    defaults = {"id_token_key": "normal", "install_name_spelling": "Name", "rest_rate_limit": 960}
+    defaults = {
+        "id_token_key": "normal",
+        "install_name_spelling": "Name",
+        "rest_rate_limit": 960,
+        "unknown_key_response": "reject",
+        "default_rate_limit": 120,
+        "rate_limits": {},
+    }
     assert before == defaults
     assert changed.json() == defaults | {"install_name_spelling": "name", "rest_rate_limit": 10}
 

@@ -1,0 +1,9 @@
+"""Times as PagerDuty writes them in JSON: UTC, whole seconds, a trailing "Z"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
