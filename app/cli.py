@@ -1,6 +1,7 @@
 """The `pdconnect` command.
 
     pdconnect serve [--host 127.0.0.1] [--port 8000] [--workers N] [--sandbox-port 8900]
+    pdconnect worker
     pdconnect migrate
     pdconnect sandbox [--port 8900]
     pdconnect tenant create NAME [--external-id ID]
@@ -243,6 +244,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.dispatch.runner import run_worker
+
+    settings, _ = resolve(_environment())
+    asyncio.run(_migrate(settings))
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings, _ = resolve(_environment())
     asyncio.run(_migrate(settings))
@@ -338,6 +348,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--sandbox-port", type=int, default=8900)
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the dispatcher alone (scale it apart from web)")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply pending migrations and exit")
     migrate.set_defaults(func=cmd_migrate)

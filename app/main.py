@@ -6,7 +6,9 @@ imports (`uvicorn --factory app.main:app_factory`) and reads settings from the e
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +25,14 @@ from starlette.staticfiles import StaticFiles
 
 from app import ops
 from app.deps import Deps, new_http_client
+from app.dispatch import api as delivery_api
+from app.dispatch import pages as delivery_pages
+from app.dispatch.policy import DispatchConfig
+from app.dispatch.runner import settings_dispatch_config
+from app.dispatch.worker import Dispatcher
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
+from app.ingest import endpoints as ingest_endpoints
+from app.ingest import rules as ingest_rules
 from app.installations import admin as installations_admin
 from app.installations import connect, picker, settings_page
 from app.settings import load_settings
@@ -36,6 +45,7 @@ from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
 
 log = logging.getLogger("pdconnect")
 
+DB_POOL_SIZE = 24
 API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/")
 
 
@@ -102,17 +112,34 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
     return _error(request, 500, "Internal error. It has been logged; please try again.")
 
 
-def create_app(deps: Deps, *, owns_resources: bool = False) -> Starlette:
+def create_app(
+    deps: Deps, *, owns_resources: bool = False, dispatch: DispatchConfig | None = None
+) -> Starlette:
     """With `owns_resources`, the app connects the database on start-up and closes it and the
-    HTTP client on shutdown; tests that manage their own leave it False."""
+    HTTP client on shutdown; tests that manage their own leave it False. With `dispatch`, a
+    dispatcher runs beside the web app in this process."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_resources:
             await deps.db.connect()
+        stop = asyncio.Event()
+        runner = None
+        if dispatch is not None and deps.settings.database_url is not None:
+            dispatcher = Dispatcher(
+                db=deps.db,
+                http=deps.http,
+                vault=deps.vault,
+                database_url=deps.settings.database_url,
+                config=dispatch,
+            )
+            runner = asyncio.create_task(dispatcher.run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if runner is not None:
+                await runner
             if owns_resources:
                 await deps.http.aclose()
                 await deps.db.disconnect()
@@ -123,6 +150,10 @@ def create_app(deps: Deps, *, owns_resources: bool = False) -> Starlette:
         *settings_page.routes,
         *connect.routes,
         *picker.routes,
+        *ingest_endpoints.routes,
+        *delivery_api.routes,
+        *delivery_pages.routes,
+        *ingest_rules.routes,
         *tenants_admin.routes,
         *installations_admin.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
@@ -162,5 +193,12 @@ def app_factory() -> Starlette:
     settings = load_settings()
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
-    deps = Deps(settings=settings, db=Database(settings.database_url), http=new_http_client())
-    return create_app(deps, owns_resources=True)
+    db = Database(settings.database_url, min_size=2, max_size=DB_POOL_SIZE)
+    deps = Deps(settings=settings, db=db, http=new_http_client())
+    # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
+    run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
+    return create_app(
+        deps,
+        owns_resources=True,
+        dispatch=settings_dispatch_config(settings) if run_dispatcher else None,
+    )

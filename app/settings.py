@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -47,6 +47,10 @@ class Settings:
     pagerduty_events_url: str | None
     pagerduty_app_url: str | None
     sandbox: bool
+    dispatch_concurrency: int = 16
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 600.0
+    give_up_after_hours: float = 24.0
 
     @property
     def https(self) -> bool:
@@ -142,7 +146,26 @@ def load_settings(
         pagerduty_events_url=_optional_url("PAGERDUTY_EVENTS_URL", get("PAGERDUTY_EVENTS_URL")),
         pagerduty_app_url=_optional_url("PAGERDUTY_APP_URL", get("PAGERDUTY_APP_URL")),
         sandbox=sandbox,
+        dispatch_concurrency=int(_number("PDCONNECT_DISPATCH_CONCURRENCY", get, 16, 1, 256)),
+        retry_base_seconds=_number("PDCONNECT_RETRY_BASE_SECONDS", get, 2.0, 0.01, 3600),
+        retry_cap_seconds=_number("PDCONNECT_RETRY_CAP_SECONDS", get, 600.0, 0.01, 86400),
+        give_up_after_hours=_number("PDCONNECT_GIVE_UP_AFTER_HOURS", get, 24.0, 0.01, 24 * 30),
     )
+
+
+def _number(
+    name: str, get: Callable[[str], str | None], default: float, low: float, high: float
+) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number") from exc
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}")
+    return value
 
 
 def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:

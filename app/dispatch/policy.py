@@ -36,6 +36,22 @@ class DispatchConfig:
     key_rejections_to_unhealthy: int = 3
 
 
+def dispatch_config(
+    *,
+    concurrency: int,
+    retry_base_seconds: float,
+    retry_cap_seconds: float,
+    give_up_after_hours: float,
+) -> DispatchConfig:
+    return DispatchConfig(
+        concurrency=concurrency,
+        batch_size=max(concurrency * 2, 8),
+        retry_base=timedelta(seconds=retry_base_seconds),
+        retry_cap=timedelta(seconds=retry_cap_seconds),
+        give_up_after=timedelta(hours=give_up_after_hours),
+    )
+
+
 def _jittered(base: timedelta, cap: timedelta, level: int, rng: random.Random) -> timedelta:
     ceiling = min(cap.total_seconds(), base.total_seconds() * (2 ** min(level, 32)))
     # Full jitter (spread over the whole interval) keeps many workers from retrying in step;

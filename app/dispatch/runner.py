@@ -10,16 +10,25 @@ from databases import Database
 
 from app.crypto import Vault
 from app.deps import new_http_client
-from app.dispatch.policy import DispatchConfig
+from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
 from app.settings import Settings
 
 log = logging.getLogger("pdconnect.dispatch")
 
 
+def settings_dispatch_config(settings: Settings) -> DispatchConfig:
+    return dispatch_config(
+        concurrency=settings.dispatch_concurrency,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_cap_seconds=settings.retry_cap_seconds,
+        give_up_after_hours=settings.give_up_after_hours,
+    )
+
+
 async def run_worker(settings: Settings, config: DispatchConfig | None = None) -> None:
     assert settings.database_url is not None
-    config = config or DispatchConfig()
+    config = config or settings_dispatch_config(settings)
     db = Database(settings.database_url, min_size=2, max_size=config.concurrency + 4)
     http = new_http_client()
     stop = asyncio.Event()

@@ -8,7 +8,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from app.dispatch.store import list_events
 from app.errors import ConflictError, InputError
+from app.ingest import store as ingest_store
+from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.store import PdService
@@ -17,6 +20,7 @@ from app.web.api import get_deps
 from app.web.pages import flash, redirect, render
 from app.web.session import SignedOut, check_csrf, current_tenant_id
 
+EVENTS_SHOWN = 25
 METHOD_LABELS = {"oauth": "OAuth", "simple_install": "Simple Install", "manual": "Manual key"}
 REGION_LABELS = {"us": "US", "eu": "EU"}
 
@@ -30,8 +34,10 @@ async def settings_page(request: Request) -> Response:
         raise SignedOut()
     installations = await store.list_installations(deps.db, tenant_id)
     services: dict[object, list[PdService]] = defaultdict(list)
-    for service in await store.list_services(deps.db, tenant_id):
+    all_services = await store.list_services(deps.db, tenant_id)
+    for service in all_services:
         services[service.installation_id].append(service)
+    severities = parse_severity_map(await ingest_store.severity_map(deps.db, tenant_id))
     return render(
         request,
         "settings.html",
@@ -40,6 +46,12 @@ async def settings_page(request: Request) -> Response:
             "installations": installations,
             "services": services,
             "audit": await list_audit(deps.db, tenant_id, limit=20),
+            "all_services": all_services,
+            "service_names": {str(s.id): s.name for s in all_services},
+            "rules": await ingest_store.list_rules(deps.db, tenant_id),
+            "severities": severities,
+            "pd_severities": PD_SEVERITIES,
+            "events": await list_events(deps.db, tenant_id, limit=EVENTS_SHOWN),
             "oauth_enabled": deps.settings.oauth_enabled,
             "install_enabled": deps.settings.simple_install_enabled,
             "method_labels": METHOD_LABELS,

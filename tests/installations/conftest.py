@@ -7,76 +7,22 @@ id_tokens are issued at the time the product believes it is.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-import uvicorn
 from databases import Database
 
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from app.sandbox import SandboxApp, SandboxConfig, SandboxState, create_sandbox_app, sandbox_state
 from tests.conftest import ADMIN_TOKEN, BASE_URL, FakeClock, admin_headers, make_settings
+from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import sandbox as sandbox  # a fixture, shared
 
-CLIENT_ID = "pdconnect-test"
-CLIENT_SECRET = "pdconnect-test-secret-0123456789"
-APP_ID = "PTESTAP"
 ACME_USER = "PADA001"
 GLOBEX_USER = "PHANK01"
-
-
-@dataclass
-class Sandbox:
-    url: str
-    state: SandboxState
-    http: httpx2.AsyncClient
-
-    async def account(self, subdomain: str) -> dict[str, Any]:
-        response = await self.http.get(f"{self.url}/_sandbox/accounts/{subdomain}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def control(self, **settings: str) -> None:
-        response = await self.http.post(f"{self.url}/_sandbox/control", json=settings)
-        assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    config = SandboxConfig(
-        base_url=url,
-        apps=(
-            SandboxApp(
-                CLIENT_ID, CLIENT_SECRET, (f"{BASE_URL}/pagerduty/callback",), app_id=APP_ID
-            ),
-        ),
-    )
-    app = create_sandbox_app(config, clock=lambda: clock.now.timestamp())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [probe]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox did not start"
-        await asyncio.sleep(0.01)
-    async with httpx2.AsyncClient() as http:
-        yield Sandbox(url=url, state=sandbox_state(app), http=http)
-    server.should_exit = True
-    thread.join(timeout=10)
-    probe.close()
 
 
 @pytest.fixture

@@ -1,0 +1,152 @@
+"""The ingest endpoints: our native format, Alertmanager's webhook, and drop-in copies of
+PagerDuty's Events API v2 and v1 (same paths, shapes and codes, with the tenant's ingest key
+as the routing key), so any tool that pages PagerDuty can page through us by changing its URL.
+
+The ingest key comes as `Authorization: Bearer …`, in the path (`/k/<key>/…`, for senders that
+only take a URL; the access log redacts it), or for the drop-ins in the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.errors import InputError, Unauthenticated
+from app.ingest.alertmanager import parse_alertmanager
+from app.ingest.events_v1 import parse_events_v1
+from app.ingest.events_v2 import DropInError, parse_change_v2, parse_events_v2
+from app.ingest.intake import Accepted, Item, accept
+from app.ingest.native import parse_native
+from app.tenants.keys import authenticate
+from app.web.api import get_deps
+
+NATIVE_MAX_BYTES = 1024 * 1024
+ALERTMANAGER_MAX_BYTES = 4 * 1024 * 1024
+# PagerDuty's own limit on one Events API request.
+DROP_IN_MAX_BYTES = 512 * 1024
+
+
+async def _body(request: Request, max_bytes: int) -> object:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > max_bytes:
+            raise InputError("", f"request body is larger than {max_bytes} bytes", status=413)
+    if not raw:
+        raise InputError("", "request body is empty", status=400)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
+
+
+async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
+    deps = get_deps(request)
+    if presented is None:
+        presented = request.path_params.get("ingest_key")
+    if presented is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        presented = token.strip() if scheme.lower() == "bearer" else None
+    key = await authenticate(deps.db, deps.ingest_key_hasher, presented) if presented else None
+    if key is None:
+        raise Unauthenticated()
+    return key.tenant_id
+
+
+def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "id": str(a.id),
+                "dedup_key": a.dedup_key,
+                "service": str(a.service.id),
+                "service_name": a.service.name,
+                "status": a.status,
+            }
+            for a in accepted
+        ]
+    }
+
+
+async def _native(request: Request, items_of: Any, max_bytes: int, source: str) -> Response:
+    tenant_id = await _tenant_from_key(request, None)
+    body = await _body(request, max_bytes)
+    items: list[Item] = items_of(body)
+    accepted = await accept(get_deps(request).db, tenant_id, items, source=source)
+    return JSONResponse(_accepted_json(accepted), status_code=202)
+
+
+async def native_alerts(request: Request) -> Response:
+    return await _native(request, parse_native, NATIVE_MAX_BYTES, "native")
+
+
+async def alertmanager(request: Request) -> Response:
+    mode = request.query_params.get("mode", "group")
+    if mode not in ("group", "alert"):
+        raise InputError(
+            "mode", "must be group (one PagerDuty alert per group) or alert", status=400
+        )
+    return await _native(
+        request,
+        lambda body: parse_alertmanager(body, mode=mode),  # type: ignore[arg-type]
+        ALERTMANAGER_MAX_BYTES,
+        "alertmanager",
+    )
+
+
+def _invalid(errors: list[str], *, status: int = 400) -> Response:
+    return JSONResponse(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
+        status_code=status,
+    )
+
+
+async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Response:
+    try:
+        body = await _body(request, DROP_IN_MAX_BYTES)
+        key, item = parse(body)
+        tenant_id = await _tenant_from_key(request, key)
+        accepted = await accept(get_deps(request).db, tenant_id, [item], source=source)
+    except DropInError as exc:
+        return _invalid(list(exc.errors))
+    except Unauthenticated:
+        return _invalid(["Invalid routing key"])
+    except InputError as exc:
+        return _invalid([str(exc)], status=exc.status if exc.status == 413 else 400)
+    dedup_key = accepted[0].dedup_key if accepted else None
+    if v1:
+        return JSONResponse(
+            {"status": "success", "message": "Event processed", "incident_key": dedup_key}
+        )
+    answer: dict[str, Any] = {"status": "success", "message": "Event processed"}
+    if dedup_key is not None:
+        answer["dedup_key"] = dedup_key
+    return JSONResponse(answer, status_code=202)
+
+
+async def enqueue_v2(request: Request) -> Response:
+    return await _drop_in(request, parse_events_v2, "events_v2", v1=False)
+
+
+async def enqueue_change(request: Request) -> Response:
+    return await _drop_in(request, parse_change_v2, "events_v2_change", v1=False)
+
+
+async def create_event_v1(request: Request) -> Response:
+    return await _drop_in(request, parse_events_v1, "events_v1", v1=True)
+
+
+routes = [
+    Route("/v1/alerts", native_alerts, methods=["POST"]),
+    Route("/k/{ingest_key}/v1/alerts", native_alerts, methods=["POST"]),
+    Route("/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
+    Route("/k/{ingest_key}/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
+    Route("/v2/enqueue", enqueue_v2, methods=["POST"]),
+    Route("/v2/change/enqueue", enqueue_change, methods=["POST"]),
+    Route("/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]),
+]
