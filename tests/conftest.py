@@ -80,6 +80,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.disconnect()
 
 
+@pytest.fixture
+async def cdb(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, min_size=1, max_size=20)
+    await database.connect()
+    try:
+        yield database
+    finally:
+        await database.execute("TRUNCATE tenants, dispatch_keys CASCADE")
+        await database.disconnect()
+
+
 class FakeClock:
     """A clock the test moves by hand."""
 

@@ -11,7 +11,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,9 @@ class Sandbox:
         assert response.status_code == 200, response.text
 
 
-@pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
+@asynccontextmanager
+async def running_sandbox(clock: Callable[[], float] | None) -> AsyncIterator[Sandbox]:
+    """A sandbox on a free loopback port; `clock` None means real time."""
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
@@ -58,7 +60,7 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
             ),
         ),
     )
-    app = create_sandbox_app(config, clock=lambda: clock.now.timestamp())
+    app = create_sandbox_app(config, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [probe]}, daemon=True)
     thread.start()
@@ -66,8 +68,16 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
     while not server.started:
         assert time.monotonic() < deadline, "sandbox did not start"
         await asyncio.sleep(0.01)
-    async with httpx2.AsyncClient() as http:
-        yield Sandbox(url=url, state=sandbox_state(app), http=http)
-    server.should_exit = True
-    thread.join(timeout=10)
-    probe.close()
+    try:
+        async with httpx2.AsyncClient() as http:
+            yield Sandbox(url=url, state=sandbox_state(app), http=http)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        probe.close()
+
+
+@pytest.fixture
+async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
+    async with running_sandbox(lambda: clock.now.timestamp()) as running:
+        yield running

@@ -191,6 +191,8 @@ class EventsApi:
 def _faulted(fault: Fault, api: Api) -> Answer:
     if fault.kind == "outage":
         return _answer(bodies.outage())
+    if fault.kind == "reject":
+        return _answer(bodies.invalid(list(fault.errors)), list(fault.errors))
     if fault.kind == "burst_429":
         # A burst is throttling, and v1 says throttled with 403.
         return _answer(bodies.throttled(403 if api == "v1" else 429))

@@ -10,9 +10,10 @@ Settings (all optional; a POST changes only the ones it names):
 | `timeout_rate` | probability of holding the request `timeout_seconds`, then answering 500 |
 | `timeout_seconds` | default 30: longer than a client's own timeout should be |
 | `outage` | every request gets 503 |
+| `reject` | `{"errors": [...]}`: every event is refused with 400 "invalid event" and these errors, as PagerDuty would refuse one it finds invalid in a way we did not foresee |
 | `seed` | makes the random choices reproducible |
 
-A request meets them in this order: latency, outage, burst, timeout, error. A faulted request
+A request meets them in this order: latency, outage, reject, burst, timeout, error. A faulted request
 is not processed (PagerDuty did not take the event), but the arrival log records it with the
 answer it got. The decision is drawn when the request arrives, so a seeded run gives the same
 answers in arrival order however the requests overlap in time.
@@ -43,6 +44,7 @@ class FaultSettings:
     timeout_rate: float = 0.0
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     outage: bool = False
+    reject: tuple[str, ...] | None = None
     seed: int | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -51,8 +53,9 @@ class FaultSettings:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "outage", "burst_429", "timeout" or "error"
+    kind: str  # "outage", "reject", "burst_429", "timeout" or "error"
     status: int
+    errors: tuple[str, ...] = ()
     hold_seconds: float = 0.0  # how long to keep the client waiting first
 
 
@@ -90,6 +93,15 @@ def _seed(value: object) -> int | None:
     return value
 
 
+def _reject(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    errors = value.get("errors") if isinstance(value, dict) else None
+    if not isinstance(errors, list) or not errors or not all(isinstance(e, str) for e in errors):
+        raise FaultError('reject must be {"errors": ["…", …]} or null')
+    return tuple(errors)
+
+
 def parse_changes(current: FaultSettings, body: dict[str, Any]) -> FaultSettings:
     """`current` with the changes in `body` applied, or FaultError naming the first bad one.
     Nothing is applied unless everything is valid."""
@@ -109,6 +121,8 @@ def parse_changes(current: FaultSettings, body: dict[str, Any]) -> FaultSettings
             if not isinstance(body[key], bool):
                 raise FaultError("outage must be true or false")
             changes[key] = body[key]
+        elif key == "reject":
+            changes[key] = _reject(body[key])
         elif key == "seed":
             changes[key] = _seed(body[key])
         else:
@@ -145,6 +159,8 @@ class FaultInjector:
         s = self.settings
         if s.outage:
             return Fault("outage", 503)
+        if s.reject is not None:
+            return Fault("reject", 400, errors=s.reject)
         if s.burst_429 is not None:
             position = self._burst_count % (s.burst_429.every + s.burst_429.length)
             self._burst_count += 1

@@ -36,17 +36,6 @@ FAST = DispatchConfig(
 )
 
 
-@pytest.fixture
-async def cdb(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, min_size=1, max_size=20)
-    await database.connect()
-    try:
-        yield database
-    finally:
-        await database.execute("TRUNCATE tenants, dispatch_keys CASCADE")
-        await database.disconnect()
-
-
 @dataclass
 class FakePagerDuty:
     """Answers by a script, consumed per routing key; otherwise as PagerDuty accepts (202 for

@@ -23,6 +23,7 @@ DEFAULTS = {
     "timeout_rate": 0.0,
     "timeout_seconds": 30.0,
     "outage": False,
+    "reject": None,
     "seed": None,
 }
 
@@ -229,3 +230,19 @@ async def test_default_timeout_is_30_seconds(
 
     assert response.status_code == 500
     assert slept == [30.0]
+
+
+async def test_reject_fault_refuses_valid_events_with_the_given_errors() -> None:
+    from app.sandbox.faults import FaultInjector
+
+    injector = FaultInjector()
+    injector.configure({"reject": {"errors": ["'payload.timestamp' is in the future"]}})
+    fault = injector.decide()
+    assert fault is not None
+    assert (fault.kind, fault.status, fault.errors) == (
+        "reject",
+        400,
+        ("'payload.timestamp' is in the future",),
+    )
+    injector.configure({"reject": None})
+    assert injector.decide() is None
