@@ -160,7 +160,7 @@ async def test_pagerduty_400_fails_after_one_attempt_with_its_errors_shown(stack
         [event] = answer.json()["events"]
 
         async def failed() -> bool:
-            return (await stack.event(tenant, event["id"]))["status"] == "failed"
+            return bool((await stack.event(tenant, event["id"]))["status"] == "failed")
 
         await stack.wait_for(failed)
         # Time for a retry, were there to be one (FAST retries within 200 ms).
