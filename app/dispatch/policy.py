@@ -29,7 +29,7 @@ class DispatchConfig:
     rate_limited_cap: timedelta = timedelta(minutes=5)
     budget_window: timedelta = timedelta(seconds=62)
     # A claimed event whose worker vanished is claimed again after this.
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta = timedelta(seconds=30)
     # Without a notification, look for due retries at least this often.
     poll_interval: timedelta = timedelta(seconds=2)
     # This many key rejections in a row mark the service unhealthy.
@@ -42,6 +42,7 @@ def dispatch_config(
     retry_base_seconds: float,
     retry_cap_seconds: float,
     give_up_after_hours: float,
+    rate_limited_pause_seconds: float,
 ) -> DispatchConfig:
     return DispatchConfig(
         concurrency=concurrency,
@@ -49,6 +50,8 @@ def dispatch_config(
         retry_base=timedelta(seconds=retry_base_seconds),
         retry_cap=timedelta(seconds=retry_cap_seconds),
         give_up_after=timedelta(hours=give_up_after_hours),
+        rate_limited_base=timedelta(seconds=rate_limited_pause_seconds),
+        rate_limited_cap=max(timedelta(minutes=5), timedelta(seconds=rate_limited_pause_seconds)),
     )
 
 

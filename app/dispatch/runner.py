@@ -23,6 +23,7 @@ def settings_dispatch_config(settings: Settings) -> DispatchConfig:
         retry_base_seconds=settings.retry_base_seconds,
         retry_cap_seconds=settings.retry_cap_seconds,
         give_up_after_hours=settings.give_up_after_hours,
+        rate_limited_pause_seconds=settings.rate_limited_pause_seconds,
     )
 
 

@@ -13,7 +13,7 @@ Times are the database's (`clock_timestamp()`), so workers on several machines a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -342,25 +342,30 @@ async def schedule_retry(db: Database, event_id: UUID, *, delay: timedelta, erro
     )
 
 
-async def pause_key(db: Database, routing_key_hash: str, pause: timedelta) -> None:
-    """PagerDuty said 429: rest this key (only this key) and grow its next pause."""
-    await db.execute(
+async def pause_key(
+    db: Database, routing_key_hash: str, pause_for_level: Callable[[int], timedelta]
+) -> None:
+    """PagerDuty said 429: rest this key, and only this key. The pause grows once per episode:
+    the many sends in flight when PagerDuty starts refusing all come back 429 together, and
+    counting each would push one episode's pause to the cap. Call inside a transaction."""
+    row = await db.fetch_one(
         """
-        UPDATE dispatch_keys SET backoff_level = backoff_level + 1,
-            paused_until = GREATEST(paused_until,
-                clock_timestamp() + CAST(:pause AS interval))
-        WHERE routing_key_hash = :h
+        SELECT backoff_level, paused_until > clock_timestamp() AS paused
+        FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE
         """,
-        {"h": routing_key_hash, "pause": pause},
-    )
-
-
-async def key_backoff_level(db: Database, routing_key_hash: str) -> int:
-    value = await db.fetch_val(
-        "SELECT backoff_level FROM dispatch_keys WHERE routing_key_hash = :h",
         {"h": routing_key_hash},
     )
-    return int(value or 0)
+    if row is None or row._mapping["paused"]:
+        return
+    level = int(row._mapping["backoff_level"])
+    await db.execute(
+        """
+        UPDATE dispatch_keys SET backoff_level = :level,
+            paused_until = clock_timestamp() + CAST(:pause AS interval)
+        WHERE routing_key_hash = :h
+        """,
+        {"h": routing_key_hash, "level": level + 1, "pause": pause_for_level(level)},
+    )
 
 
 async def hold(db: Database, event_id: UUID, *, error: str) -> None:

@@ -198,11 +198,12 @@ class Dispatcher:
                 if marked:
                     log.warning("a routing key was rejected repeatedly; its services are unhealthy")
             elif answer.outcome == "rate_limited":
-                level = await store.key_backoff_level(self.db, event.routing_key_hash)
                 await store.pause_key(
                     self.db,
                     event.routing_key_hash,
-                    rate_limited_pause(self.config, level, answer.retry_after, self.rng),
+                    lambda level: rate_limited_pause(
+                        self.config, level, answer.retry_after, self.rng
+                    ),
                 )
                 # Not the event's fault: it goes back with no delay of its own.
                 await store.schedule_retry(self.db, event.id, delay=timedelta(0), error=error or "")

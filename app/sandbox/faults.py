@@ -10,11 +10,12 @@ Settings (all optional; a POST changes only the ones it names):
 | `timeout_rate` | probability of holding the request `timeout_seconds`, then answering 500 |
 | `timeout_seconds` | default 30: longer than a client's own timeout should be |
 | `outage` | every request gets 503 |
-| `reject` | `{"errors": [...]}`: every event is refused with 400 "invalid event" and these errors, as PagerDuty would refuse one it finds invalid in a way we did not foresee |
+| `reject` | `{"errors": [...]}`: every event gets 400 "invalid event" with these errors |
 | `seed` | makes the random choices reproducible |
 
-A request meets them in this order: latency, outage, reject, burst, timeout, error. A faulted request
-is not processed (PagerDuty did not take the event), but the arrival log records it with the
+`reject` stands for PagerDuty refusing an event in a way the product did not foresee.
+A request meets them in this order: latency, outage, reject, burst, timeout, error. A faulted
+request is not processed (PagerDuty did not take the event), but the arrival log records it with the
 answer it got. The decision is drawn when the request arrives, so a seeded run gives the same
 answers in arrival order however the requests overlap in time.
 """

@@ -169,7 +169,6 @@ def workers() -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
             [sys.executable, "-m", "app.cli", "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
         )
         started.append(process)
         return process
