@@ -259,3 +259,52 @@ async def test_an_alert_that_matches_no_rule_is_refused(stack: Stack) -> None:
     assert unrouted.status_code == 422
     assert "rule" in unrouted.json()["error"]["message"]
     assert await stack.count("SELECT count(*) FROM events") == 1
+
+
+async def test_delivery_list_filters_and_pages(stack: Stack) -> None:
+    tenant = await stack.tenant("Acme")
+    other = await stack.tenant("Other")
+    keys = await stack.v2_keys()
+    first = await stack.connect_key(tenant, keys[0], "One")
+    await stack.connect_key(tenant, keys[1], "Two")
+    await stack.connect_key(other, keys[2], "Theirs")
+    for i in range(5):
+        await stack.alert(tenant, {"dedup_key": f"one-{i}", "summary": "s", "service": "One"})
+    await stack.alert(tenant, {"dedup_key": "two-0", "summary": "s", "service": "Two"})
+    await stack.alert(other, {"dedup_key": "theirs", "summary": "s"})
+    auth = {"Authorization": f"Bearer {tenant['ingest_key']}"}
+
+    async def listed(**params: str) -> dict[str, Any]:
+        answer = await stack.http.get("/v1/events", params=params, headers=auth)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    everything = await listed()
+    assert len(everything["events"]) == 6
+    assert "theirs" not in {e["dedup_key"] for e in everything["events"]}
+    assert len((await listed(service=first))["events"]) == 5
+    assert [e["dedup_key"] for e in (await listed(dedup_key="two-0"))["events"]] == ["two-0"]
+    assert len((await listed(status="queued"))["events"]) == 6
+    assert (await listed(status="delivered"))["events"] == []
+    page = await listed(limit="4")
+    assert len(page["events"]) == 4
+    rest = await listed(limit="4", before=str(page["next_before"]))
+    assert len(rest["events"]) == 2
+    assert {e["id"] for e in page["events"]}.isdisjoint(e["id"] for e in rest["events"])
+    for bad, field in (
+        ({"status": "lost"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"service": "x"}, "service"),
+    ):
+        answer = await stack.http.get("/v1/events", params=bad, headers=auth)
+        assert answer.status_code == 400
+        assert answer.json()["error"]["field"] == field
+    theirs = (
+        await stack.http.get(
+            "/v1/events", headers={"Authorization": f"Bearer {other['ingest_key']}"}
+        )
+    ).json()
+    their_id = theirs["events"][0]["id"]
+    assert (await stack.http.get(f"/v1/events/{their_id}", headers=auth)).status_code == 404
+    assert (await stack.http.get("/v1/events")).status_code == 401
