@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from databases import Database
@@ -35,6 +36,7 @@ from app.ingest import endpoints as ingest_endpoints
 from app.ingest import rules as ingest_rules
 from app.installations import admin as installations_admin
 from app.installations import connect, picker, settings_page
+from app.installations.upkeep import Upkeep
 from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
@@ -42,6 +44,7 @@ from app.web.access_log import AccessLogMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
+from app.webhooks import receiver as webhook_receiver
 
 log = logging.getLogger("pdconnect")
 
@@ -124,7 +127,7 @@ def create_app(
         if owns_resources:
             await deps.db.connect()
         stop = asyncio.Event()
-        runner = None
+        runner: asyncio.Future[Any] | None = None
         if dispatch is not None and deps.settings.database_url is not None:
             dispatcher = Dispatcher(
                 db=deps.db,
@@ -133,7 +136,12 @@ def create_app(
                 database_url=deps.settings.database_url,
                 config=dispatch,
             )
-            runner = asyncio.create_task(dispatcher.run(stop))
+            runner = asyncio.gather(
+                dispatcher.run(stop),
+                Upkeep(deps, period=timedelta(seconds=deps.settings.health_check_seconds)).run(
+                    stop
+                ),
+            )
         try:
             yield
         finally:
@@ -154,6 +162,7 @@ def create_app(
         *delivery_api.routes,
         *delivery_pages.routes,
         *ingest_rules.routes,
+        *webhook_receiver.routes,
         *tenants_admin.routes,
         *installations_admin.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

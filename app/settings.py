@@ -52,6 +52,7 @@ class Settings:
     retry_cap_seconds: float = 600.0
     give_up_after_hours: float = 24.0
     rate_limited_pause_seconds: float = 30.0
+    health_check_seconds: float = 300.0
 
     @property
     def https(self) -> bool:
@@ -151,6 +152,7 @@ def load_settings(
         retry_base_seconds=_number("PDCONNECT_RETRY_BASE_SECONDS", get, 2.0, 0.01, 3600),
         retry_cap_seconds=_number("PDCONNECT_RETRY_CAP_SECONDS", get, 600.0, 0.01, 86400),
         give_up_after_hours=_number("PDCONNECT_GIVE_UP_AFTER_HOURS", get, 24.0, 0.01, 24 * 30),
+        health_check_seconds=_number("PDCONNECT_HEALTH_CHECK_SECONDS", get, 300.0, 1, 86400),
         rate_limited_pause_seconds=_number(
             "PDCONNECT_RATE_LIMITED_PAUSE_SECONDS", get, 30.0, 0.01, 3600
         ),

@@ -44,6 +44,14 @@ def event_json(event: Event) -> dict[str, Any]:
         "last_error": event.last_error,
         "pagerduty_errors": list(event.pd_errors),
         "notes": list(event.notes),
+        "incident": None
+        if event.incident_status is None
+        else {
+            "status": event.incident_status,
+            "changed_by": event.incident_changed_by,
+            "changed_at": _iso(event.incident_changed_at),
+            "html_url": event.incident_url,
+        },
         "body": event.body,
     }
 

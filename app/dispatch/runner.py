@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from databases import Database
 
 from app.crypto import Vault
-from app.deps import new_http_client
+from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
+from app.installations.upkeep import Upkeep
 from app.settings import Settings
 
 log = logging.getLogger("pdconnect.dispatch")
@@ -46,8 +48,12 @@ async def run_worker(settings: Settings, config: DispatchConfig | None = None) -
             database_url=settings.database_url,
             config=config,
         )
+        upkeep = Upkeep(
+            Deps(settings=settings, db=db, http=http),
+            period=timedelta(seconds=settings.health_check_seconds),
+        )
         log.info("worker started")
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
         log.info("worker stopped")
     finally:
         await http.aclose()

@@ -86,6 +86,11 @@ class Event:
     finished_at: datetime | None
     last_error: str | None
     pd_errors: tuple[str, ...]
+    # What PagerDuty's webhooks said became of the alert (None until one arrives).
+    incident_status: str | None = None
+    incident_changed_by: str | None = None
+    incident_changed_at: datetime | None = None
+    incident_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,7 +443,13 @@ async def next_due_in(db: Database) -> timedelta | None:
 EVENT_COLUMNS = """
     e.id, e.seq, e.tenant_id, e.service_id, s.name AS service_name, e.dedup_key, e.kind, e.api,
     e.body, e.notes, e.source, e.status, e.attempts, e.next_attempt_at, e.created_at,
-    e.finished_at, e.last_error, e.pd_errors
+    e.finished_at, e.last_error, e.pd_errors, i.status AS incident_status,
+    i.changed_by AS incident_changed_by, i.changed_at AS incident_changed_at,
+    i.html_url AS incident_url
+"""
+EVENT_JOINS = """
+    events e LEFT JOIN pd_services s ON s.id = e.service_id
+    LEFT JOIN incident_states i ON i.service_id = e.service_id AND i.dedup_key = e.dedup_key
 """
 
 
@@ -463,7 +474,7 @@ async def list_events(
     rows = await db.fetch_all(
         f"""
         SELECT {EVENT_COLUMNS}
-        FROM events e LEFT JOIN pd_services s ON s.id = e.service_id
+        FROM {EVENT_JOINS}
         WHERE e.tenant_id = :tenant_id
           AND (CAST(:status AS text) IS NULL OR e.status = :status)
           AND (CAST(:service_id AS uuid) IS NULL OR e.service_id = :service_id)
@@ -487,7 +498,7 @@ async def get_event(db: Database, tenant_id: UUID, event_id: UUID) -> Event | No
     row = await db.fetch_one(
         f"""
         SELECT {EVENT_COLUMNS}
-        FROM events e LEFT JOIN pd_services s ON s.id = e.service_id
+        FROM {EVENT_JOINS}
         WHERE e.tenant_id = :tenant_id AND e.id = :id
         """,
         {"tenant_id": tenant_id, "id": event_id},

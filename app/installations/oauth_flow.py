@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from app.deps import Deps
 from app.installations import store
+from app.installations.health import repair_installation
 from app.pagerduty.errors import (
     ConsentDenied,
     InsufficientScope,
@@ -30,6 +31,7 @@ from app.pagerduty.oauth import (
     revoke_token,
     verify_id_token,
 )
+from app.pagerduty.rest import RestClient
 from app.tenants.store import insert_audit
 from app.web.pages import flash, redirect
 
@@ -129,6 +131,17 @@ async def finish_oauth(
                 "method": "oauth",
             },
         )
+    if not created:
+        # A reconnect repairs: integrations deleted meanwhile are created again, and events
+        # held for their services go out.
+        client = RestClient(deps.http, identity.api_url, tokens.access_token)
+        try:
+            repaired = await repair_installation(deps, installation, client)
+        except PagerDutyError as exc:
+            flash(request, "error", f"Reconnected, but checking the services failed: {exc}")
+            repaired = 0
+        if repaired:
+            flash(request, "ok", f"Restored delivery to {repaired} service(s).")
     verb = "Connected" if created else "Reconnected"
     flash(
         request,

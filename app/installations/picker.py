@@ -20,6 +20,7 @@ from app.deps import Deps
 from app.errors import NotFoundError
 from app.installations import store
 from app.installations.store import Installation
+from app.installations.tokens import mark_needs_reconnect, rest_client
 from app.pagerduty.errors import (
     Forbidden,
     InvalidRequest,
@@ -34,6 +35,7 @@ from app.tenants.store import insert_audit
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
 from app.web.session import check_csrf, current_tenant_id
+from app.webhooks.subscribe import subscribe_service
 
 INTEGRATION_NAME = "pdconnect"
 PD_ID = re.compile(r"^[A-Z0-9]{1,32}$")
@@ -52,13 +54,10 @@ async def _installation(request: Request, deps: Deps, tenant_id: UUID) -> Instal
     return installation
 
 
-async def _rest_client(deps: Deps, installation: Installation) -> RestClient:
-    token_enc = await store.get_access_token_enc(
-        deps.db, tenant_id=installation.tenant_id, installation_id=installation.id
-    )
-    if token_enc is None or installation.api_url is None:
-        raise Unauthorized("this connection has no access token")
-    return RestClient(deps.http, installation.api_url, deps.vault.decrypt(token_enc))
+async def _problem(deps: Deps, installation: Installation, exc: PagerDutyError) -> str:
+    if isinstance(exc, Unauthorized) and installation.status == "active":
+        await mark_needs_reconnect(deps, installation.id, f"PagerDuty answered 401: {exc}")
+    return _pagerduty_problem(exc)
 
 
 def _pagerduty_problem(exc: PagerDutyError) -> str:
@@ -79,11 +78,11 @@ async def show_picker(request: Request) -> Response:
     tenant_id = current_tenant_id(request)
     installation = await _installation(request, deps, tenant_id)
     try:
-        client = await _rest_client(deps, installation)
+        client = await rest_client(deps, installation)
         services = await client.list_services()
         policies = await client.list_escalation_policies()
     except PagerDutyError as exc:
-        flash(request, "error", _pagerduty_problem(exc))
+        flash(request, "error", await _problem(deps, installation, exc))
         return redirect("/settings")
     connected = {
         s.pd_service_id
@@ -129,7 +128,7 @@ async def save_picks(request: Request) -> Response:
         if s.installation_id == installation.id
     }
     try:
-        client = await _rest_client(deps, installation)
+        client = await rest_client(deps, installation)
         by_id = {s.id: s for s in await client.list_services()}
         if new_name:
             created = await client.create_service(name=new_name, escalation_policy_id=new_policy)
@@ -148,7 +147,7 @@ async def save_picks(request: Request) -> Response:
         flash(request, "error", str(exc))
         return redirect(back)
     except PagerDutyError as exc:
-        flash(request, "error", _pagerduty_problem(exc))
+        flash(request, "error", await _problem(deps, installation, exc))
         return redirect(back)
     if added:
         flash(request, "ok", f"Connected {added} service{'s' if added != 1 else ''}.")
@@ -195,6 +194,14 @@ async def _connect_service(
                 "integration_id": integration.id,
             },
         )
+    # Incident states come back through a webhook subscription per service.
+    await subscribe_service(
+        deps,
+        client,
+        tenant_id=installation.tenant_id,
+        installation_id=installation.id,
+        pd_service_id=service.id,
+    )
 
 
 routes = [

@@ -1,0 +1,131 @@
+"""Is what we created in PagerDuty still there? Checked on a schedule and on reconnect.
+
+PagerDuty sends no callback when a customer deletes an integration or a service (pagerduty.md
+§9), so we look: a REST 404 for an integration pdconnect created marks its service gone within
+one check period, and its events are held (kept, visible) instead of being sent into nothing.
+Reconnecting repairs what can be repaired: a missing integration is created again, and the
+events held for the service go out under the new routing key."""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from app.deps import Deps
+from app.dispatch.store import NOTIFY_CHANNEL
+from app.installations import store
+from app.installations.store import Installation, PdService
+from app.pagerduty.errors import NotFound, PagerDutyError, Unauthorized
+from app.pagerduty.rest import RestClient
+from app.webhooks.store import mark_service_gone
+
+log = logging.getLogger("pdconnect.health")
+
+INTEGRATION_NAME = "pdconnect"
+
+
+async def release_held(deps: Deps, service_id: UUID) -> None:
+    """The service is healthy again: its held events go back to the queue, in their order,
+    under the service's current routing key."""
+    await deps.db.execute(
+        """
+        UPDATE pd_services SET health = 'healthy', health_reason = NULL, updated_at = now()
+        WHERE id = :id
+        """,
+        {"id": service_id},
+    )
+    await deps.db.execute(
+        """
+        UPDATE events e SET status = 'queued', next_attempt_at = now(), last_error = NULL,
+            routing_key_hash = s.routing_key_hash
+        FROM pd_services s
+        WHERE s.id = e.service_id AND e.service_id = :id AND e.status = 'held'
+        """,
+        {"id": service_id},
+    )
+    await deps.db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+async def _ours(deps: Deps, installation: Installation) -> list[PdService]:
+    return [
+        s
+        for s in await store.list_services(deps.db, installation.tenant_id)
+        if s.installation_id == installation.id and s.created_by_us and s.integration_id
+    ]
+
+
+async def check_installation(deps: Deps, installation: Installation, client: RestClient) -> None:
+    """Mark services whose integration (or the service itself) is gone in PagerDuty."""
+    for service in await _ours(deps, installation):
+        assert service.pd_service_id is not None
+        assert service.integration_id is not None
+        try:
+            await client.get_integration(
+                service_id=service.pd_service_id, integration_id=service.integration_id
+            )
+        except NotFound:
+            if service.health != "gone":
+                await mark_service_gone(
+                    deps.db, service.id, "its integration was deleted in PagerDuty"
+                )
+                log.warning("an integration created by pdconnect is gone; service held")
+
+
+async def repair_installation(deps: Deps, installation: Installation, client: RestClient) -> int:
+    """On reconnect: recreate missing integrations, release held events. Returns how many
+    services were repaired. Unauthorized propagates (the reconnect did not take)."""
+    repaired = 0
+    for service in await _ours(deps, installation):
+        assert service.pd_service_id is not None
+        assert service.integration_id is not None
+        try:
+            await client.get_integration(
+                service_id=service.pd_service_id, integration_id=service.integration_id
+            )
+        except NotFound:
+            if not await _recreate(deps, installation, client, service):
+                continue
+        except Unauthorized:
+            raise
+        except PagerDutyError as exc:
+            log.warning("could not verify an integration on reconnect: %s", exc)
+            continue
+        if service.health != "healthy" or await _has_held(deps, service.id):
+            await release_held(deps, service.id)
+            repaired += 1
+    return repaired
+
+
+async def _has_held(deps: Deps, service_id: UUID) -> bool:
+    value = await deps.db.fetch_val(
+        "SELECT 1 FROM events WHERE service_id = :id AND status = 'held' LIMIT 1",
+        {"id": service_id},
+    )
+    return value is not None
+
+
+async def _recreate(
+    deps: Deps, installation: Installation, client: RestClient, service: PdService
+) -> bool:
+    assert service.pd_service_id is not None
+    try:
+        integration = await client.create_events_integration(
+            service_id=service.pd_service_id, name=INTEGRATION_NAME
+        )
+    except NotFound:
+        await mark_service_gone(deps.db, service.id, "the service was deleted in PagerDuty")
+        return False
+    assert integration.integration_key is not None
+    await store.upsert_pd_service(
+        deps.db,
+        tenant_id=installation.tenant_id,
+        installation_id=installation.id,
+        pd_service_id=service.pd_service_id,
+        name=service.name,
+        kind=service.kind,
+        integration_id=integration.id,
+        created_by_us=True,
+        routing_key_enc=deps.vault.encrypt(integration.integration_key),
+        routing_key_hash=deps.routing_key_hasher.digest(integration.integration_key),
+    )
+    return True

@@ -1,0 +1,82 @@
+"""Scheduled upkeep of connections, beside every dispatcher: renew access tokens a day before
+they expire, check that what pdconnect created in PagerDuty still exists, and forget webhook
+delivery ids old enough that PagerDuty will not repeat them (it retries for 48 hours).
+
+Installations are claimed with SKIP LOCKED and rescheduled in the same statement, so any number
+of workers share the work and each installation is checked once per period."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from app.deps import Deps
+from app.installations import store
+from app.installations.health import check_installation
+from app.installations.tokens import fresh_access_token, mark_needs_reconnect
+from app.pagerduty.errors import PagerDutyError, Unauthorized
+from app.pagerduty.rest import RestClient
+
+log = logging.getLogger("pdconnect.upkeep")
+
+TOKEN_RENEW_AHEAD = timedelta(days=1)
+WEBHOOK_IDS_KEPT = timedelta(days=7)
+BATCH = 10
+
+
+class Upkeep:
+    def __init__(self, deps: Deps, *, period: timedelta, tick: timedelta = timedelta(seconds=5)):
+        self.deps = deps
+        self.period = period
+        self.tick = tick
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.once()
+            except Exception:
+                # Upkeep failing must not stop delivery in the same process; it says so loudly.
+                log.exception("connection upkeep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.tick.total_seconds())
+
+    async def once(self) -> int:
+        due = await self.deps.db.fetch_all(
+            """
+            UPDATE installations SET next_check_at = now() + CAST(:period AS interval)
+            WHERE id IN (
+                SELECT id FROM installations
+                WHERE method = 'oauth' AND status = 'active' AND next_check_at <= now()
+                ORDER BY next_check_at LIMIT :batch FOR UPDATE SKIP LOCKED)
+            RETURNING id, tenant_id
+            """,
+            {"period": self.period, "batch": BATCH},
+        )
+        for row in due:
+            installation = await store.get_installation(
+                self.deps.db,
+                tenant_id=row._mapping["tenant_id"],
+                installation_id=row._mapping["id"],
+            )
+            if installation is not None:
+                await self._check(installation)
+        await self.deps.db.execute(
+            "DELETE FROM webhook_deliveries WHERE received_at < now() - CAST(:kept AS interval)",
+            {"kept": WEBHOOK_IDS_KEPT},
+        )
+        return len(due)
+
+    async def _check(self, installation: store.Installation) -> None:
+        try:
+            token = await fresh_access_token(self.deps, installation.id, ahead=TOKEN_RENEW_AHEAD)
+            assert installation.api_url is not None
+            client = RestClient(self.deps.http, installation.api_url, token)
+            await check_installation(self.deps, installation, client)
+        except Unauthorized as exc:
+            await mark_needs_reconnect(
+                self.deps, installation.id, f"PagerDuty no longer accepts this connection: {exc}"
+            )
+        except PagerDutyError as exc:
+            log.warning("checking a connection failed, will retry next period: %s", exc)
