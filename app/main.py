@@ -35,7 +35,7 @@ from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.ingest import endpoints as ingest_endpoints
 from app.ingest import rules as ingest_rules
 from app.installations import admin as installations_admin
-from app.installations import connect, picker, settings_page
+from app.installations import connect, disconnect_pages, picker, settings_page
 from app.installations.upkeep import Upkeep
 from app.settings import load_settings
 from app.tenants import admin as tenants_admin
@@ -158,6 +158,7 @@ def create_app(
         *settings_page.routes,
         *connect.routes,
         *picker.routes,
+        *disconnect_pages.routes,
         *ingest_endpoints.routes,
         *delivery_api.routes,
         *delivery_pages.routes,

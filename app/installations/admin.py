@@ -10,8 +10,9 @@ from starlette.routing import Route
 
 from app.errors import NotFoundError
 from app.installations import store
+from app.installations.disconnect import disconnect
 from app.installations.manual import add_manual_service, validate_manual_key
-from app.installations.store import PdService
+from app.installations.store import Installation, PdService
 from app.tenants.store import get_tenant
 from app.web.api import path_uuid, read_json_object, require_admin
 
@@ -54,7 +55,45 @@ async def list_services(request: Request) -> Response:
     return JSONResponse({"services": [service_json(s) for s in services]})
 
 
+def installation_json(installation: Installation) -> dict[str, Any]:
+    return {
+        "id": str(installation.id),
+        "method": installation.method,
+        "account_id": installation.account_id,
+        "subdomain": installation.subdomain,
+        "region": installation.region,
+        "status": installation.status,
+        "status_reason": installation.status_reason,
+        "created_at": installation.created_at.isoformat(),
+    }
+
+
+async def list_installations(request: Request) -> Response:
+    deps, tenant_id = await _tenant_id(request)
+    installations = await store.list_installations(deps.db, tenant_id)
+    return JSONResponse({"installations": [installation_json(i) for i in installations]})
+
+
+async def delete_installation(request: Request) -> Response:
+    deps, tenant_id = await _tenant_id(request)
+    installation = await store.get_installation(
+        deps.db,
+        tenant_id=tenant_id,
+        installation_id=path_uuid(request, "installation_id", "installation"),
+    )
+    if installation is None:
+        raise NotFoundError("installation")
+    report = await disconnect(deps, installation, actor="operator")
+    return JSONResponse(report.as_json())
+
+
 routes = [
+    Route("/admin/v1/tenants/{tenant_id}/installations", list_installations, methods=["GET"]),
+    Route(
+        "/admin/v1/tenants/{tenant_id}/installations/{installation_id}",
+        delete_installation,
+        methods=["DELETE"],
+    ),
     Route("/admin/v1/tenants/{tenant_id}/services", add_service, methods=["POST"]),
     Route("/admin/v1/tenants/{tenant_id}/services", list_services, methods=["GET"]),
 ]

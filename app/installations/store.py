@@ -33,6 +33,7 @@ class Installation:
     status: str
     created_at: datetime
     updated_at: datetime
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class PdService:
 
 INSTALLATION_COLUMNS = (
     "id, tenant_id, method, account_key, account_id, subdomain, account_name, region, api_url, "
-    "events_url, pd_user_id, token_expires_at, scopes, status, created_at, updated_at"
+    "events_url, pd_user_id, token_expires_at, scopes, status, created_at, updated_at, "
+    "status_reason"
 )
 SERVICE_COLUMNS = (
     "id, tenant_id, installation_id, pd_service_id, name, kind, integration_id, created_by_us, "
@@ -100,7 +102,7 @@ async def upsert_oauth_installation(
             pd_user_id = EXCLUDED.pd_user_id, access_token_enc = EXCLUDED.access_token_enc,
             refresh_token_enc = EXCLUDED.refresh_token_enc,
             token_expires_at = EXCLUDED.token_expires_at, scopes = EXCLUDED.scopes,
-            status = 'active', updated_at = now()
+            status = 'active', status_reason = NULL, updated_at = now()
         RETURNING {INSTALLATION_COLUMNS}, (xmax = 0) AS inserted
         """,
         {
