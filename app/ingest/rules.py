@@ -19,8 +19,9 @@ from app.errors import InputError, NotFoundError
 from app.ingest import store
 from app.ingest.routing import parse_rule
 from app.ingest.severity import parse_severity_map, severity_map_to_json
-from app.tenants.store import get_tenant, insert_audit
-from app.web.api import path_uuid, read_json_object, require_admin
+from app.tenants.admin import admin_tenant
+from app.tenants.store import insert_audit
+from app.web.api import path_uuid, read_json_object
 from app.web.pages import flash, redirect
 from app.web.session import check_csrf, current_tenant_id
 
@@ -68,22 +69,16 @@ async def save_rules(deps: Deps, tenant_id: UUID, bodies: Sequence[object], *, a
         )
 
 
-async def _admin_tenant(request: Request) -> tuple[Deps, UUID]:
-    deps = require_admin(request)
-    tenant = await get_tenant(deps.db, path_uuid(request, "tenant_id", "tenant"))
-    if tenant is None:
-        raise NotFoundError("tenant")
-    return deps, tenant.id
-
-
 async def get_routes(request: Request) -> Response:
-    deps, tenant_id = await _admin_tenant(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     rules = await store.list_rules(deps.db, tenant_id)
     return JSONResponse({"routes": [rule_json(r) for r in rules]})
 
 
 async def put_routes(request: Request) -> Response:
-    deps, tenant_id = await _admin_tenant(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     body = await read_json_object(request)
     routes = body.get("routes")
     if not isinstance(routes, list):
@@ -94,13 +89,15 @@ async def put_routes(request: Request) -> Response:
 
 
 async def get_severity_map(request: Request) -> Response:
-    deps, tenant_id = await _admin_tenant(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     stored = parse_severity_map(await store.severity_map(deps.db, tenant_id))
     return JSONResponse(severity_map_to_json(stored))
 
 
 async def put_severity_map(request: Request) -> Response:
-    deps, tenant_id = await _admin_tenant(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     parsed = parse_severity_map(await read_json_object(request))
     async with deps.db.transaction():
         await store.set_severity_map(deps.db, tenant_id, severity_map_to_json(parsed))

@@ -13,8 +13,8 @@ from app.installations import store
 from app.installations.disconnect import disconnect
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.store import Installation, PdService
-from app.tenants.store import get_tenant
-from app.web.api import path_uuid, read_json_object, require_admin
+from app.tenants.admin import admin_tenant
+from app.web.api import path_uuid, read_json_object
 
 
 def service_json(service: PdService) -> dict[str, Any]:
@@ -33,16 +33,9 @@ def service_json(service: PdService) -> dict[str, Any]:
     }
 
 
-async def _tenant_id(request: Request) -> Any:
-    deps = require_admin(request)
-    tenant = await get_tenant(deps.db, path_uuid(request, "tenant_id", "tenant"))
-    if tenant is None:
-        raise NotFoundError("tenant")
-    return deps, tenant.id
-
-
 async def add_service(request: Request) -> Response:
-    deps, tenant_id = await _tenant_id(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     body = await read_json_object(request)
     key = validate_manual_key(body.get("name"), body.get("routing_key"), body.get("api"))
     service = await add_manual_service(deps, tenant_id, key, actor="operator")
@@ -50,7 +43,8 @@ async def add_service(request: Request) -> Response:
 
 
 async def list_services(request: Request) -> Response:
-    deps, tenant_id = await _tenant_id(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     services = await store.list_services(deps.db, tenant_id)
     return JSONResponse({"services": [service_json(s) for s in services]})
 
@@ -69,13 +63,15 @@ def installation_json(installation: Installation) -> dict[str, Any]:
 
 
 async def list_installations(request: Request) -> Response:
-    deps, tenant_id = await _tenant_id(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     installations = await store.list_installations(deps.db, tenant_id)
     return JSONResponse({"installations": [installation_json(i) for i in installations]})
 
 
 async def delete_installation(request: Request) -> Response:
-    deps, tenant_id = await _tenant_id(request)
+    deps, tenant = await admin_tenant(request)
+    tenant_id = tenant.id
     installation = await store.get_installation(
         deps.db,
         tenant_id=tenant_id,

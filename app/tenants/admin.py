@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.deps import Deps
 from app.errors import ConflictError, InputError, NotFoundError
 from app.tenants import store
 from app.tenants.keys import issue_ingest_key
@@ -76,7 +77,8 @@ async def list_tenants(request: Request) -> Response:
     return JSONResponse({"tenants": [tenant_json(t) for t in tenants], "next_after": next_after})
 
 
-async def _tenant_or_404(request: Request) -> tuple[Any, Tenant]:
+async def admin_tenant(request: Request) -> tuple[Deps, Tenant]:
+    """The admin API's `{tenant_id}`: the caller must hold the admin token; an unknown id is 404."""
     deps = require_admin(request)
     tenant = await store.get_tenant(deps.db, path_uuid(request, "tenant_id", "tenant"))
     if tenant is None:
@@ -85,19 +87,19 @@ async def _tenant_or_404(request: Request) -> tuple[Any, Tenant]:
 
 
 async def get_tenant(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     keys = await store.list_ingest_keys(deps.db, tenant.id)
     return JSONResponse({**tenant_json(tenant), "ingest_keys": [ingest_key_json(k) for k in keys]})
 
 
 async def delete_tenant(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     await store.delete_tenant(deps.db, tenant.id)
     return Response(status_code=204)
 
 
 async def create_login_link(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     link = await issue_login_link(
         deps.db,
         deps.link_signer,
@@ -111,7 +113,7 @@ async def create_login_link(request: Request) -> Response:
 
 
 async def create_ingest_key(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     async with deps.db.transaction():
         key, plaintext = await issue_ingest_key(deps.db, deps.ingest_key_hasher, tenant.id)
         await store.insert_audit(
@@ -125,13 +127,13 @@ async def create_ingest_key(request: Request) -> Response:
 
 
 async def list_ingest_keys(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     keys = await store.list_ingest_keys(deps.db, tenant.id)
     return JSONResponse({"ingest_keys": [ingest_key_json(k) for k in keys]})
 
 
 async def revoke_ingest_key(request: Request) -> Response:
-    deps, tenant = await _tenant_or_404(request)
+    deps, tenant = await admin_tenant(request)
     key_id = path_uuid(request, "key_id", "ingest key")
     async with deps.db.transaction():
         key = await store.revoke_ingest_key(deps.db, tenant_id=tenant.id, key_id=key_id)

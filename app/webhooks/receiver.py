@@ -19,22 +19,14 @@ from app.web.api import get_deps, path_uuid
 from app.webhooks import store
 from app.webhooks.payload import WebhookEvent, parse_event
 from app.webhooks.signature import SIGNATURE_HEADER, MalformedSignature, verify
+from app.webhooks.subscribe import WEBHOOK_EVENTS
 
 log = logging.getLogger("pdconnect.webhooks")
 
 BODY_MAX_BYTES = 1024 * 1024
 WEBHOOK_ID_MAX_LENGTH = 200
-INCIDENT_EVENTS = frozenset(
-    {
-        "incident.triggered",
-        "incident.acknowledged",
-        "incident.unacknowledged",
-        "incident.resolved",
-        "incident.reopened",
-        "incident.escalated",
-        "incident.reassigned",
-    }
-)
+# Every incident event we subscribe to records a state; service.deleted is handled apart.
+INCIDENT_EVENTS = frozenset(e for e in WEBHOOK_EVENTS if e.startswith("incident."))
 
 
 async def _raw_body(request: Request) -> bytes:
