@@ -9,38 +9,67 @@
 | events.eu.pagerduty.com         | `{base}/eu/events`         |
 | app.pagerduty.com               | `{base}/app`               |
 | (none: test controls)           | `{base}/_sandbox`          |
+
+v3 webhooks go from `app.sandbox.webhook_sender` to the subscriptions' URLs, through the
+transport given to `create_sandbox_app` (by default real HTTP).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import cast
 
+import httpx2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.sandbox.authorize import AuthorizeEndpoint
 from app.sandbox.config import SandboxConfig
 from app.sandbox.controls import ControlEndpoints
 from app.sandbox.events_api import EventsApi
 from app.sandbox.events_controls import EventControls
+from app.sandbox.incident_controls import IncidentControls
 from app.sandbox.install import InstallPage
 from app.sandbox.models import Region
 from app.sandbox.pages import esc, page
 from app.sandbox.rest import RestApi
 from app.sandbox.state import SandboxState
 from app.sandbox.token_endpoint import TokenEndpoints
+from app.sandbox.webhook_controls import WebhookControls
+from app.sandbox.webhook_sender import WebhookSender
 
 
 def create_sandbox_app(
-    config: SandboxConfig, clock: Callable[[], float] | None = None
+    config: SandboxConfig,
+    clock: Callable[[], float] | None = None,
+    webhook_transport: httpx2.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    """A fresh sandbox with the seeded accounts; `app.state.sandbox` is its `SandboxState`."""
+    """A fresh sandbox with the seeded accounts; `app.state.sandbox` is its `SandboxState`
+    and `app.state.webhooks` its `WebhookSender`. Webhooks are sent through
+    `webhook_transport` (e.g. `httpx2.ASGITransport(app=receiver)`), by default real HTTP."""
     state = SandboxState(config, clock)
-    app = Starlette(routes=_routes(state))
+    sender = WebhookSender(state, webhook_transport)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sender.bind_loop()
+        try:
+            yield
+        finally:
+            await sender.aclose()
+
+    app = Starlette(
+        routes=_routes(state, sender),
+        middleware=[Middleware(_BindLoop, sender=sender)],
+        lifespan=lifespan,
+    )
     app.state.sandbox = state
+    app.state.webhooks = sender
     return app
 
 
@@ -48,7 +77,24 @@ def sandbox_state(app: Starlette) -> SandboxState:
     return cast(SandboxState, app.state.sandbox)
 
 
-def _routes(state: SandboxState) -> list[BaseRoute]:
+def sandbox_webhooks(app: Starlette) -> WebhookSender:
+    return cast(WebhookSender, app.state.webhooks)
+
+
+class _BindLoop:
+    """Tells the webhook sender which loop serves the sandbox, so that deliveries can start
+    there even when servers run without a lifespan (uvicorn's `lifespan="off"`)."""
+
+    def __init__(self, app: ASGIApp, sender: WebhookSender) -> None:
+        self.app = app
+        self.sender = sender
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.sender.bind_loop()
+        await self.app(scope, receive, send)
+
+
+def _routes(state: SandboxState, sender: WebhookSender) -> list[BaseRoute]:
     authorize = AuthorizeEndpoint(state)
     tokens = TokenEndpoints(state)
     rest = RestApi(state)
@@ -85,7 +131,10 @@ def _routes(state: SandboxState) -> list[BaseRoute]:
         Mount("/app", routes=web),
         Mount(
             "/_sandbox",
-            routes=ControlEndpoints(state).routes() + EventControls(state).routes(),
+            routes=ControlEndpoints(state).routes()
+            + EventControls(state).routes()
+            + IncidentControls(state).routes()
+            + WebhookControls(sender).routes(),
         ),
     ]
 
@@ -113,6 +162,10 @@ def _index(state: SandboxState) -> Response:
         f"<li>Events API (EU): <code>{esc(config.events_url('eu'))}/v2/enqueue</code></li>"
         f'<li>Arrivals: <a href="{esc(config.base_url)}/_sandbox/events/page">'
         "the latest Events API requests</a></li>"
+        f'<li>Incidents: <a href="{esc(config.base_url)}/_sandbox/incidents/page">'
+        "acknowledge and resolve them by hand</a></li>"
+        f"<li>Webhook deliveries: <code>{esc(config.base_url)}/_sandbox/webhooks/deliveries"
+        "</code></li>"
         "</ul>"
     )
     return page("PagerDuty sandbox", body)

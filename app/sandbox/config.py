@@ -7,7 +7,7 @@ with their exact redirect URIs and, for the Simple Install Flow, an Events Integ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_ACCESS_TOKEN_LIFETIME = 864000  # PagerDuty's documented `expires_in`
 DEFAULT_REFRESH_TOKEN_LIFETIME = 210 * 86400  # Classic User OAuth refresh tokens
@@ -23,11 +23,35 @@ class SandboxApp:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """How v3 webhooks are delivered. The defaults are PagerDuty's: a 2xx within 5 s, retries
+    with exponential backoff for about 48 hours, and 3 consecutive drops disable the
+    subscription for 24 hours. Tests shorten the retry delays."""
+
+    timeout_seconds: float = 5.0
+    first_retry_seconds: float = 0.5
+    retry_factor: float = 2.0
+    max_retry_seconds: float = 3600.0
+    # 0.5 s doubling to an hour, then hourly: the 61st attempt comes about 48 h after the first.
+    max_attempts: int = 61
+    disable_after_drops: int = 3
+    disable_seconds: float = 86400.0
+    rotation_overlap_seconds: float | None = None  # None: until the rotation is finished
+
+    def retry_delay(self, attempts: int) -> float:
+        """How long to wait after the `attempts`-th failed attempt."""
+        exponent = min(max(attempts - 1, 0), 64)  # past this the cap has long been reached
+        delay = self.first_retry_seconds * self.retry_factor**exponent
+        return float(min(delay, self.max_retry_seconds))
+
+
+@dataclass(frozen=True)
 class SandboxConfig:
     base_url: str  # e.g. "http://127.0.0.1:8900", no trailing slash
     apps: tuple[SandboxApp, ...]
     access_token_lifetime: int = DEFAULT_ACCESS_TOKEN_LIFETIME
     refresh_token_lifetime: int = DEFAULT_REFRESH_TOKEN_LIFETIME
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         if self.base_url.endswith("/"):

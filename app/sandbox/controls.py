@@ -11,11 +11,13 @@
   (services, integrations with keys, rulesets, webhook subscriptions with secrets, grants).
 - `POST /_sandbox/tokens/expire {"subdomain"}`: expire the account's access tokens.
 - `POST /_sandbox/tokens/revoke {"subdomain"}`: revoke all its grants ("Revoke All Tokens").
-- `DELETE /_sandbox/accounts/{subdomain}/services/{id}` and
+- `DELETE /_sandbox/accounts/{subdomain}/services/{id}[?user=<user id>]` and
   `DELETE /_sandbox/accounts/{subdomain}/services/{id}/integrations/{iid}`: what a user
-  deleting them in PagerDuty's web app does.
+  (by default the account's first) deleting them in PagerDuty's web app does; deleting a
+  service sends `service.deleted` webhooks.
 
-The Events API's arrival log, incidents and faults have their own: `app.sandbox.events_controls`.
+The Events API's arrival log, incidents and faults have their own: `app.sandbox.events_controls`;
+acting on incidents: `app.sandbox.incident_controls`; webhooks: `app.sandbox.webhook_controls`.
 """
 
 from __future__ import annotations
@@ -133,7 +135,10 @@ class ControlEndpoints:
         service = self.state.service_in(account.id, request.path_params["sid"]) if account else None
         if service is None:
             return _error("No such service", 404)
-        self.state.delete_service(service.id)
+        user = self.state.user_in(service.account_id, request.query_params.get("user"))
+        if user is None:
+            return _error("No such user in the account", 404)
+        self.state.delete_service(service.id, agent=user.id)
         return Response(status_code=204)
 
     async def delete_integration(self, request: Request) -> Response:
@@ -229,6 +234,7 @@ class ControlEndpoints:
                     "events": list(w.events),
                     "filter": {"type": w.filter_type, "id": w.filter_id},
                     "secret": w.secret,
+                    "active": w.active_at(now),
                 }
                 for w in state.webhook_subscriptions.values()
                 if w.account_id == account.id

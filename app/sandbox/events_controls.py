@@ -117,7 +117,7 @@ class EventControls:
             return _error(f"status must be one of {list(INCIDENT_STATUSES)}")
         incident_key = params.get("incident_key") or None
         found = [
-            self._incident(i)
+            incident_json(self.state, i)
             for i in self.state.incidents.incidents.values()
             if (account_id is None or i.account_id == account_id)
             and (status is None or i.status == status)
@@ -149,37 +149,40 @@ class EventControls:
         self.state.faults.clear()
         return JSONResponse(self.state.faults.settings.as_json())
 
-    def _incident(self, incident: Incident) -> dict[str, Any]:
-        state = self.state
-        service = state.services.get(incident.service_id)
-        account = state.accounts[incident.account_id]
-        return {
-            "id": incident.id,
-            "type": "incident",
-            "incident_number": incident.number,
-            "status": incident.status,
-            "title": incident.title,
-            "urgency": incident.urgency,
-            "incident_key": incident.incident_key,
-            "account": account.subdomain,
-            "service": {
-                "id": incident.service_id,
-                "summary": service.name if service is not None else None,
-            },
-            "integration": {"id": incident.integration_id},
-            "routing_key": incident.routing_key,
-            "created_at": iso(incident.created_at),
-            "acknowledged_at": _maybe_iso(incident.acknowledged_at),
-            "resolved_at": _maybe_iso(incident.resolved_at),
-            "alert": {
-                "id": incident.alert_id,
-                "status": "resolved" if incident.status == "resolved" else "triggered",
-                "severity": incident.severity,
-                "trigger_count": incident.triggers,
-            },
-            "log_entry_count": incident.log_entry_count,
-            "log_entries": [e.as_json() for e in incident.log_entries],
-        }
+
+def incident_json(state: SandboxState, incident: Incident) -> dict[str, Any]:
+    """An incident as the sandbox's controls show it (not a PagerDuty shape)."""
+    service = state.services.get(incident.service_id)
+    account = state.accounts[incident.account_id]
+    return {
+        "id": incident.id,
+        "type": "incident",
+        "incident_number": incident.number,
+        "status": incident.status,
+        "title": incident.title,
+        "urgency": incident.urgency,
+        "incident_key": incident.incident_key,
+        "account": account.subdomain,
+        "service": {
+            "id": incident.service_id,
+            "summary": service.name if service is not None else None,
+        },
+        "integration": {"id": incident.integration_id},
+        "routing_key": incident.routing_key,
+        "created_at": iso(incident.created_at),
+        "acknowledged_at": _maybe_iso(incident.acknowledged_at),
+        "resolved_at": _maybe_iso(incident.resolved_at),
+        "alert": {
+            "id": incident.alert_id,
+            "status": "resolved" if incident.status == "resolved" else "triggered",
+            "severity": incident.severity,
+            "trigger_count": incident.triggers,
+        },
+        "escalation_level": incident.escalation_level,
+        "assignees": [u.id for u in state.assignees_of(incident)],
+        "log_entry_count": incident.log_entry_count,
+        "log_entries": [e.as_json() for e in incident.log_entries],
+    }
 
 
 def _maybe_iso(ts: float | None) -> str | None:

@@ -12,6 +12,10 @@ Dedup follows PagerDuty (pagerduty.md §6, the v2 "Alert De-Duplication" docs):
 
 Each alert gets its own incident (PagerDuty without alert grouping). Records here are mutable,
 unlike `models`: they live only inside the book, and readers get JSON copies.
+
+People act on incidents too (`acknowledge_incident` and the others, what a click in the web
+app does): those changes name the acting user, and can also unacknowledge, reopen, escalate
+and reassign. Every change is told to the `listeners` with PagerDuty's v3 webhook event type.
 """
 
 from __future__ import annotations
@@ -27,23 +31,28 @@ from app.sandbox.timefmt import iso
 MAX_INCIDENTS = 100_000  # the oldest resolved ones go first past this
 MAX_LOG_ENTRIES = 100  # per incident; `log_entry_count` keeps the true number
 HIGH_URGENCY = ("critical", "error")  # v1 events carry no severity and page as high
+WEB_CHANNEL = "website"  # the log entry channel of a change made in the web app
 
-Listener = Callable[[str, "Incident"], None]
+# (webhook event type, incident, id of the user who acted or None for automation)
+Listener = Callable[[str, "Incident", str | None], None]
 
 
 @dataclass(slots=True)
 class LogEntry:
-    type: str  # "trigger_log_entry", "acknowledge_log_entry", "resolve_log_entry"
+    type: str  # "trigger_log_entry", "acknowledge_log_entry", "resolve_log_entry", ...
     at: float
     summary: str | None
-    channel: str  # "events_api_v2" or "events_api_v1"
+    channel: str  # "events_api_v2", "events_api_v1" or "website"
+    agent: str | None = None  # the user who acted, for changes made by hand
 
     def as_json(self) -> dict[str, Any]:
+        agent = {"id": self.agent, "type": "user_reference"} if self.agent else None
         return {
             "type": self.type,
             "created_at": iso(self.at),
             "summary": self.summary,
             "channel": {"type": self.channel},
+            "agent": agent,
         }
 
 
@@ -65,6 +74,8 @@ class Incident:
     acknowledged_at: float | None = None
     resolved_at: float | None = None
     triggers: int = 1  # the first trigger and its duplicates
+    escalation_level: int = 1  # whose turn it is in the service's escalation policy
+    assigned_to: str | None = None  # a user it was reassigned to, over the policy's choice
     log_entries: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_LOG_ENTRIES))
     log_entry_count: int = 0
 
@@ -93,8 +104,7 @@ class IncidentBook:
         self.incidents: dict[str, Incident] = {}  # insertion order is creation order
         self._open: dict[tuple[str, str], str] = {}  # (routing key, dedup key) -> incident id
         self._numbers: dict[str, int] = {}  # per account, as PagerDuty numbers them
-        # Called with ("incident.triggered" | ".acknowledged" | ".resolved", incident) on each
-        # change, so webhooks back to the product can hang off the book.
+        # Told of each change, so webhooks back to the product can hang off the book.
         self.listeners: list[Listener] = []
 
     def __contains__(self, incident_id: object) -> bool:
@@ -138,29 +148,103 @@ class IncidentBook:
         incident = self.open_incident(routing_key, dedup_key)
         if incident is None:
             return
-        incident.log(LogEntry("acknowledge_log_entry", now, None, channel))
-        if incident.status == "triggered":
-            incident.status = "acknowledged"
-            incident.acknowledged_at = now
-            self._notify("incident.acknowledged", incident)
+        if incident.status != "triggered":  # logged, but it changes nothing
+            incident.log(LogEntry("acknowledge_log_entry", now, None, channel))
+            return
+        self._acknowledge(incident, now, channel, None)
 
     def resolve(self, routing_key: str, dedup_key: str, now: float, channel: str) -> None:
         incident = self.open_incident(routing_key, dedup_key)
-        if incident is None:
-            return
-        incident.log(LogEntry("resolve_log_entry", now, None, channel))
-        incident.status = "resolved"
-        incident.resolved_at = now
-        del self._open[(routing_key, dedup_key)]
-        self._notify("incident.resolved", incident)
+        if incident is not None:
+            self._resolve(incident, now, channel, None)
+
+    # By hand. Each returns the event type it caused, or None when the incident is not in a
+    # state the action applies to (the web app would not offer the button).
+
+    def acknowledge_incident(self, incident: Incident, now: float, agent: str) -> str | None:
+        if incident.status != "triggered":
+            return None
+        return self._acknowledge(incident, now, WEB_CHANNEL, agent)
+
+    def resolve_incident(self, incident: Incident, now: float, agent: str) -> str | None:
+        if incident.status == "resolved":
+            return None
+        return self._resolve(incident, now, WEB_CHANNEL, agent)
+
+    def unacknowledge_incident(self, incident: Incident, now: float, agent: str) -> str | None:
+        if incident.status != "acknowledged":
+            return None
+        incident.status, incident.acknowledged_at = "triggered", None
+        return self._changed(
+            incident, "unacknowledge_log_entry", "incident.unacknowledged", now, agent
+        )
+
+    def reopen_incident(self, incident: Incident, now: float, agent: str) -> str | None:
+        if incident.status != "resolved":
+            return None
+        self._retrigger(incident, level=1, assignee=None)
+        incident.resolved_at = None
+        # Follow-up events reach it again, unless a newer alert has taken its key meanwhile.
+        self._open.setdefault((incident.routing_key, incident.incident_key), incident.id)
+        return self._changed(incident, "reopen_log_entry", "incident.reopened", now, agent)
+
+    def escalate_incident(
+        self, incident: Incident, now: float, agent: str, level: int
+    ) -> str | None:
+        if incident.status == "resolved":
+            return None
+        self._retrigger(incident, level=level, assignee=None)
+        return self._changed(incident, "escalate_log_entry", "incident.escalated", now, agent)
+
+    def reassign_incident(
+        self, incident: Incident, now: float, agent: str, assignee: str
+    ) -> str | None:
+        if incident.status == "resolved":
+            return None
+        self._retrigger(incident, level=incident.escalation_level, assignee=assignee)
+        return self._changed(incident, "assign_log_entry", "incident.reassigned", now, agent)
 
     def clear(self) -> None:
         self.incidents.clear()
         self._open.clear()
 
-    def _notify(self, event_type: str, incident: Incident) -> None:
+    def _acknowledge(self, incident: Incident, now: float, channel: str, agent: str | None) -> str:
+        incident.status, incident.acknowledged_at = "acknowledged", now
+        return self._changed(
+            incident, "acknowledge_log_entry", "incident.acknowledged", now, agent, channel
+        )
+
+    def _resolve(self, incident: Incident, now: float, channel: str, agent: str | None) -> str:
+        incident.status, incident.resolved_at = "resolved", now
+        key = (incident.routing_key, incident.incident_key)
+        if self._open.get(key) == incident.id:
+            del self._open[key]
+        return self._changed(
+            incident, "resolve_log_entry", "incident.resolved", now, agent, channel
+        )
+
+    @staticmethod
+    def _retrigger(incident: Incident, *, level: int, assignee: str | None) -> None:
+        # Escalating or reassigning pages someone anew, so an acknowledgement is undone.
+        incident.status, incident.acknowledged_at = "triggered", None
+        incident.escalation_level, incident.assigned_to = level, assignee
+
+    def _changed(
+        self,
+        incident: Incident,
+        entry_type: str,
+        event_type: str,
+        now: float,
+        agent: str | None,
+        channel: str = WEB_CHANNEL,
+    ) -> str:
+        incident.log(LogEntry(entry_type, now, None, channel, agent))
+        self._notify(event_type, incident, agent)
+        return event_type
+
+    def _notify(self, event_type: str, incident: Incident, agent: str | None = None) -> None:
         for listener in list(self.listeners):
-            listener(event_type, incident)
+            listener(event_type, incident, agent)
 
     def _trim(self) -> None:
         excess = len(self.incidents) - MAX_INCIDENTS

@@ -95,6 +95,23 @@ class WebhookSubscription:
     custom_headers: tuple[tuple[str, str], ...]
     secret: str
     created_at: float
+    # During a secret rotation deliveries are signed with both secrets, so a receiver can
+    # switch over without losing any; None for "until the rotation is finished by hand".
+    previous_secret: str | None = None
+    previous_secret_until: float | None = None
+    # Set after 3 consecutive dropped deliveries, as PagerDuty does for 24 hours.
+    disabled_until: float | None = None
+
+    def active_at(self, now: float) -> bool:
+        return self.disabled_until is None or now >= self.disabled_until
+
+    def secrets_at(self, now: float) -> tuple[str, ...]:
+        """The secrets deliveries are signed with now, the newest first."""
+        if self.previous_secret is None:
+            return (self.secret,)
+        if self.previous_secret_until is not None and now >= self.previous_secret_until:
+            return (self.secret,)
+        return (self.secret, self.previous_secret)
 
 
 @dataclass(frozen=True)

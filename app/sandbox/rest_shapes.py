@@ -13,6 +13,7 @@ from app.sandbox.models import (
     EscalationPolicy,
     Integration,
     Service,
+    User,
     WebhookSubscription,
 )
 from app.sandbox.state import SandboxState
@@ -33,6 +34,21 @@ class Shapes:
 
     def _web(self, account_id: str) -> str:
         return f"{self.state.config.web_url}/{self._account(account_id).subdomain}"
+
+    def links(self, account_id: str, path: str) -> dict[str, str]:
+        """The `self` and `html_url` of the account's object at `path`, e.g. "incidents/P1"."""
+        return {
+            "self": f"{self._api(account_id)}/{path}",
+            "html_url": f"{self._web(account_id)}/{path}",
+        }
+
+    def user_ref(self, user: User) -> dict[str, Any]:
+        return {
+            "id": user.id,
+            "type": "user_reference",
+            "summary": user.name,
+            **self.links(user.account_id, f"users/{user.id}"),
+        }
 
     def service_ref(self, service: Service) -> dict[str, Any]:
         return {
@@ -98,20 +114,11 @@ class Shapes:
         }
 
     def policy(self, policy: EscalationPolicy) -> dict[str, Any]:
-        api, web = self._api(policy.account_id), self._web(policy.account_id)
         rules = [
             {
                 "id": f"R{policy.id[1:]}{n}",
                 "escalation_delay_in_minutes": 30,
-                "targets": [
-                    {
-                        "id": user_id,
-                        "type": "user_reference",
-                        "summary": self.state.users[user_id].name,
-                        "self": f"{api}/users/{user_id}",
-                        "html_url": f"{web}/users/{user_id}",
-                    }
-                ],
+                "targets": [self.user_ref(self.state.users[user_id])],
             }
             for n, user_id in enumerate(policy.user_ids)
         ]
@@ -134,17 +141,20 @@ class Shapes:
     def webhook_subscription(
         self, sub: WebhookSubscription, *, reveal_secret: bool
     ) -> dict[str, Any]:
+        # PagerDuty marks a subscription it disabled after failed deliveries through
+        # `temporarily_disabled`; `active` follows it here so either check sees it.
+        active = sub.active_at(self.state.now())
         return {
             "id": sub.id,
             "type": "webhook_subscription",
-            "active": True,
+            "active": active,
             "description": sub.description,
             "delivery_method": {
                 "id": f"D{sub.id[1:]}",
                 "type": "http_delivery_method",
                 "url": sub.url,
                 "custom_headers": [{"name": n, "value": v} for n, v in sub.custom_headers],
-                "temporarily_disabled": False,
+                "temporarily_disabled": not active,
                 # Shown once, in the answer to the create call, as PagerDuty does.
                 "secret": sub.secret if reveal_secret else None,
             },

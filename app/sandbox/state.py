@@ -12,14 +12,14 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from app.sandbox import ids
 from app.sandbox.arrivals import ArrivalLog
 from app.sandbox.config import SandboxConfig
 from app.sandbox.faults import FaultInjector
-from app.sandbox.incidents import IncidentBook
+from app.sandbox.incidents import Incident, IncidentBook
 from app.sandbox.keys import SigningKeys
 from app.sandbox.models import (
     Account,
@@ -37,6 +37,9 @@ from app.sandbox.seed import build_seed
 REST_RATE_LIMIT_PER_MINUTE = 960  # per app per account, as PagerDuty documents
 EVENTS_RATE_LIMIT_PER_MINUTE = 120  # per routing key: "approximately 120 calls/minute"
 _NORMAL, _ROGUE = "normal", "rogue"
+
+# (webhook event type, the service as it was, id of the user who acted or None)
+ServiceListener = Callable[[str, Service, str | None], None]
 
 
 @dataclass
@@ -89,6 +92,8 @@ class SandboxState:
         self.rulesets: dict[str, Ruleset] = {r.id: r for r in seed.rulesets}
         self.webhook_subscriptions: dict[str, WebhookSubscription] = {}
         self.incidents = IncidentBook(self.new_id)
+        # Told of "service.deleted" before the service goes, for webhooks.
+        self.service_listeners: list[ServiceListener] = []
 
     def now(self) -> float:
         return self._clock() + self.clock_offset
@@ -116,6 +121,28 @@ class SandboxState:
 
     def users_in(self, account_id: str) -> list[User]:
         return [u for u in self.users.values() if u.account_id == account_id]
+
+    def user_in(self, account_id: str, user_id: str | None) -> User | None:
+        """That user of the account or, with no id, its first user (who acts by default)."""
+        if user_id is None:
+            return next(iter(self.users_in(account_id)), None)
+        user = self.users.get(user_id)
+        return user if user is not None and user.account_id == account_id else None
+
+    def assignees_of(self, incident: Incident) -> list[User]:
+        """Who an incident is assigned to: whoever it was reassigned to, else the user at its
+        escalation level of its service's policy. Resolved incidents have no assignees."""
+        if incident.status == "resolved":
+            return []
+        if incident.assigned_to is not None:
+            user = self.users.get(incident.assigned_to)
+            return [user] if user is not None else []
+        service = self.services.get(incident.service_id)
+        policy = self.policies.get(service.escalation_policy_id) if service else None
+        if policy is None or not policy.user_ids:
+            return []
+        level = (incident.escalation_level - 1) % len(policy.user_ids)
+        return [self.users[policy.user_ids[level]]]
 
     def policies_in(self, account_id: str, query: str | None = None) -> list[EscalationPolicy]:
         found = [p for p in self.policies.values() if p.account_id == account_id]
@@ -176,8 +203,11 @@ class SandboxState:
         self.services[service.id] = service
         return service
 
-    def delete_service(self, service_id: str) -> None:
-        self.services.pop(service_id, None)
+    def delete_service(self, service_id: str, agent: str | None = None) -> None:
+        service = self.services.pop(service_id, None)
+        if service is not None:
+            for listener in list(self.service_listeners):
+                listener("service.deleted", service, agent)
         for integration in self.integrations_of(service_id):
             del self.integrations[integration.id]
 
@@ -205,6 +235,38 @@ class SandboxState:
 
     def delete_webhook_subscription(self, subscription_id: str) -> None:
         self.webhook_subscriptions.pop(subscription_id, None)
+
+    def rotate_webhook_secret(
+        self, subscription_id: str, overlap_seconds: float | None
+    ) -> WebhookSubscription:
+        """A new secret; the old one keeps signing for `overlap_seconds` (None: until
+        `finish_webhook_rotation`)."""
+        sub = self.webhook_subscriptions[subscription_id]
+        until = None if overlap_seconds is None else self.now() + overlap_seconds
+        return self._put_webhook(
+            replace(
+                sub,
+                secret=ids.webhook_secret(self.rng),
+                previous_secret=sub.secret,
+                previous_secret_until=until,
+            )
+        )
+
+    def finish_webhook_rotation(self, subscription_id: str) -> WebhookSubscription:
+        sub = self.webhook_subscriptions[subscription_id]
+        return self._put_webhook(replace(sub, previous_secret=None, previous_secret_until=None))
+
+    def set_webhook_disabled_until(
+        self, subscription_id: str, until: float | None
+    ) -> WebhookSubscription | None:
+        sub = self.webhook_subscriptions.get(subscription_id)
+        if sub is None:  # deleted while a delivery to it was under way
+            return None
+        return self._put_webhook(replace(sub, disabled_until=until))
+
+    def _put_webhook(self, changed: WebhookSubscription) -> WebhookSubscription:
+        self.webhook_subscriptions[changed.id] = changed
+        return changed
 
 
 _Named = TypeVar("_Named", Service, EscalationPolicy)

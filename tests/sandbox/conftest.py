@@ -6,8 +6,15 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from app.sandbox import SandboxState, create_sandbox_app, sandbox_state
+from app.sandbox import (
+    SandboxState,
+    WebhookSender,
+    create_sandbox_app,
+    sandbox_state,
+    sandbox_webhooks,
+)
 from tests.sandbox.flow import BASE_URL, FakeClock, connect, sandbox_config
+from tests.sandbox.webhook_flow import Receiver
 
 
 @pytest.fixture
@@ -16,8 +23,22 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sandbox(clock: FakeClock) -> Starlette:
-    return create_sandbox_app(sandbox_config(), clock)
+def receiver() -> Receiver:
+    """Where the sandbox's webhooks go, whatever their URL."""
+    return Receiver()
+
+
+@pytest.fixture
+def sandbox(clock: FakeClock, receiver: Receiver) -> Starlette:
+    transport = httpx2.ASGITransport(app=receiver.app)
+    return create_sandbox_app(sandbox_config(), clock, webhook_transport=transport)
+
+
+@pytest.fixture
+async def webhooks(sandbox: Starlette) -> AsyncIterator[WebhookSender]:
+    sender = sandbox_webhooks(sandbox)
+    yield sender
+    await sender.aclose()  # nothing left retrying after the test
 
 
 @pytest.fixture

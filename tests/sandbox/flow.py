@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from app.sandbox import SandboxApp, SandboxConfig
+from app.sandbox import SandboxApp, SandboxConfig, WebhookSettings
 
 BASE_URL = "http://127.0.0.1:8900"
 CLIENT_ID = "test-client"
@@ -27,6 +27,12 @@ GLOBEX_USER = "PHANK01"
 INITECH_USER = "PPETER1"
 
 
+# PagerDuty's delivery rules with its delays shrunk: retries after 20, 40, 80 ms, 4 attempts.
+FAST_WEBHOOKS = WebhookSettings(
+    timeout_seconds=0.3, first_retry_seconds=0.02, max_retry_seconds=0.1, max_attempts=4
+)
+
+
 def sandbox_config() -> SandboxConfig:
     return SandboxConfig(
         base_url=BASE_URL,
@@ -34,6 +40,7 @@ def sandbox_config() -> SandboxConfig:
             SandboxApp(CLIENT_ID, CLIENT_SECRET, (REDIRECT_URI,), app_id=APP_ID),
             SandboxApp(OTHER_CLIENT_ID, OTHER_SECRET, ("http://other.example/cb",)),
         ),
+        webhooks=FAST_WEBHOOKS,
     )
 
 

@@ -166,7 +166,7 @@ async def test_incidents_can_be_cleared(client: httpx2.AsyncClient, state: Sandb
 async def test_listeners_hear_each_change(client: httpx2.AsyncClient, state: SandboxState) -> None:
     heard: list[tuple[str, str]] = []
 
-    def listen(event_type: str, incident: Incident) -> None:
+    def listen(event_type: str, incident: Incident, agent: str | None) -> None:
         heard.append((event_type, incident.status))
 
     state.incidents.listeners.append(listen)

@@ -277,7 +277,10 @@ async def test_expire_control_expires_an_accounts_access_tokens(
     assert response.json() == {"expired": 1}
     assert (await client.get(SERVICES, headers=bearer(acme["access_token"]))).status_code == 401
     assert (await client.get(SERVICES, headers=bearer(initech["access_token"]))).status_code == 200
-    assert (await refresh(client, acme["refresh_token"])).status_code == 200
+    renewed = await refresh(client, acme["refresh_token"])
+    assert renewed.status_code == 200
+    fresh = renewed.json()["access_token"]
+    assert (await client.get(SERVICES, headers=bearer(fresh))).status_code == 200
 
 
 async def test_revoke_control_revokes_every_grant_of_the_account(
@@ -289,6 +292,9 @@ async def test_revoke_control_revokes_every_grant_of_the_account(
 
     assert response.json() == {"revoked_grants": 1}
     assert (await client.get(SERVICES, headers=bearer(tokens["access_token"]))).status_code == 401
+    refused = await refresh(client, tokens["refresh_token"])
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.parametrize(
