@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+INGEST_KEY_LINE = re.compile(r"ingest key \(shown once\): (pdc_\S+)")
 SIGN_IN_LINE = re.compile(r"Sign in to the demo tenant's settings page: (\S+)")
 # Without these, Chromium keeps trying to reach Google's services, which this network refuses.
 CHROMIUM_ARGS = [
@@ -52,6 +53,15 @@ class Server:
     process: subprocess.Popen[str]
     sign_in_url: str
     output: list[str] = field(default_factory=list)
+
+    @property
+    def ingest_key(self) -> str:
+        """The demo tenant's ingest key, printed once at its first start."""
+        for line in self.output:
+            match = INGEST_KEY_LINE.search(line)
+            if match:
+                return match.group(1)
+        raise AssertionError("the server printed no ingest key")
 
 
 def _start_server(data_dir: Path) -> Server:
