@@ -16,6 +16,7 @@ from app.deps import Deps
 from app.installations.upkeep import Upkeep
 from app.webhooks.signature import sign
 from tests.conftest import FakeClock, admin_headers
+from tests.installations.test_secrets_at_rest import dump
 from tests.installations.conftest import (
     Sandbox,
     consent,
@@ -355,13 +356,10 @@ async def test_disconnect_deletes_in_pagerduty_and_leaves_no_secret(
     event = (await http.get(f"/v1/events/{event_id}", headers=auth)).json()
     assert event["status"] == "cancelled"
     assert "disconnected" in event["last_error"]
-    rows: list[str] = []
-    for table in ("installations", "pd_services", "webhook_subscriptions", "events", "audit_log"):
-        found = await db.fetch_all(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
-        rows += [str(dict(r._mapping)) for r in found]
-    dump = " ".join(rows)
+    # Every table, every column.
+    text = await dump(db)
     for secret in [*routing_keys, *secrets]:
-        assert secret not in dump
+        assert secret not in text
     assert await count(db, "installations") == 1  # the pasted keys' installation
 
 
@@ -406,3 +404,26 @@ async def test_admin_disconnect_of_simple_install_lists_what_to_delete_by_hand(
             headers=admin_headers(),
         )
     ).status_code == 404
+
+
+async def test_a_service_deleted_in_pagerduty_is_found_within_one_check(
+    deps: Deps, sandbox: Sandbox, db: Database
+) -> None:
+    http, tenant, _ = await connect_two(deps, sandbox)
+    integrations, _ = await ours_in_sandbox(sandbox)
+    victim = integrations[1]["service_id"]
+    deleted = await sandbox.http.delete(
+        f"{sandbox.url}/_sandbox/accounts/acme-corp/services/{victim}"
+    )
+    assert deleted.status_code in (200, 204)
+    await db.execute("UPDATE installations SET next_check_at = now()")
+    await Upkeep(deps, period=timedelta(minutes=5)).once()
+    health = await db.fetch_val(
+        "SELECT health FROM pd_services WHERE pd_service_id = :p", {"p": victim}
+    )
+    assert health == "gone"
+    auth = {"Authorization": f"Bearer {tenant['ingest_key']}"}
+    answer = await http.post("/v1/alerts", json={"summary": "s", "service": victim}, headers=auth)
+    assert answer.json()["events"][0]["status"] == "held"
+    listed = await http.get("/v1/events", params={"status": "held"}, headers=auth)
+    assert len(listed.json()["events"]) == 1
