@@ -16,7 +16,6 @@ from app.deps import Deps
 from app.installations.upkeep import Upkeep
 from app.webhooks.signature import sign
 from tests.conftest import FakeClock, admin_headers
-from tests.installations.test_secrets_at_rest import dump
 from tests.installations.conftest import (
     Sandbox,
     consent,
@@ -26,6 +25,7 @@ from tests.installations.conftest import (
     signed_in,
     start_oauth,
 )
+from tests.installations.test_secrets_at_rest import dump
 
 
 def csrf_of(page: str) -> str:
