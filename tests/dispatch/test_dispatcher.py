@@ -152,13 +152,15 @@ async def test_budget_is_never_exceeded_in_any_window(world: World, database_url
     events = []
     for i in range(12):
         events += await world.send(tenant, service, f"k{i}")
-    window = timedelta(seconds=1)
-    async with Running(world.dispatcher(database_url, replace(FAST, budget_window=window))):
+    # As in production (62 s against PagerDuty's 60 s), the dispatcher's window is longer than
+    # the one PagerDuty counts in, so time on the wire cannot squeeze one event too many in.
+    ours, theirs = timedelta(seconds=1.5), 1.0
+    async with Running(world.dispatcher(database_url, replace(FAST, budget_window=ours))):
         await world.wait_all(events, "delivered")
     times = sorted(world.pd.times)
     assert len(times) == 12
     for i, start in enumerate(times):
-        in_window = [t for t in times[i:] if t - start < window.total_seconds()]
+        in_window = [t for t in times[i:] if t - start < theirs]
         assert len(in_window) <= 5
 
 

@@ -1,0 +1,294 @@
+"""Time to page, p50/p99: from the 202 of POST /v1/alerts to the event's arrival at the
+sandbox, (a) idle: one alert at a time with pauses, and (b) under load: the same while other
+tenants stream alerts to other routing keys, each key well within its budget (so the figure
+is pdconnect's own delay, never a budget wait).
+
+The sandbox has only 23 Events API v2 integration keys, too few to carry the background at
+PagerDuty's default 120 events a minute per key; so the background keys get a larger budget
+(BACKGROUND_BUDGET), and the sandbox a matching per-key limit. The probe keys keep both
+defaults.
+
+    .venv/bin/python -m bench.time_to_page [--quick] [--probes 200] [--rate 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx2
+
+from bench.arrivals import ArrivalWatcher
+from bench.cpu import cpu_table
+from bench.load import run_benchmark
+from bench.probe import SUMMARY_HEADERS, Probe, Summary, post_alert, probe, summarize
+from bench.report import percentile, ratio, table
+from bench.stack import (
+    Service,
+    SetupError,
+    Stack,
+    Tenant,
+    add_service,
+    create_tenant,
+    running_stack,
+    sandbox_routing_keys,
+    set_budget,
+    set_sandbox_key_limits,
+)
+
+PROBE_KEYS = 4  # probes take turns over these, so no key comes near its budget
+PROBE_PAUSE = 0.25  # seconds between one probe's arrival and the next probe
+BACKGROUND_TENANTS = 4
+BACKGROUND_BUDGET = 600  # events a minute per background key, in pdconnect and the sandbox
+BUDGET_WINDOW = 62  # seconds: the dispatcher's window (DispatchConfig.budget_window)
+# Background keys are kept under this share of their budget.
+BUDGET_SHARE = 0.9
+MAX_IN_FLIGHT = 64
+WARMUP_SECONDS = 3.0
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench.time_to_page", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a small run for smoke tests")
+    p.add_argument("--probes", type=int, default=None, help="alerts timed per phase (200)")
+    p.add_argument("--rate", type=float, default=None, help="background alerts/s (40)")
+    p.add_argument(
+        "--keys-per-tenant", type=int, default=None, help="background keys per tenant (4)"
+    )
+    args = p.parse_args(argv)
+    args.probes = args.probes or (20 if args.quick else 200)
+    args.rate = args.rate or (20.0 if args.quick else 40.0)
+    args.keys_per_tenant = args.keys_per_tenant or (2 if args.quick else 4)
+    return args
+
+
+@dataclass
+class Background:
+    """An open-loop stream: alerts are sent on a fixed schedule whether or not earlier ones
+    have been answered (up to MAX_IN_FLIGHT at once; beyond that a tick is skipped)."""
+
+    targets: list[tuple[Tenant, str]]  # (tenant, service name), taken in turn
+    rate: float
+    prefix: str
+    accepted: dict[str, float] = field(default_factory=dict)  # dedup key -> 202 time
+    failures: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    started: float = 0.0
+    stopped: float = 0.0
+
+    async def run(self, http: httpx2.AsyncClient, url: str, stop: asyncio.Event) -> None:
+        in_flight: set[asyncio.Task[None]] = set()
+        self.started = time.perf_counter()
+        due = self.started
+        sequence = 0
+        while not stop.is_set():
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                self.skipped += 1
+            else:
+                task = asyncio.create_task(self._send(http, url, sequence))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            sequence += 1
+            due += 1 / self.rate
+            await asyncio.sleep(max(due - time.perf_counter(), 0))
+        self.stopped = time.perf_counter()
+        if in_flight:
+            await asyncio.wait(in_flight)
+
+    async def _send(self, http: httpx2.AsyncClient, url: str, sequence: int) -> None:
+        tenant, service = self.targets[sequence % len(self.targets)]
+        dedup_key = f"{self.prefix}-{sequence}"
+        _, answered = await post_alert(http, url, tenant, dedup_key, service)
+        if answered is None:
+            self.failures["refused"] += 1
+        else:
+            self.accepted[dedup_key] = answered
+
+    @property
+    def achieved_rate(self) -> float:
+        elapsed = self.stopped - self.started
+        return len(self.accepted) / elapsed if elapsed > 0 else 0.0
+
+
+async def run_probes(
+    http: httpx2.AsyncClient,
+    stack: Stack,
+    watcher: ArrivalWatcher,
+    tenant: Tenant,
+    services: list[str],
+    count: int,
+    prefix: str,
+) -> list[Probe]:
+    probes = []
+    for i in range(count):
+        probes.append(
+            await probe(
+                http,
+                stack.web_url,
+                watcher,
+                tenant,
+                f"{prefix}-{i}",
+                service=services[i % len(services)],
+            )
+        )
+        await asyncio.sleep(PROBE_PAUSE)
+    return probes
+
+
+@dataclass
+class Setup:
+    prober: Tenant
+    probe_services: list[str]
+    targets: list[tuple[Tenant, str]]  # background (tenant, service name) pairs
+
+
+async def set_up(http: httpx2.AsyncClient, stack: Stack, keys_per_tenant: int) -> Setup:
+    keys = await sandbox_routing_keys(
+        http, stack, PROBE_KEYS + BACKGROUND_TENANTS * keys_per_tenant
+    )
+    prober = await create_tenant(http, stack, "probe")
+    probe_services = [f"probe-{i}" for i in range(PROBE_KEYS)]
+    for name, key in zip(probe_services, keys, strict=False):
+        await add_service(http, stack, prober, name, key)
+    targets: list[tuple[Tenant, str]] = []
+    background_services: list[Service] = []
+    spare = iter(keys[PROBE_KEYS:])
+    for t in range(BACKGROUND_TENANTS):
+        tenant = await create_tenant(http, stack, f"background-{t}")
+        for s in range(keys_per_tenant):
+            name = f"bg-{t}-{s}"
+            background_services.append(await add_service(http, stack, tenant, name, next(spare)))
+            targets.append((tenant, name))
+    # No operator API sets a budget: set_budget writes pd_services.rate_limit_per_minute.
+    await set_budget(stack, background_services, BACKGROUND_BUDGET)
+    await set_sandbox_key_limits(
+        http, stack, [s.routing_key for s in background_services], BACKGROUND_BUDGET
+    )
+    return Setup(prober, probe_services, targets)
+
+
+@dataclass
+class Results:
+    idle: list[Probe]
+    loaded: list[Probe]
+    background: Background
+    background_ttp: list[float]
+    cpu: dict[str, dict[str, float]]  # phase -> party -> cores
+    statuses: dict[int | None, int]
+
+
+async def measure(args: argparse.Namespace) -> None:
+    background_keys = BACKGROUND_TENANTS * args.keys_per_tenant
+    per_key_per_minute = args.rate / background_keys * 60
+    if per_key_per_minute > BUDGET_SHARE * BACKGROUND_BUDGET * 60 / BUDGET_WINDOW:
+        raise SetupError(
+            f"{args.rate:g} alerts/s over {background_keys} keys is {per_key_per_minute:.0f} "
+            f"a minute per key, too close to their {BACKGROUND_BUDGET}/min budget"
+        )
+    with running_stack() as stack:
+        async with httpx2.AsyncClient(timeout=30.0) as http:
+            setup = await set_up(http, stack, args.keys_per_tenant)
+            async with ArrivalWatcher(stack, http) as watcher:
+                results = await phases(args, stack, http, watcher, setup)
+    print_results(args, results)
+
+
+async def phases(
+    args: argparse.Namespace,
+    stack: Stack,
+    http: httpx2.AsyncClient,
+    watcher: ArrivalWatcher,
+    setup: Setup,
+) -> Results:
+    run_id = uuid.uuid4().hex[:8]
+    meter = stack.cpu_meter()
+    cpu: dict[str, dict[str, float]] = {}
+
+    async def timed(phase: str) -> list[Probe]:
+        return await run_probes(
+            http, stack, watcher, setup.prober, setup.probe_services, args.probes,
+            f"{phase}-{run_id}",
+        )  # fmt: skip
+
+    meter.start()
+    idle = await timed("idle")
+    cpu["idle"] = meter.stop()
+
+    background = Background(setup.targets, args.rate, f"bg-{run_id}")
+    stop = asyncio.Event()
+    limits = httpx2.Limits(max_connections=MAX_IN_FLIGHT)
+    async with httpx2.AsyncClient(timeout=30.0, limits=limits) as bg_http:
+        streaming = asyncio.create_task(background.run(bg_http, stack.web_url, stop))
+        await asyncio.sleep(WARMUP_SECONDS)
+        meter.start()
+        loaded = await timed("loaded")
+        cpu["under load"] = meter.stop()
+        stop.set()
+        await streaming
+    # Background events still on their way get a moment to arrive.
+    await asyncio.sleep(2.0)
+    background_ttp = [
+        watcher.accepted[key].time - answered
+        for key, answered in background.accepted.items()
+        if key in watcher.accepted
+    ]
+    return Results(idle, loaded, background, background_ttp, cpu, dict(watcher.statuses))
+
+
+def print_results(args: argparse.Namespace, results: Results) -> None:
+    background, background_ttp = results.background, results.background_ttp
+    idle_s, loaded_s = summarize(results.idle), summarize(results.loaded)
+    bg_s = Summary(
+        count=len(background_ttp),
+        p50=percentile(background_ttp, 50),
+        p99=percentile(background_ttp, 99),
+        max=max(background_ttp) if background_ttp else None,
+        missing=len(background.accepted) - len(background_ttp),
+    )
+    print()
+    print(
+        table(
+            "Time to page: 202 from POST /v1/alerts -> arrival at the sandbox",
+            ["phase", *SUMMARY_HEADERS],
+            [
+                ["idle (one alert at a time)", *idle_s.cells()],
+                [f"under load ({background.achieved_rate:.0f} alerts/s)", *loaded_s.cells()],
+                ["the background alerts themselves", *bg_s.cells()],
+            ],
+        )
+    )
+    print()
+    print(
+        table(
+            "Under load / idle",
+            ["p50 ratio", "p99 ratio"],
+            [[ratio(loaded_s.p50, idle_s.p50), ratio(loaded_s.p99, idle_s.p99)]],
+        )
+    )
+    print()
+    print(cpu_table(results.cpu))
+    keys = BACKGROUND_TENANTS * args.keys_per_tenant
+    print()
+    print(
+        f"background: {args.rate:g} alerts/s asked, {background.achieved_rate:.1f}/s accepted, "
+        f"over {BACKGROUND_TENANTS} tenants x {args.keys_per_tenant} keys "
+        f"({args.rate / keys * 60:.0f}/min per key; budget {BACKGROUND_BUDGET}/min); "
+        f"{sum(background.failures.values())} refused, {background.skipped} ticks skipped "
+        f"(>{MAX_IN_FLIGHT} in flight)"
+    )
+    other = {k: v for k, v in results.statuses.items() if k != 202}
+    print(f"sandbox answers other than 202 during the run: {other or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    return run_benchmark(lambda: measure(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
