@@ -384,35 +384,21 @@ async def hold(db: Database, event_id: UUID, *, error: str) -> None:
     )
 
 
-async def hold_for_rejected_key(
-    db: Database,
-    event_id: UUID,
-    routing_key_hash: str,
-    *,
-    error: str,
-    pd_errors: Sequence[str],
-    threshold: int,
-) -> bool:
-    """PagerDuty refused the routing key itself: hold the event (it is not the event's fault)
-    and, after `threshold` such answers in a row, mark the key's services unhealthy and hold
-    their queued events too. True when the services were marked."""
-    await db.execute(
-        """
-        UPDATE events SET status = 'held', lease_until = NULL, last_error = :error,
-            pd_errors = CAST(:pd_errors AS jsonb)
-        WHERE id = :id
-        """,
-        {"id": event_id, "error": error, "pd_errors": json.dumps(list(pd_errors))},
-    )
-    rejections = await db.fetch_val(
+async def count_key_rejection(db: Database, routing_key_hash: str) -> int:
+    """One more answer in a row saying the routing key itself is wrong; returns the count."""
+    value = await db.fetch_val(
         """
         UPDATE dispatch_keys SET key_rejections = key_rejections + 1
         WHERE routing_key_hash = :h RETURNING key_rejections
         """,
         {"h": routing_key_hash},
     )
-    if int(rejections or 0) < threshold:
-        return False
+    return int(value or 0)
+
+
+async def mark_key_unhealthy(db: Database, routing_key_hash: str, *, error: str) -> None:
+    """PagerDuty keeps refusing this routing key: show its services unhealthy and hold what is
+    queued for it (kept, visible) until the admin reconnects, re-keys or removes them."""
     await db.execute(
         """
         UPDATE pd_services SET health = 'unhealthy', health_reason = :reason, updated_at = now()
@@ -421,10 +407,12 @@ async def hold_for_rejected_key(
         {"h": routing_key_hash, "reason": f"PagerDuty rejects its routing key: {error}"},
     )
     await db.execute(
-        "UPDATE events SET status = 'held' WHERE routing_key_hash = :h AND status = 'queued'",
+        """
+        UPDATE events SET status = 'held', lease_until = NULL
+        WHERE routing_key_hash = :h AND status = 'queued'
+        """,
         {"h": routing_key_hash},
     )
-    return True
 
 
 async def next_due_in(db: Database) -> timedelta | None:

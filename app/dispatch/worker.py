@@ -187,16 +187,17 @@ class Dispatcher:
                     self.db, event.id, status="failed", error=error or "", pd_errors=answer.errors
                 )
             elif answer.outcome == "key_rejected":
-                marked = await store.hold_for_rejected_key(
-                    self.db,
-                    event.id,
-                    event.routing_key_hash,
-                    error=error or "",
-                    pd_errors=answer.errors,
-                    threshold=self.config.key_rejections_to_unhealthy,
-                )
-                if marked:
+                # One such answer may be PagerDuty's hiccup: retried like a transient error,
+                # until the key has been refused enough times in a row to be believed.
+                rejections = await store.count_key_rejection(self.db, event.routing_key_hash)
+                if rejections >= self.config.key_rejections_to_unhealthy:
+                    await store.hold(self.db, event.id, error=error or "")
+                    await store.mark_key_unhealthy(
+                        self.db, event.routing_key_hash, error=error or ""
+                    )
                     log.warning("a routing key was rejected repeatedly; its services are unhealthy")
+                else:
+                    await self._retry_or_give_up(event, error or "")
             elif answer.outcome == "rate_limited":
                 await store.pause_key(
                     self.db,

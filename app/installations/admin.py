@@ -12,6 +12,7 @@ from app.errors import NotFoundError
 from app.installations import store
 from app.installations.disconnect import disconnect
 from app.installations.manual import add_manual_service, validate_manual_key
+from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.store import Installation, PdService
 from app.tenants.admin import admin_tenant
 from app.web.api import path_uuid, read_json_object
@@ -83,7 +84,30 @@ async def delete_installation(request: Request) -> Response:
     return JSONResponse(report.as_json())
 
 
+async def rekey_service(request: Request) -> Response:
+    deps, tenant = await admin_tenant(request)
+    service = await tenant_service(deps, tenant.id, path_uuid(request, "service_id", "service"))
+    body = await read_json_object(request)
+    await rekey(deps, service, body.get("routing_key"), actor="operator")
+    return JSONResponse(service_json(await tenant_service(deps, tenant.id, service.id)))
+
+
+async def remove_service(request: Request) -> Response:
+    deps, tenant = await admin_tenant(request)
+    service = await tenant_service(deps, tenant.id, path_uuid(request, "service_id", "service"))
+    cancelled = await remove(deps, service, actor="operator")
+    return JSONResponse({"removed": str(service.id), "cancelled_events": cancelled})
+
+
 routes = [
+    Route(
+        "/admin/v1/tenants/{tenant_id}/services/{service_id}/routing-key",
+        rekey_service,
+        methods=["PUT"],
+    ),
+    Route(
+        "/admin/v1/tenants/{tenant_id}/services/{service_id}", remove_service, methods=["DELETE"]
+    ),
     Route("/admin/v1/tenants/{tenant_id}/installations", list_installations, methods=["GET"]),
     Route(
         "/admin/v1/tenants/{tenant_id}/installations/{installation_id}",

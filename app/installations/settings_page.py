@@ -14,9 +14,10 @@ from app.ingest import store as ingest_store
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
 from app.installations.manual import add_manual_service, validate_manual_key
+from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.store import PdService
 from app.tenants.store import get_tenant, list_audit
-from app.web.api import get_deps
+from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
 from app.web.session import SignedOut, check_csrf, current_tenant_id
 
@@ -78,6 +79,35 @@ async def add_manual_key(request: Request) -> Response:
     return redirect("/settings")
 
 
+async def rekey_service(request: Request) -> Response:
+    deps = get_deps(request)
+    service = await tenant_service(
+        deps, current_tenant_id(request), path_uuid(request, "service_id", "service")
+    )
+    async with request.form() as form:
+        check_csrf(request, form)
+        routing_key = form.get("routing_key")
+    try:
+        await rekey(deps, service, routing_key, actor="tenant admin")
+    except (InputError, ConflictError) as exc:
+        flash(request, "error", f"The key was not changed: {exc.message}.")
+        return redirect("/settings")
+    flash(request, "ok", f"{service.name} has a new key; its held events are on their way.")
+    return redirect("/settings")
+
+
+async def remove_service(request: Request) -> Response:
+    deps = get_deps(request)
+    service = await tenant_service(
+        deps, current_tenant_id(request), path_uuid(request, "service_id", "service")
+    )
+    async with request.form() as form:
+        check_csrf(request, form)
+    cancelled = await remove(deps, service, actor="tenant admin")
+    flash(request, "ok", f"Removed {service.name}; {cancelled} pending event(s) cancelled.")
+    return redirect("/settings")
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("/settings", status_code=302)
 
@@ -86,4 +116,6 @@ routes = [
     Route("/", home, methods=["GET"]),
     Route("/settings", settings_page, methods=["GET"]),
     Route("/settings/services/manual", add_manual_key, methods=["POST"]),
+    Route("/settings/services/{service_id}/rekey", rekey_service, methods=["POST"]),
+    Route("/settings/services/{service_id}/remove", remove_service, methods=["POST"]),
 ]
