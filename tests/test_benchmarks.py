@@ -1,0 +1,33 @@
+"""The benchmarks still run: each at its quick size, printing the figures it promises.
+(Their numbers are read by people, never asserted: a benchmark does not pass or fail.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("bench.ingest", ["hello-world", "pdconnect", "req/s ratio", "Peak memory"]),
+        ("bench.time_to_page", ["idle", "under load", "p50", "p99"]),
+        ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
+    ],
+)
+def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "DATABASE_URL"))}
+    result = subprocess.run(  # noqa: S603 - our own module
+        [sys.executable, "-m", module, "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stdout, result.stdout[-3000:]
