@@ -1,11 +1,12 @@
 """SQL of the outbox: enqueue, claim, spend a key's budget, record answers, read the log.
 
-Claiming (one statement): for every tenant with due events, its oldest claimable events
-(`per_tenant_scan`), interleaved by rank so each tenant gets a turn before any gets a second,
-then locked with SKIP LOCKED and leased. An event is claimable when it is due, its key is not
-paused, and no earlier event of the same (routing key, dedup key) is still pending: that last
-rule is the ordering promise, and it holds across workers because an event leaves the pending
-states only for a final one.
+Claiming (one statement): the (tenant, routing key) pairs with pending events are read from an
+index and paused keys dropped; for each open pair, its oldest claimable events
+(`per_tenant_scan`); these are interleaved by rank so each tenant gets a turn before any gets
+a second, then locked with SKIP LOCKED and leased. An event is claimable when it is due, its
+key is not paused, and no earlier event of the same (routing key, dedup key) is still pending:
+that last rule is the ordering promise, and it holds across workers because an event leaves
+the pending states only for a final one.
 
 Times are the database's (`clock_timestamp()`), so workers on several machines agree.
 """
@@ -148,16 +149,21 @@ WHERE id IN (
     SELECT id FROM events
     WHERE id IN (
         SELECT c.id FROM (
-            SELECT DISTINCT tenant_id FROM events WHERE status IN ('queued', 'sending')
-        ) AS t
+            -- Every (tenant, key) with pending events, from the index alone; paused keys
+            -- drop out here, before any of their events is looked at.
+            SELECT p.tenant_id, p.routing_key_hash FROM (
+                SELECT DISTINCT tenant_id, routing_key_hash FROM events
+                WHERE status IN ('queued', 'sending')
+            ) AS p
+            LEFT JOIN dispatch_keys k ON k.routing_key_hash = p.routing_key_hash
+            WHERE k.paused_until IS NULL OR k.paused_until <= clock_timestamp()
+        ) AS open_keys
         CROSS JOIN LATERAL (
-            SELECT e.id, e.seq, row_number() OVER (ORDER BY e.seq) AS rank
-            FROM events e
-            LEFT JOIN dispatch_keys k ON k.routing_key_hash = e.routing_key_hash
-            WHERE e.tenant_id = t.tenant_id
+            SELECT e.id, e.seq FROM events e
+            WHERE e.tenant_id = open_keys.tenant_id
+              AND e.routing_key_hash = open_keys.routing_key_hash
               AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
                    OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
-              AND (k.paused_until IS NULL OR k.paused_until <= clock_timestamp())
               AND (e.dedup_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM events p
                     WHERE p.routing_key_hash = e.routing_key_hash
@@ -167,7 +173,9 @@ WHERE id IN (
             ORDER BY e.seq
             LIMIT :per_tenant
         ) AS c
-        ORDER BY c.rank, c.seq
+        -- Each tenant's oldest first, one tenant's turn at a time: an alert storm in one
+        -- tenant waits behind another tenant's single page, never the other way round.
+        ORDER BY row_number() OVER (PARTITION BY open_keys.tenant_id ORDER BY c.seq), c.seq
         LIMIT :batch
     )
     AND ((status = 'queued' AND next_attempt_at <= clock_timestamp())
@@ -416,13 +424,15 @@ async def mark_key_unhealthy(db: Database, routing_key_hash: str, *, error: str)
 
 
 async def next_due_in(db: Database) -> timedelta | None:
-    """How long until the earliest queued event or paused key becomes due, if any."""
+    """How long until the earliest queued event becomes due, its key's pause included."""
     value = await db.fetch_val(
         """
-        SELECT min(GREATEST(e.next_attempt_at, COALESCE(k.paused_until, '-infinity')))
-            - clock_timestamp()
-        FROM events e LEFT JOIN dispatch_keys k ON k.routing_key_hash = e.routing_key_hash
-        WHERE e.status = 'queued'
+        SELECT min(GREATEST(q.due, COALESCE(k.paused_until, '-infinity'))) - clock_timestamp()
+        FROM (
+            SELECT routing_key_hash, min(next_attempt_at) AS due FROM events
+            WHERE status = 'queued' GROUP BY routing_key_hash
+        ) AS q
+        LEFT JOIN dispatch_keys k ON k.routing_key_hash = q.routing_key_hash
         """
     )
     return value if isinstance(value, timedelta) else None
