@@ -15,6 +15,7 @@ from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.store import Installation, PdService
 from app.tenants.admin import admin_tenant
+from app.tenants.store import delete_tenant as delete_tenant_row
 from app.web.api import path_uuid, read_json_object
 
 
@@ -99,7 +100,18 @@ async def remove_service(request: Request) -> Response:
     return JSONResponse({"removed": str(service.id), "cancelled_events": cancelled})
 
 
+async def delete_tenant(request: Request) -> Response:
+    """A tenant leaves: each of its accounts is disconnected first (so nothing pdconnect made
+    stays behind in the customer's PagerDuty), then everything of the tenant is deleted."""
+    deps, tenant = await admin_tenant(request)
+    for installation in await store.list_installations(deps.db, tenant.id):
+        await disconnect(deps, installation, actor="operator")
+    await delete_tenant_row(deps.db, tenant.id)
+    return Response(status_code=204)
+
+
 routes = [
+    Route("/admin/v1/tenants/{tenant_id}", delete_tenant, methods=["DELETE"]),
     Route(
         "/admin/v1/tenants/{tenant_id}/services/{service_id}/routing-key",
         rekey_service,

@@ -92,12 +92,6 @@ async def get_tenant(request: Request) -> Response:
     return JSONResponse({**tenant_json(tenant), "ingest_keys": [ingest_key_json(k) for k in keys]})
 
 
-async def delete_tenant(request: Request) -> Response:
-    deps, tenant = await admin_tenant(request)
-    await store.delete_tenant(deps.db, tenant.id)
-    return Response(status_code=204)
-
-
 async def create_login_link(request: Request) -> Response:
     deps, tenant = await admin_tenant(request)
     link = await issue_login_link(
@@ -153,7 +147,6 @@ routes = [
     Route("/admin/v1/tenants", create_tenant, methods=["POST"]),
     Route("/admin/v1/tenants", list_tenants, methods=["GET"]),
     Route("/admin/v1/tenants/{tenant_id}", get_tenant, methods=["GET"]),
-    Route("/admin/v1/tenants/{tenant_id}", delete_tenant, methods=["DELETE"]),
     Route("/admin/v1/tenants/{tenant_id}/login-links", create_login_link, methods=["POST"]),
     Route("/admin/v1/tenants/{tenant_id}/ingest-keys", create_ingest_key, methods=["POST"]),
     Route("/admin/v1/tenants/{tenant_id}/ingest-keys", list_ingest_keys, methods=["GET"]),

@@ -427,3 +427,18 @@ async def test_a_service_deleted_in_pagerduty_is_found_within_one_check(
     assert answer.json()["events"][0]["status"] == "held"
     listed = await http.get("/v1/events", params={"status": "held"}, headers=auth)
     assert len(listed.json()["events"]) == 1
+
+
+async def test_deleting_a_tenant_disconnects_its_accounts_first(
+    deps: Deps, sandbox: Sandbox, db: Database
+) -> None:
+    http, tenant, _ = await connect_two(deps, sandbox)
+    deleted = await http.delete(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
+    assert deleted.status_code == 204
+    integrations, subscriptions = await ours_in_sandbox(sandbox)
+    assert integrations == []
+    assert subscriptions == []
+    assert all(g["revoked"] for g in (await sandbox.account("acme-corp"))["grants"])
+    assert await count(db, "tenants") == 0
+    gone = await http.get(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
+    assert gone.status_code == 404
