@@ -182,27 +182,11 @@ async def _forget(
     installation = the_plan.installation
     ids: list[UUID] = [s.id for s in the_plan.services]
     async with deps.db.transaction():
-        cancelled = await deps.db.fetch_all(
-            """
-            UPDATE events SET status = 'cancelled', finished_at = clock_timestamp(),
-                lease_until = NULL, last_error = :reason
-            WHERE service_id = ANY(:ids) AND status IN ('queued', 'sending', 'held')
-            RETURNING id
-            """,
-            {"ids": ids, "reason": f"cancelled: the PagerDuty account was disconnected by {actor}"},
-        )
-        report.cancelled_events = len(cancelled)
-        for service_id in ids:
-            await deps.db.execute(
-                """
-                UPDATE routes SET service_ids = array_remove(service_ids, :id), updated_at = now()
-                WHERE tenant_id = :t AND :id = ANY(service_ids)
-                """,
-                {"t": installation.tenant_id, "id": service_id},
-            )
-        await deps.db.execute(
-            "DELETE FROM routes WHERE tenant_id = :t AND cardinality(service_ids) = 0",
-            {"t": installation.tenant_id},
+        report.cancelled_events = await store.retire_services(
+            deps.db,
+            installation.tenant_id,
+            ids,
+            reason=f"cancelled: the PagerDuty account was disconnected by {actor}",
         )
         # Cascades to its services, their encrypted keys and webhook secrets.
         await deps.db.execute("DELETE FROM installations WHERE id = :id", {"id": installation.id})

@@ -55,25 +55,11 @@ async def remove(deps: Deps, service: PdService, *, actor: str) -> int:
     """Forget the service; returns how many pending events were cancelled. An integration
     pdconnect created stays in PagerDuty until its account is disconnected."""
     async with deps.db.transaction():
-        cancelled = await deps.db.fetch_all(
-            """
-            UPDATE events SET status = 'cancelled', finished_at = clock_timestamp(),
-                lease_until = NULL, last_error = :reason
-            WHERE service_id = :id AND status IN ('queued', 'sending', 'held')
-            RETURNING id
-            """,
-            {"id": service.id, "reason": f"cancelled: the service was removed by {actor}"},
-        )
-        await deps.db.execute(
-            """
-            UPDATE routes SET service_ids = array_remove(service_ids, :id), updated_at = now()
-            WHERE tenant_id = :t AND :id = ANY(service_ids)
-            """,
-            {"t": service.tenant_id, "id": service.id},
-        )
-        await deps.db.execute(
-            "DELETE FROM routes WHERE tenant_id = :t AND cardinality(service_ids) = 0",
-            {"t": service.tenant_id},
+        cancelled = await store.retire_services(
+            deps.db,
+            service.tenant_id,
+            [service.id],
+            reason=f"cancelled: the service was removed by {actor}",
         )
         await deps.db.execute("DELETE FROM pd_services WHERE id = :id", {"id": service.id})
         await insert_audit(
@@ -84,7 +70,7 @@ async def remove(deps: Deps, service: PdService, *, actor: str) -> int:
             detail={
                 "service_id": str(service.id),
                 "name": service.name,
-                "cancelled_events": len(cancelled),
+                "cancelled_events": cancelled,
             },
         )
-    return len(cancelled)
+    return cancelled

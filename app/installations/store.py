@@ -297,3 +297,34 @@ async def service_owner_of_key(
         {"tenant_id": tenant_id, "hash": routing_key_hash},
     )
     return value if isinstance(value, UUID) else None
+
+
+async def retire_services(
+    db: Database, tenant_id: UUID, service_ids: list[UUID], *, reason: str
+) -> int:
+    """Before services are deleted: cancel their pending events (kept, marked with the reason)
+    and take them out of routing rules, dropping rules left with no service. Returns how many
+    events were cancelled. Call inside the transaction that deletes the services."""
+    cancelled = await db.fetch_all(
+        """
+        UPDATE events SET status = 'cancelled', finished_at = clock_timestamp(),
+            lease_until = NULL, last_error = :reason
+        WHERE service_id = ANY(:ids) AND status IN ('queued', 'sending', 'held')
+        RETURNING id
+        """,
+        {"ids": service_ids, "reason": reason},
+    )
+    await db.execute(
+        """
+        UPDATE routes SET service_ids = ARRAY(
+                SELECT s FROM unnest(service_ids) AS s WHERE s <> ALL(CAST(:ids AS uuid[]))),
+            updated_at = now()
+        WHERE tenant_id = :t AND service_ids && CAST(:ids AS uuid[])
+        """,
+        {"t": tenant_id, "ids": service_ids},
+    )
+    await db.execute(
+        "DELETE FROM routes WHERE tenant_id = :t AND cardinality(service_ids) = 0",
+        {"t": tenant_id},
+    )
+    return len(cancelled)

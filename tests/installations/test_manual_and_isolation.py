@@ -154,3 +154,35 @@ async def test_picker_of_unknown_installation_is_404(deps: Deps) -> None:
         response = await http.get(path)
         assert response.status_code == 404
         assert "installation not found" in response.text
+
+
+async def test_removing_a_service_takes_it_out_of_routing_rules(deps: Deps) -> None:
+    http, tenant = await signed_in(deps)
+    base = f"/admin/v1/tenants/{tenant['id']}"
+    one = (
+        await http.post(
+            f"{base}/services", json={"name": "One", "routing_key": V2_KEY}, headers=admin_headers()
+        )
+    ).json()["id"]
+    two = (
+        await http.post(
+            f"{base}/services", json={"name": "Two", "routing_key": V1_KEY}, headers=admin_headers()
+        )
+    ).json()["id"]
+    rules = {
+        "routes": [
+            {
+                "name": "both",
+                "conditions": [{"field": "labels.team", "op": "exists"}],
+                "service_ids": [one, two],
+            },
+            {"name": "only one", "conditions": [], "service_ids": [one]},
+        ]
+    }
+    assert (
+        await http.put(f"{base}/routes", json=rules, headers=admin_headers())
+    ).status_code == 200
+    removed = await http.delete(f"{base}/services/{one}", headers=admin_headers())
+    assert removed.status_code == 200
+    left = (await http.get(f"{base}/routes", headers=admin_headers())).json()["routes"]
+    assert [(r["name"], r["service_ids"]) for r in left] == [("both", [two])]
