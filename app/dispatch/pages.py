@@ -51,14 +51,7 @@ async def send_test_event(request: Request) -> Response:
         summary="Test event from pdconnect: this service is connected",
         severity="info",
         source="pdconnect",
-        component=None,
-        group=None,
-        class_=None,
-        labels={},
         details={"sent_from": "pdconnect settings page"},
-        links=(),
-        images=(),
-        timestamp=None,
         service=str(service_id),
     )
     try:

@@ -4,7 +4,7 @@ Events API mapping read. Parsers validate; nothing downstream re-checks types.""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["firing", "acknowledged", "resolved"]
@@ -28,22 +28,22 @@ class Alert:
     status: Status
     # None: the mapping generates one for a trigger (acknowledge and resolve always have one).
     dedup_key: str | None
-    summary: str | None
+    summary: str | None = None
     # As the sender said it; the tenant's severity map turns it into PagerDuty's four.
-    severity: str | None
-    source: str | None
-    component: str | None
-    group: str | None
-    class_: str | None
-    labels: Mapping[str, str]
+    severity: str | None = None
+    source: str | None = None
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
     # Becomes `custom_details` (v2) or `details` (v1).
-    details: Mapping[str, Any]
-    links: tuple[Link, ...]
-    images: tuple[Image, ...]
+    details: Mapping[str, Any] = field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+    images: tuple[Image, ...] = ()
     # ISO 8601, validated by the parser.
-    timestamp: str | None
+    timestamp: str | None = None
     # Where the sender wants it: one of the tenant's services by our id, PagerDuty id or name.
-    service: str | None
+    service: str | None = None
     client: str | None = None
     client_url: str | None = None
     # True when the body must be exactly what the sender's own PagerDuty integration sends

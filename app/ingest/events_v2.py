@@ -198,22 +198,7 @@ def parse_events_v2(body: object) -> tuple[str, Alert]:
 
 def _update(status: Status, dedup_key: str | None) -> Alert:
     """An acknowledge or resolve: only the key matters."""
-    return Alert(
-        status=status,
-        dedup_key=dedup_key,
-        summary=None,
-        severity=None,
-        source=None,
-        component=None,
-        group=None,
-        class_=None,
-        labels={},
-        details={},
-        links=(),
-        images=(),
-        timestamp=None,
-        service=None,
-    )
+    return Alert(status=status, dedup_key=dedup_key)
 
 
 def parse_change_v2(body: object) -> tuple[str, ChangeEvent]:

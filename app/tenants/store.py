@@ -149,13 +149,25 @@ async def revoke_ingest_key(db: Database, *, tenant_id: UUID, key_id: UUID) -> I
     return None if row is None else _ingest_key(row)
 
 
+# Stamping every use would write the key's row on every alert; once a minute says the same.
+LAST_USED_RESOLUTION = "1 minute"
+
+
 async def find_ingest_key(db: Database, key_hash: str) -> IngestKey | None:
-    """The live key with this hash, stamping its last use."""
+    """The live key with this hash; its last use is stamped at most once a minute."""
     row = await db.fetch_one(
         f"""
-        UPDATE ingest_keys SET last_used_at = now()
-        WHERE key_hash = :key_hash AND revoked_at IS NULL
-        RETURNING {KEY_COLUMNS}
+        WITH found AS (
+            SELECT {KEY_COLUMNS} FROM ingest_keys
+            WHERE key_hash = :key_hash AND revoked_at IS NULL
+        ), stamped AS (
+            UPDATE ingest_keys SET last_used_at = now()
+            WHERE id IN (
+                SELECT id FROM found
+                WHERE last_used_at IS NULL
+                   OR last_used_at < now() - INTERVAL '{LAST_USED_RESOLUTION}')
+        )
+        SELECT {KEY_COLUMNS} FROM found
         """,
         {"key_hash": key_hash},
     )

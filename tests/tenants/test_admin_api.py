@@ -187,3 +187,33 @@ async def test_rotation_is_audited(client: httpx2.AsyncClient, db: Database) -> 
         )
     ]
     assert actions == ["tenant.created", "ingest_key.created"]
+
+
+async def test_last_use_is_stamped_without_a_write_per_request(
+    client: httpx2.AsyncClient, deps: Deps, db: Database
+) -> None:
+    tenant = await create_tenant(client)
+    key = tenant["ingest_key"]
+
+    async def last_used() -> object:
+        return await db.fetch_val(
+            "SELECT last_used_at FROM ingest_keys WHERE id = CAST(:id AS uuid)",
+            {"id": tenant["ingest_key_id"]},
+        )
+
+    assert await last_used() is None
+    assert await authenticate(deps.db, deps.ingest_key_hasher, key) is not None
+    first = await last_used()
+    assert first is not None
+    assert await authenticate(deps.db, deps.ingest_key_hasher, key) is not None
+    assert await last_used() == first  # within the minute: not written again
+    await db.execute(
+        """
+        UPDATE ingest_keys SET last_used_at = now() - interval '2 minutes'
+        WHERE id = CAST(:id AS uuid)
+        """,
+        {"id": tenant["ingest_key_id"]},
+    )
+    stale = await last_used()
+    await authenticate(deps.db, deps.ingest_key_hasher, key)
+    assert await last_used() != stale
