@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +37,7 @@ from databases import Database
 
 from app.crypto import Hasher, new_fernet_key, random_token
 from app.db import apply_migrations, start_embedded_postgres
+from app.observability.logs import logging_config
 from app.settings import (
     Settings,
     SettingsError,
@@ -206,6 +209,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
     )
     asyncio.run(_migrate(settings))
+    if args.workers > 1:
+        _share_metrics_between_workers(settings.data_dir)
     # Uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit then
     # lets the sandbox and the embedded PostgreSQL be stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -233,8 +238,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=False,
-            log_level="info",
-            # Ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.
+            # Every worker process configures its logging from this (JSON, redacted)...
+            log_config=args.log_config,
+            # ...and ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.
             access_log=False,
         )
     finally:
@@ -242,6 +248,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sandbox.terminate()
             sandbox.wait(timeout=10)
     return 0
+
+
+def _share_metrics_between_workers(data_dir: Path) -> None:
+    """Uvicorn's worker processes each count their own requests and deliveries; with a shared
+    directory for prometheus-client, `/metrics` from any one of them sums them all."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = data_dir / "metrics"
+    # Samples of a previous run's processes would be counted again.
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -376,13 +394,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Their start-up chatter (and, for `databases`, every connect) is noise at INFO.
-    for noisy in ("pgserver", "databases"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
+    env = _environment()
+    try:
+        args.log_config = logging_config(
+            (env.get("PDCONNECT_LOG_FORMAT") or "json").strip().lower(),
+            (env.get("PDCONNECT_LOG_LEVEL") or "info").strip().lower(),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(args.log_config)
     try:
         code: int = args.func(args)
     except SettingsError as exc:

@@ -1,13 +1,22 @@
-"""`/healthz` (the process answers) and `/readyz` (the database answers and is migrated)."""
+"""`/healthz` (the process answers), `/readyz` (the database answers and is migrated) and
+`/metrics` (Prometheus)."""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.crypto import same
 from app.db import pending_migrations
+from app.dispatch.store import outbox_snapshot
+from app.errors import Unauthenticated
+from app.observability.metrics import CONTENT_TYPE_LATEST, OutboxSnapshot, render
 from app.web.api import get_deps
+
+log = logging.getLogger("pdconnect.ops")
 
 
 async def healthz(request: Request) -> Response:
@@ -30,4 +39,27 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+async def metrics(request: Request) -> Response:
+    deps = get_deps(request)
+    token = deps.settings.metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not same(presented.strip(), token):
+            raise Unauthenticated()
+    snapshot: OutboxSnapshot | None
+    try:
+        by_status, oldest = await outbox_snapshot(deps.db)
+        snapshot = OutboxSnapshot(by_status=by_status, oldest_due_age_seconds=oldest)
+    except Exception as exc:
+        # Metrics matter most while the database is in trouble: answer with what this process
+        # knows, and say the outbox could not be read (pdconnect_database_up 0).
+        log.warning("metrics could not read the outbox: %s", type(exc).__name__)
+        snapshot = None
+    return Response(render(snapshot), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

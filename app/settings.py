@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,16 @@ class Settings:
     give_up_after_hours: float = 24.0
     rate_limited_pause_seconds: float = 30.0
     health_check_seconds: float = 300.0
+    # /metrics: a bearer token it demands when set; `pdconnect worker` serves it on this
+    # host and port when a port is set (the web app serves it on its own port).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # Requests a second one ingest key may make, sustained (0: no limit); see
+    # app/tenants/ratelimit.py for the burst allowed on top.
+    ingest_rate_limit: float = 50.0
+    # Peers (IPs and CIDR networks) whose X-Forwarded-For/-Proto are believed; none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def https(self) -> bool:
@@ -156,7 +167,39 @@ def load_settings(
         rate_limited_pause_seconds=_number(
             "PDCONNECT_RATE_LIMITED_PAUSE_SECONDS", get, 30.0, 0.01, 3600
         ),
+        metrics_token=get("PDCONNECT_METRICS_TOKEN"),
+        metrics_host=get("PDCONNECT_METRICS_HOST") or "127.0.0.1",
+        metrics_port=_optional_port("PDCONNECT_METRICS_PORT", get("PDCONNECT_METRICS_PORT")),
+        ingest_rate_limit=_number("PDCONNECT_INGEST_RATE_LIMIT", get, 50.0, 0, 1_000_000),
+        trusted_proxies=_networks("PDCONNECT_TRUSTED_PROXIES", get("PDCONNECT_TRUSTED_PROXIES")),
     )
+
+
+def _optional_port(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise SettingsError(f"{name} must be a TCP port (1-65535), not {value!r}")
+    return int(value)
+
+
+def _networks(name: str, value: str | None) -> tuple[str, ...]:
+    """A comma list of IP addresses and CIDR networks, each written the one way
+    `ipaddress` writes it (so `10.0.0.1/8` becomes `10.0.0.0/8`)."""
+    networks: list[str] = []
+    for item in (value or "").split(","):
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"{name} must be a comma list of IP addresses or CIDR networks, not {text!r}"
+            ) from exc
+        single = network.prefixlen == network.max_prefixlen
+        networks.append(str(network.network_address) if single else str(network))
+    return tuple(networks)
 
 
 def _number(

@@ -6,8 +6,10 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from wsgiref.simple_server import WSGIServer
 
 from databases import Database
+from prometheus_client import start_http_server
 
 from app.crypto import Vault
 from app.deps import Deps, new_http_client
@@ -39,6 +41,7 @@ async def run_worker(settings: Settings, config: DispatchConfig | None = None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Stop claiming at once; sends in flight finish (bounded by the lease).
         loop.add_signal_handler(sig, stop.set)
+    metrics = _serve_metrics(settings)
     await db.connect()
     try:
         dispatcher = Dispatcher(
@@ -56,5 +59,17 @@ async def run_worker(settings: Settings, config: DispatchConfig | None = None) -
         await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
         log.info("worker stopped")
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         await http.aclose()
         await db.disconnect()
+
+
+def _serve_metrics(settings: Settings) -> WSGIServer | None:
+    """A worker has no web app: its deliveries are counted here, on a port of its own. The
+    outbox gauges come from the web app's /metrics, which reads them from the database."""
+    if settings.metrics_port is None:
+        return None
+    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    return server

@@ -24,9 +24,10 @@ from databases import Database
 
 from app.crypto import Vault
 from app.db import asyncpg_dsn
-from app.dispatch import store
+from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
 from app.dispatch.store import NOTIFY_CHANNEL, Claimed
+from app.observability.logs import bound
 from app.pagerduty.events import EventAnswer, send_event
 
 log = logging.getLogger("pdconnect.dispatch")
@@ -127,7 +128,8 @@ class Dispatcher:
 
     async def _deliver(self, event: Claimed) -> None:
         try:
-            await self._deliver_one(event)
+            with bound(event_id=str(event.id)):
+                await self._deliver_one(event)
         except Exception:
             # The lease brings the event back; the traceback says why it had to.
             log.exception("delivering event %s failed; it will be retried", event.id)
@@ -140,9 +142,11 @@ class Dispatcher:
             await store.mark_final(
                 self.db, event.id, status="cancelled", error="its service was removed"
             )
+            observe.not_sent("cancelled", "service_removed")
             return
         if target.health != "healthy":
             await store.hold(self.db, event.id, error=f"held: the service is {target.health}")
+            observe.not_sent("held", f"service_{target.health}")
             return
         attempt_id = await store.reserve_budget(
             self.db,
@@ -152,6 +156,7 @@ class Dispatcher:
             window=self.config.budget_window,
         )
         if attempt_id is None:
+            observe.budget_spent()
             return
         key_field = "service_key" if event.api == "v1" else "routing_key"
         body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
@@ -161,13 +166,7 @@ class Dispatcher:
         await self._record(event, attempt_id, answer)
 
     async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
-        outcome = {
-            "accepted": "delivered",
-            "rejected": "rejected",
-            "key_rejected": "key_rejected",
-            "rate_limited": "rate_limited",
-            "try_again": "retry",
-        }[answer.outcome]
+        outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else _describe(answer)
         async with self.db.transaction():
             await store.finish_attempt(
@@ -182,6 +181,7 @@ class Dispatcher:
             assert error is not None or answer.outcome == "accepted"
             if answer.outcome == "accepted":
                 await store.mark_delivered(self.db, event.id, event.routing_key_hash)
+                observe.paged(event.created_at)
             elif answer.outcome == "rejected":
                 await store.mark_final(
                     self.db, event.id, status="failed", error=error or "", pd_errors=answer.errors
@@ -221,6 +221,7 @@ class Dispatcher:
                 status="failed",
                 error=f"gave up after {hours:g} hours of retries; last: {error}",
             )
+            observe.not_sent("failed", "gave_up")
             return
         delay = retry_delay(self.config, event.attempts + 1, self.rng)
         await store.schedule_retry(self.db, event.id, delay=delay, error=error)

@@ -19,6 +19,7 @@ from app.ingest.mapping import change_to_outbound, to_outbound
 from app.ingest.routing import Condition, NoRoute, Rule, Target, resolve_targets
 from app.ingest.severity import parse_severity_map
 from app.ingest.store import RoutableService
+from app.observability.metrics import INGESTED
 
 Item = Alert | ChangeEvent
 
@@ -102,6 +103,8 @@ async def accept(
             )
     async with db.transaction():
         created = await enqueue(db, [event for event, _ in planned])
+    for event, _ in planned:
+        INGESTED.labels(source, event.kind).inc()
     return [
         Accepted(id=event_id, dedup_key=event.dedup_key, service=service, status=status)
         for (event_id, status), (event, service) in zip(created, planned, strict=True)

@@ -1,24 +1,49 @@
-"""One log line per request, without secrets.
+"""One log line per request, without secrets, and a request id to follow it by.
 
 Uvicorn's own access log prints the whole request line, which would put sign-in tokens (in the
 query string) and ingest keys (in `/k/<key>/…` paths) into the log. This one logs the path with
 no query string and with any key in the path replaced.
+
+Every request gets an id: the caller's `X-Request-Id` when it sent a well-formed one (so a
+vendor's product can correlate its calls with our lines), a new one otherwise. It is echoed in
+the answer and carried by every line logged while the request is handled.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.observability.logs import bound
+from app.observability.metrics import HTTP_REQUESTS
 
 log = logging.getLogger("pdconnect.access")
 KEY_IN_PATH = re.compile(r"^/k/[^/]+")
+REQUEST_ID_HEADER = "x-request-id"
+# Short enough to read, restricted so a caller cannot forge log structure with it.
+CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 
 def loggable_path(path: str) -> str:
     return KEY_IN_PATH.sub("/k/[redacted]", path)
+
+
+def request_id_of(scope: Scope) -> str:
+    offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+    return offered if CALLER_REQUEST_ID.fullmatch(offered) else secrets.token_hex(8)
+
+
+def endpoint_name(scope: Scope) -> str:
+    """Set by the router once a route matched: a bounded label, unlike the path."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return "unmatched"
+    return str(getattr(endpoint, "__name__", type(endpoint).__name__))
 
 
 class AccessLogMiddleware:
@@ -31,20 +56,24 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        request_id = request_id_of(scope)
 
         async def send_and_remember(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_and_remember)
-        finally:
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                loggable_path(scope["path"]),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+        with bound(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_and_remember)
+            finally:
+                HTTP_REQUESTS.labels(endpoint_name(scope), str(status)).inc()
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    loggable_path(scope["path"]),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.errors import InputError, NotFoundError
+from app.observability.metrics import WEBHOOK_VERIFICATIONS
 from app.web.api import get_deps, path_uuid
 from app.webhooks import store
 from app.webhooks.payload import WebhookEvent, parse_event
@@ -52,11 +53,14 @@ async def receive(request: Request) -> Response:
     raw = await _raw_body(request)
     header = request.headers.get(SIGNATURE_HEADER)
     if header is None:
+        WEBHOOK_VERIFICATIONS.labels("missing").inc()
         return _refused(401, "X-PagerDuty-Signature is missing")
     try:
         valid = verify(deps.vault.decrypt(subscription.secret_enc), raw, header)
     except MalformedSignature:
+        WEBHOOK_VERIFICATIONS.labels("malformed").inc()
         return _refused(400, "X-PagerDuty-Signature is malformed")
+    WEBHOOK_VERIFICATIONS.labels("valid" if valid else "mismatch").inc()
     if not valid:
         return _refused(401, "X-PagerDuty-Signature does not match")
     event = parse_event(raw)

@@ -1,0 +1,144 @@
+"""Structured logs: one JSON object per line on stderr, with the request or event it concerns,
+and every secret redacted.
+
+Redaction is the second line of defence. The first is that no code logs a body, a header, a
+query string or a secret; but tracebacks quote values and third-party libraries log URLs, so
+every line is scrubbed once more on its way out, whatever logger wrote it: ingest keys
+(`pdc_…`), PagerDuty tokens (`pdus+_…`), `Authorization` values, `name=value` pairs whose name
+says secret (token, code, state, secret, routing_key…), and any long opaque run of letters and
+digits such as a 32-character routing key or a webhook secret. UUIDs are kept: they are our
+ids, and without them a log cannot be followed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+REDACTED = "[redacted]"
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# What the current task is working for: a request id, an event id. Asyncio copies context
+# into the tasks a request or a delivery starts, so their lines carry it too.
+_context: ContextVar[Mapping[str, str]] = ContextVar(
+    "pdconnect_log_context", default=MappingProxyType({})
+)
+
+# Names of secrets, whose values are to be found and hidden.
+_SECRET_NAMES = (
+    r"access_token|refresh_token|id_token|client_secret|code_verifier|secret|password|token|"  # noqa: S105
+    r"routing_key|service_key|integration_key|ingest_key|api_key|code|state|signature"
+)
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"pdc_[A-Za-z0-9_\-]+"), "pdc_" + REDACTED),
+    (re.compile(r"pdus\+_[A-Za-z0-9_\-+]+"), "pdus+_" + REDACTED),
+    (re.compile(r"(?i)\b(bearer|token token=)\s*[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    # name=value, as in query strings and forms
+    (re.compile(rf"(?i)\b({_SECRET_NAMES})=[^&\s'\"]+"), r"\1=" + REDACTED),
+    # "name": "value", as in JSON and Python reprs
+    (
+        re.compile(rf"(?i)(['\"])({_SECRET_NAMES})\1(\s*:\s*)(['\"])(?:(?!\4).)*\4"),
+        r"\1\2\1\3\4" + REDACTED + r"\4",
+    ),
+)
+_OPAQUE = re.compile(r"[A-Za-z0-9_+=\-]{24,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _opaque(match: re.Match[str]) -> str:
+    text = match.group(0)
+    # Random secrets mix letters and digits; words, identifiers and paths rarely do.
+    if _UUID.fullmatch(text) or not (
+        any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+    ):
+        return text
+    return REDACTED
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _OPAQUE.sub(_opaque, text)
+
+
+@contextmanager
+def bound(**fields: str) -> Iterator[None]:
+    """Within this block (and the tasks it starts), every line carries these fields."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def context_value(name: str) -> str | None:
+    return _context.get().get(name)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            **_context.get(),
+        }
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in _context.get().items())
+        text = super().format(record)
+        return redact(f"{text} [{fields}]" if fields else text)
+
+
+def logging_config(log_format: str = "json", level: str = "info") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the CLI and for every uvicorn worker process (which
+    re-applies it after spawning, so a dict, not objects, is what travels)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"PDCONNECT_LOG_FORMAT must be json or text, not {log_format!r}")
+    if level not in LOG_LEVELS:
+        raise ValueError(f"PDCONNECT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    quiet = {"level": "WARNING"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"pdconnect": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "pdconnect",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            # uvicorn's loggers come with handlers of their own; route them through ours.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # Ours replaces it (app/web/access_log.py): uvicorn's prints whole request lines.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            # Start-up chatter, and for `databases` every connect, is noise at INFO.
+            "pgserver": quiet,
+            "databases": quiet,
+            # A line per HTTP request made; the dispatcher's own lines say what matters.
+            "httpx2": quiet,
+            "httpcore2": quiet,
+        },
+    }

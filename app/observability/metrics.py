@@ -1,0 +1,131 @@
+"""The product's Prometheus series, and rendering them for `/metrics`.
+
+Labels are tenant-agnostic on purpose: a label per tenant, service or dedup key would grow
+without bound with the customer base and put customer names into every monitoring system.
+
+Counters and histograms live in this process. Under `pdconnect serve --workers N` every worker
+process writes its samples to PROMETHEUS_MULTIPROC_DIR (the CLI sets it) and `/metrics`, answered
+by any one of them, sums them all. The outbox gauges are not counted here at all: they are read
+from PostgreSQL at scrape time, so every process reports the same, whole-deployment figure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE_LATEST", "OutboxSnapshot", "render"]
+
+# Each counter would otherwise carry a `_created` gauge too: twice the series, no use to anyone.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# A send to the Events API: most answer in tens of milliseconds, a timeout takes seconds.
+ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Acceptance to PagerDuty's 202: milliseconds when idle, a minute when a key waits out its
+# budget, hours through an outage.
+TIME_TO_PAGE_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+    3600.0, 4 * 3600.0, 24 * 3600.0,
+)  # fmt: skip
+
+INGESTED = Counter(
+    "pdconnect_ingested_events",
+    "Events accepted into the outbox (answered 202), by input format and Events API action.",
+    ["source", "action"],
+)
+HTTP_REQUESTS = Counter(
+    "pdconnect_http_requests",
+    "Requests answered, by endpoint (the handler's name, never a path with ids) and status.",
+    ["endpoint", "status"],
+)
+DELIVERIES = Counter(
+    "pdconnect_deliveries",
+    "Delivery attempts by outcome (delivered, retry, failed, held, rate_limited) and reason.",
+    ["outcome", "reason"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "pdconnect_delivery_attempt_seconds",
+    "Duration of one Events API call, by outcome.",
+    ["outcome"],
+    buckets=ATTEMPT_BUCKETS,
+)
+TIME_TO_PAGE = Histogram(
+    "pdconnect_time_to_page_seconds",
+    "From an event's acceptance to PagerDuty accepting it.",
+    buckets=TIME_TO_PAGE_BUCKETS,
+)
+BUDGET_WAITS = Counter(
+    "pdconnect_rate_budget_waits",
+    "Times an event was due but its routing key had spent its per-minute budget, so it waited.",
+)
+WEBHOOK_VERIFICATIONS = Counter(
+    "pdconnect_webhook_verifications",
+    "PagerDuty webhooks received, by signature check result.",
+    ["result"],
+)
+
+
+@dataclass(frozen=True)
+class OutboxSnapshot:
+    """The outbox as PostgreSQL sees it at scrape time."""
+
+    by_status: dict[str, int]
+    oldest_due_age_seconds: float
+
+
+class _OutboxCollector(Collector):
+    def __init__(self, snapshot: OutboxSnapshot | None) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "pdconnect_database_up",
+            "1 when this scrape could read the outbox from PostgreSQL, 0 when it could not.",
+            value=0 if self.snapshot is None else 1,
+        )
+        if self.snapshot is None:
+            return
+        depth = GaugeMetricFamily(
+            "pdconnect_outbox_events",
+            "Events not yet finished, by status (queued, sending, held).",
+            labels=["status"],
+        )
+        for status, count in sorted(self.snapshot.by_status.items()):
+            depth.add_metric([status], count)
+        yield depth
+        yield GaugeMetricFamily(
+            "pdconnect_outbox_oldest_due_age_seconds",
+            "How long the longest-waiting due event has been due (0 when none is due).",
+            value=self.snapshot.oldest_due_age_seconds,
+        )
+
+
+def _process_registry() -> CollectorRegistry:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def render(snapshot: OutboxSnapshot | None) -> bytes:
+    """The exposition text: this deployment's counters, then the outbox gauges if known."""
+    counted = generate_latest(_process_registry())
+    outbox = CollectorRegistry(auto_describe=False)
+    outbox.register(_OutboxCollector(snapshot))
+    return counted + generate_latest(outbox)
