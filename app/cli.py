@@ -144,6 +144,9 @@ def _start_sandbox(settings: Settings, port: int) -> subprocess.Popen[bytes]:
             "SANDBOX_CLIENT_SECRET": settings.pagerduty_client_secret,
             "SANDBOX_REDIRECT_URIS": settings.oauth_redirect_uri,
             "SANDBOX_APP_ID": settings.pagerduty_app_id or SANDBOX_APP_ID,
+            # The sandbox is a development tool for people: plain lines, which also keeps them
+            # apart from the product's JSON lines on the same terminal.
+            "PDCONNECT_LOG_FORMAT": "text",
         }
     )
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -202,6 +205,8 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
+
     env = _environment()
     settings, defaults = resolve(
         env,
@@ -237,7 +242,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            # X-Forwarded-* are applied by the app, from PDCONNECT_TRUSTED_PROXIES only.
             proxy_headers=False,
+            # Limits on request heads and idle connections (app/web/protocol.py).
+            http=LimitedHttpToolsProtocol,
+            limit_concurrency=CONCURRENCY_LIMIT,
             # Every worker process configures its logging from this (JSON, redacted)...
             log_config=args.log_config,
             # ...and ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from itertools import pairwise
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -55,12 +56,17 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 def _opaque(match: re.Match[str]) -> str:
     text = match.group(0)
-    # Random secrets mix letters and digits; words, identifiers and paths rarely do.
-    if _UUID.fullmatch(text) or not (
-        any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
-    ):
+    if _UUID.fullmatch(text):
         return text
-    return REDACTED
+    # Random secrets mix letters and digits throughout (hex keys) or mix cases and digits
+    # (base64); names such as 0001_tenants_and_installations or test_v2_events do neither.
+    switches = sum(
+        a.isdigit() != b.isdigit() for a, b in pairwise(text) if a.isalnum() and b.isalnum()
+    )
+    mixed = any(c.isupper() for c in text) and any(c.islower() for c in text)
+    if switches >= 4 or (mixed and any(c.isdigit() for c in text)):
+        return REDACTED
+    return text
 
 
 def redact(text: str) -> str:

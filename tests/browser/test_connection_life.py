@@ -14,6 +14,10 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Server, wait_until
 
 ACCOUNT = "acme-corp"
+SHOWN_ONCE = (
+    "Demo tenant ingest key (shown once): ",
+    "Sign in to the demo tenant's settings page: ",
+)
 
 
 def _get(url: str) -> Any:
@@ -81,8 +85,15 @@ def test_alert_acknowledged_resolved_then_disconnected(server: Server, page: Pag
     incidents.locator(f"#resolve-{incident['id']}").click()
     _reload_until(page, "tr.delivery td.incident", "resolved by")
 
-    assert len(_ours(server)[0]) == 1
-    assert len(_ours(server)[1]) == 1
+    integrations, subscriptions, _ = _ours(server)
+    assert len(integrations) == 1
+    assert len(subscriptions) == 1
+    secrets = {
+        "ingest key": server.ingest_key,
+        "sign-in token": server.sign_in_url.split("token=")[1],
+        "routing key": integrations[0]["integration_key"],
+        "webhook secret": subscriptions[0]["secret"],
+    }
     page.locator("a.disconnect").first.click()
     expect(page.locator("#what-happens")).to_contain_text("deletes 1 integration(s)")
     page.locator("#confirm-disconnect").click()
@@ -95,3 +106,14 @@ def test_alert_acknowledged_resolved_then_disconnected(server: Server, page: Pag
     assert subscriptions == []
     assert grants
     assert all(g["revoked"] for g in grants)
+
+    # The server's log of all this: JSON lines, none holding a secret.
+    lines = [json.loads(line) for line in server.output if line.startswith("{")]
+    assert len(lines) > 20
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    assert any(line["message"].startswith("POST /v1/alerts 202") for line in lines)
+    for what, value in secrets.items():
+        holding = [line for line in server.output if value in line]
+        # Only what `serve` prints for the person who started it, once: never a log line.
+        assert all(line.startswith(SHOWN_ONCE) for line in holding), what
+        assert len(holding) <= 1, what

@@ -30,6 +30,7 @@ EVENT_ID = "0f8e8c1e-1234-4abc-9def-0123456789ab"
         ('"secret": "whsec with spaces inside"', "whsec with spaces inside"),
         ("code=Qk3x9&state=abc", "Qk3x9"),
         ("signature v1=" + "ab12" * 16, "ab12" * 16),
+        ("a webhook secret Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4OQ here", "Zm9vYmFyYmF6cXV4"),
     ],
 )
 def test_secrets_are_redacted(line: str, secret: str) -> None:
@@ -45,6 +46,8 @@ def test_secrets_are_redacted(line: str, secret: str) -> None:
         'File "/srv/pdconnect/.venv/lib/python3.11/site-packages/starlette/routing.py", line 73',
         "claiming events failed: ConnectionDoesNotExistError",
         "POST /v1/alerts 202 6.8ms",
+        "applied migration 0001_tenants_and_installations",
+        "test_v2_events_api_and_v1_drop_in_are_accepted",
     ],
 )
 def test_ordinary_lines_are_kept_whole(line: str) -> None:
