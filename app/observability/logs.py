@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from itertools import pairwise
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
