@@ -20,10 +20,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 REGIONS = ("us", "eu")
 SECRET_KEY_MIN_LENGTH = 32
+# The PagerDuty URLs with one host per region, which may hold the `{region}` placeholder.
+_REGIONAL_URLS = frozenset({"PAGERDUTY_API_URL", "PAGERDUTY_EVENTS_URL"})
 ADMIN_TOKEN_MIN_LENGTH = 24
 
 
@@ -93,7 +95,11 @@ def read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -121,7 +127,7 @@ def load_settings(
     env.update(os.environ if environ is None else environ)
 
     def get(name: str) -> str | None:
-        value = env.get(name, "").strip()
+        value = _text(name, env.get(name, "").strip())
         return value or None
 
     client_id = get("PAGERDUTY_CLIENT_ID")
@@ -143,7 +149,7 @@ def load_settings(
 
     return Settings(
         database_url=_database_url(get("DATABASE_URL")),
-        data_dir=Path(get("PDCONNECT_DATA_DIR") or ".pdconnect").expanduser().resolve(),
+        data_dir=_data_dir(get("PDCONNECT_DATA_DIR")),
         base_url=_url("BASE_URL", get("BASE_URL") or "http://127.0.0.1:8000"),
         secret_key=_secret_key(get("SECRET_KEY")),
         encryption_keys=parse_encryption_keys(get("ENCRYPTION_KEYS")),
@@ -175,10 +181,31 @@ def load_settings(
     )
 
 
+def _text(name: str, value: str) -> str:
+    """Environment bytes that are not UTF-8 arrive as lone surrogates, which nothing
+    downstream can encode; a NUL cannot be passed on to a path or a database."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingsError(f"{name} is not valid UTF-8 text") from None
+    if "\x00" in value:
+        raise SettingsError(f"{name} contains a NUL character")
+    return value
+
+
+def _data_dir(value: str | None) -> Path:
+    try:
+        return Path(value or ".pdconnect").expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        # RuntimeError: `~name/…` for a user who does not exist.
+        raise SettingsError(f"PDCONNECT_DATA_DIR is not a usable path: {value!r}") from exc
+
+
 def _optional_port(name: str, value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
+    # isdigit() alone takes "²", which int() refuses.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
         raise SettingsError(f"{name} must be a TCP port (1-65535), not {value!r}")
     return int(value)
 
@@ -255,15 +282,21 @@ def _admin_token(value: str | None) -> str:
 def _database_url(value: str | None) -> str | None:
     if value is None:
         return None
-    scheme = urlsplit(value).scheme
-    if scheme not in ("postgresql", "postgres"):
+    if _split("DATABASE_URL", value).scheme not in ("postgresql", "postgres"):
         raise SettingsError("DATABASE_URL must be a postgresql:// URL")
     return value
 
 
+def _split(name: str, value: str) -> SplitResult:
+    try:
+        return urlsplit(value)
+    except ValueError as exc:  # an unclosed IPv6 bracket: "http://[::1"
+        raise SettingsError(f"{name} is not a URL: {exc}") from exc
+
+
 def _url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parts = _split(name, value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(f"{name} must be an absolute http(s) URL")
     if parts.query or parts.fragment:
         raise SettingsError(f"{name} must not have a query or fragment")
@@ -271,8 +304,13 @@ def _url(name: str, value: str) -> str:
 
 
 def _optional_url(name: str, value: str | None) -> str | None:
+    """A PagerDuty URL, held to what app/pagerduty/hosts.py will accept at start-up."""
     if value is None:
         return None
-    # `{region}` is a placeholder (see app/pagerduty/hosts.py): validate with a region filled in.
-    _url(name, value.replace("{region}", REGIONS[0]))
+    if "{region}" in value and name not in _REGIONAL_URLS:
+        raise SettingsError(f"{name} serves every region and cannot contain {{region}}")
+    # `{region}` is a placeholder: validate with a region filled in.
+    filled = _url(name, value.replace("{region}", REGIONS[0]))
+    if "@" in _split(name, filled).netloc:
+        raise SettingsError(f"{name} must not carry credentials")
     return value.rstrip("/")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx2
 
 from app.deps import Deps
 from app.main import create_app
+from app.web.session import SESSION_COOKIE
 from tests.conftest import make_settings
 
 
@@ -48,3 +51,42 @@ async def test_https_deployments_send_hsts_and_secure_cookies(deps: Deps) -> Non
         assert "secure" in cookie
         assert "httponly" in cookie
         assert "samesite=lax" in cookie
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+def cookie_attributes(set_cookie: str) -> tuple[str, dict[str, str]]:
+    """The cookie's name and its attributes (lower-cased names; flags map to "")."""
+    first, *rest = [part.strip() for part in set_cookie.split(";")]
+    attributes: dict[str, str] = {}
+    for part in rest:
+        name, _, value = part.partition("=")
+        attributes[name.lower()] = value.lower()
+    return first.partition("=")[0], attributes
+
+
+async def test_plain_http_session_cookies_are_httponly_and_samesite_lax(
+    client: httpx2.AsyncClient,
+) -> None:
+    admin = {"Authorization": "Bearer admin-token-for-tests-0123456789"}
+    tenant = await client.post("/admin/v1/tenants", json={"name": "T"}, headers=admin)
+    link = await client.post(f"/admin/v1/tenants/{tenant.json()['id']}/login-links", headers=admin)
+    opened = await client.get(link.json()["url"])
+    name, attributes = cookie_attributes(opened.headers["set-cookie"])
+    assert name == SESSION_COOKIE
+    assert "httponly" in attributes
+    assert attributes["samesite"] == "lax"
+    assert attributes["path"] == "/"
+    # BASE_URL is http: a Secure cookie would never come back.
+    assert "secure" not in attributes
+
+    page = await client.get("/settings")
+    signed_out = await client.post("/auth/signout", data={"csrf_token": csrf_of(page.text)})
+    name, attributes = cookie_attributes(signed_out.headers["set-cookie"])
+    assert name == SESSION_COOKIE
+    assert "httponly" in attributes
+    assert attributes["samesite"] == "lax"

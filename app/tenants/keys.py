@@ -3,13 +3,16 @@ only as a keyed hash."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from datetime import datetime
 from uuid import UUID
 
 from databases import Database
 
 from app.crypto import Hasher
-from app.tenants import store
+from app.tenants import ratelimit_store, store
+from app.tenants.ratelimit import IngestRateLimit, IngestRateLimited
 from app.tenants.store import IngestKey
 
 INGEST_KEY_PREFIX = "pdc_"
@@ -18,6 +21,8 @@ INGEST_KEY_BYTES = 24
 # How much of a key is kept in clear to tell keys apart in lists: the prefix and 4 characters.
 DISPLAY_PREFIX_LENGTH = len(INGEST_KEY_PREFIX) + 4
 INGEST_KEY_MAX_LENGTH = 128
+# A key as `new_ingest_key` writes it: the prefix, then url-safe base64.
+_WELL_FORMED = re.compile(re.escape(INGEST_KEY_PREFIX) + r"[A-Za-z0-9_-]+")
 
 
 def new_ingest_key() -> str:
@@ -36,9 +41,46 @@ async def issue_ingest_key(db: Database, hasher: Hasher, tenant_id: UUID) -> tup
     return key, plaintext
 
 
+def is_well_formed(presented: str) -> bool:
+    """Could this be a key of ours? Anything else is refused before it is hashed, and a
+    lone surrogate could not even be encoded to hash."""
+    return len(presented) <= INGEST_KEY_MAX_LENGTH and _WELL_FORMED.fullmatch(presented) is not None
+
+
+def _key_hash(hasher: Hasher, presented: str) -> str | None:
+    if not is_well_formed(presented):
+        return None
+    return hasher.digest(presented)
+
+
 async def authenticate(db: Database, hasher: Hasher, presented: str) -> IngestKey | None:
     """The live key matching `presented`, or None. The lookup is by keyed hash, so timing
     reveals nothing about stored keys."""
-    if not presented.startswith(INGEST_KEY_PREFIX) or len(presented) > INGEST_KEY_MAX_LENGTH:
+    key_hash = _key_hash(hasher, presented)
+    return None if key_hash is None else await store.find_ingest_key(db, key_hash)
+
+
+async def authenticate_and_spend(
+    db: Database,
+    hasher: Hasher,
+    presented: str,
+    *,
+    limit: IngestRateLimit | None,
+    now: datetime,
+) -> IngestKey | None:
+    """As `authenticate`, spending one request of the key's rate limit in the same statement;
+    raises IngestRateLimited when the key has none left. With no limit, just `authenticate`."""
+    if limit is None:
+        return await authenticate(db, hasher, presented)
+    key_hash = _key_hash(hasher, presented)
+    if key_hash is None:
         return None
-    return await store.find_ingest_key(db, hasher.digest(presented))
+    found = await ratelimit_store.find_and_spend(
+        db, key_hash, now=now, interval=limit.interval, tolerance=limit.tolerance
+    )
+    if found is None:
+        return None
+    key, spent = found
+    if not spent.allowed:
+        raise IngestRateLimited(limit, limit.retry_after(spent.tat, now))
+    return key
