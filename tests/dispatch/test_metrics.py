@@ -72,10 +72,10 @@ async def test_attempts_are_counted_by_outcome_and_reason(
 
     events = await world.send(tenant, flaky, "f1")
     events += await world.send(tenant, refused, "r1")
-    spent = await world.send(tenant, tight, "t1")
-    waiting = await world.send(tenant, tight, "t2")
+    # One alert's two updates: the first spends the key's budget of one, the second waits.
+    spent, waiting = await world.send(tenant, tight, "t1", n=2)
     async with Running(world.dispatcher(database_url)):
-        await world.wait_all(events[:1] + spent, "delivered")
+        await world.wait_all([events[0], spent], "delivered")
         await world.wait_all(events[1:], "failed")
 
         async def budget_waited() -> bool:
@@ -83,7 +83,7 @@ async def test_attempts_are_counted_by_outcome_and_reason(
             return moved > value(before, "pdconnect_rate_budget_waits_total")
 
         await world.wait_for(budget_waited)
-    assert await world.status(waiting[0]) == "queued"
+    assert await world.status(waiting) == "queued"
     after = await scrape(scraper)
 
     def moved(name: str, **labels: str) -> float:
