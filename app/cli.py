@@ -55,6 +55,7 @@ SANDBOX_CLIENT_ID = "pdconnect-sandbox"
 SANDBOX_APP_ID = "PSANDBX"
 DEV_SECRETS_FILE = "sandbox-secrets.env"
 DEMO_EXTERNAL_ID = "demo"
+REQUEST_DRAIN_SECONDS = 10
 
 
 def _environment() -> dict[str, str]:
@@ -247,6 +248,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Limits on request heads and idle connections (app/web/protocol.py).
             http=LimitedHttpToolsProtocol,
             limit_concurrency=CONCURRENCY_LIMIT,
+            # On SIGTERM: requests in progress get this long, then the dispatcher stops
+            # claiming and waits for its sends (at most a lease); the whole stays within the
+            # 45 s that deploy/ gives a process to stop.
+            timeout_graceful_shutdown=REQUEST_DRAIN_SECONDS,
             # Every worker process configures its logging from this (JSON, redacted)...
             log_config=args.log_config,
             # ...and ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.

@@ -44,6 +44,9 @@ def app_factory() -> Starlette:
 def main() -> None:
     import uvicorn
 
+    from app.cli import REQUEST_DRAIN_SECONDS
+    from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
@@ -55,6 +58,9 @@ def main() -> None:
         port=args.port,
         workers=1,
         proxy_headers=False,
+        http=LimitedHttpToolsProtocol,
+        limit_concurrency=CONCURRENCY_LIMIT,
+        timeout_graceful_shutdown=REQUEST_DRAIN_SECONDS,
         log_level="info",
         access_log=False,
     )
