@@ -43,6 +43,7 @@ ROUTING_KEY_LENGTH = 32
 FIELD_MAX_LENGTH = 1024
 URL_MAX_LENGTH = 2048
 DEFAULT_SOURCE = "pdconnect"
+HTTPS = "https://"
 TRUNCATION_MARKER = "…"
 # Alertmanager's text (notify/pagerduty/pagerduty.go, encodeMessage), word for word.
 DETAILS_REMOVED = (
@@ -129,8 +130,10 @@ def _links(links: tuple[Link, ...]) -> list[dict[str, str]]:
 def _images(images: tuple[Image, ...], notes: _Notes) -> list[dict[str, str]]:
     out = []
     for image in images:
-        # PagerDuty shows only https images; others would be broken pictures in the incident.
-        if not image.src.lower().startswith("https://"):
+        # PagerDuty shows only https images; others would be broken pictures in the incident,
+        # and a src with nothing after "https://" can get the whole event refused.
+        scheme, rest = image.src[: len(HTTPS)], image.src[len(HTTPS) :]
+        if scheme.lower() != HTTPS or not rest.strip():
             notes.add("image dropped: not https")
             continue
         extra = {k: v for k, v in (("href", image.href), ("alt", image.alt)) if v}
@@ -179,6 +182,13 @@ def _fit(
     return essentials
 
 
+def _timestamp(value: str) -> str:
+    """The parsers take RFC 3339's lower-case "t" and "z"; PagerDuty documents upper case
+    only (and the sandbox refuses the rest), so send that. A validated timestamp holds no
+    other letter."""
+    return value.upper()
+
+
 def _summary(alert: Alert) -> str:
     if alert.summary is None or not alert.summary.strip():
         raise InputError("summary", "required to trigger")
@@ -195,7 +205,7 @@ def _v2_event(
     }
     essentials = {"event_action": kind, "dedup_key": key, "payload": dict(payload)}
     if alert.timestamp:
-        payload["timestamp"] = alert.timestamp
+        payload["timestamp"] = _timestamp(alert.timestamp)
     for name, value in (("component", alert.component), ("group", alert.group)):
         if value:
             payload[name] = _cut(value, FIELD_MAX_LENGTH, name, notes)
@@ -261,7 +271,7 @@ def change_to_outbound(event: ChangeEvent) -> OutboundEvent:
         payload["source"] = _cut(event.source, FIELD_MAX_LENGTH, "source", notes)
     essentials = {"payload": dict(payload)}
     if event.timestamp:
-        payload["timestamp"] = event.timestamp
+        payload["timestamp"] = _timestamp(event.timestamp)
     details = _json_object(event.details, "details")
     if details:
         payload["custom_details"] = details

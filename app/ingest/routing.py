@@ -78,7 +78,11 @@ def parse_rule(body: object) -> tuple[str, tuple[Condition, ...], tuple[UUID, ..
     name = name.strip()
     if len(name) > RULE_NAME_MAX_LENGTH or text_problem(name):
         raise InputError("name", f"at most {RULE_NAME_MAX_LENGTH} characters of text")
-    raw_conditions = body.get("conditions") or []
+    # Only an absent list means no conditions: a falsy `0` or `{}` read as one would make the
+    # rule a catch-all.
+    raw_conditions = body.get("conditions")
+    if raw_conditions is None:
+        raw_conditions = []
     if not isinstance(raw_conditions, list):
         raise InputError("conditions", "must be a list")
     if len(raw_conditions) > CONDITIONS_MAX:

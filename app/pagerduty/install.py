@@ -91,6 +91,11 @@ def _display_name(value: object, where: str, *, required: bool) -> str:
         raise InvalidInstallConfig(where, "is missing")
     if not isinstance(value, str):
         raise InvalidInstallConfig(where, "must be a string")
+    try:
+        # JSON's \u escapes can carry a lone surrogate, which no database or page can hold.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInstallConfig(where, "must be valid Unicode text") from None
     name = strip_controls(value)
     if required and not name:
         raise InvalidInstallConfig(where, "must not be empty")

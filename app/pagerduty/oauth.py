@@ -133,7 +133,8 @@ def _lifetime(expires_in: object) -> timedelta:
         raise _invalid_answer("expires_in")
     try:
         seconds = float(expires_in)
-    except ValueError:
+    except (ValueError, OverflowError):
+        # OverflowError: an integer past float's range, which JSON happily carries.
         raise _invalid_answer("expires_in") from None
     # Also refuses NaN, which compares false with everything.
     if not 0 < seconds <= MAX_EXPIRES_IN.total_seconds():

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.errors import InputError
+
+# The `integer` column incident numbers are stored in; PagerDuty's count from 1.
+INCIDENT_NUMBER_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,25 @@ class WebhookEvent:
 
 
 def _text(value: object, limit: int = 1024) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    if not isinstance(value, str):
+        return None
+    # As PostgreSQL text can hold it: no NUL, no unpaired surrogate (JSON's \u escapes carry
+    # both). Neither occurs in a dedup key of ours, so no incident is lost to a match.
+    clean = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return clean[:limit] or None
+
+
+def _incident_number(value: object) -> int | None:
+    if type(value) is not int or not 0 < value <= INCIDENT_NUMBER_MAX:
+        return None
+    return value
 
 
 def parse_event(raw: bytes) -> WebhookEvent:
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: arrays nested a few thousand deep fit in any body limit.
         raise InputError("", "body is not JSON", status=400) from exc
     event = body.get("event") if isinstance(body, dict) else None
     if not isinstance(event, dict):
@@ -46,6 +61,11 @@ def parse_event(raw: bytes) -> WebhookEvent:
         raise InputError("event.occurred_at", "is not a time", status=400) from exc
     if occurred_at.tzinfo is None:
         raise InputError("event.occurred_at", "has no time zone", status=400)
+    try:
+        occurred_at = occurred_at.astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00:00+05:00 is a valid time before any UTC datetime can hold.
+        raise InputError("event.occurred_at", "is out of range", status=400) from exc
     data = event.get("data")
     if not isinstance(data, dict):
         raise InputError("event.data", "is missing", status=400)
@@ -61,7 +81,7 @@ def parse_event(raw: bytes) -> WebhookEvent:
         resource_id=resource_id,
         service_id=_text(service.get("id"), 100) if isinstance(service, dict) else None,
         incident_key=_text(data.get("incident_key"), 1024),
-        incident_number=number if isinstance(number, int) else None,
+        incident_number=_incident_number(number),
         status=_text(data.get("status"), 50),
         title=_text(data.get("title")),
         html_url=_text(data.get("html_url"), 2048),
