@@ -91,6 +91,10 @@ async def list_events(request: Request) -> Response:
         service_id = UUID(service) if service else None
     except ValueError as exc:
         raise InputError("service", "must be a service id", status=400) from exc
+    dedup_key = request.query_params.get("dedup_key") or None
+    if dedup_key is not None and "\x00" in dedup_key:
+        # No stored key holds one, and PostgreSQL refuses it in a query.
+        raise InputError("dedup_key", "must not contain a NUL character", status=400)
     limit = _int(request, "limit", 50, 1, LIMIT_MAX)
     before = _int(request, "before", None, 1, 2**62)
     events = await store.list_events(
@@ -98,7 +102,7 @@ async def list_events(request: Request) -> Response:
         tenant_id,
         status=status,
         service_id=service_id,
-        dedup_key=request.query_params.get("dedup_key") or None,
+        dedup_key=dedup_key,
         before_seq=before,
         limit=limit or 50,
     )

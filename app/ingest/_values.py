@@ -41,6 +41,9 @@ def key_name(key: object) -> str:
     answer (no NUL, no unpaired surrogate)."""
     if not isinstance(key, str):
         return f"<{type(key).__name__} key>"
+    if not key:
+        # An empty key still needs a name, or the field path would silently stop short.
+        return '""'
     name = key if text_problem(key) is None else ascii(key)[1:-1]
     return name if len(name) <= KEY_NAME_MAX_LENGTH else name[: KEY_NAME_MAX_LENGTH - 1] + "…"
 

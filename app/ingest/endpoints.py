@@ -22,7 +22,8 @@ from app.ingest.events_v1 import parse_events_v1
 from app.ingest.events_v2 import DropInError, parse_change_v2, parse_events_v2
 from app.ingest.intake import Accepted, Item, accept
 from app.ingest.native import parse_native
-from app.tenants.keys import authenticate
+from app.tenants.keys import authenticate_and_spend
+from app.tenants.ratelimit import IngestRateLimit, IngestRateLimited
 from app.web.api import get_deps
 
 NATIVE_MAX_BYTES = 1024 * 1024
@@ -43,6 +44,9 @@ async def _body(request: Request, max_bytes: int) -> object:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
+    except RecursionError as exc:
+        # A megabyte of `[` nests deeper than the decoder can go.
+        raise InputError("", "request body is nested too deeply", status=400) from exc
 
 
 async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
@@ -52,7 +56,17 @@ async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
     if presented is None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = token.strip() if scheme.lower() == "bearer" else None
-    key = await authenticate(deps.db, deps.ingest_key_hasher, presented) if presented else None
+    key = (
+        await authenticate_and_spend(
+            deps.db,
+            deps.ingest_key_hasher,
+            presented,
+            limit=IngestRateLimit.from_settings(deps.settings),
+            now=deps.clock(),
+        )
+        if presented
+        else None
+    )
     if key is None:
         raise Unauthenticated()
     return key.tenant_id
@@ -106,6 +120,21 @@ def _invalid(errors: list[str], *, status: int = 400) -> Response:
     )
 
 
+# PagerDuty's answer to a key that sends too fast: 429 on v2, 403 on v1 (its senders retry it).
+THROTTLED = {
+    "status": "throttle exceeded",
+    "message": "Requests for this service are arriving too quickly.  Please retry later.",
+}
+
+
+def _throttled(exc: IngestRateLimited, *, v1: bool) -> Response:
+    return JSONResponse(
+        THROTTLED,
+        status_code=403 if v1 else 429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Response:
     try:
         body = await _body(request, DROP_IN_MAX_BYTES)
@@ -116,6 +145,8 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
         return _invalid(list(exc.errors))
     except Unauthenticated:
         return _invalid(["Invalid routing key"])
+    except IngestRateLimited as exc:
+        return _throttled(exc, v1=v1)
     except InputError as exc:
         return _invalid([str(exc)], status=exc.status if exc.status == 413 else 400)
     dedup_key = accepted[0].dedup_key if accepted else None

@@ -30,7 +30,8 @@ def validate_manual_key(name: object, routing_key: object, api: object) -> Manua
     if not isinstance(name, str) or not name.strip():
         raise InputError("name", "is required")
     name = name.strip()
-    if len(name) > NAME_MAX_LENGTH or any(ord(c) < 32 for c in name):
+    # Surrogates too: JSON can carry a lone \ud800 escape, and PostgreSQL cannot store it.
+    if len(name) > NAME_MAX_LENGTH or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in name):
         raise InputError("name", f"must be at most {NAME_MAX_LENGTH} printable characters")
     if not isinstance(routing_key, str) or not routing_key.strip():
         raise InputError("routing_key", "is required")

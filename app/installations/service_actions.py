@@ -27,10 +27,11 @@ async def rekey(deps: Deps, service: PdService, routing_key: object, *, actor: s
         raise InputError("routing_key", "must be PagerDuty's 32-character integration key")
     key = routing_key.strip()
     digest = deps.routing_key_hasher.digest(key)
-    owner = await store.service_owner_of_key(
+    # A tenant holds each key once, so any other holder, even in the same account, clashes.
+    holder = await store.service_with_key(
         deps.db, tenant_id=service.tenant_id, routing_key_hash=digest
     )
-    if owner is not None and owner != service.installation_id:
+    if holder is not None and holder != service.id:
         raise ConflictError("routing_key", "this key is already connected to another service")
     async with deps.db.transaction():
         await deps.db.execute(

@@ -285,13 +285,11 @@ async def insert_manual_service(
     return None if row is None else _service(row)
 
 
-async def service_owner_of_key(
-    db: Database, *, tenant_id: UUID, routing_key_hash: str
-) -> UUID | None:
-    """The installation that already holds this routing key for the tenant, if any."""
+async def service_with_key(db: Database, *, tenant_id: UUID, routing_key_hash: str) -> UUID | None:
+    """The tenant's service that already holds this routing key, if any."""
     value = await db.fetch_val(
         """
-        SELECT installation_id FROM pd_services
+        SELECT id FROM pd_services
         WHERE tenant_id = :tenant_id AND routing_key_hash = :hash
         """,
         {"tenant_id": tenant_id, "hash": routing_key_hash},

@@ -13,6 +13,7 @@ from app.deps import Deps
 from app.errors import InputError, NotFoundError, Unauthenticated
 
 JSON_BODY_MAX_BYTES = 64 * 1024
+_SURROGATES = range(0xD800, 0xE000)
 
 
 def get_deps(request: Request) -> Deps:
@@ -46,6 +47,8 @@ async def read_json_object(
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
+    except RecursionError as exc:
+        raise InputError("", "request body is nested too deeply", status=400) from exc
     if not isinstance(value, dict):
         raise InputError("", "request body must be a JSON object", status=400)
     return value
@@ -70,6 +73,9 @@ def string_field(
         raise InputError(name, f"must be at most {max_length} characters")
     if any(ord(c) < 32 for c in value):
         raise InputError(name, "must not contain control characters")
+    if any(_SURROGATES.start <= ord(c) < _SURROGATES.stop for c in value):
+        # JSON can carry a lone \ud800 escape; PostgreSQL cannot store it.
+        raise InputError(name, "must be valid Unicode (no unpaired surrogate)")
     return value
 
 

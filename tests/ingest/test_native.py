@@ -178,7 +178,7 @@ def test_batch_shape_refusals(body: Any, field: str) -> None:
         ("labels", {str(i): "v" for i in range(101)}, "labels"),
         ("labels.team", 7, "labels.team"),
         ("labels.team", "v" * 1025, "labels.team"),
-        ("labels", {"": "v"}, "labels."),
+        ("labels", {"": "v"}, 'labels.""'),
         ("labels", {"n" * 101: "v"}, "labels." + "n" * 99 + "…"),
         ("labels", {"bad\ud800": "v"}, "labels.bad\\ud800"),
         ("details", {"k\x00": 1}, "details.k\\x00"),

@@ -1,0 +1,72 @@
+"""`GET /openapi.json`: the ingest, delivery and admin APIs as an OpenAPI 3.1 document.
+
+Written by hand, one module per domain, so that it says what the endpoints do rather than
+what a framework guesses; the tests check it route for route against the app and fuzz the
+running service with it. Built once per process: it never changes while the process lives.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.openapi import admin, delivery, ingest, ops, routing, services, tenants
+from app.openapi.common import COMMON_SCHEMAS, HEADERS, RESPONSES, SECURITY_SCHEMES, Json
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1"
+
+DESCRIPTION = """\
+pdconnect pages a SaaS vendor's customers (tenants) through their own PagerDuty accounts.
+
+- **Ingest**: alert senders post with a tenant's ingest key. A 202 means every event is
+  committed and will be delivered; nothing of a refused request is kept.
+- **Delivery**: what became of each event, with every attempt and PagerDuty's answers.
+- **Admin**: the operator's API, behind `ADMIN_TOKEN`.
+
+Errors of our own endpoints are `{"error": {"message": …, "field": …}}`, `field` naming the
+offending input as a JSON path or query parameter. PagerDuty's drop-in endpoints answer in
+PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NUL characters.
+"""
+
+
+@functools.cache
+def document() -> Json:
+    parts = (ingest, delivery, tenants, services, routing, ops)
+    paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
+    schemas: Json = {**COMMON_SCHEMAS}
+    for part in parts:
+        schemas.update(part.SCHEMAS)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "pdconnect", "version": API_VERSION, "description": DESCRIPTION},
+        "tags": [
+            {"name": ingest.TAG, "description": "Alerts in, by ingest key."},
+            {"name": delivery.TAG, "description": "What became of each event."},
+            {"name": admin.TAG, "description": "The operator's API."},
+            {"name": ops.TAG, "description": "For load balancers and monitoring."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": RESPONSES,
+            "headers": HEADERS,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+    }
+
+
+@functools.cache
+def _encoded() -> bytes:
+    return json.dumps(document(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(_encoded(), media_type="application/json")
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

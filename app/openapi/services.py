@@ -1,0 +1,154 @@
+"""A tenant's services and PagerDuty accounts in the OpenAPI document: pasted keys, re-keying,
+removing, disconnecting."""
+
+from __future__ import annotations
+
+from app.openapi.admin import TENANT, admin_operation, list_of, ok
+from app.openapi.common import (
+    TIMESTAMP,
+    UUID,
+    Json,
+    json_body,
+    nullable,
+    obj,
+    path_id,
+    schema,
+    text,
+)
+
+SCHEMAS: Json = {
+    "NewManualService": obj(
+        {
+            "name": text(min_length=1, max_length=255),
+            "routing_key": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9]{32}$",
+                "description": "PagerDuty's integration key (v2) or service key (v1). Never "
+                "shown again.",
+            },
+            "api": {"enum": ["v2", "v1"], "default": "v2"},
+        },
+        required=("name", "routing_key"),
+    ),
+    "NewRoutingKey": obj(
+        {"routing_key": {"type": "string", "pattern": "^[A-Za-z0-9]{32}$"}},
+        required=("routing_key",),
+    ),
+    "Service": obj(
+        {
+            "id": UUID,
+            "installation_id": UUID,
+            "pd_service_id": nullable(text()),
+            "name": text(),
+            "kind": text(),
+            "api": {"enum": ["v2", "v1"]},
+            "integration_id": nullable(text()),
+            "rate_limit_per_minute": {"type": "integer", "minimum": 1},
+            "health": {"enum": ["healthy", "unhealthy", "gone"]},
+            "health_reason": nullable(text()),
+            "created_at": TIMESTAMP,
+        },
+        required=(
+            *("id", "installation_id", "pd_service_id", "name", "kind", "api"),
+            *("integration_id", "rate_limit_per_minute", "health", "health_reason"),
+            "created_at",
+        ),
+    ),
+    "ServiceList": list_of("services", "Service"),
+    "ServiceRemoved": obj(
+        {
+            "removed": UUID,
+            "cancelled_events": {"type": "integer", "minimum": 0},
+        },
+        required=("removed", "cancelled_events"),
+    ),
+    "Installation": obj(
+        {
+            "id": UUID,
+            "method": {"enum": ["oauth", "simple_install", "manual"]},
+            "account_id": nullable(text()),
+            "subdomain": nullable(text()),
+            "region": {"enum": ["us", "eu"]},
+            "status": {"enum": ["active", "needs_reconnect"]},
+            "status_reason": nullable(text()),
+            "created_at": TIMESTAMP,
+        },
+        required=(
+            *("id", "method", "account_id", "subdomain", "region", "status"),
+            *("status_reason", "created_at"),
+        ),
+    ),
+    "InstallationList": list_of("installations", "Installation"),
+    "DisconnectReport": obj(
+        {
+            "deleted_in_pagerduty": {"type": "array", "items": text()},
+            "not_deleted": {"type": "array", "items": text()},
+            "delete_in_pagerduty_yourself": {"type": "array", "items": text()},
+            "token_revoked": nullable({"type": "boolean"}),
+            "cancelled_events": {"type": "integer", "minimum": 0},
+        },
+        required=(
+            *("deleted_in_pagerduty", "not_deleted", "delete_in_pagerduty_yourself"),
+            *("token_revoked", "cancelled_events"),
+        ),
+    ),
+}
+
+_SERVICE = path_id("service_id", "service")
+_INSTALLATION = path_id("installation_id", "PagerDuty account")
+
+PATHS: Json = {
+    "/admin/v1/tenants/{tenant_id}/services": {
+        "post": admin_operation(
+            "addManualService",
+            "Connect a service by a pasted key",
+            ok("The service; its key is never echoed.", "Service", "201"),
+            parameters=[TENANT],
+            body=json_body(
+                schema("NewManualService"),
+                examples={"a_v2_key": {"name": "Checkout", "routing_key": "R" * 32, "api": "v2"}},
+            ),
+            extra=("409",),
+        ),
+        "get": admin_operation(
+            "listServices",
+            "The tenant's services",
+            ok("Every service, with its health.", "ServiceList"),
+            parameters=[TENANT],
+        ),
+    },
+    "/admin/v1/tenants/{tenant_id}/services/{service_id}": {
+        "delete": admin_operation(
+            "removeService",
+            "Remove a service",
+            ok("Removed; its pending events are cancelled.", "ServiceRemoved"),
+            parameters=[TENANT, _SERVICE],
+        )
+    },
+    "/admin/v1/tenants/{tenant_id}/services/{service_id}/routing-key": {
+        "put": admin_operation(
+            "rekeyService",
+            "Give a service a new routing key",
+            ok("The service; its held events are sent under the new key.", "Service"),
+            parameters=[TENANT, _SERVICE],
+            body=json_body(schema("NewRoutingKey")),
+            extra=("409",),
+        )
+    },
+    "/admin/v1/tenants/{tenant_id}/installations": {
+        "get": admin_operation(
+            "listInstallations",
+            "The tenant's connected PagerDuty accounts",
+            ok("Every account.", "InstallationList"),
+            parameters=[TENANT],
+        )
+    },
+    "/admin/v1/tenants/{tenant_id}/installations/{installation_id}": {
+        "delete": admin_operation(
+            "disconnectInstallation",
+            "Disconnect a PagerDuty account",
+            ok("What was deleted in PagerDuty, and what the admin must.", "DisconnectReport"),
+            parameters=[TENANT, _INSTALLATION],
+        )
+    },
+}
