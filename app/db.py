@@ -8,10 +8,13 @@ web and worker processes at once) take turns instead of racing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +25,43 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant will do; it only has to be the same in every pdconnect process.
 MIGRATION_LOCK_ID = 7_143_260_118
 EMBEDDED_DATABASE = "pdconnect"
+# What asyncpg and `databases` raise while PostgreSQL is away, found by stopping it under load:
+# connecting is refused or times out (OSError), a session ends under a running statement
+# (PostgresConnectionError; AdminShutdownError or CrashShutdownError on shutdown), a starting
+# server turns connections away (CannotConnectNowError, TooManyConnectionsError while
+# reconnecting pools crowd in), and a transaction cannot end on its dead connection (plain
+# InterfaceError). The caller should retry later; nothing was committed unless it said so.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached now, not that the statement or
+    its arguments are wrong (InterfaceError's subclasses say the latter)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return type(exc) is asyncpg.InterfaceError
+    return isinstance(exc, DATABASE_UNREACHABLE)
+
+
+T = TypeVar("T")
+
+
+async def in_own_task(work: Coroutine[Any, Any, T]) -> T:
+    """Run database work in a task of its own, for loops that live as long as the process.
+
+    `databases` ties a connection to the task that uses it. When the database drops that
+    connection under a statement or a transaction, the tie can be left broken for the rest of
+    the task: every later statement fails ("Connection is already acquired", "connection has
+    been released back to the pool") long after the database is back. A new task starts with
+    no tie, so a loop that does each round's work this way recovers with the database."""
+    return await asyncio.create_task(work)
 
 
 class MigrationError(Exception):

@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from app import ops
+from app import openapi, ops
+from app.db import DATABASE_UNREACHABLE, database_unreachable
 from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
@@ -40,8 +41,11 @@ from app.installations.upkeep import Upkeep
 from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
+from app.tenants.ratelimit import IngestRateLimited
 from app.web.access_log import AccessLogMiddleware
+from app.web.limits import RequestLimitsMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
+from app.web.proxy import trusted_proxy_middleware
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
 from app.webhooks import receiver as webhook_receiver
@@ -49,7 +53,9 @@ from app.webhooks import receiver as webhook_receiver
 log = logging.getLogger("pdconnect")
 
 DB_POOL_SIZE = 24
-API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/")
+# A restart or failover of PostgreSQL takes seconds; senders come back after this many.
+DATABASE_RETRY_AFTER_SECONDS = 5
+API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/", "/metrics")
 
 
 def _wants_json(request: Request) -> bool:
@@ -91,6 +97,13 @@ async def on_unauthenticated(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def on_rate_limited(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IngestRateLimited)
+    response = _error(request, 429, str(exc))
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 async def on_signed_out(request: Request, exc: Exception) -> Response:
     return render(
         request,
@@ -113,6 +126,22 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log (which never sees request bodies); the caller gets no detail.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _error(request, 500, "Internal error. It has been logged; please try again.")
+
+
+async def on_database_unreachable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After while PostgreSQL is away. A 202 is sent only once its commit has
+    returned, so nothing answered here was acknowledged and the sender should retry (at worst
+    repeating an event whose commit raced the outage, which PagerDuty deduplicates)."""
+    if not database_unreachable(exc):
+        return await on_server_error(request, exc)
+    # One line, no traceback: the cause is outside this process, and every request of an
+    # outage would print one.
+    log.warning(
+        "database unreachable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    response = _error(request, 503, "The database is unavailable; please retry shortly.")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
 
 
 def create_app(
@@ -154,6 +183,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         *ops.routes,
+        *openapi.routes,
         *signin.routes,
         *settings_page.routes,
         *connect.routes,
@@ -169,6 +199,8 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
+        # First, so that everything after sees the client's own address and scheme.
+        *trusted_proxy_middleware(deps.settings),
         Middleware(AccessLogMiddleware),
         Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
         Middleware(
@@ -179,6 +211,8 @@ def create_app(
             same_site="lax",
             https_only=deps.settings.https,
         ),
+        # Inside the session: its 413 and 431 pages are rendered like any other.
+        Middleware(RequestLimitsMiddleware, reject=_error),
     ]
     app = Starlette(
         routes=routes,
@@ -189,13 +223,18 @@ def create_app(
             ConflictError: on_conflict,
             NotFoundError: on_not_found,
             Unauthenticated: on_unauthenticated,
+            IngestRateLimited: on_rate_limited,
             SignedOut: on_signed_out,
             HTTPException: on_http_exception,
+            **dict.fromkeys(DATABASE_UNREACHABLE, on_database_unreachable),
             Exception: on_server_error,
         },
     )
     app.state.deps = deps
     app.state.templates = make_templates(deps.settings)
+    # Starlette would answer `/settings/` with a redirect to an absolute URL built from the
+    # request's Host header: a redirect anywhere, for whoever controls that header.
+    app.router.redirect_slashes = False
     return app
 
 

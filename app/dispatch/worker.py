@@ -7,6 +7,9 @@ notifies it of new events, an in-flight send finishes, or the earliest retry fal
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
 event again (PagerDuty deduplicates a repeated trigger by its dedup_key).
+
+A dispatcher outlives its database: while PostgreSQL is away it backs off and tries again,
+its LISTEN connection included, and goes on in the same process once PostgreSQL is back.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import httpx2
 from databases import Database
 
 from app.crypto import Vault
-from app.db import asyncpg_dsn
+from app.db import DATABASE_UNREACHABLE, asyncpg_dsn, in_own_task
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
 from app.dispatch.store import NOTIFY_CHANNEL, Claimed
@@ -32,12 +35,19 @@ from app.pagerduty.events import EventAnswer, send_event
 
 log = logging.getLogger("pdconnect.dispatch")
 
-DATABASE_AWAY = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-)
+# How the LISTEN connection shows in pg_stat_activity.
+LISTENER_NAME = "pdconnect dispatcher"
+# After the LISTEN connection is lost, reconnect after this long, doubling up to the cap; the
+# poll (DispatchConfig.poll_interval) finds new events meanwhile, only later.
+LISTEN_RETRY_FIRST = 0.5
+LISTEN_RETRY_CAP = 5.0
+# A connection whose server vanished without closing it would wait for notifications forever:
+# it is asked a question this often, and dropped when the answer takes longer than the timeout.
+LISTEN_CHECK_SECONDS = 30.0
+LISTEN_CHECK_TIMEOUT = 5.0
+# While the database is away, claiming is tried again after this long, doubling up to the cap.
+AWAY_PAUSE_FIRST = 0.5
+AWAY_PAUSE_CAP = 5.0
 
 
 class Dispatcher:
@@ -59,14 +69,14 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._away_pause = AWAY_PAUSE_FIRST
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await asyncpg.connect(asyncpg_dsn(self.database_url))
-        await listener.add_listener(NOTIFY_CHANNEL, self.wake)
         stopper = asyncio.create_task(stop.wait())
+        listening = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
                 claimed = await self._claim_some()
@@ -79,8 +89,45 @@ class Dispatcher:
             # timeout), so no attempt is left open.
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=self.config.lease.total_seconds())
-            with contextlib.suppress(Exception):
-                await listener.close()
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Hold a LISTEN connection for as long as the dispatcher runs, opening a new one
+        whenever the database drops or refuses it."""
+        pause = LISTEN_RETRY_FIRST
+        while not stop.is_set():
+            try:
+                await self._listen_until_lost()
+            except DATABASE_UNREACHABLE as exc:
+                log.warning(
+                    "no LISTEN connection (%s); reconnecting in %g s", type(exc).__name__, pause
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, LISTEN_RETRY_CAP)
+            else:
+                pause = LISTEN_RETRY_FIRST
+
+    async def _listen_until_lost(self) -> None:
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.database_url), server_settings={"application_name": LISTENER_NAME}
+        )
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self.wake)
+            # Events enqueued while nobody listened are due now.
+            self.wake()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)
+                if not lost.is_set():
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), LISTEN_CHECK_TIMEOUT)
+            log.warning("the LISTEN connection was closed by the database; reconnecting")
+        finally:
+            conn.terminate()
 
     async def _claim_some(self) -> int:
         free = self.config.concurrency - len(self._in_flight)
@@ -88,16 +135,23 @@ class Dispatcher:
             return 0
         self._wake.clear()
         try:
-            events = await store.claim(
-                self.db,
-                batch=min(free, self.config.batch_size),
-                per_tenant=self.config.per_tenant_scan,
-                lease=self.config.lease,
+            events = await in_own_task(
+                store.claim(
+                    self.db,
+                    batch=min(free, self.config.batch_size),
+                    per_tenant=self.config.per_tenant_scan,
+                    lease=self.config.lease,
+                )
             )
-        except DATABASE_AWAY as exc:
-            # Nothing can be claimed, and nothing is lost: look again shortly.
-            log.warning("the database is unreachable (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(1.0)
+        except DATABASE_UNREACHABLE as exc:
+            # Nothing can be claimed, and nothing is lost: look again, less often as it lasts.
+            log.warning(
+                "the database is unreachable (%s); claiming again in %g s",
+                type(exc).__name__,
+                self._away_pause,
+            )
+            await asyncio.sleep(self._away_pause)
+            self._away_pause = min(self._away_pause * 2, AWAY_PAUSE_CAP)
             return 0
         except Exception:
             # A dispatcher that stopped would stop every page of this process; say it loudly
@@ -105,6 +159,7 @@ class Dispatcher:
             log.exception("claiming events failed")
             await asyncio.sleep(5.0)
             return 0
+        self._away_pause = AWAY_PAUSE_FIRST
         for event in events:
             task = asyncio.create_task(self._deliver(event))
             self._in_flight.add(task)
@@ -118,8 +173,8 @@ class Dispatcher:
 
     async def _sleep(self, stopper: asyncio.Task[Any]) -> None:
         timeout = self.config.poll_interval.total_seconds()
-        with contextlib.suppress(*DATABASE_AWAY):
-            due = await store.next_due_in(self.db)
+        with contextlib.suppress(*DATABASE_UNREACHABLE):
+            due = await in_own_task(store.next_due_in(self.db))
             if due is not None:
                 timeout = min(timeout, max(due.total_seconds(), 0.01))
         waker = asyncio.create_task(self._wake.wait())
@@ -130,6 +185,13 @@ class Dispatcher:
         try:
             with bound(event_id=str(event.id)):
                 await self._deliver_one(event)
+        except DATABASE_UNREACHABLE as exc:
+            # Its lease brings the event back once the database does; no traceback needed.
+            log.warning(
+                "delivering event %s was cut off by the database (%s); it will be retried",
+                event.id,
+                type(exc).__name__,
+            )
         except Exception:
             # The lease brings the event back; the traceback says why it had to.
             log.exception("delivering event %s failed; it will be retried", event.id)

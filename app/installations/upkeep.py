@@ -12,6 +12,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from app.db import database_unreachable, in_own_task
 from app.deps import Deps
 from app.installations import store
 from app.installations.health import check_installation
@@ -35,10 +36,14 @@ class Upkeep:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.once()
-            except Exception:
-                # Upkeep failing must not stop delivery in the same process; it says so loudly.
-                log.exception("connection upkeep failed")
+                await in_own_task(self.once())
+            except Exception as exc:
+                if database_unreachable(exc):
+                    log.warning("connection upkeep waits for the database (%s)", type(exc).__name__)
+                else:
+                    # Upkeep failing must not stop delivery in the same process; it says so
+                    # loudly.
+                    log.exception("connection upkeep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.tick.total_seconds())
 

@@ -23,7 +23,10 @@ async def test_a_metrics_token_is_demanded_when_set(db: Database) -> None:
         settings=make_settings(PDCONNECT_METRICS_TOKEN=TOKEN), db=db, http=new_http_client()
     )
     async with client_for(deps) as http:
-        assert (await http.get("/metrics")).status_code == 401
+        missing = await http.get("/metrics")
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert missing.json()["error"]["message"].startswith("a valid Authorization: Bearer")
         wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         right = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
