@@ -33,10 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from databases import Database
-
 from app.crypto import Hasher, new_fernet_key, random_token
-from app.db import apply_migrations, start_embedded_postgres
+from app.db import apply_migrations, open_database, start_embedded_postgres
 from app.observability.logs import logging_config
 from app.settings import (
     Settings,
@@ -167,7 +165,7 @@ async def _migrate(settings: Settings) -> None:
 async def _demo_link(settings: Settings) -> tuple[str, str | None]:
     """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
     assert settings.database_url is not None
-    db = Database(settings.database_url)
+    db = open_database(settings.database_url)
     await db.connect()
     try:
         plaintext = None
@@ -303,7 +301,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 async def _tenant_create(settings: Settings, name: str, external_id: str | None) -> int:
     assert settings.database_url is not None
-    db = Database(settings.database_url)
+    db = open_database(settings.database_url)
     await db.connect()
     try:
         async with db.transaction():
@@ -331,7 +329,7 @@ async def _tenant_create(settings: Settings, name: str, external_id: str | None)
 
 async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
     assert settings.database_url is not None
-    db = Database(settings.database_url)
+    db = open_database(settings.database_url)
     await db.connect()
     try:
         if await store.get_tenant(db, tenant_id) is None:

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 from databases import Database
@@ -93,6 +93,25 @@ def discover_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
         if migration.version != expected:
             raise MigrationError(f"{migration.path.name}: expected version {expected:04d}")
     return found
+
+
+def open_database(
+    url: str, *, min_size: int | None = None, max_size: int | None = None
+) -> Database:
+    """A `databases` pool for DATABASE_URL, honouring its `sslmode`.
+
+    `databases` hands asyncpg only the host, port, user, password and database of the URL, so
+    `?sslmode=require` (what managed PostgreSQL services tell you to add) would be dropped and
+    the pool would talk in plaintext; asyncpg itself takes the mode as `ssl`."""
+    options: dict[str, Any] = {}
+    if min_size is not None:
+        options["min_size"] = min_size
+    if max_size is not None:
+        options["max_size"] = max_size
+    sslmode = parse_qs(urlsplit(url).query).get("sslmode")
+    if sslmode:
+        options["ssl"] = sslmode[-1]
+    return Database(url, **options)
 
 
 def asyncpg_dsn(url: str) -> str:

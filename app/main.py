@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from databases import Database
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,7 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, ops
-from app.db import DATABASE_UNREACHABLE, database_unreachable
+from app.db import DATABASE_UNREACHABLE, database_unreachable, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
@@ -242,7 +241,7 @@ def app_factory() -> Starlette:
     settings = load_settings()
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
-    db = Database(settings.database_url, min_size=2, max_size=DB_POOL_SIZE)
+    db = open_database(settings.database_url, min_size=2, max_size=DB_POOL_SIZE)
     deps = Deps(settings=settings, db=db, http=new_http_client())
     # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
     run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"

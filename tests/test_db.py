@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from app.db import (
     apply_migrations,
     asyncpg_dsn,
     discover_migrations,
+    open_database,
     pending_migrations,
 )
 from app.deps import Deps
@@ -123,3 +125,42 @@ async def test_readyz_reports_pending_migrations(empty_database: str, deps: Deps
     finally:
         if db.is_connected:
             await db.disconnect()
+
+
+class RefusesTls:
+    """A server on loopback that, like a PostgreSQL without TLS, answers an SSLRequest with
+    'N', and records whether the client then went on without TLS."""
+
+    def __init__(self) -> None:
+        self.went_on_in_plaintext: list[bool] = []
+        self.done = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readexactly(8)  # SSLRequest
+            writer.write(b"N")
+            await writer.drain()
+            startup = await reader.read(4)
+            self.went_on_in_plaintext.append(bool(startup))
+        except ConnectionError:
+            self.went_on_in_plaintext.append(False)
+        finally:
+            writer.close()
+            self.done.set()
+
+
+@pytest.mark.parametrize(("query", "plaintext"), [("?sslmode=require", False), ("", True)])
+async def test_sslmode_in_the_url_reaches_the_pool(query: str, plaintext: bool) -> None:
+    fake = RefusesTls()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    db = open_database(f"postgresql://u:p@127.0.0.1:{port}/d{query}", min_size=1, max_size=1)
+    try:
+        with pytest.raises((ConnectionError, OSError, asyncpg.PostgresError)):
+            await db.connect()
+        await asyncio.wait_for(fake.done.wait(), timeout=10)
+    finally:
+        server.close()
+        await server.wait_closed()
+    # sslmode=require: refused TLS, the pool gave up rather than send a password in plaintext.
+    assert fake.went_on_in_plaintext[0] is plaintext

@@ -8,10 +8,10 @@ import signal
 from datetime import timedelta
 from wsgiref.simple_server import WSGIServer
 
-from databases import Database
 from prometheus_client import start_http_server
 
 from app.crypto import Vault
+from app.db import open_database
 from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
@@ -34,7 +34,7 @@ def settings_dispatch_config(settings: Settings) -> DispatchConfig:
 async def run_worker(settings: Settings, config: DispatchConfig | None = None) -> None:
     assert settings.database_url is not None
     config = config or settings_dispatch_config(settings)
-    db = Database(settings.database_url, min_size=2, max_size=config.concurrency + 4)
+    db = open_database(settings.database_url, min_size=2, max_size=config.concurrency + 4)
     http = new_http_client()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
