@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from databases import Database
 
-from app.tenants.store import KEY_COLUMNS, LAST_USED_RESOLUTION, IngestKey
+from app.tenants.store import FIND_AND_STAMP_KEY, IngestKey
 
 _KEY_FIELDS = tuple(f.name for f in fields(IngestKey))
 
@@ -19,21 +19,12 @@ class Spent:
     tat: datetime
 
 
-# The key lookup and its last-used stamp are store.find_ingest_key's; the budget is spent under
-# the row lock that INSERT … ON CONFLICT takes, so concurrent requests of one key, from any
-# process, queue on that row and each sees the others' spending. Only module constants are
-# interpolated.
+# The key lookup and its last-used stamp are the store's (FIND_AND_STAMP_KEY); the budget is
+# spent under the row lock that INSERT … ON CONFLICT takes, so concurrent requests of one key,
+# from any process, queue on that row and each sees the others' spending. Only module
+# constants are interpolated.
 _FIND_AND_SPEND = f"""
-WITH found AS (
-    SELECT {KEY_COLUMNS} FROM ingest_keys
-    WHERE key_hash = :key_hash AND revoked_at IS NULL
-), stamped AS (
-    UPDATE ingest_keys SET last_used_at = now()
-    WHERE id IN (
-        SELECT id FROM found
-        WHERE last_used_at IS NULL
-           OR last_used_at < now() - INTERVAL '{LAST_USED_RESOLUTION}')
-), spent AS (
+WITH {FIND_AND_STAMP_KEY}, spent AS (
     INSERT INTO ingest_key_budgets AS b (key_id, tat, last_allowed)
     SELECT id, CAST(:now AS timestamptz) + CAST(:interval AS interval), true FROM found
     ON CONFLICT (key_id) DO UPDATE SET

@@ -153,23 +153,26 @@ async def revoke_ingest_key(db: Database, *, tenant_id: UUID, key_id: UUID) -> I
 LAST_USED_RESOLUTION = "1 minute"
 
 
+# `found`: the live key with the hash :key_hash; `stamped`: its last use recorded. The start of
+# a WITH for every statement that authenticates an ingest key.
+FIND_AND_STAMP_KEY = f"""
+    found AS (
+        SELECT {KEY_COLUMNS} FROM ingest_keys
+        WHERE key_hash = :key_hash AND revoked_at IS NULL
+    ), stamped AS (
+        UPDATE ingest_keys SET last_used_at = now()
+        WHERE id IN (
+            SELECT id FROM found
+            WHERE last_used_at IS NULL
+               OR last_used_at < now() - INTERVAL '{LAST_USED_RESOLUTION}')
+    )
+"""
+
+
 async def find_ingest_key(db: Database, key_hash: str) -> IngestKey | None:
     """The live key with this hash; its last use is stamped at most once a minute."""
     row = await db.fetch_one(
-        f"""
-        WITH found AS (
-            SELECT {KEY_COLUMNS} FROM ingest_keys
-            WHERE key_hash = :key_hash AND revoked_at IS NULL
-        ), stamped AS (
-            UPDATE ingest_keys SET last_used_at = now()
-            WHERE id IN (
-                SELECT id FROM found
-                WHERE last_used_at IS NULL
-                   OR last_used_at < now() - INTERVAL '{LAST_USED_RESOLUTION}')
-        )
-        SELECT {KEY_COLUMNS} FROM found
-        """,
-        {"key_hash": key_hash},
+        f"WITH {FIND_AND_STAMP_KEY} SELECT {KEY_COLUMNS} FROM found", {"key_hash": key_hash}
     )
     return None if row is None else _ingest_key(row)
 
