@@ -9,6 +9,7 @@ web and worker processes at once) take turns instead of racing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import warnings
 from collections.abc import Coroutine
@@ -23,8 +24,11 @@ from databases import Database
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant will do; it only has to be the same in every pdconnect process.
+log = logging.getLogger("pdconnect.db")
 MIGRATION_LOCK_ID = 7_143_260_118
 EMBEDDED_DATABASE = "pdconnect"
+# How long closing a pool may wait for its connections to be returned (see close_database).
+CLOSE_SECONDS = 10.0
 # What asyncpg and `databases` raise while PostgreSQL is away, found by stopping it under load:
 # connecting is refused or times out (OSError), a session ends under a running statement
 # (PostgresConnectionError; AdminShutdownError or CrashShutdownError on shutdown), a starting
@@ -112,6 +116,19 @@ def open_database(
     if sslmode:
         options["ssl"] = sslmode[-1]
     return Database(url, **options)
+
+
+async def close_database(db: Database, *, within: float = CLOSE_SECONDS) -> None:
+    """Close a pool, by force after `within` seconds.
+
+    asyncpg closes a pool by waiting for every connection to come back. One that the database
+    cut off mid-transaction can stay checked out of the pool for good (`databases` never
+    releases it), and the wait would never end: the process would hang on SIGTERM. Cancelling
+    the wait makes asyncpg terminate the pool, which is what asyncpg recommends."""
+    try:
+        await asyncio.wait_for(db.disconnect(), within)
+    except TimeoutError:
+        log.warning("the database pool did not close within %g s; its connections were cut", within)
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, ops
-from app.db import DATABASE_UNREACHABLE, database_unreachable, open_database
+from app.db import DATABASE_UNREACHABLE, close_database, database_unreachable, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
@@ -178,7 +178,7 @@ def create_app(
                 await runner
             if owns_resources:
                 await deps.http.aclose()
-                await deps.db.disconnect()
+                await close_database(deps.db)
 
     routes: list[BaseRoute] = [
         *ops.routes,

@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from app.crypto import Vault
-from app.db import open_database
+from app.db import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
@@ -62,7 +62,7 @@ async def run_worker(settings: Settings, config: DispatchConfig | None = None) -
         if metrics is not None:
             metrics.shutdown()
         await http.aclose()
-        await db.disconnect()
+        await close_database(db)
 
 
 def _serve_metrics(settings: Settings) -> WSGIServer | None:

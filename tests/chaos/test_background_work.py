@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.db import close_database
 from app.deps import Deps
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.worker import LISTENER_NAME, Dispatcher
@@ -62,7 +63,7 @@ async def app(postgres: Postgres, pagerduty: list[str]) -> AsyncIterator[App]:
             yield App(deps=deps, http=http)
     finally:
         await deps.http.aclose()
-        await db.disconnect()
+        await close_database(db)
 
 
 async def listening(postgres: Postgres) -> bool:
@@ -189,4 +190,4 @@ async def test_upkeep_carries_on_after_the_database_ends_its_session_mid_transac
     finally:
         await admin.close()
         await deps.http.aclose()
-        await db.disconnect()
+        await close_database(db)

@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.db import close_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from bench.chaos.postgres import Postgres
@@ -32,7 +33,7 @@ async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
             yield client
     finally:
         await deps.http.aclose()
-        await db.disconnect()
+        await close_database(db)
 
 
 async def ingest_key(http: httpx2.AsyncClient) -> str:
