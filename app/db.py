@@ -51,7 +51,21 @@ def database_unreachable(exc: BaseException) -> bool:
     its arguments are wrong (InterfaceError's subclasses say the latter)."""
     if isinstance(exc, asyncpg.InterfaceError):
         return type(exc) is asyncpg.InterfaceError
+    if isinstance(exc, OSError):
+        # An OSError is the database's only when the driver raised it: a file or socket of
+        # something else failing is not a reason to tell callers the database is away.
+        return _raised_in_driver(exc)
     return isinstance(exc, DATABASE_UNREACHABLE)
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    frame = exc.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in ("asyncpg", "databases"):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 T = TypeVar("T")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from app.db import (
     MigrationError,
     apply_migrations,
     asyncpg_dsn,
+    database_unreachable,
     discover_migrations,
     open_database,
     pending_migrations,
@@ -164,3 +166,28 @@ async def test_sslmode_in_the_url_reaches_the_pool(query: str, plaintext: bool) 
         await server.wait_closed()
     # sslmode=require: refused TLS, the pool gave up rather than send a password in plaintext.
     assert fake.went_on_in_plaintext[0] is plaintext
+
+
+async def test_only_the_drivers_connection_errors_mean_the_database_is_away() -> None:
+    port = socket_nobody_listens_on()
+    with pytest.raises(ConnectionRefusedError) as refused:
+        await asyncpg.connect(f"postgresql://u@127.0.0.1:{port}/d", timeout=5)
+    assert database_unreachable(refused.value)
+    assert database_unreachable(asyncpg.InterfaceError("connection is closed"))
+    # Misuse of the driver is a bug, and an OSError of anything else is not the database's.
+    assert not database_unreachable(asyncpg.exceptions.DataError("invalid input for query"))
+    with pytest.raises(FileNotFoundError) as elsewhere:
+        open_file_that_is_not_there()
+    assert not database_unreachable(elsewhere.value)
+
+
+def open_file_that_is_not_there() -> None:
+    with open("/nonexistent/pdconnect"):
+        pass
+
+
+def socket_nobody_listens_on() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
