@@ -244,6 +244,11 @@ class Dispatcher:
             if answer.outcome == "accepted":
                 await store.mark_delivered(self.db, event.id, event.routing_key_hash)
                 observe.paged(event.created_at)
+                if event.attempts > 0:
+                    # A retry got through: the key's other retries go now, not at their
+                    # backoff's end. A first attempt proves nothing of them (one event that
+                    # PagerDuty keeps failing must not ride on every other event's success).
+                    await store.retry_key_now(self.db, event.routing_key_hash)
             elif answer.outcome == "rejected":
                 await store.mark_final(
                     self.db, event.id, status="failed", error=error or "", pd_errors=answer.errors

@@ -238,3 +238,60 @@ async def test_one_tenants_storm_does_not_delay_another(world: World, database_u
             {"t": a_tenant},
         )
     assert delivered_of_a < len(storm)
+
+
+# Retries wait 50 to 100 seconds: longer than any test waits.
+SLOW_RETRIES = replace(FAST, retry_base=timedelta(seconds=100), retry_cap=timedelta(seconds=100))
+
+
+async def _due_in_seconds(world: World, event_id: Any) -> float:
+    value = await world.db.fetch_val(
+        "SELECT EXTRACT(EPOCH FROM next_attempt_at - clock_timestamp()) FROM events WHERE id = :id",
+        {"id": event_id},
+    )
+    return float(value)
+
+
+async def test_a_retry_that_gets_through_sends_the_keys_other_retries_at_once(
+    world: World, database_url: str
+) -> None:
+    """PagerDuty was down; the first retry PagerDuty accepts shows it is back, and the key's
+    other events waiting out their backoff go then, not up to the retry cap later."""
+    tenant = await world.tenant()
+    service = await world.service(tenant, KEY_A)
+    world.pd.answers[KEY_A] = [SERVER_ERROR, SERVER_ERROR, SERVER_ERROR]
+    first, second, third = [(await world.send(tenant, service, f"k{i}"))[0] for i in range(3)]
+    async with Running(world.dispatcher(database_url, SLOW_RETRIES)):
+
+        async def all_backing_off() -> bool:
+            return [await world.status(e) for e in (first, second, third)] == ["queued"] * 3 and (
+                len(world.pd.received) == 3
+            )
+
+        await world.wait_for(all_backing_off)
+        assert await _due_in_seconds(world, second) > 40
+        # The earliest of many jittered retries falls due, and PagerDuty is back.
+        await world.db.execute(
+            "UPDATE events SET next_attempt_at = clock_timestamp() WHERE id = :id", {"id": first}
+        )
+        await world.wait_all([first, second, third], "delivered")
+
+
+async def test_a_first_attempt_getting_through_leaves_other_retries_to_their_backoff(
+    world: World, database_url: str
+) -> None:
+    """One event PagerDuty keeps failing must not be retried on every other event's success."""
+    tenant = await world.tenant()
+    service = await world.service(tenant, KEY_A)
+    world.pd.answers[KEY_A] = [SERVER_ERROR]
+    [failing] = await world.send(tenant, service, "poison")
+    async with Running(world.dispatcher(database_url, SLOW_RETRIES)):
+
+        async def backing_off() -> bool:
+            return len(world.pd.received) == 1 and await world.status(failing) == "queued"
+
+        await world.wait_for(backing_off)
+        fine = await world.send(tenant, service, "fine", n=3)
+        await world.wait_all(fine, "delivered")
+    assert await world.status(failing) == "queued"
+    assert await _due_in_seconds(world, failing) > 40
