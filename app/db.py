@@ -23,8 +23,8 @@ from databases import Database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-# Any constant will do; it only has to be the same in every pdconnect process.
 log = logging.getLogger("pdconnect.db")
+# Any constant will do; it only has to be the same in every pdconnect process.
 MIGRATION_LOCK_ID = 7_143_260_118
 EMBEDDED_DATABASE = "pdconnect"
 # How long closing a pool may wait for its connections to be returned (see close_database).

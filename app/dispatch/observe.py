@@ -28,7 +28,7 @@ def _reason(answer: EventAnswer) -> str:
     if answer.outcome == "rate_limited":
         return "rate_limited"
     if answer.status is None:
-        return "timeout" if "in time" in answer.message else "connection_error"
+        return "timeout" if answer.timed_out else "connection_error"
     return "server_error" if answer.status >= 500 else "unexpected_status"
 
 

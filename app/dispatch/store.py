@@ -325,25 +325,20 @@ async def mark_delivered(db: Database, event_id: UUID, routing_key_hash: str) ->
     )
 
 
-async def retry_key_now(db: Database, routing_key_hash: str) -> int:
-    """Make the key's events that are waiting out a retry backoff due now; how many.
+async def retry_key_now(db: Database, routing_key_hash: str) -> None:
+    """Make the key's events that are waiting out a retry backoff due now.
 
     Called when PagerDuty accepts a retried event of the key: whatever made it fail (an outage,
     timeouts) is over, and the others need not wait out their backoff, up to the retry cap,
     to find out. They still spend the key's budget, so this cannot flood PagerDuty."""
-    moved = await db.fetch_val(
+    await db.execute(
         """
-        WITH moved AS (
-            UPDATE events SET next_attempt_at = clock_timestamp()
-            WHERE routing_key_hash = :h AND status = 'queued' AND attempts > 0
-              AND next_attempt_at > clock_timestamp()
-            RETURNING 1
-        )
-        SELECT count(*) FROM moved
+        UPDATE events SET next_attempt_at = clock_timestamp()
+        WHERE routing_key_hash = :h AND status = 'queued' AND attempts > 0
+          AND next_attempt_at > clock_timestamp()
         """,
         {"h": routing_key_hash},
     )
-    return int(moved or 0)
 
 
 async def mark_final(

@@ -85,10 +85,6 @@ def bound(**fields: str) -> Iterator[None]:
         _context.reset(token)
 
 
-def context_value(name: str) -> str | None:
-    return _context.get().get(name)
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

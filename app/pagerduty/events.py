@@ -47,6 +47,9 @@ class EventAnswer:
     message: str = ""
     retry_after: float | None = None
     dedup_key: str | None = field(default=None)
+    # No answer came within the client's timeout (status is None then, as for a refused
+    # connection).
+    timed_out: bool = False
 
 
 def endpoint(events_url: str, *, api: str, kind: str) -> str:
@@ -113,6 +116,7 @@ async def send_event(
             status=None,
             latency_ms=int((time.perf_counter() - started) * 1000),
             message=f"PagerDuty did not answer in time ({type(exc).__name__})",
+            timed_out=True,
         )
     except httpx2.RequestError as exc:
         return EventAnswer(
