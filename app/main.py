@@ -201,6 +201,7 @@ def create_app(
         # First, so that everything after sees the client's own address and scheme.
         *trusted_proxy_middleware(deps.settings),
         Middleware(AccessLogMiddleware),
+        Middleware(ingest_endpoints.DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
         Middleware(
             SessionMiddleware,

@@ -18,7 +18,7 @@ from app.errors import InputError, NotFoundError
 from app.ingest.endpoints import _tenant_from_key
 from app.web.api import get_deps, path_uuid
 
-STATUSES = ("queued", "sending", "delivered", "failed", "held", "cancelled")
+STATUSES = ("queued", "sending", "delivered", "failed", "held", "cancelled", "skipped")
 LIMIT_MAX = 500
 
 
@@ -42,6 +42,7 @@ def event_json(event: Event) -> dict[str, Any]:
         "created_at": _iso(event.created_at),
         "finished_at": _iso(event.finished_at),
         "last_error": event.last_error,
+        "alert": None if event.alert_id is None else str(event.alert_id),
         "pagerduty_errors": list(event.pd_errors),
         "notes": list(event.notes),
         "incident": None

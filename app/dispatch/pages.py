@@ -4,6 +4,7 @@ and PagerDuty's answers, and the "Send test event" button of each service."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,9 @@ from app.web.session import check_csrf, current_tenant_id
 
 # While an event is on its way, its page reloads itself (a meta refresh: no script needed).
 REFRESH_SECONDS = 2
+# A test event pages someone for real: its resolve follows after this long (long enough to see
+# the incident open in PagerDuty), unless the admin resolves it at once.
+TEST_EVENT_RESOLVES_AFTER = timedelta(seconds=60)
 
 
 async def event_page(request: Request) -> Response:
@@ -28,13 +32,24 @@ async def event_page(request: Request) -> Response:
     if event is None:
         raise NotFoundError("event")
     attempts = await store.list_attempts(deps.db, event.id)
+    # The other events of the same alert: a test event's page shows its resolve on the way.
+    alert_events = (
+        await store.list_events(deps.db, tenant_id, alert_id=event.alert_id, limit=50)
+        if event.alert_id is not None
+        else []
+    )
+    on_its_way = event.status in ("queued", "sending") or any(
+        e.status in ("queued", "sending") for e in alert_events
+    )
     return render(
         request,
         "event.html",
         {
             "event": event,
             "attempts": attempts,
-            "refresh": REFRESH_SECONDS if event.status in ("queued", "sending") else None,
+            "now": deps.clock(),
+            "alert_events": list(reversed(alert_events)) if len(alert_events) > 1 else [],
+            "refresh": REFRESH_SECONDS if on_its_way else None,
         },
     )
 
@@ -45,25 +60,62 @@ async def send_test_event(request: Request) -> Response:
     service_id = path_uuid(request, "service_id", "service")
     async with request.form() as form:
         check_csrf(request, form)
-    alert = Alert(
+    dedup_key = f"pdconnect-test-{uuid.uuid4().hex[:12]}"
+    trigger = Alert(
         status="firing",
-        dedup_key=f"pdconnect-test-{uuid.uuid4().hex[:12]}",
+        dedup_key=dedup_key,
         summary="Test event from pdconnect: this service is connected",
         severity="info",
         source="pdconnect",
-        details={"sent_from": "pdconnect settings page"},
+        details={
+            "sent_from": "pdconnect settings page",
+            "resolves_after_seconds": int(TEST_EVENT_RESOLVES_AFTER.total_seconds()),
+        },
         service=str(service_id),
     )
+    resolve = Alert(status="resolved", dedup_key=dedup_key, service=str(service_id))
     try:
-        [accepted] = await accept(deps.db, tenant_id, [alert], source="test")
+        # One commit for both: a test event is never left without its resolve.
+        async with deps.db.transaction():
+            [accepted] = await accept(deps.db, tenant_id, [trigger], source="test")
+            await accept(
+                deps.db, tenant_id, [resolve], source="test", due_in=TEST_EVENT_RESOLVES_AFTER
+            )
     except InputError as exc:
         # An unknown service (or another tenant's) reads as not found.
         raise NotFoundError("service") from exc
-    flash(request, "ok", f"Test event queued for {accepted.service.name}.")
+    name = accepted.service.name if accepted.service is not None else "the service"
+    seconds = int(TEST_EVENT_RESOLVES_AFTER.total_seconds())
+    flash(
+        request,
+        "ok",
+        f"Test event queued for {name}. It resolves itself in {seconds} seconds; "
+        "resolve it now below if you have seen enough.",
+    )
     return redirect(f"/settings/events/{accepted.id}")
+
+
+async def send_now(request: Request) -> Response:
+    """A queued event held back on purpose (a test event's resolve) goes at once."""
+    deps = get_deps(request)
+    tenant_id = current_tenant_id(request)
+    event_id = path_uuid(request, "event_id", "event")
+    async with request.form() as form:
+        check_csrf(request, form)
+        back = str(form.get("back") or event_id)
+    if not await store.send_now(deps.db, tenant_id, event_id):
+        flash(request, "error", "That event is no longer waiting: it has been sent already.")
+    else:
+        flash(request, "ok", "Sending the resolve now.")
+    try:
+        back_id = uuid.UUID(back)
+    except ValueError:
+        back_id = event_id
+    return redirect(f"/settings/events/{back_id}")
 
 
 routes = [
     Route("/settings/events/{event_id}", event_page, methods=["GET"]),
     Route("/settings/services/{service_id}/test", send_test_event, methods=["POST"]),
+    Route("/settings/events/{event_id}/send-now", send_now, methods=["POST"]),
 ]

@@ -30,15 +30,22 @@ PENDING = ("queued", "sending", "held")
 @dataclass(frozen=True)
 class NewEvent:
     tenant_id: UUID
-    service_id: UUID
-    routing_key_hash: str
+    # Both None only for a skipped event, which goes nowhere.
+    service_id: UUID | None
+    routing_key_hash: str | None
     dedup_key: str | None
     kind: str
     api: str
     body: Mapping[str, Any]
     notes: tuple[str, ...]
     source: str
-    held: bool = False
+    # queued; held (its service is unhealthy); skipped (recorded, nothing to send).
+    status: str = "queued"
+    alert_id: UUID | None = None
+    # Why it is skipped: shown where a failure's error would be.
+    reason: str | None = None
+    # Not sent before this much time has passed (a test event's resolve).
+    due_in: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Event:
     incident_changed_by: str | None = None
     incident_changed_at: datetime | None = None
     incident_url: str | None = None
+    alert_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +126,11 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
         row = await db.fetch_one(
             """
             INSERT INTO events (tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
-                body, notes, source, status)
+                body, notes, source, status, alert_id, last_error, next_attempt_at, finished_at)
             VALUES (:tenant_id, :service_id, :routing_key_hash, :dedup_key, :kind, :api,
-                CAST(:body AS jsonb), :notes, :source, :status)
+                CAST(:body AS jsonb), :notes, :source, :status, :alert_id, :reason,
+                clock_timestamp() + CAST(:due_in AS interval),
+                CASE WHEN :status = 'skipped' THEN clock_timestamp() END)
             RETURNING id, status
             """,
             {
@@ -133,7 +143,10 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
                 "body": json.dumps(event.body),
                 "notes": list(event.notes),
                 "source": event.source,
-                "status": "held" if event.held else "queued",
+                "status": event.status,
+                "alert_id": event.alert_id,
+                "reason": event.reason,
+                "due_in": event.due_in or timedelta(0),
             },
         )
         assert row is not None
@@ -341,6 +354,24 @@ async def retry_key_now(db: Database, routing_key_hash: str) -> None:
     )
 
 
+async def send_now(db: Database, tenant_id: UUID, event_id: UUID) -> bool:
+    """An event held back before its first send (a test event's resolve) becomes due now.
+    False when it is not waiting so (already sent, or not this tenant's)."""
+    moved = await db.fetch_val(
+        """
+        UPDATE events SET next_attempt_at = clock_timestamp()
+        WHERE id = :id AND tenant_id = :tenant_id AND status = 'queued' AND attempts = 0
+          AND next_attempt_at > clock_timestamp()
+        RETURNING id
+        """,
+        {"id": event_id, "tenant_id": tenant_id},
+    )
+    if moved is None:
+        return False
+    await db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return True
+
+
 async def mark_final(
     db: Database, event_id: UUID, *, status: str, error: str, pd_errors: Sequence[str] = ()
 ) -> None:
@@ -459,7 +490,7 @@ EVENT_COLUMNS = """
     e.body, e.notes, e.source, e.status, e.attempts, e.next_attempt_at, e.created_at,
     e.finished_at, e.last_error, e.pd_errors, i.status AS incident_status,
     i.changed_by AS incident_changed_by, i.changed_at AS incident_changed_at,
-    i.html_url AS incident_url
+    i.html_url AS incident_url, e.alert_id
 """
 EVENT_JOINS = """
     events e LEFT JOIN pd_services s ON s.id = e.service_id
@@ -482,6 +513,7 @@ async def list_events(
     status: str | None = None,
     service_id: UUID | None = None,
     dedup_key: str | None = None,
+    alert_id: UUID | None = None,
     before_seq: int | None = None,
     limit: int = 50,
 ) -> list[Event]:
@@ -493,6 +525,7 @@ async def list_events(
           AND (CAST(:status AS text) IS NULL OR e.status = :status)
           AND (CAST(:service_id AS uuid) IS NULL OR e.service_id = :service_id)
           AND (CAST(:dedup_key AS text) IS NULL OR e.dedup_key = :dedup_key)
+          AND (CAST(:alert_id AS uuid) IS NULL OR e.alert_id = :alert_id)
           AND (CAST(:before AS bigint) IS NULL OR e.seq < :before)
         ORDER BY e.seq DESC LIMIT :limit
         """,
@@ -501,6 +534,7 @@ async def list_events(
             "status": status,
             "service_id": service_id,
             "dedup_key": dedup_key,
+            "alert_id": alert_id,
             "before": before_seq,
             "limit": limit,
         },

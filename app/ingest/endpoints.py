@@ -9,12 +9,14 @@ only take a URL; the access log redacts it), or for the drop-ins in the body.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import InputError, Unauthenticated
 from app.ingest.alertmanager import parse_alertmanager
@@ -78,8 +80,8 @@ def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
             {
                 "id": str(a.id),
                 "dedup_key": a.dedup_key,
-                "service": str(a.service.id),
-                "service_name": a.service.name,
+                "service": None if a.service is None else str(a.service.id),
+                "service_name": None if a.service is None else a.service.name,
                 "status": a.status,
             }
             for a in accepted
@@ -138,6 +140,11 @@ def _throttled(exc: IngestRateLimited, *, v1: bool) -> Response:
 async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Response:
     try:
         body = await _body(request, DROP_IN_MAX_BYTES)
+        path_key = request.path_params.get("ingest_key")
+        if path_key is not None and isinstance(body, dict):
+            # The key in the URL is the credential; a key in the body (often the PagerDuty key
+            # the tool was set up with) is not ours to read.
+            body = {**body, "service_key" if v1 else "routing_key": path_key}
         key, item = parse(body)
         tenant_id = await _tenant_from_key(request, key)
         accepted = await accept(get_deps(request).db, tenant_id, [item], source=source)
@@ -178,6 +185,33 @@ routes = [
     Route("/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
     Route("/k/{ingest_key}/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
     Route("/v2/enqueue", enqueue_v2, methods=["POST"]),
+    Route("/k/{ingest_key}/v2/enqueue", enqueue_v2, methods=["POST"]),
     Route("/v2/change/enqueue", enqueue_change, methods=["POST"]),
+    Route("/k/{ingest_key}/v2/change/enqueue", enqueue_change, methods=["POST"]),
     Route("/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]),
+    Route(
+        "/k/{ingest_key}/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]
+    ),
 ]
+
+# PagerDuty takes its Events API paths with a trailing slash too, and some senders always add
+# one (Sentry, the `pypd` client). Only these paths: elsewhere a slash stays a 404, so no
+# redirect is ever built from the Host header.
+DROP_IN_PATHS = re.compile(
+    r"^(/k/[^/]+)?(/v2/enqueue|/v2/change/enqueue|/generic/2010-04-15/create_event\.json)/$"
+)
+
+
+class DropInSlashes:
+    """Routes a drop-in path with a trailing slash as the path without it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and DROP_IN_PATHS.match(scope["path"]):
+            scope = {**scope, "path": scope["path"][:-1]}
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes) and raw.endswith(b"/"):
+                scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)

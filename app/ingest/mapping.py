@@ -104,6 +104,12 @@ def _fit_key(key: str, name: str, notes: _Notes) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def wire_dedup_key(key: str) -> str:
+    """The key as PagerDuty gets it (what `to_outbound` puts in the body): an alert's life is
+    found by it."""
+    return _fit_key(key, "dedup_key", _Notes())
+
+
 def _json_object(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     """A deep copy that is sure to serialise strictly."""
     try:

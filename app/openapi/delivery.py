@@ -21,7 +21,7 @@ from app.openapi.common import (
 )
 
 TAG = "Delivery"
-STATUSES = ["queued", "sending", "delivered", "failed", "held", "cancelled"]
+STATUSES = ["queued", "sending", "delivered", "failed", "held", "cancelled", "skipped"]
 
 EVENT: Json = obj(
     {
@@ -38,7 +38,16 @@ EVENT: Json = obj(
         "next_attempt_at": nullable({**TIMESTAMP, "description": "Set while queued."}),
         "created_at": TIMESTAMP,
         "finished_at": nullable(TIMESTAMP),
-        "last_error": nullable(text()),
+        "last_error": nullable(
+            text("Why it failed, waits or was skipped (\"nothing to resolve: …\").")
+        ),
+        "alert": nullable(
+            {
+                **UUID,
+                "description": "The alert's life this event belongs to: its trigger, "
+                "acknowledge and resolve share it. Null for change and skipped events.",
+            }
+        ),
         "pagerduty_errors": {"type": "array", "items": text()},
         "notes": {
             "type": "array",
@@ -63,7 +72,7 @@ EVENT: Json = obj(
     required=(
         *("id", "seq", "service", "service_name", "dedup_key", "kind", "api", "source"),
         *("status", "attempts", "next_attempt_at", "created_at", "finished_at", "last_error"),
-        *("pagerduty_errors", "notes", "incident", "body"),
+        *("alert", "pagerduty_errors", "notes", "incident", "body"),
     ),
 )
 

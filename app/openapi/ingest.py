@@ -112,17 +112,20 @@ ACCEPTED_EVENTS: Json = obj(
     {
         "events": {
             "type": "array",
-            "description": "One event per service each alert was routed to.",
+            "description": "One event per service each alert was routed to (an acknowledge, "
+            "resolve or repeated trigger of a known alert goes where its trigger went).",
             "items": obj(
                 {
                     "id": UUID,
                     "dedup_key": nullable(text()),
-                    "service": UUID,
-                    "service_name": text(),
+                    "service": nullable(UUID),
+                    "service_name": nullable(text()),
                     "status": {
-                        "enum": ["queued", "held"],
+                        "enum": ["queued", "held", "skipped"],
                         "description": "held: the service is unhealthy; the event waits for "
-                        "it to be fixed.",
+                        "it to be fixed. skipped: an acknowledge or resolve of an alert "
+                        "pdconnect never sent, which no rule routes: nothing to resolve, "
+                        "recorded and not sent (service is then null).",
                     },
                 },
                 required=("id", "dedup_key", "service", "service_name", "status"),
@@ -345,9 +348,11 @@ def _native(key_in_path: bool) -> Json:
         parameters=[_KEY_IN_PATH] if key_in_path else None,
         request_body=_NATIVE_BODY,
         responses=_NATIVE_RESPONSES,
-        description="Routes each alert to the tenant's services (the `service` it names, "
-        "else the first matching rule, else the one service a tenant without rules has) and "
-        "queues one event per service. 422 when an alert can be sent nowhere.",
+        description="Routes each alert to the tenant's services (the `service` it names; "
+        "for an alert pdconnect has seen, the services its trigger went to; else the first "
+        "matching rule, else the one service a tenant without rules has) and queues one "
+        "event per service. 422 when a firing alert can be sent nowhere; an acknowledge or "
+        "resolve with nowhere to go is accepted as skipped.",
     )
 
 
@@ -375,13 +380,20 @@ def _drop_in(
     body: Json,
     success: Json,
     description: str,
+    key_in_path: bool,
     throttled: str = "429",
 ) -> Json:
+    where = (
+        " The key in the path authenticates; a key in the body is ignored."
+        if key_in_path
+        else ""
+    )
     return operation(
-        operation_id=operation_id,
+        operation_id=f"{operation_id}ByPathKey" if key_in_path else operation_id,
         summary=summary,
         tag=TAG,
         security=KEY_ELSEWHERE,
+        parameters=[_KEY_IN_PATH] if key_in_path else None,
         request_body=body,
         responses={
             **success,
@@ -390,7 +402,49 @@ def _drop_in(
             throttled: response("PagerDutyThrottled"),
             **UNAVAILABLE,
         },
-        description=description,
+        description=description + " A trailing slash on the path is accepted, as PagerDuty "
+        "accepts it." + where,
+    )
+
+
+def _v2(key_in_path: bool) -> Json:
+    return _drop_in(
+        operation_id="enqueueEventsV2",
+        summary="PagerDuty Events API v2, drop-in",
+        body=json_body(schema("EventsV2Event"), examples=V2_EXAMPLES),
+        success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
+        description="The same body, answers and codes as PagerDuty's `/v2/enqueue`, with "
+        "the tenant's ingest key as `routing_key`: any tool that sends to PagerDuty sends "
+        "here by changing only its URL. An acknowledge or resolve goes where its alert's "
+        "trigger went; one for an alert never seen that no rule routes is answered 202 and "
+        "recorded as skipped (nothing to resolve), as PagerDuty answers it.",
+        key_in_path=key_in_path,
+    )
+
+
+def _change(key_in_path: bool) -> Json:
+    return _drop_in(
+        operation_id="enqueueChangeEvent",
+        summary="PagerDuty change events, drop-in",
+        body=json_body(schema("ChangeEvent"), examples=CHANGE_EXAMPLES),
+        success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
+        description="PagerDuty's `/v2/change/enqueue`, with the tenant's ingest key as "
+        "`routing_key`. Every Events API v2 integration key takes change events; event "
+        "ruleset keys and v1 service keys do not (400 naming the service).",
+        key_in_path=key_in_path,
+    )
+
+
+def _v1(key_in_path: bool) -> Json:
+    return _drop_in(
+        operation_id="createEventV1",
+        summary="PagerDuty Events API v1, drop-in",
+        body=json_body(schema("EventsV1Event"), examples=V1_EXAMPLES),
+        success={"200": answer("Accepted, in PagerDuty's words.", schema("EventsV1Accepted"))},
+        description="PagerDuty's v1 `create_event.json`, with the tenant's ingest key as "
+        "`service_key`. A key that sends too fast gets 403, as PagerDuty's v1 answers it.",
+        key_in_path=key_in_path,
+        throttled="403",
     )
 
 
@@ -399,36 +453,10 @@ PATHS: Json = {
     "/k/{ingest_key}/v1/alerts": {"post": _native(key_in_path=True)},
     "/v1/alerts/alertmanager": {"post": _alertmanager(key_in_path=False)},
     "/k/{ingest_key}/v1/alerts/alertmanager": {"post": _alertmanager(key_in_path=True)},
-    "/v2/enqueue": {
-        "post": _drop_in(
-            operation_id="enqueueEventsV2",
-            summary="PagerDuty Events API v2, drop-in",
-            body=json_body(schema("EventsV2Event"), examples=V2_EXAMPLES),
-            success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
-            description="The same body, answers and codes as PagerDuty's `/v2/enqueue`, with "
-            "the tenant's ingest key as `routing_key`: any tool that sends to PagerDuty sends "
-            "here by changing only its URL.",
-        )
-    },
-    "/v2/change/enqueue": {
-        "post": _drop_in(
-            operation_id="enqueueChangeEvent",
-            summary="PagerDuty change events, drop-in",
-            body=json_body(schema("ChangeEvent"), examples=CHANGE_EXAMPLES),
-            success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
-            description="PagerDuty's `/v2/change/enqueue`, with the tenant's ingest key as "
-            "`routing_key`.",
-        )
-    },
-    "/generic/2010-04-15/create_event.json": {
-        "post": _drop_in(
-            operation_id="createEventV1",
-            summary="PagerDuty Events API v1, drop-in",
-            body=json_body(schema("EventsV1Event"), examples=V1_EXAMPLES),
-            success={"200": answer("Accepted, in PagerDuty's words.", schema("EventsV1Accepted"))},
-            description="PagerDuty's v1 `create_event.json`, with the tenant's ingest key as "
-            "`service_key`. A key that sends too fast gets 403, as PagerDuty's v1 answers it.",
-            throttled="403",
-        )
-    },
+    "/v2/enqueue": {"post": _v2(key_in_path=False)},
+    "/k/{ingest_key}/v2/enqueue": {"post": _v2(key_in_path=True)},
+    "/v2/change/enqueue": {"post": _change(key_in_path=False)},
+    "/k/{ingest_key}/v2/change/enqueue": {"post": _change(key_in_path=True)},
+    "/generic/2010-04-15/create_event.json": {"post": _v1(key_in_path=False)},
+    "/k/{ingest_key}/generic/2010-04-15/create_event.json": {"post": _v1(key_in_path=True)},
 }

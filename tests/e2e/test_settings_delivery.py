@@ -24,7 +24,7 @@ async def sign_in(stack: Stack, tenant: dict[str, Any]) -> str:
     return match.group(1)
 
 
-async def test_send_test_event_shows_pagerdutys_answer(stack: Stack) -> None:
+async def test_send_test_event_shows_pagerdutys_answer_and_closes_itself(stack: Stack) -> None:
     tenant = await stack.tenant("Acme")
     service = await stack.connect_key(tenant, (await stack.v2_keys())[0], "Checkout")
     csrf = await sign_in(stack, tenant)
@@ -33,8 +33,13 @@ async def test_send_test_event_shows_pagerdutys_answer(stack: Stack) -> None:
     event_page = queued.headers["location"]
     assert event_page.startswith("/settings/events/")
     first = await stack.http.get(event_page)
-    assert "Test event queued for Checkout." in first.text
+    assert "Test event queued for Checkout. It resolves itself in 60 seconds" in first.text
     assert 'http-equiv="refresh"' in first.text  # it reloads until PagerDuty answers
+    # Its resolve is already queued, held back for the stated delay.
+    resolve_id = re.search(r'action="/settings/events/([0-9a-f-]+)/send-now"', first.text)
+    assert resolve_id is not None
+    resolve = await stack.event(tenant, resolve_id.group(1))
+    assert (resolve["kind"], resolve["status"], resolve["attempts"]) == ("resolve", "queued", 0)
 
     async with dispatcher(stack):
 
@@ -42,13 +47,85 @@ async def test_send_test_event_shows_pagerdutys_answer(stack: Stack) -> None:
             return "delivered" in (await stack.http.get(event_page)).text
 
         await stack.wait_for(answered)
+        page = (await stack.http.get(event_page)).text
+        assert 'id="event-status">delivered<' in page
+        assert "&#34;status&#34;: &#34;success&#34;" in page or '"status": "success"' in page
+        # The resolve still waits: the page says when it goes, and keeps refreshing.
+        assert "goes at" in page
+        assert 'http-equiv="refresh"' in page
+        [opened] = await incidents(stack)
+        assert opened["status"] == "triggered"
+
+        sent = await stack.http.post(
+            f"/settings/events/{resolve_id.group(1)}/send-now",
+            data={"csrf_token": csrf, "back": event_page.rsplit("/", 1)[1]},
+        )
+        assert sent.status_code == 303
+        assert sent.headers["location"] == event_page
+
+        async def closed() -> bool:
+            return [i["status"] for i in await incidents(stack)] == ["resolved"]
+
+        await stack.wait_for(closed)
     page = (await stack.http.get(event_page)).text
-    assert 'id="event-status">delivered<' in page
-    assert "&#34;status&#34;: &#34;success&#34;" in page or '"status": "success"' in page
     assert 'http-equiv="refresh"' not in page
+    assert page.count('class="alert-event') == 2
     log = (await stack.http.get("/settings")).text
-    assert log.count('class="delivery"') == 1
+    assert log.count('class="delivery"') == 2
     assert "pdconnect-test-" in log
+    again = await stack.http.post(
+        f"/settings/events/{resolve_id.group(1)}/send-now", data={"csrf_token": csrf}
+    )
+    assert "no longer waiting" in (await stack.http.get(again.headers["location"])).text
+
+
+async def incidents(stack: Stack) -> list[dict[str, Any]]:
+    page = await stack.sandbox.http.get(f"{stack.sandbox.url}/_sandbox/incidents")
+    found: list[dict[str, Any]] = page.json()["incidents"]
+    return found
+
+
+async def test_a_test_events_resolve_goes_by_itself_after_the_delay(stack: Stack) -> None:
+    tenant = await stack.tenant("Acme")
+    service = await stack.connect_key(tenant, (await stack.v2_keys())[0], "Checkout")
+    csrf = await sign_in(stack, tenant)
+    await stack.http.post(f"/settings/services/{service}/test", data={"csrf_token": csrf})
+    # The delay, passed: the database's clock decides when it is due.
+    await stack.deps.db.execute(
+        "UPDATE events SET next_attempt_at = clock_timestamp() WHERE kind = 'resolve'"
+    )
+    async with dispatcher(stack):
+
+        async def closed() -> bool:
+            return [i["status"] for i in await incidents(stack)] == ["resolved"]
+
+        await stack.wait_for(closed)
+
+
+async def test_send_now_is_for_the_tenants_own_waiting_events(stack: Stack) -> None:
+    a, b = await stack.tenant("A"), await stack.tenant("B")
+    a_service = await stack.connect_key(a, (await stack.v2_keys())[0], "A's")
+    csrf_a = await sign_in(stack, a)
+    queued = await stack.http.post(
+        f"/settings/services/{a_service}/test", data={"csrf_token": csrf_a}
+    )
+    page = (await stack.http.get(queued.headers["location"])).text
+    match = re.search(r'action="/settings/events/([0-9a-f-]+)/send-now"', page)
+    assert match is not None
+    csrf_b = await sign_in(stack, b)
+    assert (
+        await stack.http.post(f"/settings/events/{match.group(1)}/send-now", data={})
+    ).status_code == 403
+    await stack.http.post(
+        f"/settings/events/{match.group(1)}/send-now", data={"csrf_token": csrf_b}
+    )
+    assert (
+        await stack.count(
+            "SELECT count(*) FROM events WHERE kind = 'resolve' "
+            "AND next_attempt_at > clock_timestamp() + interval '30 seconds'"
+        )
+        == 1
+    )
 
 
 async def test_test_event_needs_csrf_and_the_tenants_own_service(stack: Stack) -> None:
