@@ -17,6 +17,10 @@ its secret, enable it again). Not part of PagerDuty.
   Answers `{"id", "secret", "previous_secret", "previous_secret_until"}`.
 - `POST /_sandbox/webhook_subscriptions/{id}/finish_rotation`: only the new secret signs.
 - `POST /_sandbox/webhook_subscriptions/{id}/enable`: undo a disable after failed deliveries.
+- `POST /_sandbox/webhook_subscriptions/{id}/ping`: PagerDuty's "Send Test Event" button (and
+  its REST `POST /webhook_subscriptions/{id}/ping`): one signed `pagey.ping` to the
+  subscription, sent like any delivery (retries, drops, disabling). Answers 202, as PagerDuty
+  does, with `{"event_id"}` to find the delivery in the log.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class WebhookControls:
             Route(subs + "/{wid}/rotate_secret", self.rotate_secret, methods=["POST"]),
             Route(subs + "/{wid}/finish_rotation", self.finish_rotation, methods=["POST"]),
             Route(subs + "/{wid}/enable", self.enable, methods=["POST"]),
+            Route(subs + "/{wid}/ping", self.ping, methods=["POST"]),
         ]
 
     async def list_deliveries(self, request: Request) -> Response:
@@ -156,6 +161,12 @@ class WebhookControls:
         if enabled is None:
             return _error("No such webhook subscription", 404)
         return JSONResponse(self._view(enabled))
+
+    async def ping(self, request: Request) -> Response:
+        payload = self.sender.ping(request.path_params["wid"])
+        if payload is None:
+            return _error("No such webhook subscription", 404)
+        return JSONResponse({"event_id": payload["event"]["id"]}, status_code=202)
 
     def _view(self, sub: WebhookSubscription) -> dict[str, Any]:
         now = self.state.now()

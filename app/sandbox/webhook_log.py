@@ -22,7 +22,7 @@ class Delivery:
     subscription_id: str
     url: str
     event_type: str
-    resource_id: str  # the incident's or the service's id
+    resource_id: str | None  # the incident's or the service's id; None for a pagey.ping
     incident_id: str | None
     body: bytes  # exactly what is signed and sent
     created_at: float

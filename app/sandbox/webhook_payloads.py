@@ -11,6 +11,11 @@ and Event Data Types `incident` and `service`):
   PagerDuty's `incident.priority_updated` example, and null otherwise.
 - `data` for incidents is the incident at the moment of the change; for `service.*` events it
   is the service object of the "service" data type.
+- `pagey.ping` is the test event that PagerDuty's "Send Test Event" button and its REST
+  `POST /webhook_subscriptions/{id}/ping` ("Test a webhook subscription") deliver. PagerDuty's
+  documents name it but do not show its body; this is the body PagerDuty sends, as receivers
+  record it: `resource_type` "pagey", no `agent` nor `client`, and `data` with no `id`:
+  `{"message": "Hello from your friend Pagey!", "type": "ping"}`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from app.sandbox.state import SandboxState
 from app.sandbox.timefmt import iso, iso_ms
 
 WEB_CLIENT = {"name": "PagerDuty"}
+PING_EVENT_TYPE = "pagey.ping"
+PING_DATA = {"message": "Hello from your friend Pagey!", "type": "ping"}
 
 
 class WebhookPayloads:
@@ -39,6 +46,9 @@ class WebhookPayloads:
 
     def service_event(self, event_type: str, service: Service, agent: str | None) -> dict[str, Any]:
         return self._event(event_type, "service", agent, self.service(service))
+
+    def ping_event(self) -> dict[str, Any]:
+        return self._event(PING_EVENT_TYPE, "pagey", None, dict(PING_DATA))
 
     def incident(self, incident: Incident) -> dict[str, Any]:
         state, shapes = self.state, self.shapes

@@ -15,6 +15,9 @@
   new event until it is enabled again (a control) or the time has passed.
 - Bodies are built when the change happens (the incident as it was then) and signed at each
   attempt with the secrets of that moment: both during a rotation, the new one first.
+- `ping` is PagerDuty's "Send Test Event": one `pagey.ping` to that subscription alone,
+  whatever its `events` and filter, through the same queue, retries and drop counting as any
+  other delivery (so pings a receiver refuses can disable the subscription, as in PagerDuty).
 
 Work runs as one task per subscription on the event loop serving the sandbox, so it works in
 a test's loop (with an injected transport, e.g. `httpx2.ASGITransport` to an app in the same
@@ -104,6 +107,15 @@ class WebhookSender:
             payload = self.payloads.service_event(event_type, service, agent)
             self._enqueue(subs, payload, service.id, None)
 
+    def ping(self, sub_id: str) -> dict[str, Any] | None:
+        """Send a test event to the subscription; its payload, or None for no such one."""
+        sub = self.state.webhook_subscriptions.get(sub_id)
+        if sub is None:
+            return None
+        payload = self.payloads.ping_event()
+        self._enqueue([sub], payload, None, None)
+        return payload
+
     def _matching(
         self, event_type: str, account_id: str, service_id: str
     ) -> list[WebhookSubscription]:
@@ -122,7 +134,7 @@ class WebhookSender:
         self,
         subs: list[WebhookSubscription],
         payload: dict[str, Any],
-        resource_id: str,
+        resource_id: str | None,
         incident_id: str | None,
     ) -> None:
         # Built now, in the thread that made the change: the incident as it is at this moment.
@@ -139,7 +151,7 @@ class WebhookSender:
         subs: list[WebhookSubscription],
         body: bytes,
         event_type: str,
-        resource_id: str,
+        resource_id: str | None,
         incident_id: str | None,
     ) -> None:
         now = self.state.now()

@@ -1,13 +1,23 @@
 """`POST /pagerduty/webhooks/{subscription}`: PagerDuty's v3 webhooks.
 
-The signature is checked on the raw body before anything is parsed. PagerDuty wants a 2xx
-within 5 seconds and delivers at least once: the work here is a few rows, and a repeated
-`X-Webhook-Id` is answered 200 without being recorded again. An unknown subscription is a
-404 (PagerDuty drops 4xx, and disables a subscription after three)."""
+PagerDuty wants a 2xx within 5 seconds, retries timeouts, 5xx and 429, drops any other 4xx,
+and disables a subscription for 24 hours after three drops in a row. So only what PagerDuty
+itself would never send is refused: an unknown subscription (404), a body over the limit (413)
+and a missing or unverifiable signature (401). The signature is checked on the raw body before
+anything is parsed.
+
+Once it holds, every delivery is answered 200 and recorded once per `X-Webhook-Id` (it
+delivers at least once): an incident's new state is kept, a `service.deleted` marks the
+service gone, and anything else is recorded and ignored: the `pagey.ping` test event, event
+types that appear later, other resource types, odd or missing fields, even a body that is not
+JSON (a signed one can only come from PagerDuty; refusing it would count toward disabling the
+subscription and cost the tenant a day of incident states over a delivery we cannot use)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from uuid import UUID
 
 from databases import Database
 from starlette.requests import Request
@@ -26,6 +36,7 @@ log = logging.getLogger("pdconnect.webhooks")
 
 BODY_MAX_BYTES = 1024 * 1024
 WEBHOOK_ID_MAX_LENGTH = 200
+PING_EVENT = "pagey.ping"
 # Every incident event we subscribe to records a state; service.deleted is handled apart.
 INCIDENT_EVENTS = frozenset(e for e in WEBHOOK_EVENTS if e.startswith("incident."))
 
@@ -43,6 +54,18 @@ def _refused(status: int, message: str) -> Response:
     return JSONResponse({"error": {"message": message}}, status_code=status)
 
 
+def _delivery_id(request: Request, subscription_id: UUID, raw: bytes) -> str:
+    """The `X-Webhook-Id`, the same on every attempt of a delivery. PagerDuty always sends one
+    (a UUID); should it be lost on the way (a proxy) or be absurdly long, a digest of it, the
+    subscription and the body stands in: a retry repeats all three, so it is still recorded
+    once, and one event sent to two subscriptions stays two deliveries."""
+    given = request.headers.get("x-webhook-id", "")
+    if given and len(given) <= WEBHOOK_ID_MAX_LENGTH:
+        return given
+    digest = hashlib.sha256(f"{subscription_id}\n{given}\n".encode() + raw).hexdigest()
+    return f"sha256:{digest}"
+
+
 async def receive(request: Request) -> Response:
     deps = get_deps(request)
     subscription = await store.get_subscription(
@@ -57,42 +80,67 @@ async def receive(request: Request) -> Response:
         return _refused(401, "X-PagerDuty-Signature is missing")
     try:
         valid = verify(deps.vault.decrypt(subscription.secret_enc), raw, header)
-    except MalformedSignature:
+    except MalformedSignature as exc:
+        # Nothing in the header can vouch for the body: unauthenticated, like a mismatch
+        # (PagerDuty drops any 4xx alike); the metric keeps the two apart for operators.
         WEBHOOK_VERIFICATIONS.labels("malformed").inc()
-        return _refused(400, "X-PagerDuty-Signature is malformed")
+        return _refused(401, f"X-PagerDuty-Signature {exc}")
     WEBHOOK_VERIFICATIONS.labels("valid" if valid else "mismatch").inc()
     if not valid:
         return _refused(401, "X-PagerDuty-Signature does not match")
     event = parse_event(raw)
-    webhook_id = request.headers.get("x-webhook-id", "")
-    if not webhook_id or len(webhook_id) > WEBHOOK_ID_MAX_LENGTH:
-        raise InputError("X-Webhook-Id", "is missing", status=400)
     async with deps.db.transaction():
         fresh = await store.first_delivery(
             deps.db,
-            webhook_id=webhook_id,
+            webhook_id=_delivery_id(request, subscription.id, raw),
             subscription_id=subscription.id,
             event_type=event.event_type,
         )
-        if fresh:
-            await _record(deps.db, subscription, event)
-    return JSONResponse({"status": "ok" if fresh else "duplicate"})
+        ignored = await _record(deps.db, subscription, event) if fresh else None
+    if not fresh:
+        return JSONResponse({"status": "duplicate"})
+    if ignored is not None:
+        # %r: the event type is PagerDuty's text, and a text log must stay one line per entry.
+        log.info("webhook delivery recorded and ignored: %s (%r)", ignored, event.event_type)
+        return JSONResponse({"status": "ignored"})
+    return JSONResponse({"status": "ok"})
 
 
-async def _record(db: Database, subscription: store.Subscription, event: WebhookEvent) -> None:
+def _is(data_type: str | None, expected: str) -> bool:
+    # `data.type` names the resource in every documented event; one that is absent does not
+    # make an otherwise complete event unreadable, one that differs does.
+    return data_type is None or data_type == expected
+
+
+async def _record(
+    db: Database, subscription: store.Subscription, event: WebhookEvent
+) -> str | None:
+    """Apply what the delivery says; or say why it is ignored (it is recorded all the same)."""
+    if event.event_type == PING_EVENT:
+        return "a test event"
     if event.event_type == "service.deleted":
+        if not _is(event.data_type, "service") or event.resource_id is None:
+            return "a service.deleted event without a service"
         service_id = await store.service_of(db, subscription.installation_id, event.resource_id)
         if service_id is not None:
             await store.mark_service_gone(db, service_id, "the service was deleted in PagerDuty")
-        return
-    if event.event_type not in INCIDENT_EVENTS or event.status is None:
-        return
-    if event.service_id is None or event.incident_key is None:
-        return
+        return None
+    if event.event_type not in INCIDENT_EVENTS:
+        return "an event type pdconnect does not act on"
+    if not _is(event.data_type, "incident"):
+        return "an incident event whose data is not an incident"
+    if (
+        event.resource_id is None
+        or event.status is None
+        or event.occurred_at is None
+        or event.service_id is None
+        or event.incident_key is None
+    ):
+        return "an incident event without the fields its state needs"
     service_id = await store.service_of(db, subscription.installation_id, event.service_id)
     if service_id is None:
         # An incident of a service this tenant did not connect: nothing of ours to update.
-        return
+        return None
     await store.record_incident(
         db,
         tenant_id=subscription.tenant_id,
@@ -106,6 +154,7 @@ async def _record(db: Database, subscription: store.Subscription, event: Webhook
         changed_by=event.agent,
         changed_at=event.occurred_at,
     )
+    return None
 
 
 routes = [Route("/pagerduty/webhooks/{subscription}", receive, methods=["POST"])]
