@@ -2,12 +2,13 @@
 
 - `webhook_configs` pointed at `/k/<ingest key>/v1/alerts/alertmanager` (labels come along), and
 - its own `pagerduty_configs` with the ingest key as `routing_key` and pdconnect's
-  `/v2/enqueue` as `url` (Alertmanager's PagerDuty events: no labels; its resolve carries no
-  severity or group either, nothing a rule could match).
+  `/v2/enqueue` as `url`. These events carry no labels, and of a resolve pdconnect reads only
+  the dedup key, as PagerDuty does: nothing a rule could match.
 
 The tenant has two services and rules on `labels.team`, on `group` (what the PagerDuty events
 carry of the team) and on severity, with no catch-all: every trigger must reach the service its
 rule chose and every resolve must follow its trigger there, in order, and close the incident.
+And one receiver with both sends a group to PagerDuty the same way through either.
 """
 
 from __future__ import annotations
@@ -25,17 +26,37 @@ DISK = ("DiskFull", "db", "warning")  # team db: the database service
 LATENCY = ("HighLatency", "web", "critical")  # no team rule; critical: the web service
 
 
+# Short, so a test takes seconds: the first notification of a group, then its changes.
+TIMING = {"group_wait": "100ms", "group_interval": "500ms", "repeat_interval": "1h"}
+# An alert posted without an end resolves itself after this (ours are ended by hand).
+GLOBAL = {"resolve_timeout": "10s"}
+
+
+def webhook_configs(served: Served, ingest_key: str) -> list[dict[str, Any]]:
+    url = f"{served.url}/k/{ingest_key}/v1/alerts/alertmanager"
+    return [{"url": url, "send_resolved": True}]
+
+
+def pagerduty_configs(served: Served, ingest_key: str, **fields: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "routing_key": ingest_key,
+            "url": f"{served.url}/v2/enqueue",
+            "send_resolved": True,
+            "severity": "{{ .CommonLabels.severity }}",
+            **fields,
+        }
+    ]
+
+
 def alertmanager_config(served: Served, ingest_key: str) -> dict[str, Any]:
+    """A route per way of sending, chosen by the alert's `via` label."""
     return {
-        # An alert posted without an end resolves itself after this (ours are ended by hand).
-        "global": {"resolve_timeout": "10s"},
+        "global": GLOBAL,
         "route": {
             "receiver": "nowhere",
             "group_by": ["alertname", "via"],
-            # Short, so the test takes seconds: first notification, then changes to a group.
-            "group_wait": "100ms",
-            "group_interval": "500ms",
-            "repeat_interval": "1h",
+            **TIMING,
             "routes": [
                 {"matchers": ['via="webhook"'], "receiver": "pdconnect-webhook"},
                 {"matchers": ['via="pagerduty"'], "receiver": "pdconnect-pagerduty"},
@@ -43,26 +64,12 @@ def alertmanager_config(served: Served, ingest_key: str) -> dict[str, Any]:
         },
         "receivers": [
             {"name": "nowhere"},
-            {
-                "name": "pdconnect-webhook",
-                "webhook_configs": [
-                    {
-                        "url": f"{served.url}/k/{ingest_key}/v1/alerts/alertmanager",
-                        "send_resolved": True,
-                    }
-                ],
-            },
+            {"name": "pdconnect-webhook", "webhook_configs": webhook_configs(served, ingest_key)},
             {
                 "name": "pdconnect-pagerduty",
-                "pagerduty_configs": [
-                    {
-                        "routing_key": ingest_key,
-                        "url": f"{served.url}/v2/enqueue",
-                        "send_resolved": True,
-                        "severity": "{{ .CommonLabels.severity }}",
-                        "group": "{{ .CommonLabels.team }}",
-                    }
-                ],
+                "pagerduty_configs": pagerduty_configs(
+                    served, ingest_key, group="{{ .CommonLabels.team }}"
+                ),
             },
         ],
     }
@@ -79,10 +86,15 @@ def labels(kind: tuple[str, str, str], via: str) -> dict[str, str]:
     }
 
 
-async def post_alerts(http: httpx2.AsyncClient, manager: Alertmanager, *, resolved: bool) -> None:
-    body = [alert(labels(kind, via), resolved=resolved) for kind in (DISK, LATENCY) for via in VIAS]
-    answer = await http.post(f"{manager.url}/api/v2/alerts", json=body)
+async def post_alerts(
+    http: httpx2.AsyncClient, manager: Alertmanager, alerts: list[dict[str, Any]]
+) -> None:
+    answer = await http.post(f"{manager.url}/api/v2/alerts", json=alerts)
     assert answer.status_code == 200, answer.text
+
+
+def every_alert(*, resolved: bool) -> list[dict[str, Any]]:
+    return [alert(labels(kind, via), resolved=resolved) for kind in (DISK, LATENCY) for via in VIAS]
 
 
 def by_dedup_key(arrivals: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -147,9 +159,9 @@ async def test_alertmanager_webhook_and_pagerduty_configs(
     with running_alertmanager(alertmanager_binary, config) as manager:
         try:
             async with httpx2.AsyncClient(timeout=10.0) as http:
-                await post_alerts(http, manager, resolved=False)
+                await post_alerts(http, manager, every_alert(resolved=False))
                 await served.wait_for(all_triggered, "a trigger per alert")
-                await post_alerts(http, manager, resolved=True)
+                await post_alerts(http, manager, every_alert(resolved=True))
                 await served.wait_for(all_resolved, "every incident resolved")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nAlertmanager's log:\n{manager.log_tail()}") from exc
@@ -168,3 +180,60 @@ async def test_alertmanager_webhook_and_pagerduty_configs(
             assert [(i["routing_key"], i["status"]) for i in incidents] == [
                 (routing_key, "resolved")
             ]
+
+
+async def test_webhook_pages_as_alertmanagers_own_pagerduty_notifier(
+    alertmanager_binary: str, served_http: Served
+) -> None:
+    """One receiver with both: a group reaches PagerDuty under the same dedup key and title
+    through pdconnect's webhook as through Alertmanager's own PagerDuty events, so moving a
+    receiver from `pagerduty_configs` to the webhook changes nothing in PagerDuty."""
+    served = served_http
+    tenant = await served.tenant("Acme")
+    [routing_key] = await served.sandbox_keys(1)
+    await served.connect_key(tenant, routing_key, "Databases")  # no rules: the one service
+    config = {
+        "global": GLOBAL,
+        "route": {"receiver": "both", "group_by": ["alertname"], **TIMING},
+        "receivers": [
+            {
+                "name": "both",
+                "webhook_configs": webhook_configs(served, tenant["ingest_key"]),
+                "pagerduty_configs": pagerduty_configs(served, tenant["ingest_key"]),
+            }
+        ],
+    }
+    disk = {"alertname": "DiskFull", "severity": "critical", "instance": "db1:9100"}
+
+    async def actions() -> list[str]:
+        return [a["event_action"] for a in await served.arrivals(routing_key) if a["status"] == 202]
+
+    async def triggered_twice() -> bool:
+        return (await actions()).count("trigger") == 2
+
+    async def resolved() -> bool:
+        incidents = await served.incidents()
+        return len(incidents) == 1 and incidents[0]["status"] == "resolved"
+
+    with running_alertmanager(alertmanager_binary, config) as manager:
+        try:
+            async with httpx2.AsyncClient(timeout=10.0) as http:
+                await post_alerts(http, manager, [alert(disk)])
+                await served.wait_for(triggered_twice, "a trigger from each integration")
+                await post_alerts(http, manager, [alert(disk, resolved=True)])
+                await served.wait_for(resolved, "the incident resolved")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nAlertmanager's log:\n{manager.log_tail()}") from exc
+
+    arrivals = [a for a in await served.arrivals(routing_key) if a["status"] == 202]
+    assert len({a["dedup_key"] for a in arrivals}) == 1, arrivals
+    first, second = (a for a in arrivals if a["event_action"] == "trigger")
+    assert first["summary"] == second["summary"] == "[FIRING:1] DiskFull (db1:9100 critical)"
+    # Both triggers first, then the resolves: the second resolve, of a resolved alert, may be
+    # sent or not (PagerDuty does nothing with it either way).
+    after = [a["event_action"] for a in arrivals[2:]]
+    assert [a["event_action"] for a in arrivals[:2]] == ["trigger", "trigger"], arrivals
+    assert after in (["resolve"], ["resolve", "resolve"]), arrivals
+    [incident] = await served.incidents()
+    assert incident["routing_key"] == routing_key
+    assert incident["alert"]["trigger_count"] == 2  # the second trigger deduplicated onto it
