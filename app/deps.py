@@ -14,6 +14,7 @@ import httpx2
 from databases import Database
 
 from app.crypto import Hasher, Vault
+from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
 from app.settings import Settings
 from app.tenants.links import LinkSigner
@@ -38,6 +39,8 @@ class Deps:
     ingest_key_hasher: Hasher = field(init=False)
     routing_key_hasher: Hasher = field(init=False)
     pd_hosts: PagerDutyHosts = field(init=False)
+    # PagerDuty's OpenID discovery document, cached for the life of the application.
+    pd_openid: OpenIdDiscovery = field(init=False)
     link_signer: LinkSigner = field(init=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +60,7 @@ class Deps:
                 app_url=s.pagerduty_app_url,
             ),
         )
+        object.__setattr__(self, "pd_openid", OpenIdDiscovery(self.pd_hosts))
 
 
 def new_http_client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:

@@ -2,7 +2,8 @@
 
 In order: delete the webhook subscriptions and the integrations pdconnect created (REST, when
 the connection still has access), revoke the token (best effort: PagerDuty documents no revoke
-endpoint for certain, and a failure never blocks a disconnect), then in one transaction cancel
+endpoint, and a failure never blocks a disconnect; the report then says where the user who
+connected the account removes the app's access in PagerDuty), then in one transaction cancel
 the account's pending events (kept, marked cancelled with the reason), take its services out
 of the routing rules, erase the installation with every secret it held, and write the audit
 entry saying what was deleted in PagerDuty and what could not be. What pdconnect did not
@@ -19,6 +20,7 @@ from uuid import UUID
 from app.deps import Deps
 from app.installations import store
 from app.installations.oauth_flow import oauth_app
+from app.installations.revoke_by_hand import revoke_by_hand
 from app.installations.store import Installation, PdService
 from app.installations.tokens import rest_client
 from app.pagerduty.errors import NotFound, PagerDutyError
@@ -51,6 +53,8 @@ class DisconnectReport:
     not_deleted: list[str] = field(default_factory=list)
     manual_steps: list[str] = field(default_factory=list)
     token_revoked: bool | None = None
+    # Set when PagerDuty did not confirm the revocation: where to remove the app's access.
+    revoke_yourself: str | None = None
     cancelled_events: int = 0
 
     def as_json(self) -> dict[str, Any]:
@@ -59,6 +63,7 @@ class DisconnectReport:
             "not_deleted": self.not_deleted,
             "delete_in_pagerduty_yourself": self.manual_steps,
             "token_revoked": self.token_revoked,
+            "revoke_access_in_pagerduty_yourself": self.revoke_yourself,
             "cancelled_events": self.cancelled_events,
         }
 
@@ -140,6 +145,10 @@ async def _undo_in_pagerduty(
             if not done:
                 report.manual_steps.append(_manual_step(installation, service))
     report.token_revoked = await _revoke(deps, installation)
+    if not report.token_revoked:
+        report.revoke_yourself = revoke_by_hand(
+            pd_user_id=installation.pd_user_id, subdomain=installation.subdomain
+        )
 
 
 async def _delete(report: DisconnectReport, what: str, call: Any) -> bool:

@@ -13,6 +13,7 @@ from app.deps import Deps
 from app.errors import NotFoundError
 from app.installations import store
 from app.installations.disconnect import disconnect, plan
+from app.installations.revoke_by_hand import WHERE
 from app.installations.store import Installation
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
@@ -33,7 +34,8 @@ async def _installation(request: Request, deps: Deps, tenant_id: UUID) -> Instal
 async def confirm(request: Request) -> Response:
     deps = get_deps(request)
     installation = await _installation(request, deps, current_tenant_id(request))
-    return render(request, "disconnect.html", {"plan": await plan(deps, installation)})
+    context = {"plan": await plan(deps, installation), "revoke_where": WHERE}
+    return render(request, "disconnect.html", context)
 
 
 async def do_disconnect(request: Request) -> Response:
@@ -50,6 +52,8 @@ async def do_disconnect(request: Request) -> Response:
         flash(request, "error", "Could not delete in PagerDuty: " + "; ".join(report.not_deleted))
     if report.manual_steps:
         flash(request, "error", "Delete in PagerDuty yourself: " + "; ".join(report.manual_steps))
+    if report.revoke_yourself:
+        flash(request, "error", report.revoke_yourself)
     return redirect("/settings")
 
 

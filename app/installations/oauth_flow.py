@@ -3,7 +3,6 @@ store the installation with its tokens encrypted, then on to the service picker.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from starlette.responses import Response
 from app.deps import Deps
 from app.installations import store
 from app.installations.health import repair_installation
+from app.installations.revoke_by_hand import revoke_refused_grant
 from app.pagerduty.errors import (
     ConsentDenied,
     InsufficientScope,
@@ -54,7 +54,13 @@ def start_oauth(deps: Deps) -> tuple[dict[str, Any], str]:
     return {"method": "oauth", "state": state, "verifier": pkce.verifier}, url
 
 
-def _refusal_message(exc: PagerDutyError) -> str:
+def _refusal_message(exc: PagerDutyError, *, revoked: bool = True) -> str:
+    """`revoked` False: PagerDuty issued a token we refused and did not confirm revoking it."""
+    leftover = "" if revoked else f" {revoke_refused_grant()}"
+    return _refusal(exc) + leftover
+
+
+def _refusal(exc: PagerDutyError) -> str:
     if isinstance(exc, ConsentDenied):
         return "PagerDuty access was not approved, so nothing was connected."
     if isinstance(exc, InsufficientScope):
@@ -86,9 +92,10 @@ async def finish_oauth(
             deps.http, deps.pd_hosts, app, code=code, pkce_verifier=verifier, now=deps.clock()
         )
     except InsufficientScope as exc:
+        revoked = False
         if exc.access_token:
-            await _revoke_quietly(deps, app, exc.access_token)
-        flash(request, "error", _refusal_message(exc))
+            revoked = await _revoke_quietly(deps, app, exc.access_token)
+        flash(request, "error", _refusal_message(exc, revoked=revoked))
         return redirect("/settings")
     except PagerDutyError as exc:
         flash(request, "error", _refusal_message(exc))
@@ -97,11 +104,16 @@ async def finish_oauth(
         if tokens.id_token is None:
             raise InvalidIdToken("PagerDuty sent no id_token")
         identity = await verify_id_token(
-            deps.http, deps.pd_hosts, app, tokens.id_token, now=deps.clock()
+            deps.http,
+            deps.pd_hosts,
+            app,
+            tokens.id_token,
+            now=deps.clock(),
+            discovery=deps.pd_openid,
         )
     except PagerDutyError as exc:
-        await _revoke_quietly(deps, app, tokens.access_token)
-        flash(request, "error", _refusal_message(exc))
+        revoked = await _revoke_quietly(deps, app, tokens.access_token)
+        flash(request, "error", _refusal_message(exc, revoked=revoked))
         return redirect("/settings")
 
     async with deps.db.transaction():
@@ -151,7 +163,11 @@ async def finish_oauth(
     return redirect(f"/settings/installations/{installation.id}/services")
 
 
-async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> None:
-    """A token we will not keep is revoked best-effort; failing to revoke changes nothing."""
-    with contextlib.suppress(PagerDutyError):
+async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> bool:
+    """A token we will not keep is revoked best-effort (PagerDuty documents no revoke
+    endpoint); failing changes nothing but the message. Whether PagerDuty confirmed it."""
+    try:
         await revoke_token(deps.http, deps.pd_hosts, app, token=token)
+    except PagerDutyError:
+        return False
+    return True

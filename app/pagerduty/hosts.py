@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 REGIONS = ("us", "eu")
 REGION_PLACEHOLDER = "{region}"
+# Where PagerDuty's OpenID issuer, discovery document and JWKS live, below their hosts.
+OPENID_PATH = "/global/oauth/anonymous"
 
 DEFAULT_IDENTITY_URL = "https://identity.pagerduty.com"
 # No EU install page is documented; the US one serves EU accounts too.
@@ -45,13 +47,20 @@ class PagerDutyHosts:
             ) from None
 
     @property
-    def issuer(self) -> str:
-        """The `iss` of PagerDuty's id_tokens."""
-        return f"{self.identity_url}/global/oauth/anonymous"
+    def discovery_url(self) -> str:
+        """PagerDuty's OpenID discovery document, served by the identity host."""
+        return f"{self.identity_url}{OPENID_PATH}/.well-known/openid-configuration"
 
     @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer}/jwks"
+    def published_issuer(self) -> str:
+        """The `iss` PagerDuty publishes: its discovery document puts it on the app host, not
+        the identity host. Used only when the discovery document cannot be read
+        (`app.pagerduty.discovery`); with overrides, on the overridden app host."""
+        return f"{self.app_url}{OPENID_PATH}"
+
+    @property
+    def published_jwks_url(self) -> str:
+        return f"{self.identity_url}{OPENID_PATH}/jwks"
 
 
 def _checked(url: str, setting: str) -> str:

@@ -1,9 +1,12 @@
 """Verifying PagerDuty's id_token, the only place the token answer names the account.
 
 RS256 only, with a key from PagerDuty's JWKS fetched for each verification (keys rotate and
-a connection is rare, so a cache would save little and could serve a retired key). The region
-comes from `aud` (which holds the regional API base) or, failing that, the `region` claim; the
-URLs returned are always our configured ones, never a URL taken from the token.
+a connection is rare, so a cache would save little and could serve a retired key). Where the
+JWKS is and which `iss` to expect come from PagerDuty's discovery document
+(`app.pagerduty.discovery`): the issuer is on PagerDuty's app host, the keys on its identity
+host. The region comes from `aud` (which holds the regional API base) or, failing that, the
+`region` claim; the URLs returned are always our configured ones, never a URL taken from the
+token.
 """
 
 import re
@@ -26,6 +29,7 @@ from joserfc.jwk import RSAKey
 from app.pagerduty._http import error_for, transport_errors
 from app.pagerduty._text import is_subdomain
 from app.pagerduty._wire import as_list, as_object, read_json
+from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.errors import InvalidIdToken, MalformedResponse, RetryLater
 from app.pagerduty.hosts import PagerDutyHosts
 
@@ -173,14 +177,17 @@ async def verify(
     http: httpx2.AsyncClient,
     hosts: PagerDutyHosts,
     *,
+    discovery: OpenIdDiscovery,
     client_id: str,
     id_token: str,
     now: datetime,
 ) -> Identity:
+    # The header first: a forgery costs no request to PagerDuty.
     header = _header(id_token)
-    key = _pick_key(await fetch_signing_keys(http, hosts.jwks_url), header.get("kid"))
+    openid = await discovery.configuration(http)
+    key = _pick_key(await fetch_signing_keys(http, openid.jwks_uri), header.get("kid"))
     claims = _verified_claims(id_token, key)
-    _check_claims(claims, issuer=hosts.issuer, client_id=client_id, now=now)
+    _check_claims(claims, issuer=openid.issuer, client_id=client_id, now=now)
     subdomain = cast(str, claims["subdomain"]).lower()
     if not is_subdomain(subdomain):
         raise InvalidIdToken("its subdomain claim is not a DNS label")

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from app.pagerduty import id_token as _id_token
 from app.pagerduty._token_endpoint import TokenAnswer, call_token_endpoint, revoke
+from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.errors import ConsentDenied, InsufficientScope, MalformedResponse, OAuthError
 from app.pagerduty.hosts import PagerDutyHosts
 from app.pagerduty.id_token import Identity
@@ -24,6 +25,7 @@ __all__ = [
     "REQUIRED_SCOPE",
     "Identity",
     "OAuthApp",
+    "OpenIdDiscovery",
     "Pkce",
     "TokenSet",
     "authorize_url",
@@ -237,7 +239,14 @@ async def verify_id_token(
     id_token: str,
     *,
     now: datetime,
+    discovery: OpenIdDiscovery,
 ) -> Identity:
+    """`discovery` (one per application: it caches) says which issuer and keys to trust."""
     return await _id_token.verify(
-        http, hosts, client_id=app.client_id, id_token=id_token, now=_utc(now)
+        http,
+        hosts,
+        discovery=discovery,
+        client_id=app.client_id,
+        id_token=id_token,
+        now=_utc(now),
     )

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.sandbox.authorize import AuthorizeEndpoint
-from app.sandbox.config import SandboxConfig
+from app.sandbox.config import OPENID_PATH, SandboxConfig
 from app.sandbox.controls import ControlEndpoints
 from app.sandbox.events_api import EventsApi
 from app.sandbox.events_controls import EventControls
@@ -100,7 +100,7 @@ def _routes(state: SandboxState, sender: WebhookSender) -> list[BaseRoute]:
     rest = RestApi(state)
     install = InstallPage(state)
     events = EventsApi(state)
-    anonymous = "/global/oauth/anonymous"
+    anonymous = OPENID_PATH
     identity = [
         Route("/oauth/authorize", authorize.get, methods=["GET"]),
         Route("/oauth/authorize", authorize.post, methods=["POST"]),
@@ -156,6 +156,8 @@ def _index(state: SandboxState) -> Response:
         f"<h2>Accounts</h2><ul>{accounts}</ul><h2>Registered apps</h2><ul>{apps}</ul>"
         "<h2>Endpoints</h2><ul>"
         f"<li>Identity: <code>{esc(config.identity_url)}</code></li>"
+        f"<li>OpenID discovery: <code>{esc(config.discovery_url)}</code></li>"
+        f"<li>id_token issuer: <code>{esc(config.issuer)}</code></li>"
         f"<li>JWKS: <code>{esc(config.jwks_url)}</code></li>"
         f"<li>Install page: <code>{esc(config.web_url)}/install/integration</code></li>"
         f"<li>Events API (US): <code>{esc(config.events_url('us'))}/v2/enqueue</code></li>"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_ACCESS_TOKEN_LIFETIME = 864000  # PagerDuty's documented `expires_in`
 DEFAULT_REFRESH_TOKEN_LIFETIME = 210 * 86400  # Classic User OAuth refresh tokens
+OPENID_PATH = "/global/oauth/anonymous"
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,23 @@ class SandboxConfig:
         return f"{self.base_url}/identity"
 
     @property
+    def web_url(self) -> str:
+        return f"{self.base_url}/app"
+
+    # As on PagerDuty, the id_tokens' issuer is on the app host, while the discovery document
+    # that names it and the JWKS are on the identity host: a client that guesses the issuer
+    # from the identity host fails here as it would there.
+    @property
     def issuer(self) -> str:
-        return f"{self.base_url}/identity/global/oauth/anonymous"
+        return f"{self.web_url}{OPENID_PATH}"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.identity_url}{OPENID_PATH}/.well-known/openid-configuration"
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.issuer}/jwks"
-
-    @property
-    def web_url(self) -> str:
-        return f"{self.base_url}/app"
+        return f"{self.identity_url}{OPENID_PATH}/jwks"
 
     def api_url(self, region: str) -> str:
         return f"{self.base_url}/{region}/api"

@@ -2,10 +2,12 @@
 
 - `GET  /_sandbox/control`: current switches.
 - `POST /_sandbox/control` with any of `{"id_token_key": "normal"|"rogue",
-  "install_name_spelling": "Name"|"name", "rest_rate_limit": <requests per minute>,
-  "unknown_key_response": "reject"|"accept", "default_rate_limit": <events per minute per
-  routing key>, "rate_limits": {"<routing key>": <events per minute> | null}}`. `rate_limits`
-  is merged into the overrides already set; null removes a key's override.
+  "revoke_endpoint": "absent"|"present", "install_name_spelling": "Name"|"name",
+  "rest_rate_limit": <requests per minute>, "unknown_key_response": "reject"|"accept",
+  "default_rate_limit": <events per minute per routing key>, "rate_limits": {"<routing key>":
+  <events per minute> | null}}`. `rate_limits` is merged into the overrides already set; null
+  removes a key's override. `revoke_endpoint` "absent" (the default, as PagerDuty documents
+  none) makes `POST /identity/oauth/revoke` a 404.
 - `POST /_sandbox/clock/advance {"seconds": N}`: codes and tokens expire by this clock.
 - `GET  /_sandbox/accounts`, `GET /_sandbox/accounts/{subdomain}`: what an account holds
   (services, integrations with keys, rulesets, webhook subscriptions with secrets, grants).
@@ -34,6 +36,7 @@ from app.sandbox.state import SandboxState
 
 _CHOICES = {
     "id_token_key": ("normal", "rogue"),
+    "revoke_endpoint": ("absent", "present"),
     "install_name_spelling": ("Name", "name"),
     "unknown_key_response": ("reject", "accept"),
 }

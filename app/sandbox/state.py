@@ -47,6 +47,9 @@ class Controls:
     """Behaviour switches for tests; see `app.sandbox.controls`."""
 
     id_token_key: str = _NORMAL  # "rogue": sign id_tokens with a key missing from the JWKS
+    # PagerDuty documents no revoke endpoint, so `POST /oauth/revoke` answers 404 like any
+    # unknown path; "present" serves RFC 7009 revocation for tests that want it.
+    revoke_endpoint: str = "absent"
     install_name_spelling: str = "Name"  # PagerDuty's own example writes account "Name"
     rest_rate_limit: int = REST_RATE_LIMIT_PER_MINUTE
     # A well-formed key no integration has: "reject" answers 400 "Invalid routing key" (one
@@ -62,6 +65,10 @@ class Controls:
     @property
     def rogue_id_tokens(self) -> bool:
         return self.id_token_key == _ROGUE
+
+    @property
+    def serves_revoke(self) -> bool:
+        return self.revoke_endpoint == "present"
 
 
 class SandboxState:

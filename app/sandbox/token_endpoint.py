@@ -3,7 +3,11 @@
 The client authenticates with `client_id` and `client_secret` in the form body or with HTTP
 Basic, never both (RFC 6749 section 2.3). Answers copy PagerDuty's documented bodies: the
 code exchange brings `client_info` and a signed `id_token`; a refresh brings only new access
-and refresh tokens.
+and refresh tokens. The id_token's `iss` is on the app host, named by the discovery document on
+the identity host, as PagerDuty's is (`SandboxConfig.issuer`).
+
+PagerDuty documents no revoke endpoint: `/oauth/revoke` answers 404, as an unknown path does,
+unless the `revoke_endpoint` control says "present" (`app.sandbox.controls`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from urllib.parse import unquote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from app.sandbox import ids
 from app.sandbox.config import SandboxApp
@@ -56,6 +60,8 @@ class TokenEndpoints:
             return oauth_error(exc)
 
     async def revoke(self, request: Request) -> Response:
+        if not self.state.controls.serves_revoke:
+            return PlainTextResponse("Not Found", status_code=404)
         try:
             form = await _form(request)
             app = self._client(request, form)
@@ -72,12 +78,17 @@ class TokenEndpoints:
 
     async def openid_configuration(self, request: Request) -> Response:
         config = self.state.config
+        revocation = (
+            {"revocation_endpoint": f"{config.identity_url}/oauth/revoke"}
+            if self.state.controls.serves_revoke
+            else {}
+        )
         return JSONResponse(
             {
                 "issuer": config.issuer,
                 "authorization_endpoint": f"{config.identity_url}/oauth/authorize",
                 "token_endpoint": f"{config.identity_url}/oauth/token",
-                "revocation_endpoint": f"{config.identity_url}/oauth/revoke",
+                **revocation,
                 "jwks_uri": config.jwks_url,
                 "response_types_supported": ["code"],
                 "grant_types_supported": ["authorization_code", "refresh_token"],

@@ -68,6 +68,13 @@ def connect_and_approve(page: Page, server: Server) -> None:
 
 
 def test_connect_two_services_and_a_new_one_then_reconnect(page: Page, server: Server) -> None:
+    # The sandbox issues id_tokens as PagerDuty does: the issuer its discovery document names
+    # is on its app host, not on the identity host that serves the document and the keys.
+    discovery = f"{server.sandbox_url}/identity/global/oauth/anonymous"
+    with _LOCAL.open(f"{discovery}/.well-known/openid-configuration", timeout=10) as response:
+        document = json.load(response)
+    assert document["issuer"] == f"{server.sandbox_url}/app/global/oauth/anonymous"
+    assert document["jwks_uri"] == f"{discovery}/jwks"
     sign_in(page, server)
     expect(page.locator("#no-accounts")).to_contain_text(NOT_CONNECTED)
     expect(page.locator("tr.service")).to_have_count(0)

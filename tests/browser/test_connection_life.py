@@ -1,6 +1,7 @@
 """A connection's whole life in a browser: connect, an alert pages, a person acknowledges and
 resolves it in PagerDuty and the settings page shows it, then a confirmed disconnect leaves
-nothing behind in PagerDuty."""
+nothing behind in PagerDuty but the app's authorization, which PagerDuty gives apps no
+documented way to revoke: the page says where to remove it."""
 
 from __future__ import annotations
 
@@ -96,16 +97,22 @@ def test_alert_acknowledged_resolved_then_disconnected(server: Server, page: Pag
     }
     page.locator("a.disconnect").first.click()
     expect(page.locator("#what-happens")).to_contain_text("deletes 1 integration(s)")
+    expect(page.locator("#revoke-note")).to_contain_text("My Profile > User Settings")
     page.locator("#confirm-disconnect").click()
     page.wait_for_url(f"{server.base_url}/settings")
     expect(page.locator("p.flash-ok")).to_contain_text(f"Disconnected {ACCOUNT}")
+    # PagerDuty documents no revoke endpoint (the sandbox answers 404, as PagerDuty would):
+    # the admin is told where the user who connected removes the app's access.
+    expect(page.locator("p.flash-error")).to_contain_text(
+        "(PagerDuty user PADA001) opens My Profile > User Settings in PagerDuty"
+    )
     expect(page.locator("#no-accounts")).to_be_visible()
     expect(page.locator("#audit")).to_contain_text("installation.disconnected")
     integrations, subscriptions, grants = _ours(server)
     assert integrations == []
     assert subscriptions == []
     assert grants
-    assert all(g["revoked"] for g in grants)
+    assert not any(g["revoked"] for g in grants)
 
     # The server's log of all this: JSON lines, none holding a secret.
     lines = [json.loads(line) for line in server.output if line.startswith("{")]

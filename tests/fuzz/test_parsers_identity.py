@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 
+from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.errors import InvalidIdToken, PagerDutyError
 from app.pagerduty.hosts import pagerduty_hosts
 from app.pagerduty.id_token import CLAIM_MAX_LENGTH, Identity, verify
@@ -28,6 +29,8 @@ from tests.fuzz.strategies import broken, examples, json_values, nasty_text, wor
 
 T = TypeVar("T")
 HOSTS = pagerduty_hosts()
+# PagerDuty's discovery document, as it names the issuer and the keys.
+DISCOVERY = {"issuer": HOSTS.published_issuer, "jwks_uri": HOSTS.published_jwks_url}
 CLIENT_ID = "pdconnect-client"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 # Generated once: RSA key generation is slow, and any key will do.
@@ -51,10 +54,20 @@ def _run(make: Callable[[httpx2.AsyncClient], Awaitable[T]], client: httpx2.Asyn
     return asyncio.run(call())
 
 
+def _identity_host(request: httpx2.Request) -> httpx2.Response:
+    if str(request.url) == HOSTS.discovery_url:
+        return httpx2.Response(200, json=DISCOVERY)
+    return httpx2.Response(200, json=JWKS)
+
+
 def _verify(token: str) -> Identity:
-    client = _answering(200, json.dumps(JWKS).encode())
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(_identity_host))
+    discovery = OpenIdDiscovery(HOSTS)
     return _run(
-        lambda http: verify(http, HOSTS, client_id=CLIENT_ID, id_token=token, now=NOW), client
+        lambda http: verify(
+            http, HOSTS, discovery=discovery, client_id=CLIENT_ID, id_token=token, now=NOW
+        ),
+        client,
     )
 
 
@@ -82,7 +95,7 @@ labels = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 def claim_sets(draw: st.DrawFn) -> dict[str, Any]:
     region = draw(st.sampled_from(("us", "eu")))
     return {
-        "iss": HOSTS.issuer,
+        "iss": DISCOVERY["issuer"],
         "aud": [HOSTS.region(region).api_url, CLIENT_ID],
         "exp": int(NOW.timestamp()) + draw(st.integers(1, 7200)),
         "iat": int(NOW.timestamp()) - 60,

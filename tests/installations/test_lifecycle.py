@@ -313,6 +313,9 @@ async def test_webhooks_are_verified_deduplicated_and_shown(
 async def test_disconnect_deletes_in_pagerduty_and_leaves_no_secret(
     deps: Deps, sandbox: Sandbox, db: Database
 ) -> None:
+    # A PagerDuty that answers the revoke request (PagerDuty documents none: see
+    # test_disconnect_revoke for what happens then).
+    await sandbox.control(revoke_endpoint="present")
     http, tenant, installation_id = await connect_two(deps, sandbox)
     auth = {"Authorization": f"Bearer {tenant['ingest_key']}"}
     # A second account (a pasted key) that must survive.
@@ -433,6 +436,7 @@ async def test_a_service_deleted_in_pagerduty_is_found_within_one_check(
 async def test_deleting_a_tenant_disconnects_its_accounts_first(
     deps: Deps, sandbox: Sandbox, db: Database
 ) -> None:
+    await sandbox.control(revoke_endpoint="present")
     http, tenant, _ = await connect_two(deps, sandbox)
     deleted = await http.delete(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
     assert deleted.status_code == 204

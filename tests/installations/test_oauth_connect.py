@@ -205,16 +205,34 @@ async def test_denied_consent_shows_a_message_and_stores_nothing(
 async def test_token_granted_only_openid_is_refused_and_revoked(
     deps: Deps, sandbox: Sandbox, db: Database
 ) -> None:
+    await sandbox.control(revoke_endpoint="present")
     http, _ = await signed_in(deps)
     location = await consent(sandbox, await start_oauth(http), grant_scope="openid")
     await follow_callback(http, location)
-    assert "needs write access" in (await flashes(http)).replace(
-        "pdconnect needs write access", "needs write access"
-    )
+    page = await flashes(http)
+    assert "needs write access" in page
+    assert "My Profile" not in page
     await assert_nothing_stored(db)
     grants = (await sandbox.account("acme-corp"))["grants"]
     assert grants, "the sandbox issued a token"
     assert all(g["revoked"] for g in grants)
+
+
+async def test_a_refused_token_pagerduty_will_not_revoke_is_pointed_out(
+    deps: Deps, sandbox: Sandbox, db: Database
+) -> None:
+    """PagerDuty documents no revoke endpoint (the sandbox's default answers 404): the
+    person who just authorized is told where PagerDuty still lists the app."""
+    http, _ = await signed_in(deps)
+    location = await consent(sandbox, await start_oauth(http), grant_scope="openid")
+    await follow_callback(http, location)
+    page = await flashes(http)
+    assert "needs write access" in page
+    assert "remove it in PagerDuty under My Profile &gt; User Settings" in page
+    await assert_nothing_stored(db)
+    grants = (await sandbox.account("acme-corp"))["grants"]
+    assert grants
+    assert not any(g["revoked"] for g in grants)
 
 
 async def test_id_token_signed_by_the_wrong_key_is_refused(

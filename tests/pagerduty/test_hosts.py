@@ -14,8 +14,12 @@ def test_defaults_are_pagerdutys_real_hosts() -> None:
         api_url="https://api.eu.pagerduty.com", events_url="https://events.eu.pagerduty.com"
     )
     assert tuple(hosts.regions) == REGIONS
-    assert hosts.issuer == "https://identity.pagerduty.com/global/oauth/anonymous"
-    assert hosts.jwks_url == "https://identity.pagerduty.com/global/oauth/anonymous/jwks"
+    # PagerDuty's discovery document puts the issuer on the app host.
+    assert hosts.published_issuer == "https://app.pagerduty.com/global/oauth/anonymous"
+    assert hosts.published_jwks_url == "https://identity.pagerduty.com/global/oauth/anonymous/jwks"
+    assert hosts.discovery_url == (
+        "https://identity.pagerduty.com/global/oauth/anonymous/.well-known/openid-configuration"
+    )
 
 
 def test_region_placeholder_serves_both_regions_from_one_server() -> None:
@@ -31,7 +35,8 @@ def test_region_placeholder_serves_both_regions_from_one_server() -> None:
     assert hosts.region("eu") == RegionHosts(
         api_url="http://127.0.0.1:8900/eu/api", events_url="http://127.0.0.1:8900/eu/events"
     )
-    assert hosts.jwks_url == "http://127.0.0.1:8900/identity/global/oauth/anonymous/jwks"
+    assert hosts.published_jwks_url == "http://127.0.0.1:8900/identity/global/oauth/anonymous/jwks"
+    assert hosts.published_issuer == "http://127.0.0.1:8900/app/global/oauth/anonymous"
 
 
 def test_override_without_placeholder_applies_to_both_regions() -> None:

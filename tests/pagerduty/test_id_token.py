@@ -9,12 +9,26 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.errors import InvalidIdToken, MalformedResponse, RetryLater
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
 from app.pagerduty.oauth import Identity, OAuthApp, verify_id_token
 from tests.pagerduty.conftest import CLIENT_ID, NOW, Recorder
 
-ISSUER = "https://identity.pagerduty.com/global/oauth/anonymous"
+# As PagerDuty's discovery document names them: the issuer on the app host, the keys on the
+# identity host, which also serves the document.
+ISSUER = "https://app.pagerduty.com/global/oauth/anonymous"
+JWKS_URL = "https://identity.pagerduty.com/global/oauth/anonymous/jwks"
+DISCOVERY_URL = (
+    "https://identity.pagerduty.com/global/oauth/anonymous/.well-known/openid-configuration"
+)
+DOCUMENT = {
+    "issuer": ISSUER,
+    "authorization_endpoint": "https://identity.pagerduty.com/oauth/authorize",
+    "token_endpoint": "https://identity.pagerduty.com/oauth/token",
+    "jwks_uri": JWKS_URL,
+    "id_token_signing_alg_values_supported": ["RS256"],
+}
 US_API = "https://api.pagerduty.com"
 EU_API = "https://api.eu.pagerduty.com"
 EXP = int(NOW.timestamp()) + 3600
@@ -37,6 +51,13 @@ def jwks(pd: Recorder, signing_key: RSAKey) -> list[dict[str, Any]]:
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         assert request.method == "GET"
+        if request.url.path.endswith("/.well-known/openid-configuration"):
+            # The identity host's own document, wherever that host is.
+            base = str(request.url).removesuffix("/.well-known/openid-configuration")
+            if request.url.host == "identity.pagerduty.com":
+                return httpx2.Response(200, json=DOCUMENT)
+            issuer = base.replace("/identity/", "/app/")
+            return httpx2.Response(200, json={"issuer": issuer, "jwks_uri": f"{base}/jwks"})
         return httpx2.Response(200, json={"keys": keys})
 
     pd.handler = handler
@@ -80,7 +101,9 @@ def unsigned(header: dict[str, Any], body: dict[str, Any], secret: bytes | None 
 async def verify(
     http: httpx2.AsyncClient, hosts: PagerDutyHosts, app: OAuthApp, token: str
 ) -> Identity:
-    return await verify_id_token(http, hosts, app, token, now=NOW)
+    """Through the product's path, with a fresh discovery (nothing cached between calls)."""
+    discovery = OpenIdDiscovery(hosts)
+    return await verify_id_token(http, hosts, app, token, now=NOW, discovery=discovery)
 
 
 @pytest.mark.usefixtures("jwks")
@@ -100,7 +123,7 @@ async def test_us_account_from_aud(
         api_url=US_API,
         events_url="https://events.pagerduty.com",
     )
-    assert [str(r.url) for r in pd.requests] == [f"{ISSUER}/jwks"]
+    assert [str(r.url) for r in pd.requests] == [DISCOVERY_URL, JWKS_URL]
 
 
 @pytest.mark.usefixtures("jwks")
@@ -163,10 +186,15 @@ async def test_sandbox_hosts_with_region_placeholder(
         identity_url="http://127.0.0.1:8900/identity",
         api_url="http://127.0.0.1:8900/{region}/api",
         events_url="http://127.0.0.1:8900/{region}/events",
+        app_url="http://127.0.0.1:8900/app",
     )
     token = sign(
         signing_key,
-        claims(iss=hosts.issuer, aud=["http://127.0.0.1:8900/eu/api", CLIENT_ID], region=None),
+        claims(
+            iss="http://127.0.0.1:8900/app/global/oauth/anonymous",
+            aud=["http://127.0.0.1:8900/eu/api", CLIENT_ID],
+            region=None,
+        ),
     )
     identity = await verify(http, hosts, app, token)
     assert (identity.region, identity.api_url, identity.events_url) == (
@@ -174,7 +202,10 @@ async def test_sandbox_hosts_with_region_placeholder(
         "http://127.0.0.1:8900/eu/api",
         "http://127.0.0.1:8900/eu/events",
     )
-    assert str(pd.requests[0].url) == "http://127.0.0.1:8900/identity/global/oauth/anonymous/jwks"
+    assert [str(r.url) for r in pd.requests] == [
+        "http://127.0.0.1:8900/identity/global/oauth/anonymous/.well-known/openid-configuration",
+        "http://127.0.0.1:8900/identity/global/oauth/anonymous/jwks",
+    ]
 
 
 @pytest.mark.usefixtures("jwks")

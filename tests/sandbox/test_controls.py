@@ -22,6 +22,7 @@ async def test_control_reports_and_changes_settings(client: httpx2.AsyncClient) 
 
     defaults = {
         "id_token_key": "normal",
+        "revoke_endpoint": "absent",
         "install_name_spelling": "Name",
         "rest_rate_limit": 960,
         "unknown_key_response": "reject",
@@ -36,6 +37,7 @@ async def test_control_reports_and_changes_settings(client: httpx2.AsyncClient) 
     "bad",
     [
         {"id_token_key": "evil"},
+        {"revoke_endpoint": "yes"},
         {"install_name_spelling": "NAME"},
         {"rest_rate_limit": 0},
         {"rest_rate_limit": True},

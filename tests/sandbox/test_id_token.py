@@ -21,11 +21,16 @@ from tests.sandbox.flow import (
     connect,
 )
 
-ISSUER = f"{BASE_URL}/identity/global/oauth/anonymous"
+# As on PagerDuty: the issuer on the app host, the document and the keys on the identity host.
+ISSUER = f"{BASE_URL}/app/global/oauth/anonymous"
+DISCOVERY = "/identity/global/oauth/anonymous/.well-known/openid-configuration"
+JWKS = "/identity/global/oauth/anonymous/jwks"
 
 
 async def _verified_claims(client: httpx2.AsyncClient, id_token: str) -> dict[str, Any]:
-    jwks = (await client.get("/identity/global/oauth/anonymous/jwks")).json()
+    jwks_uri = (await client.get(DISCOVERY)).json()["jwks_uri"]
+    assert jwks_uri == f"{BASE_URL}{JWKS}"
+    jwks = (await client.get(JWKS)).json()
     token = jwt.decode(id_token, KeySet.import_key_set(jwks), algorithms=["RS256"])
     assert token.header["alg"] == "RS256"
     assert token.header["kid"] in {k["kid"] for k in jwks["keys"]}
@@ -79,17 +84,20 @@ async def test_rogue_key_signatures_do_not_verify(client: httpx2.AsyncClient) ->
 
 
 async def test_discovery_document_points_at_the_endpoints(client: httpx2.AsyncClient) -> None:
-    response = await client.get("/identity/global/oauth/anonymous/.well-known/openid-configuration")
+    response = await client.get(DISCOVERY)
 
     doc = response.json()
     assert doc["issuer"] == ISSUER
-    assert doc["jwks_uri"] == f"{ISSUER}/jwks"
+    assert doc["jwks_uri"] == f"{BASE_URL}{JWKS}"
     assert doc["token_endpoint"] == f"{BASE_URL}/identity/oauth/token"
     assert doc["code_challenge_methods_supported"] == ["S256"]
+    # The issuer is not where the keys are: a client guessing it from the identity host fails.
+    assert not doc["issuer"].startswith(f"{BASE_URL}/identity")
+    assert (await client.get("/identity/global/oauth/anonymous")).status_code == 404
 
 
 async def test_jwks_publishes_no_private_material(client: httpx2.AsyncClient) -> None:
-    keys = (await client.get("/identity/global/oauth/anonymous/jwks")).json()["keys"]
+    keys = (await client.get(JWKS)).json()["keys"]
 
     assert len(keys) == 1
     assert keys[0]["kty"] == "RSA"

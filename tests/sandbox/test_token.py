@@ -24,8 +24,44 @@ from tests.sandbox.flow import (
 )
 
 SERVICES = "/us/api/services"
+DISCOVERY = "/identity/global/oauth/anonymous/.well-known/openid-configuration"
 
 
+@pytest.fixture
+async def revoke_served(client: httpx2.AsyncClient) -> None:
+    """PagerDuty documents no revoke endpoint; these tests switch the sandbox's on."""
+    response = await client.post("/_sandbox/control", json={"revoke_endpoint": "present"})
+    assert response.json()["revoke_endpoint"] == "present"
+
+
+async def test_revoke_is_an_unknown_path_by_default(client: httpx2.AsyncClient) -> None:
+    tokens = await connect(client)
+
+    revoked = await client.post(
+        "/identity/oauth/revoke",
+        data={
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "token": tokens["access_token"],
+        },
+    )
+    unknown = await client.post("/identity/oauth/no-such-endpoint", data={"token": "x"})
+
+    assert (revoked.status_code, revoked.text) == (unknown.status_code, unknown.text)
+    assert revoked.status_code == 404
+    assert (await client.get(SERVICES, headers=bearer(tokens["access_token"]))).status_code == 200
+    assert "revocation_endpoint" not in (await client.get(DISCOVERY)).json()
+
+
+@pytest.mark.usefixtures("revoke_served")
+async def test_a_served_revoke_endpoint_is_in_the_discovery_document(
+    client: httpx2.AsyncClient,
+) -> None:
+    document = (await client.get(DISCOVERY)).json()
+    assert document["revocation_endpoint"].endswith("/identity/oauth/revoke")
+
+
+@pytest.mark.usefixtures("revoke_served")
 async def test_full_path_authorize_token_refresh_revoke(client: httpx2.AsyncClient) -> None:
     pkce = Pkce()
     code = await approve(client, pkce)
@@ -73,6 +109,7 @@ async def test_full_path_authorize_token_refresh_revoke(client: httpx2.AsyncClie
     assert (await refresh(client, new["refresh_token"])).json()["error"] == "invalid_grant"
 
 
+@pytest.mark.usefixtures("revoke_served")
 async def test_revoking_the_access_token_kills_the_refresh_token(
     client: httpx2.AsyncClient,
 ) -> None:
@@ -90,6 +127,7 @@ async def test_revoking_the_access_token_kills_the_refresh_token(
     assert (await refresh(client, tokens["refresh_token"])).status_code == 400
 
 
+@pytest.mark.usefixtures("revoke_served")
 async def test_revoke_needs_the_client_secret(client: httpx2.AsyncClient) -> None:
     tokens = await connect(client)
 
