@@ -152,6 +152,8 @@ class RestClient:
         )
 
     async def delete_integration(self, *, service_id: str, integration_id: str) -> None:
+        # Missing from PagerDuty's OpenAPI document (it lists only GET and PUT on this path),
+        # but served: PagerDuty's own Go client and Terraform provider delete this way.
         await self._call(
             "DELETE",
             f"/services/{_segment(service_id)}/integrations/{_segment(integration_id)}",
@@ -176,7 +178,8 @@ class RestClient:
                         "url": url,
                         "custom_headers": [],
                     },
-                    "events": list(events),
+                    # The schema says `uniqueItems`: a repeated type may be refused.
+                    "events": list(dict.fromkeys(events)),
                     "filter": webhook_filter,
                 }
             },

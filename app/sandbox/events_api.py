@@ -102,9 +102,14 @@ class EventsApi:
 
             return handle
 
+        # PagerDuty also takes the v2 paths with a trailing slash (pagerduty.md §6: Sentry and
+        # pypd send it); without those routes Starlette would answer 307, which an HTTP client
+        # does not follow on its own.
         return [
             Route(V2_PATH, endpoint("v2"), methods=["POST"]),
+            Route(V2_PATH + "/", endpoint("v2"), methods=["POST"]),
             Route(CHANGE_PATH, endpoint("change"), methods=["POST"]),
+            Route(CHANGE_PATH + "/", endpoint("change"), methods=["POST"]),
             Route(V1_PATH, endpoint("v1"), methods=["POST"]),
         ]
 
@@ -129,7 +134,7 @@ class EventsApi:
             return _answer(bodies.invalid(errors), errors)
         if body.parse_error is not None or not isinstance(body.value, dict):
             error = body.parse_error or "Event object must be a JSON object"
-            return _answer(bodies.unrecognized(error), [error])
+            return _answer(bodies.unrecognized(error, v1=api == "v1"), [error])
         validate = {"v2": validate_alert, "change": validate_change, "v1": validate_v1}[api]
         checked = validate(body.value)
         if isinstance(checked, list):

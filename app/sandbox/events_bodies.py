@@ -13,7 +13,9 @@ the status code and show `errors` to people.
   (docs).
 - not JSON, 400: `{"status":"Unrecognized object","message":"Event object format is
   unrecognized","errors":["JSON parse error"]}` (the error example of PagerDuty's OpenAPI
-  document).
+  document for v2, `reference/events-v2/openapiv3.json`); v1's document
+  (`reference/events-v1/openapiv3.json`) writes the same body with `"unrecognized object"` in
+  lower case, and v1 answers so.
 - throttled, 429 on v2 and 403 on v1: `{"status":"throttle exceeded","message":"Requests for
   this service are arriving too quickly.  Please retry later."}`, as real clients logged it
   from both APIs. The docs call it "429 - Request Limit Exceeded" and give no body; no
@@ -83,9 +85,9 @@ def invalid(errors: list[str]) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-def unrecognized(error: str) -> JSONResponse:
+def unrecognized(error: str, *, v1: bool = False) -> JSONResponse:
     body: dict[str, Any] = {
-        "status": "Unrecognized object",
+        "status": "unrecognized object" if v1 else "Unrecognized object",
         "message": "Event object format is unrecognized",
         "errors": [error],
     }

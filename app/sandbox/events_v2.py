@@ -149,8 +149,10 @@ def validate_alert(body: dict[str, Any]) -> Event | list[str]:
 
 
 def validate_change(body: dict[str, Any]) -> Event | list[str]:
-    """`event_action`, `dedup_key` and `images` are not part of a change event; PagerDuty
-    ignores what it does not know, and so does the sandbox."""
+    """`event_action` and `dedup_key` are not part of a change event; PagerDuty ignores what
+    it does not know, and so does the sandbox. `links` and `images` are: PagerDuty's OpenAPI
+    document (`reference/events-v2/openapiv3.json`, `createChangeEvent`) gives change events
+    the same `Links` and `Images` as alerts, so they are checked the same way."""
     errors: list[str] = []
     key = _routing_key(body, errors)
     summary = source = None
@@ -162,6 +164,7 @@ def validate_change(body: dict[str, Any]) -> Event | list[str]:
         _timestamp(payload, errors)
         _custom_details(payload, errors)
     check_links(body.get("links"), errors)
+    check_images(body.get("images"), errors)
     if errors:
         return errors
     return Event("change", key, None, None, summary, None, source)

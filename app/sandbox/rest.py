@@ -2,18 +2,24 @@
 
 Every lookup is scoped to the caller's account: another account's service, integration or
 subscription answers 404 exactly as a missing one does.
+
+Status codes and parameters follow PagerDuty's OpenAPI document (`reference/REST/openapiv3.json`
+in PagerDuty/api-schema): creating a service or an integration answers 201, creating a webhook
+subscription 200 (`createWebhookSubscription`), deletes 204. `DELETE
+/services/{id}/integrations/{integration_id}` is missing from that document but PagerDuty's own
+Go client (`DeleteIntegrationWithContext`) and Terraform provider call it, so it stays.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.sandbox import ids
-from app.sandbox.models import Region, Service, WebhookSubscription
+from app.sandbox.models import EscalationPolicy, Region, Service, WebhookSubscription
 from app.sandbox.rest_common import (
     Caller,
     RestError,
@@ -23,7 +29,7 @@ from app.sandbox.rest_common import (
     not_found,
     parse_page,
 )
-from app.sandbox.rest_shapes import Shapes
+from app.sandbox.rest_shapes import ServiceActivity, Shapes
 from app.sandbox.state import SandboxState
 from app.sandbox.urls import is_http_url
 
@@ -45,6 +51,14 @@ WEBHOOK_EVENTS = frozenset(
     }
 )  # fmt: skip
 WEBHOOK_FILTER_TYPES = ("service_reference", "team_reference", "account_reference")
+# `filter_type` of GET /webhook_subscriptions names the resource without `_reference`.
+WEBHOOK_LIST_FILTERS = {
+    "account": "account_reference",
+    "service": "service_reference",
+    "team": "team_reference",
+}
+# `sort_by` of GET /services and GET /escalation_policies; "name" is the default.
+SORT_BY_NAME = ("name", "name:asc", "name:desc")
 
 
 class RestApi:
@@ -114,10 +128,19 @@ class RestApi:
 
     async def list_services(self, request: Request, caller: Caller) -> Response:
         page = parse_page(request)
-        with_integrations = "integrations" in request.query_params.getlist("include[]")
-        services = self.state.services_in(caller.account.id, request.query_params.get("query"))
+        params = request.query_params
+        with_integrations = "integrations" in params.getlist("include[]")
+        services = self.state.services_in(caller.account.id, params.get("query"))
+        if (name := params.get("name")) is not None:
+            services = [s for s in services if s.name == name]
+        services = _sorted_by_name(services, params.get("sort_by"))
+        activity = self.shapes.activity()
         shaped = [
-            self.shapes.service(s, include_integrations=with_integrations)
+            self.shapes.service(
+                s,
+                include_integrations=with_integrations,
+                activity=activity.get(s.id, ServiceActivity()),
+            )
             for s in page.window(services)
         ]
         return JSONResponse(page.envelope("services", shaped, len(services)))
@@ -144,6 +167,10 @@ class RestApi:
         description = body.get("description", "")
         if not isinstance(description, str):
             errors.append("Description must be a string")
+        # createService: "If `status` is included in the request, it must have a value of
+        # `active` when creating a new service."
+        if "status" in body and body["status"] != "active":
+            errors.append("Status must be 'active' when creating a service")
         ref = body.get("escalation_policy")
         policy_id = ref.get("id") if isinstance(ref, dict) else None
         if not isinstance(ref, dict) or ref.get("type") not in (
@@ -209,6 +236,7 @@ class RestApi:
     async def list_policies(self, request: Request, caller: Caller) -> Response:
         page = parse_page(request)
         policies = self.state.policies_in(caller.account.id, request.query_params.get("query"))
+        policies = _sorted_by_name(policies, request.query_params.get("sort_by"))
         return JSONResponse(
             page.of("escalation_policies", [self.shapes.policy(p) for p in policies])
         )
@@ -223,10 +251,12 @@ class RestApi:
 
     async def list_webhooks(self, request: Request, caller: Caller) -> Response:
         page = parse_page(request)
+        wanted = _webhook_list_filter(request, caller)
         subs = [
             self.shapes.webhook_subscription(s, reveal_secret=False)
             for s in self.state.webhook_subscriptions.values()
             if s.account_id == caller.account.id
+            and (wanted is None or (s.filter_type, s.filter_id) == wanted)
         ]
         return JSONResponse(page.of("webhook_subscriptions", subs))
 
@@ -249,7 +279,8 @@ class RestApi:
         sub = self._webhook_from_body(body, caller)
         self.state.add_webhook_subscription(sub)
         shape = self.shapes.webhook_subscription(sub, reveal_secret=True)
-        return JSONResponse({"webhook_subscription": shape}, status_code=201)
+        # 200, not 201: the one create call whose documented answer is 200.
+        return JSONResponse({"webhook_subscription": shape}, status_code=200)
 
     def _webhook_from_body(self, body: dict[str, Any], caller: Caller) -> WebhookSubscription:
         errors: list[str] = []
@@ -270,6 +301,8 @@ class RestApi:
             or not all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in events)
         ):
             errors.append("events must be a non-empty list of known event types.")
+        elif len(set(events)) != len(events):
+            errors.append("events must not name an event type twice.")  # uniqueItems
         filter_type, filter_id = self._webhook_filter(body.get("filter"), caller, errors)
         description = body.get("description", "")
         if not isinstance(description, str):
@@ -320,6 +353,35 @@ def _custom_headers(raw: object, errors: list[str]) -> tuple[tuple[str, str], ..
         errors.append("delivery_method.custom_headers must be a list of {name, value}.")
         return ()
     return tuple((h["name"], h["value"]) for h in raw)
+
+
+_Named = TypeVar("_Named", Service, EscalationPolicy)
+
+
+def _sorted_by_name(items: list[_Named], sort_by: str | None) -> list[_Named]:
+    """The state's lists come sorted by name already; only the direction can change."""
+    if sort_by is None:
+        return items
+    if sort_by not in SORT_BY_NAME:
+        raise invalid(f"sort_by must be one of: {', '.join(SORT_BY_NAME)}")
+    return items[::-1] if sort_by == "name:desc" else items
+
+
+def _webhook_list_filter(request: Request, caller: Caller) -> tuple[str, str | None] | None:
+    """The (filter type, filter id) that GET /webhook_subscriptions' `filter_type` and
+    `filter_id` ask for; `filter_id` is required unless the type is the account."""
+    raw_type = request.query_params.get("filter_type")
+    if raw_type is None:
+        return None
+    filter_type = WEBHOOK_LIST_FILTERS.get(raw_type)
+    if filter_type is None:
+        raise invalid(f"filter_type must be one of: {', '.join(WEBHOOK_LIST_FILTERS)}")
+    if filter_type == "account_reference":
+        return filter_type, caller.account.id
+    filter_id = request.query_params.get("filter_id")
+    if not filter_id:
+        raise invalid("filter_id is required when filter_type is service or team")
+    return filter_type, filter_id
 
 
 async def _unknown_path(request: Request) -> Response:

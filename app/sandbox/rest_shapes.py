@@ -2,10 +2,16 @@
 
 `self` links use the API base of the object's own region; `html_url` links point into the
 sandbox's web pages as `https://<subdomain>.pagerduty.com/...` would.
+
+Where PagerDuty's OpenAPI document (`reference/REST/openapiv3.json` in PagerDuty/api-schema)
+types a member as non-nullable but PagerDuty's real answers send null (`support_hours`,
+`last_incident_timestamp` before any incident, `vendor` of an integration made by API), the
+sandbox sends null as PagerDuty does, so clients meet the null they will meet in production.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.sandbox.models import (
@@ -19,7 +25,19 @@ from app.sandbox.models import (
 from app.sandbox.state import SandboxState
 from app.sandbox.timefmt import iso
 
-__all__ = ["Shapes", "iso"]
+__all__ = ["ServiceActivity", "Shapes", "iso"]
+
+# What PagerDuty puts in a custom header's `value` when it shows a webhook subscription: the
+# document says values are redacted in answers, and its examples write this text.
+REDACTED_HEADER_VALUE = "-- redacted --"
+
+
+@dataclass(frozen=True)
+class ServiceActivity:
+    """A service's `status` and `last_incident_timestamp`, as its incidents make them."""
+
+    status: str = "active"
+    last_incident_at: float | None = None
 
 
 class Shapes:
@@ -88,7 +106,37 @@ class Shapes:
             }
         return shape
 
-    def service(self, service: Service, *, include_integrations: bool) -> dict[str, Any]:
+    def activity(self) -> dict[str, ServiceActivity]:
+        """Every service's activity, from one pass over the incidents.
+
+        The Service schema's `status`: "critical" while one of its incidents is triggered,
+        "warning" while one is acknowledged and none triggered, else "active" (maintenance and
+        disabled services do not exist in the sandbox)."""
+        found: dict[str, ServiceActivity] = {}
+        for incident in self.state.incidents.incidents.values():
+            seen = found.get(incident.service_id, ServiceActivity())
+            status = seen.status
+            if incident.status == "triggered":
+                status = "critical"
+            elif incident.status == "acknowledged" and status != "critical":
+                status = "warning"
+            last = incident.created_at
+            if seen.last_incident_at is not None:
+                last = max(last, seen.last_incident_at)
+            found[incident.service_id] = ServiceActivity(status, last)
+        return found
+
+    def service(
+        self,
+        service: Service,
+        *,
+        include_integrations: bool,
+        activity: ServiceActivity | None = None,
+    ) -> dict[str, Any]:
+        """`activity` is passed by lists, which compute it once for every service."""
+        if activity is None:
+            activity = self.activity().get(service.id, ServiceActivity())
+        last = activity.last_incident_at
         policy = self.state.policies[service.escalation_policy_id]
         integrations = [
             self.integration(i, as_reference=not include_integrations)
@@ -101,14 +149,15 @@ class Shapes:
             "auto_resolve_timeout": 14400,
             "acknowledgement_timeout": 1800,
             "created_at": iso(service.created_at),
-            "status": "active",
-            "last_incident_timestamp": None,
+            "status": activity.status,
+            "last_incident_timestamp": iso(last) if last is not None else None,
             "alert_creation": "create_alerts_and_incidents",
             "alert_grouping_parameters": {"type": None},
             "incident_urgency_rule": {"type": "constant", "urgency": "high"},
             "support_hours": None,
             "scheduled_actions": [],
             "teams": [],
+            "addons": [],
             "integrations": integrations,
             "escalation_policy": self.policy_ref(policy),
         }
@@ -153,7 +202,9 @@ class Shapes:
                 "id": f"D{sub.id[1:]}",
                 "type": "http_delivery_method",
                 "url": sub.url,
-                "custom_headers": [{"name": n, "value": v} for n, v in sub.custom_headers],
+                "custom_headers": [
+                    {"name": name, "value": REDACTED_HEADER_VALUE} for name, _ in sub.custom_headers
+                ],
                 "temporarily_disabled": not active,
                 # Shown once, in the answer to the create call, as PagerDuty does.
                 "secret": sub.secret if reveal_secret else None,

@@ -102,7 +102,7 @@ async def test_each_event_goes_to_subscriptions_that_want_it(
     await send(client, follow_up(key_a, "resolve", "x"))
     await settle(webhooks)
 
-    assert team.status_code == 201
+    assert team.status_code == 200
     assert receiver.event_types("/pagerduty/webhooks/a") == [
         "incident.triggered", "incident.resolved",
     ]  # fmt: skip

@@ -119,7 +119,8 @@ async def subscribe(
         json=subscription_body(events or INCIDENT_EVENTS, filter_, url),
         headers=bearer(token),
     )
-    assert response.status_code == 201, response.text
+    # createWebhookSubscription answers 200 in PagerDuty's OpenAPI document.
+    assert response.status_code == 200, response.text
     sub = response.json()["webhook_subscription"]
     return sub["id"], sub["delivery_method"]["secret"]
 
