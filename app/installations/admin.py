@@ -19,10 +19,12 @@ from app.tenants.store import delete_tenant as delete_tenant_row
 from app.web.api import path_uuid, read_json_object
 
 
-def service_json(service: PdService) -> dict[str, Any]:
+def service_json(service: PdService, region: str) -> dict[str, Any]:
+    """`region` is its installation's: the service region its events are sent to."""
     return {
         "id": str(service.id),
         "installation_id": str(service.installation_id),
+        "region": region,
         "pd_service_id": service.pd_service_id,
         "name": service.name,
         "kind": service.kind,
@@ -39,16 +41,33 @@ async def add_service(request: Request) -> Response:
     deps, tenant = await admin_tenant(request)
     tenant_id = tenant.id
     body = await read_json_object(request)
-    key = validate_manual_key(body.get("name"), body.get("routing_key"), body.get("api"))
+    key = validate_manual_key(
+        body.get("name"),
+        body.get("routing_key"),
+        body.get("api"),
+        body.get("region"),
+        default_region=deps.settings.pagerduty_region,
+    )
     service = await add_manual_service(deps, tenant_id, key, actor="operator")
-    return JSONResponse(service_json(service), status_code=201)
+    return JSONResponse(service_json(service, key.region), status_code=201)
 
 
 async def list_services(request: Request) -> Response:
     deps, tenant = await admin_tenant(request)
     tenant_id = tenant.id
     services = await store.list_services(deps.db, tenant_id)
-    return JSONResponse({"services": [service_json(s) for s in services]})
+    installations = await store.list_installations(deps.db, tenant_id)
+    regions = {i.id: i.region for i in installations}
+    # A service whose account was disconnected between the two reads is gone: leave it out.
+    return JSONResponse(
+        {
+            "services": [
+                service_json(s, regions[s.installation_id])
+                for s in services
+                if s.installation_id in regions
+            ]
+        }
+    )
 
 
 def installation_json(installation: Installation) -> dict[str, Any]:
@@ -90,7 +109,13 @@ async def rekey_service(request: Request) -> Response:
     service = await tenant_service(deps, tenant.id, path_uuid(request, "service_id", "service"))
     body = await read_json_object(request)
     await rekey(deps, service, body.get("routing_key"), actor="operator")
-    return JSONResponse(service_json(await tenant_service(deps, tenant.id, service.id)))
+    rekeyed = await tenant_service(deps, tenant.id, service.id)
+    installation = await store.get_installation(
+        deps.db, tenant_id=tenant.id, installation_id=rekeyed.installation_id
+    )
+    if installation is None:  # disconnected meanwhile
+        raise NotFoundError("service")
+    return JSONResponse(service_json(rekeyed, installation.region))
 
 
 async def remove_service(request: Request) -> Response:

@@ -1,5 +1,10 @@
 """Connect by manual key: an integration key (Events API v2) or a service key (v1), pasted by
-an admin who will not authorize an app. Shared by the settings form and the admin API."""
+an admin who will not authorize an app. Shared by the settings form and the admin API.
+
+The admin names the key's region (`app.installations.regions`). A tenant's pasted keys are
+grouped into one installation per region, since the installation holds the events URL its
+services are sent to.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,17 @@ from uuid import UUID
 from app.deps import Deps
 from app.errors import ConflictError, InputError
 from app.installations import store
-from app.installations.store import PdService
+from app.installations.regions import read_region
+from app.installations.store import Installation, PdService
 from app.tenants.store import insert_audit
 
 # PagerDuty's routing keys, v2 integration keys and v1 service keys alike, are 32 characters.
 ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
 API_VERSIONS = ("v2", "v1")
 NAME_MAX_LENGTH = 255
+# Keys pasted before a region could be chosen share one installation under this key, in the
+# region the deployment had then; later ones are keyed by region ("manual:eu").
+LEGACY_ACCOUNT_KEY = "manual"
 
 
 @dataclass(frozen=True)
@@ -24,9 +33,12 @@ class ManualKey:
     name: str
     routing_key: str = field(repr=False)
     api_version: str
+    region: str
 
 
-def validate_manual_key(name: object, routing_key: object, api: object) -> ManualKey:
+def validate_manual_key(
+    name: object, routing_key: object, api: object, region: object, *, default_region: str
+) -> ManualKey:
     if not isinstance(name, str) or not name.strip():
         raise InputError("name", "is required")
     name = name.strip()
@@ -43,24 +55,42 @@ def validate_manual_key(name: object, routing_key: object, api: object) -> Manua
     if api not in API_VERSIONS:
         raise InputError("api", "must be v2 (integration key) or v1 (service key)")
     assert isinstance(api, str)
-    return ManualKey(name=name, routing_key=routing_key.strip(), api_version=api)
+    return ManualKey(
+        name=name,
+        routing_key=routing_key.strip(),
+        api_version=api,
+        region=read_region(region, default_region),
+    )
+
+
+async def _installation_for(deps: Deps, tenant_id: UUID, region: str) -> Installation:
+    """The tenant's manual installation of this region, made on first use. A keyed
+    installation never changes region (the upsert keeps it), so matching on region is safe."""
+    existing = next(
+        (
+            i
+            for i in await store.list_installations(deps.db, tenant_id)
+            if i.method == "manual" and i.region == region
+        ),
+        None,
+    )
+    return await store.upsert_keyed_installation(
+        deps.db,
+        tenant_id=tenant_id,
+        method="manual",
+        account_key=existing.account_key if existing else f"{LEGACY_ACCOUNT_KEY}:{region}",
+        subdomain=None,
+        account_name=None,
+        region=region,
+        events_url=deps.pd_hosts.region(region).events_url,
+    )
 
 
 async def add_manual_service(
     deps: Deps, tenant_id: UUID, key: ManualKey, *, actor: str
 ) -> PdService:
-    region = deps.settings.pagerduty_region
     async with deps.db.transaction():
-        installation = await store.upsert_keyed_installation(
-            deps.db,
-            tenant_id=tenant_id,
-            method="manual",
-            account_key="manual",
-            subdomain=None,
-            account_name=None,
-            region=region,
-            events_url=deps.pd_hosts.region(region).events_url,
-        )
+        installation = await _installation_for(deps, tenant_id, key.region)
         service = await store.insert_manual_service(
             deps.db,
             tenant_id=tenant_id,
@@ -77,6 +107,11 @@ async def add_manual_service(
             tenant_id=tenant_id,
             actor=actor,
             action="service.added",
-            detail={"service_id": str(service.id), "name": key.name, "method": "manual"},
+            detail={
+                "service_id": str(service.id),
+                "name": key.name,
+                "method": "manual",
+                "region": key.region,
+            },
         )
     return service

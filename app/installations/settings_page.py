@@ -1,7 +1,9 @@
-"""`GET /settings`: the tenant's PagerDuty connections, and the manual-key form."""
+"""`GET /settings`: the tenant's PagerDuty connections, the manual-key form, and the start of a
+Simple Install with the account's region."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from starlette.requests import Request
@@ -13,8 +15,11 @@ from app.errors import ConflictError, InputError
 from app.ingest import store as ingest_store
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
+from app.installations.connect import CONNECT_KEY
 from app.installations.manual import add_manual_service, validate_manual_key
+from app.installations.regions import REGION_CHOICES, REGION_LABELS, read_region
 from app.installations.service_actions import rekey, remove, tenant_service
+from app.installations.simple_install import start_install
 from app.installations.store import PdService
 from app.tenants.store import get_tenant, list_audit
 from app.web.api import get_deps, path_uuid
@@ -23,7 +28,6 @@ from app.web.session import SignedOut, check_csrf, current_tenant_id
 
 EVENTS_SHOWN = 25
 METHOD_LABELS = {"oauth": "OAuth", "simple_install": "Simple Install", "manual": "Manual key"}
-REGION_LABELS = {"us": "US", "eu": "EU"}
 
 
 async def settings_page(request: Request) -> Response:
@@ -57,6 +61,8 @@ async def settings_page(request: Request) -> Response:
             "install_enabled": deps.settings.simple_install_enabled,
             "method_labels": METHOD_LABELS,
             "region_labels": REGION_LABELS,
+            "region_choices": REGION_CHOICES,
+            "default_region": deps.settings.pagerduty_region,
         },
     )
 
@@ -67,8 +73,11 @@ async def add_manual_key(request: Request) -> Response:
     async with request.form() as form:
         check_csrf(request, form)
         name, routing_key, api = form.get("name"), form.get("routing_key"), form.get("api")
+        region = form.get("region")
     try:
-        key = validate_manual_key(name, routing_key, api)
+        key = validate_manual_key(
+            name, routing_key, api, region, default_region=deps.settings.pagerduty_region
+        )
         service = await add_manual_service(deps, tenant_id, key, actor="tenant admin")
     except (InputError, ConflictError) as exc:
         flash(
@@ -77,6 +86,26 @@ async def add_manual_key(request: Request) -> Response:
         return redirect("/settings")
     flash(request, "ok", f"Added {service.name}.")
     return redirect("/settings")
+
+
+async def start_simple_install(request: Request) -> Response:
+    """A Simple Install button, one per region: PagerDuty's answer will not say the account's.
+    Like `GET /pagerduty/connect` it is a link that leaves the attempt in the session, not a
+    form: the CSP's form-action 'self' stops a form whose answer redirects to PagerDuty."""
+    deps = get_deps(request)
+    current_tenant_id(request)
+    chosen = request.query_params.get("region")
+    if not deps.settings.simple_install_enabled:
+        flash(request, "error", "Simple Install is not set up on this deployment.")
+        return redirect("/settings")
+    try:
+        region = read_region(chosen, deps.settings.pagerduty_region)
+    except InputError as exc:
+        flash(request, "error", f"Simple Install was not started: region {exc.message}.")
+        return redirect("/settings")
+    attempt, url = start_install(deps, region)
+    request.session[CONNECT_KEY] = {**attempt, "started": time.time()}
+    return RedirectResponse(url, status_code=302)
 
 
 async def rekey_service(request: Request) -> Response:
@@ -116,6 +145,7 @@ routes = [
     Route("/", home, methods=["GET"]),
     Route("/settings", settings_page, methods=["GET"]),
     Route("/settings/services/manual", add_manual_key, methods=["POST"]),
+    Route("/settings/connect/install", start_simple_install, methods=["GET"]),
     Route("/settings/services/{service_id}/rekey", rekey_service, methods=["POST"]),
     Route("/settings/services/{service_id}/remove", remove_service, methods=["POST"]),
 ]

@@ -2,8 +2,13 @@
 
 Our state rides inside `redirect_url` (PagerDuty passes extra query parameters back), and the
 `config` PagerDuty appends is untrusted: it came through the browser, unsigned. It is parsed by
-`app.pagerduty.install`, which refuses anything malformed naming the field. The account's
-region is not in `config`, so the deployment's PAGERDUTY_REGION decides the events host.
+`app.pagerduty.install`, which refuses anything malformed naming the field.
+
+The account's region is not in `config` either, so the admin names it before leaving for
+PagerDuty (`app.installations.regions`); the install page is the US one for both regions. The
+region rides inside our state, "<region>.<random>": the callback accepts only the state kept in
+the session, so a region read from it is the one chosen here, never one a crafted callback URL
+brought.
 """
 
 from __future__ import annotations
@@ -18,20 +23,39 @@ from starlette.responses import Response
 
 from app.deps import Deps
 from app.installations import store
+from app.installations.regions import REGION_LABELS
 from app.pagerduty.errors import InvalidInstallConfig
+from app.pagerduty.hosts import REGIONS
 from app.pagerduty.install import install_url, parse_install_config
 from app.pagerduty.oauth import new_state
 from app.tenants.store import insert_audit
 from app.web.pages import flash, redirect
 
+# new_state() is URL-safe base64, which has no ".".
+_REGION_SEPARATOR = "."
 
-def start_install(deps: Deps) -> tuple[dict[str, Any], str]:
+
+class _RegionChanged(Exception):
+    def __init__(self, stored: str) -> None:
+        super().__init__(stored)
+        self.stored = stored
+
+
+def start_install(deps: Deps, region: str | None = None) -> tuple[dict[str, Any], str]:
+    """`region` is one of REGIONS, checked by the caller; None is the deployment's."""
     settings = deps.settings
     assert settings.pagerduty_app_id is not None
-    state = new_state()
+    state = f"{region or settings.pagerduty_region}{_REGION_SEPARATOR}{new_state()}"
     redirect_url = f"{settings.oauth_redirect_uri}?{urlencode({'state': state})}"
     url = install_url(deps.pd_hosts, app_id=settings.pagerduty_app_id, redirect_url=redirect_url)
     return {"method": "install", "state": state}, url
+
+
+def region_of_state(state: str, default: str) -> str:
+    """The region start_install put in `state`. Call only with a state already matched
+    against the session's; one from before regions were chosen carries none."""
+    region, separator, _ = state.partition(_REGION_SEPARATOR)
+    return region if separator and region in REGIONS else default
 
 
 async def finish_install(
@@ -47,7 +71,8 @@ async def finish_install(
         flash(request, "error", f"PagerDuty's answer could not be used ({exc}). Nothing was saved.")
         return redirect("/settings")
 
-    region = deps.settings.pagerduty_region
+    # The caller (connect.callback) has matched this state against the session's.
+    region = region_of_state(params.get("state", ""), deps.settings.pagerduty_region)
     events_url = deps.pd_hosts.region(region).events_url
     try:
         async with deps.db.transaction():
@@ -61,6 +86,10 @@ async def finish_install(
                 region=region,
                 events_url=events_url,
             )
+            if installation.region != region:
+                # The upsert keeps an account's region; a different answer now means one of
+                # the two is wrong, and silently keeping either could send pages nowhere.
+                raise _RegionChanged(installation.region)
             for key in config.keys:
                 await store.upsert_pd_service(
                     deps.db,
@@ -83,6 +112,7 @@ async def finish_install(
                     "installation_id": str(installation.id),
                     "subdomain": config.subdomain,
                     "method": "simple_install",
+                    "region": region,
                     "keys": [{"id": k.id, "name": k.name, "type": k.type} for k in config.keys],
                 },
             )
@@ -94,11 +124,20 @@ async def finish_install(
             "pasted by hand). Remove it there first. Nothing was saved.",
         )
         return redirect("/settings")
+    except _RegionChanged as exc:
+        flash(
+            request,
+            "error",
+            f"PagerDuty account {config.subdomain} is already connected as an account of the "
+            f"{REGION_LABELS[exc.stored]} region, not {REGION_LABELS[region]}. To change its "
+            "region, disconnect it first, then connect again. Nothing was saved.",
+        )
+        return redirect("/settings")
     count = len(config.keys)
     flash(
         request,
         "ok",
         f"Connected {count} integration key{'s' if count != 1 else ''} from PagerDuty account "
-        f"{config.subdomain}.",
+        f"{config.subdomain}. Its events go to PagerDuty's {REGION_LABELS[region]} region.",
     )
     return redirect("/settings")

@@ -27,6 +27,12 @@ SCHEMAS: Json = {
                 "shown again.",
             },
             "api": {"enum": ["v2", "v1"], "default": "v2"},
+            "region": {
+                "enum": ["us", "eu"],
+                "description": "The service region of the key's PagerDuty account: its events "
+                "go to that region's Events API. Default: the deployment's PAGERDUTY_REGION "
+                "(us unless set).",
+            },
         },
         required=("name", "routing_key"),
     ),
@@ -38,6 +44,7 @@ SCHEMAS: Json = {
         {
             "id": UUID,
             "installation_id": UUID,
+            "region": {"enum": ["us", "eu"]},
             "pd_service_id": nullable(text()),
             "name": text(),
             "kind": text(),
@@ -49,7 +56,7 @@ SCHEMAS: Json = {
             "created_at": TIMESTAMP,
         },
         required=(
-            *("id", "installation_id", "pd_service_id", "name", "kind", "api"),
+            *("id", "installation_id", "region", "pd_service_id", "name", "kind", "api"),
             *("integration_id", "rate_limit_per_minute", "health", "health_reason"),
             "created_at",
         ),
@@ -106,7 +113,15 @@ PATHS: Json = {
             parameters=[TENANT],
             body=json_body(
                 schema("NewManualService"),
-                examples={"a_v2_key": {"name": "Checkout", "routing_key": "R" * 32, "api": "v2"}},
+                examples={
+                    "a_v2_key": {"name": "Checkout", "routing_key": "R" * 32, "api": "v2"},
+                    "an_eu_key": {
+                        "name": "Billing (EU)",
+                        "routing_key": "E" * 32,
+                        "api": "v2",
+                        "region": "eu",
+                    },
+                },
             ),
             extra=("409",),
         ),

@@ -14,9 +14,10 @@ checks and updates after them (key, rate window, incidents) happen as one step:
    request is answered now and goes no further;
 3. size and JSON, then the fields (`events_v2`, `events_v1`): 400 with every error found;
 4. the key: v2 takes keys of Events API v2 integrations and of rulesets, change events only
-   the former, v1 only keys of Events API v1 integrations. The EU host knows only EU keys;
-   the US host also takes EU keys, as PagerDuty forwards them. An unknown key gets what the
-   `unknown_key_response` control says;
+   the former, v1 only keys of Events API v1 integrations. Each region's host knows only its
+   own region's keys: whether PagerDuty forwards a key that reached the other region's host is
+   unconfirmed, so the sandbox does not, and a client that sends to the wrong host finds out.
+   An unknown key gets what the `unknown_key_response` control says;
 5. the key's rate window: at most its limit of accepted events in the last 60 seconds by the
    sandbox clock. Only accepted events count: a throttled or invalid request spends nothing,
    so a client that backs off gets through once old events age out;
@@ -166,7 +167,7 @@ class EventsApi:
         if found is None:
             return None
         account = self.state.accounts[found.account_id]
-        if region is Region.EU and account.region is not Region.EU:
+        if account.region is not region:
             return None
         if isinstance(found, Ruleset):
             return found if event.api == "v2" else None
