@@ -49,6 +49,8 @@ MAX_EXAMPLES = 50
 FUZZED_PATHS = re.compile(r"^/(v1|v2|generic|k|admin)/")
 INGEST_KEY_SHAPE = re.compile(r"^pdc_[A-Za-z0-9_-]{32}$")
 DROP_IN_PREFIXES = ("/v2/", "/generic/")
+# The drop-ins with the ingest key in the path answer in PagerDuty's shape as well.
+DROP_IN_SUFFIXES = ("/v2/enqueue", "/v2/change/enqueue", "/generic/2010-04-15/create_event.json")
 DROP_IN_KEYS = ("routing_key", "service_key")
 # Answers that refuse the request's input, and so must say which part of it.
 INPUT_REFUSALS = (400, 409, 422)
@@ -153,10 +155,11 @@ def names_the_problem(ctx: CheckContext, response: Response, case: AnyCase) -> b
         body = response.json()
     except ValueError:
         raise AssertionError("a 4xx answer without a JSON body") from None
-    if case.path.startswith(DROP_IN_PREFIXES) and body.get("status") == "throttle exceeded":
+    drop_in = case.path.startswith(DROP_IN_PREFIXES) or case.path.endswith(DROP_IN_SUFFIXES)
+    if drop_in and body.get("status") == "throttle exceeded":
         assert _says_something(body.get("message")), body
         return True
-    if case.path.startswith(DROP_IN_PREFIXES):
+    if drop_in:
         assert body.get("status") == "invalid event", body
         errors = body.get("errors")
         assert isinstance(errors, list), body
