@@ -70,7 +70,7 @@ class DisconnectReport:
 
 def _manual_step(installation: Installation, service: PdService) -> str:
     where = f" in PagerDuty account {installation.subdomain}" if installation.subdomain else ""
-    if service.kind == "manual":
+    if service.pd_service_id is None:
         return f"the integration whose key was pasted as “{service.name}”{where}"
     return f"the integration of {service.name} ({service.pd_service_id}){where}"
 

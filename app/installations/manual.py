@@ -86,6 +86,12 @@ async def _installation_for(deps: Deps, tenant_id: UUID, region: str) -> Install
     )
 
 
+def manual_kind(key: ManualKey) -> str:
+    """`ruleset` for an event ruleset's routing key (PagerDuty's begin with `R`; integration
+    keys are hex), so that change events, which rulesets refuse, are refused up front."""
+    return "ruleset" if key.api_version == "v2" and key.routing_key.startswith("R") else "manual"
+
+
 async def add_manual_service(
     deps: Deps, tenant_id: UUID, key: ManualKey, *, actor: str
 ) -> PdService:
@@ -96,6 +102,7 @@ async def add_manual_service(
             tenant_id=tenant_id,
             installation_id=installation.id,
             name=key.name,
+            kind=manual_kind(key),
             api_version=key.api_version,
             routing_key_enc=deps.vault.encrypt(key.routing_key),
             routing_key_hash=deps.routing_key_hasher.digest(key.routing_key),

@@ -258,6 +258,7 @@ async def insert_manual_service(
     tenant_id: UUID,
     installation_id: UUID,
     name: str,
+    kind: str,
     api_version: str,
     routing_key_enc: str,
     routing_key_hash: str,
@@ -268,7 +269,7 @@ async def insert_manual_service(
         INSERT INTO pd_services (
             tenant_id, installation_id, name, kind, api_version, routing_key_enc,
             routing_key_hash)
-        VALUES (:tenant_id, :installation_id, :name, 'manual', :api_version, :routing_key_enc,
+        VALUES (:tenant_id, :installation_id, :name, :kind, :api_version, :routing_key_enc,
             :routing_key_hash)
         ON CONFLICT (tenant_id, routing_key_hash) DO NOTHING
         RETURNING {SERVICE_COLUMNS}
@@ -277,6 +278,7 @@ async def insert_manual_service(
             "tenant_id": tenant_id,
             "installation_id": installation_id,
             "name": name,
+            "kind": kind,
             "api_version": api_version,
             "routing_key_enc": routing_key_enc,
             "routing_key_hash": routing_key_hash,

@@ -92,11 +92,18 @@ SCHEMAS: Json = {
             "not_deleted": {"type": "array", "items": text()},
             "delete_in_pagerduty_yourself": {"type": "array", "items": text()},
             "token_revoked": nullable({"type": "boolean"}),
+            "revoke_access_in_pagerduty_yourself": nullable(
+                text(
+                    "Set when PagerDuty did not confirm the token's revocation (it documents "
+                    "no revocation endpoint): where in PagerDuty the admin removes the app's "
+                    "access."
+                )
+            ),
             "cancelled_events": {"type": "integer", "minimum": 0},
         },
         required=(
             *("deleted_in_pagerduty", "not_deleted", "delete_in_pagerduty_yourself"),
-            *("token_revoked", "cancelled_events"),
+            *("token_revoked", "revoke_access_in_pagerduty_yourself", "cancelled_events"),
         ),
     ),
 }

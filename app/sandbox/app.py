@@ -97,7 +97,7 @@ class _BindLoop:
 def _routes(state: SandboxState, sender: WebhookSender) -> list[BaseRoute]:
     authorize = AuthorizeEndpoint(state)
     tokens = TokenEndpoints(state)
-    rest = RestApi(state)
+    rest = RestApi(state, sender)
     install = InstallPage(state)
     events = EventsApi(state)
     anonymous = OPENID_PATH

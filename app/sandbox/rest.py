@@ -32,6 +32,7 @@ from app.sandbox.rest_common import (
 from app.sandbox.rest_shapes import ServiceActivity, Shapes
 from app.sandbox.state import SandboxState
 from app.sandbox.urls import is_http_url
+from app.sandbox.webhook_sender import WebhookSender
 
 SERVICE_NAME_MAX_LENGTH = 255
 INTEGRATION_TYPES = {
@@ -62,9 +63,10 @@ SORT_BY_NAME = ("name", "name:asc", "name:desc")
 
 
 class RestApi:
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: SandboxState, sender: WebhookSender) -> None:
         self.state = state
         self.shapes = Shapes(state)
+        self.sender = sender
 
     def routes(self, region: Region) -> list[BaseRoute]:
         gate = RestGate(self.state, region)
@@ -110,6 +112,11 @@ class RestApi:
                 "/webhook_subscriptions/{wid}",
                 gate.guard(self.delete_webhook, "write"),
                 methods=["DELETE"],
+            ),
+            Route(
+                "/webhook_subscriptions/{wid}/ping",
+                gate.guard(self.ping_webhook, "write"),
+                methods=["POST"],
             ),
             Route(
                 "/{path:path}",
@@ -273,6 +280,14 @@ class RestApi:
             raise not_found()
         self.state.delete_webhook_subscription(sub.id)
         return Response(status_code=204)
+
+    async def ping_webhook(self, request: Request, caller: Caller) -> Response:
+        """PagerDuty's "Test a webhook subscription": a `pagey.ping` to it, answered 202."""
+        sub = self.state.webhook_subscription_in(caller.account.id, request.path_params["wid"])
+        if sub is None:
+            raise not_found()
+        self.sender.ping(sub.id)
+        return Response(status_code=202)
 
     async def create_webhook(self, request: Request, caller: Caller) -> Response:
         body = await json_object(request, "webhook_subscription")

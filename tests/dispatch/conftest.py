@@ -97,6 +97,7 @@ class World:
             tenant_id=tenant_id,
             installation_id=inst.id,
             name=f"svc {key[:6]}",
+            kind="manual",
             api_version=api,
             routing_key_enc=self.vault.encrypt(key),
             routing_key_hash=self.hasher.digest(key),

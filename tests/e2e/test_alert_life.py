@@ -345,3 +345,19 @@ async def test_change_events_go_to_pasted_v2_keys_and_are_refused_for_v1_keys(
     [message] = refused.json()["errors"]
     assert "Old is a v1 service key" in message
     assert "change events" in message
+
+
+async def test_a_pasted_ruleset_key_takes_alerts_but_no_change_events(stack: Stack) -> None:
+    tenant = await stack.tenant("Acme")
+    response = await stack.http.post(
+        f"/admin/v1/tenants/{tenant['id']}/services",
+        json={"name": "Global rules", "routing_key": "R" + "0" * 31, "api": "v2"},
+        headers=admin_headers(),
+    )
+    assert response.status_code == 201, response.text
+    change = {"routing_key": tenant["ingest_key"], "payload": {"summary": "Deployed"}}
+    refused = await stack.http.post("/v2/change/enqueue", json=change)
+    assert refused.status_code == 400
+    assert "Global rules is an event ruleset key" in refused.json()["errors"][0]
+    alert = await stack.alert(tenant, {"summary": "Disk full"})
+    assert alert.status_code == 202

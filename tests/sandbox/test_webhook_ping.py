@@ -7,7 +7,7 @@ import httpx2
 
 from app.sandbox import SandboxState, WebhookSender
 from tests.sandbox.events_flow import send, trigger, v2_key
-from tests.sandbox.flow import bearer
+from tests.sandbox.flow import bearer, connect
 from tests.sandbox.webhook_flow import (
     HANG,
     Receiver,
@@ -122,3 +122,26 @@ async def test_three_pings_refused_disable_the_subscription_as_pagerduty_does(
         ("pagey.ping", "dropped"), ("pagey.ping", "dropped"), ("pagey.ping", "dropped"),
         ("incident.triggered", "dropped"),
     ]  # fmt: skip
+
+
+async def test_pagerdutys_rest_ping_sends_the_same_test_event(
+    client: httpx2.AsyncClient,
+    acme_token: str,
+    receiver: Receiver,
+    webhooks: WebhookSender,
+) -> None:
+    sub_id, secret = await subscribe(client, acme_token)
+    # Another account's token does not see the subscription.
+    initech = (await connect(client, user="PPETER1"))["access_token"]
+    other = await client.post(
+        f"/us/api/webhook_subscriptions/{sub_id}/ping", headers=bearer(initech)
+    )
+    assert other.status_code == 404
+    answer = await client.post(
+        f"/us/api/webhook_subscriptions/{sub_id}/ping", headers=bearer(acme_token)
+    )
+    await settle(webhooks)
+    assert answer.status_code == 202
+    (got,) = receiver.received
+    assert verify(got, secret)
+    assert got.event["event_type"] == "pagey.ping"
