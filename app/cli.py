@@ -7,6 +7,8 @@
     pdconnect tenant create NAME [--external-id ID]
     pdconnect tenant login-link ID
     pdconnect keygen
+    pdconnect keys status
+    pdconnect keys reencrypt [--batch-size 500]
 
 Every command reads settings the same way (environment, then `.env`). With no DATABASE_URL
 the embedded PostgreSQL under PDCONNECT_DATA_DIR is used. With no PagerDuty app configured the
@@ -33,8 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from app.crypto import Hasher, new_fernet_key, random_token
+from app.crypto import Hasher, Vault, new_fernet_key, random_token
 from app.db import apply_migrations, open_database, start_embedded_postgres
+from app.encryption.reencrypt import BATCH_SIZE, BATCH_SIZE_MAX, Report, reencrypt, status
 from app.observability.logs import logging_config
 from app.settings import (
     Settings,
@@ -366,6 +369,54 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys(settings: Settings, command: str, batch_size: int) -> Report:
+    assert settings.database_url is not None
+    db = open_database(settings.database_url)
+    await db.connect()
+    try:
+        vault = Vault(settings.encryption_keys)
+        if command == "reencrypt":
+            return await reencrypt(db, vault, batch_size=batch_size)
+        return await status(db, vault, batch_size=batch_size)
+    finally:
+        await db.disconnect()
+
+
+def _print_report(report: Report, keys: int) -> None:
+    """Counts only: no secret, ciphertext or key is ever printed."""
+    print(f"{'secret':<36} {'key 1':>7} {'older':>7} {'unreadable':>10}")
+    for column in report.columns:
+        current = column.by_key.get(1, 0)
+        print(f"{column.name:<36} {current:>7} {column.left:>7} {column.unreadable:>10}")
+    print(
+        f"re-encrypted {report.reencrypted}; left under older keys {report.left}; "
+        f"unreadable {report.unreadable}"
+    )
+    for position, count in report.left_by_key.items():
+        print(f"key {position} of ENCRYPTION_KEYS still protects {count}")
+    if report.done:
+        if keys > 1:
+            print("every stored secret opens with key 1: the keys after it can be removed")
+        else:
+            print("every stored secret opens with key 1")
+    elif report.unreadable:
+        print("some secrets open with no key of ENCRYPTION_KEYS (see the log for their rows)")
+    else:
+        print("run `pdconnect keys reencrypt` to move them to key 1")
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    if not 1 <= args.batch_size <= BATCH_SIZE_MAX:
+        print(f"error: --batch-size must be between 1 and {BATCH_SIZE_MAX}", file=sys.stderr)
+        return 2
+    settings, _ = resolve(_environment())
+    asyncio.run(_migrate(settings))
+    report = asyncio.run(_keys(settings, args.keys_command, args.batch_size))
+    _print_report(report, len(settings.encryption_keys))
+    # Scripts can wait for 0 before they remove an old key.
+    return 0 if report.done else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pdconnect", description="Connect PagerDuty for every tenant.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -402,6 +453,24 @@ def parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="print a new key for ENCRYPTION_KEYS")
     keygen.set_defaults(func=cmd_keygen)
+
+    keys = sub.add_parser("keys", help="secrets at rest under ENCRYPTION_KEYS")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    batch = argparse.ArgumentParser(add_help=False)
+    batch.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help=f"rows read at a time ({BATCH_SIZE})"
+    )
+    keys_sub.add_parser(
+        "status",
+        parents=[batch],
+        help="how many stored secrets each key protects (exit 1 while any is under an old key)",
+    )
+    keys_sub.add_parser(
+        "reencrypt",
+        parents=[batch],
+        help="re-encrypt every stored secret under the first key, while serving; safe to rerun",
+    )
+    keys.set_defaults(func=cmd_keys)
     return p
 
 

@@ -3,11 +3,14 @@
 `Vault` encrypts routing keys, OAuth tokens and webhook secrets with Fernet (AES-128-CBC plus
 HMAC-SHA256, so tampering is detected). `ENCRYPTION_KEYS` is a list: the first key encrypts,
 every key decrypts, so an operator rotates by putting a new key first; rows written before keep
-decrypting with the old key, which stays in the list until they have been rewritten.
+decrypting with the old key until `pdconnect keys reencrypt` rewrites them under the new one
+(app/encryption/), after which the old key can leave the list.
 
 `Hasher` makes keyed HMAC-SHA256 digests for values we must recognise but never store: ingest
 keys, and routing keys we must not add twice. Its key is derived from `SECRET_KEY` with a
-purpose label, so the same secret never serves two uses.
+purpose label, so the same secret never serves two uses. While `SECRET_KEY_PREVIOUS` is set it
+also makes the digests the previous key made, so that what was hashed before a rotation is still
+recognised (and re-hashed under the current key when it is next seen).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -27,7 +31,8 @@ class Vault:
     def __init__(self, keys: tuple[bytes, ...]) -> None:
         if not keys:
             raise ValueError("at least one encryption key is required")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        self._keys = [Fernet(key) for key in keys]
+        self._fernet = MultiFernet(self._keys)
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
@@ -45,13 +50,39 @@ class Vault:
         except InvalidToken as exc:
             raise DecryptionError("stored secret cannot be decrypted with ENCRYPTION_KEYS") from exc
 
+    def key_position(self, token: str) -> int | None:
+        """Which key of ENCRYPTION_KEYS opens `token` (0: the first, which encrypts), or None
+        when none does. Fernet tokens do not name their key, so each is tried in turn."""
+        data = token.encode("ascii", errors="replace")
+        for position, fernet in enumerate(self._keys):
+            try:
+                fernet.decrypt(data)
+            except InvalidToken:
+                continue
+            return position
+        return None
+
 
 class Hasher:
-    def __init__(self, secret_key: str, purpose: str) -> None:
-        self._key = hmac.new(secret_key.encode("utf-8"), purpose.encode("utf-8"), "sha256").digest()
+    def __init__(self, secret_key: str, purpose: str, previous: Sequence[str] = ()) -> None:
+        self._key = _derive(secret_key, purpose)
+        self._previous = tuple(_derive(key, purpose) for key in previous)
 
     def digest(self, value: str) -> str:
-        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        """The digest under the current SECRET_KEY: the one to store."""
+        return _digest(self._key, value)
+
+    def previous_digests(self, value: str) -> tuple[str, ...]:
+        """The digests under the keys SECRET_KEY replaced, to recognise what they hashed."""
+        return tuple(_digest(key, value) for key in self._previous)
+
+
+def _derive(secret_key: str, purpose: str) -> bytes:
+    return hmac.new(secret_key.encode("utf-8"), purpose.encode("utf-8"), "sha256").digest()
+
+
+def _digest(key: bytes, value: str) -> str:
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def new_fernet_key() -> str:

@@ -47,9 +47,10 @@ class Deps:
         # Derived from settings once; frozen, so set through object.__setattr__.
         s = self.settings
         object.__setattr__(self, "vault", Vault(s.encryption_keys))
-        object.__setattr__(self, "ingest_key_hasher", Hasher(s.secret_key, "ingest-key"))
+        previous = s.secret_keys[1:]
+        object.__setattr__(self, "ingest_key_hasher", Hasher(s.secret_key, "ingest-key", previous))
         object.__setattr__(self, "routing_key_hasher", Hasher(s.secret_key, "routing-key"))
-        object.__setattr__(self, "link_signer", LinkSigner(s.secret_key))
+        object.__setattr__(self, "link_signer", LinkSigner(s.secret_key, previous))
         object.__setattr__(
             self,
             "pd_hosts",

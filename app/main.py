@@ -17,7 +17,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
@@ -31,6 +30,7 @@ from app.dispatch import pages as delivery_pages
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.runner import settings_dispatch_config
 from app.dispatch.worker import Dispatcher
+from app.encryption import admin as encryption_admin
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.ingest import endpoints as ingest_endpoints
 from app.ingest import rules as ingest_rules
@@ -47,6 +47,7 @@ from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.proxy import trusted_proxy_middleware
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
+from app.web.session_keys import RotatingSessionMiddleware
 from app.webhooks import receiver as webhook_receiver
 
 log = logging.getLogger("pdconnect")
@@ -195,6 +196,7 @@ def create_app(
         *webhook_receiver.routes,
         *tenants_admin.routes,
         *installations_admin.routes,
+        *encryption_admin.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
@@ -204,8 +206,9 @@ def create_app(
         Middleware(ingest_endpoints.DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
         Middleware(
-            SessionMiddleware,
+            RotatingSessionMiddleware,
             secret_key=deps.settings.secret_key,
+            previous_keys=deps.settings.secret_keys[1:],
             session_cookie=SESSION_COOKIE,
             max_age=SESSION_MAX_AGE,
             same_site="lax",

@@ -66,6 +66,15 @@ class Settings:
     ingest_rate_limit: float = 50.0
     # Peers (IPs and CIDR networks) whose X-Forwarded-For/-Proto are believed; none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # The SECRET_KEY this one replaced, still accepted while a rotation's grace period lasts:
+    # sessions, sign-in links and ingest keys made under it keep working (see app/crypto.py).
+    secret_key_previous: str | None = field(default=None, repr=False)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Every SECRET_KEY still accepted, the current one first."""
+        previous = self.secret_key_previous
+        return (self.secret_key,) if previous is None else (self.secret_key, previous)
 
     @property
     def https(self) -> bool:
@@ -178,6 +187,7 @@ def load_settings(
         metrics_port=_optional_port("PDCONNECT_METRICS_PORT", get("PDCONNECT_METRICS_PORT")),
         ingest_rate_limit=_number("PDCONNECT_INGEST_RATE_LIMIT", get, 50.0, 0, 1_000_000),
         trusted_proxies=_networks("PDCONNECT_TRUSTED_PROXIES", get("PDCONNECT_TRUSTED_PROXIES")),
+        secret_key_previous=_secret_key_previous(get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")),
     )
 
 
@@ -268,6 +278,19 @@ def _secret_key(value: str | None) -> str:
         raise SettingsError("SECRET_KEY is required")
     if len(value) < SECRET_KEY_MIN_LENGTH:
         raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters")
+    return value
+
+
+def _secret_key_previous(value: str | None, current: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) < SECRET_KEY_MIN_LENGTH:
+        raise SettingsError(
+            f"SECRET_KEY_PREVIOUS must be at least {SECRET_KEY_MIN_LENGTH} characters"
+        )
+    if value == current:
+        # Most likely a rotation half done: the new key was never put in SECRET_KEY.
+        raise SettingsError("SECRET_KEY_PREVIOUS is the same as SECRET_KEY")
     return value
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.openapi import admin, delivery, ingest, ops, routing, services, tenants
+from app.openapi import admin, delivery, encryption, ingest, ops, routing, services, tenants
 from app.openapi.common import COMMON_SCHEMAS, HEADERS, RESPONSES, SECURITY_SCHEMES, Json
 
 OPENAPI_VERSION = "3.1.0"
@@ -36,7 +36,7 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (ingest, delivery, tenants, services, routing, ops)
+    parts = (ingest, delivery, tenants, services, routing, encryption, ops)
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:

@@ -1,5 +1,11 @@
 """Ingest keys: random, prefixed `pdc_` so a leaked one is recognisable, shown once, stored
-only as a keyed hash."""
+only as a keyed hash.
+
+The hash is keyed by SECRET_KEY. While a rotation's grace period lasts (SECRET_KEY_PREVIOUS
+set), a key that matches nothing under the current key is looked for under the previous one and,
+when found, re-hashed under the current key in place: each sender's next request moves its key
+over, and the lookup by the current hash then proceeds as for any other key.
+"""
 
 from __future__ import annotations
 
@@ -53,11 +59,26 @@ def _key_hash(hasher: Hasher, presented: str) -> str | None:
     return hasher.digest(presented)
 
 
+async def _rehashed(db: Database, hasher: Hasher, presented: str, key_hash: str) -> bool:
+    """After a miss under the current key: move a key hashed under a previous SECRET_KEY over
+    to `key_hash`. True when the lookup is worth repeating: also when a concurrent request
+    moved it first (this UPDATE then matches nothing, but the key is there under `key_hash`)."""
+    previous = hasher.previous_digests(presented)
+    for old_hash in previous:
+        await store.rehash_ingest_key(db, old_hash=old_hash, new_hash=key_hash)
+    return bool(previous)
+
+
 async def authenticate(db: Database, hasher: Hasher, presented: str) -> IngestKey | None:
     """The live key matching `presented`, or None. The lookup is by keyed hash, so timing
     reveals nothing about stored keys."""
     key_hash = _key_hash(hasher, presented)
-    return None if key_hash is None else await store.find_ingest_key(db, key_hash)
+    if key_hash is None:
+        return None
+    key = await store.find_ingest_key(db, key_hash)
+    if key is None and await _rehashed(db, hasher, presented, key_hash):
+        key = await store.find_ingest_key(db, key_hash)
+    return key
 
 
 async def authenticate_and_spend(
@@ -78,6 +99,10 @@ async def authenticate_and_spend(
     found = await ratelimit_store.find_and_spend(
         db, key_hash, now=now, interval=limit.interval, tolerance=limit.tolerance
     )
+    if found is None and await _rehashed(db, hasher, presented, key_hash):
+        found = await ratelimit_store.find_and_spend(
+            db, key_hash, now=now, interval=limit.interval, tolerance=limit.tolerance
+        )
     if found is None:
         return None
     key, spent = found

@@ -3,10 +3,12 @@
 The token carries only the id of a `login_links` row; the row holds the expiry (checked against
 the injected clock) and is stamped when used, so a link opens one session once. The signature
 stops anyone from guessing ids, and its own max age bounds a link even if a row lingers.
+Links signed under the previous SECRET_KEY (SECRET_KEY_PREVIOUS) still open during a rotation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -27,8 +29,10 @@ class LoginLink:
 
 
 class LinkSigner:
-    def __init__(self, secret_key: str) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
+        # itsdangerous signs with the last key of the list and accepts any of them.
+        keys = [*reversed(previous), secret_key]
+        self._serializer = URLSafeTimedSerializer(keys, salt=_SALT)
 
     def sign(self, link_id: UUID) -> str:
         return self._serializer.dumps(str(link_id))

@@ -177,6 +177,20 @@ async def find_ingest_key(db: Database, key_hash: str) -> IngestKey | None:
     return None if row is None else _ingest_key(row)
 
 
+async def rehash_ingest_key(db: Database, *, old_hash: str, new_hash: str) -> bool:
+    """Move a live key from a hash under the previous SECRET_KEY to one under the current;
+    compare-and-set on the old hash, so two requests racing to do it change the row once."""
+    moved = await db.fetch_val(
+        """
+        UPDATE ingest_keys SET key_hash = :new_hash
+        WHERE key_hash = :old_hash AND revoked_at IS NULL
+        RETURNING id
+        """,
+        {"old_hash": old_hash, "new_hash": new_hash},
+    )
+    return moved is not None
+
+
 async def insert_login_link(db: Database, *, tenant_id: UUID, expires_at: datetime) -> UUID:
     link_id = await db.fetch_val(
         """
