@@ -10,8 +10,9 @@ One request goes through these steps; only the first and the injected waits awai
 checks and updates after them (key, rate window, incidents) happen as one step:
 
 1. read the body; log the arrival;
-2. draw the fault for it (`app.sandbox.faults`); wait out the injected latency; a faulted
-   request is answered now and goes no further;
+2. draw the fault for it (`app.sandbox.faults`: its routing key's own faults if it has
+   some, else the global ones); wait out the injected latency; a faulted request is answered
+   now (after its hold, if any) and goes no further;
 3. size and JSON, then the fields (`events_v2`, `events_v1`): 400 with every error found;
 4. the key: v2 takes keys of Events API v2 integrations and of rulesets, change events only
    the former, v1 only keys of Events API v1 integrations. Each region's host knows only its
@@ -23,7 +24,8 @@ checks and updates after them (key, rate window, incidents) happen as one step:
    so a client that backs off gets through once old events age out;
 6. alerts and incidents (`app.sandbox.incidents`) for integration keys; rulesets have no
    rules in the sandbox, so their events are accepted and left unrouted, as PagerDuty does
-   with events no rule matches.
+   with events no rule matches;
+7. a `trickle` fault, if set, slows the answer's body down; the event was processed.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from app.sandbox.arrivals import Arrival
 from app.sandbox.events_rules import Api, Event
 from app.sandbox.events_v1 import validate_v1
 from app.sandbox.events_v2 import validate_alert, validate_change
-from app.sandbox.faults import Fault
+from app.sandbox.faults import Fault, trickled
 from app.sandbox.incidents import Trigger
 from app.sandbox.models import Integration, Region, Ruleset
 from app.sandbox.seed import EVENTS_V1, EVENTS_V2
@@ -118,14 +120,19 @@ class EventsApi:
         body = await _read(request)
         state = self.state
         arrival = state.arrivals.open(state.now(), region.value, api, body.value)
-        fault = state.faults.decide()
-        if state.faults.latency_seconds > 0:
-            await state.sleep(state.faults.latency_seconds)
+        faults = state.faults.for_key(_routing_key(body, api))
+        fault = faults.decide()
+        if faults.latency_seconds > 0:
+            await state.sleep(faults.latency_seconds)
         if fault is not None:
-            if fault.hold_seconds > 0:
-                await state.sleep(fault.hold_seconds)
+            await fault.hold(state.sleep)
             return _finish(arrival, _faulted(fault, api), fault.kind)
-        return _finish(arrival, self._process(body, region, api), None)
+        trickle = faults.trickle
+        response = _finish(arrival, self._process(body, region, api), None)
+        if trickle is None:
+            return response
+        arrival.fault = "trickle"
+        return trickled(response, trickle, state.sleep)
 
     # Everything below runs without awaiting: check and update are one step.
 
@@ -194,13 +201,21 @@ class EventsApi:
             book.resolve(event.routing_key, dedup_key, now, channel)
 
 
+def _routing_key(body: Body, api: Api) -> str | None:
+    """The routing key a request names, for its faults (before the body is checked)."""
+    if not isinstance(body.value, dict):
+        return None
+    key = body.value.get("service_key" if api == "v1" else "routing_key")
+    return key if isinstance(key, str) else None
+
+
 def _faulted(fault: Fault, api: Api) -> Answer:
     if fault.kind == "outage":
         return _answer(bodies.outage())
     if fault.kind == "reject":
         return _answer(bodies.invalid(list(fault.errors)), list(fault.errors))
-    if fault.kind == "burst_429":
-        # A burst is throttling, and v1 says throttled with 403.
+    if fault.status == 429:
+        # A burst (or an error_status of 429) is throttling, and v1 says throttled with 403.
         return _answer(bodies.throttled(403 if api == "v1" else 429))
     return _answer(bodies.server_error(fault.status))
 

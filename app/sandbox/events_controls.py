@@ -7,6 +7,8 @@
 - `GET /_sandbox/incidents?subdomain=&status=&incident_key=`: `{"incidents": [...]}`,
   oldest first. `DELETE /_sandbox/incidents` forgets them all.
 - `GET|POST|DELETE /_sandbox/faults`: see `app.sandbox.faults`.
+- `GET /_sandbox/faults/keys`: `{"keys": {routing_key: settings}}` for the keys with faults
+  of their own; `GET|POST|DELETE /_sandbox/faults/keys/{routing_key}`: one key's.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class EventControls:
             Route("/faults", self.get_faults, methods=["GET"]),
             Route("/faults", self.set_faults, methods=["POST"]),
             Route("/faults", self.clear_faults, methods=["DELETE"]),
+            Route("/faults/keys", self.list_key_faults, methods=["GET"]),
+            Route("/faults/keys/{routing_key}", self.get_key_faults, methods=["GET"]),
+            Route("/faults/keys/{routing_key}", self.set_key_faults, methods=["POST"]),
+            Route("/faults/keys/{routing_key}", self.drop_key_faults, methods=["DELETE"]),
         ]
 
     async def list_events(self, request: Request) -> Response:
@@ -133,11 +139,8 @@ class EventControls:
         return JSONResponse(self.state.faults.settings.as_json())
 
     async def set_faults(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+        body = await _json_object(request)
+        if body is None:
             return _error("Send a JSON object.")
         try:
             settings = self.state.faults.configure(body)
@@ -146,8 +149,41 @@ class EventControls:
         return JSONResponse(settings.as_json())
 
     async def clear_faults(self, request: Request) -> Response:
+        """Every fault, global and per routing key."""
         self.state.faults.clear()
         return JSONResponse(self.state.faults.settings.as_json())
+
+    async def list_key_faults(self, request: Request) -> Response:
+        keys = self.state.faults.keys
+        return JSONResponse({"keys": {k: f.settings.as_json() for k, f in keys.items()}})
+
+    async def get_key_faults(self, request: Request) -> Response:
+        settings = self.state.faults.key_settings(request.path_params["routing_key"])
+        if settings is None:
+            return _error("No faults of its own: this routing key meets the global ones.", 404)
+        return JSONResponse(settings.as_json())
+
+    async def set_key_faults(self, request: Request) -> Response:
+        body = await _json_object(request)
+        if body is None:
+            return _error("Send a JSON object.")
+        try:
+            settings = self.state.faults.configure_key(request.path_params["routing_key"], body)
+        except FaultError as exc:
+            return _error(str(exc))
+        return JSONResponse(settings.as_json())
+
+    async def drop_key_faults(self, request: Request) -> Response:
+        self.state.faults.drop_key(request.path_params["routing_key"])
+        return Response(status_code=204)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def incident_json(state: SandboxState, incident: Incident) -> dict[str, Any]:

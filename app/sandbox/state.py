@@ -18,7 +18,7 @@ from typing import TypeVar
 from app.sandbox import ids
 from app.sandbox.arrivals import ArrivalLog
 from app.sandbox.config import SandboxConfig
-from app.sandbox.faults import FaultInjector
+from app.sandbox.faults import FaultBook
 from app.sandbox.incidents import Incident, IncidentBook
 from app.sandbox.keys import SigningKeys
 from app.sandbox.models import (
@@ -86,7 +86,7 @@ class SandboxState:
         # Events API: the per-key window, what arrived, what it opened, what goes wrong.
         self.events_limiter = SlidingWindowLimiter()
         self.arrivals = ArrivalLog()
-        self.faults = FaultInjector()
+        self.faults = FaultBook()
         # Injected latency and held requests wait here; tests may swap in a recorder.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 

@@ -22,6 +22,8 @@ DEFAULTS = {
     "burst_429": None,
     "timeout_rate": 0.0,
     "timeout_seconds": 30.0,
+    "hang": False,
+    "trickle": None,
     "outage": False,
     "reject": None,
     "seed": None,
