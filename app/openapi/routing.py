@@ -32,7 +32,7 @@ SCHEMAS: Json = {
                 "value": nullable(
                     text(
                         "The text to equal (at most 1024 characters) or a regex to search "
-                        "(1 to 200 characters, without a repetition inside a repeated group); "
+                        "(1 to 200 characters, RE2 syntax: no backreferences or lookarounds); "
                         "none for exists.",
                         max_length=1024,
                     )
@@ -69,6 +69,12 @@ SCHEMAS: Json = {
             "name": text(),
             "conditions": {"type": "array", "items": schema("Condition")},
             "service_ids": {"type": "array", "items": UUID},
+            "problems": {
+                "type": "array",
+                "items": obj({"field": text(), "message": text()}, required=("field", "message")),
+                "description": "Regex conditions saved before rules used RE2 syntax that RE2 "
+                "refuses: each matches nothing until it is changed.",
+            },
         },
         required=("id", "name", "conditions", "service_ids"),
     ),

@@ -160,7 +160,7 @@ def test_conditions(condition: Condition, expected: bool) -> None:
 def test_regex_sees_only_the_first_1024_characters() -> None:
     long = replace(ALERT, summary="x" * 1024 + "needle")
     assert not holds(Condition("summary", "regex", "needle"), long)
-    assert holds(Condition("summary", "regex", "x{1024}$"), long)
+    assert holds(Condition("summary", "regex", "^x{1000}x{24}$"), long)
 
 
 def test_change_events_route_on_summary_and_source() -> None:
@@ -233,8 +233,8 @@ def cond(**fields: Any) -> dict[str, Any]:
         (cond(field="summary", op="regex", value="("), "conditions[0].value"),
         (cond(field="summary", op="regex", value=""), "conditions[0].value"),
         (cond(field="summary", op="regex", value="a" * 201), "conditions[0].value"),
-        (cond(field="summary", op="regex", value="(a+)+$"), "conditions[0].value"),
-        (cond(field="summary", op="regex", value="^(\\w+\\s?)*$"), "conditions[0].value"),
+        (cond(field="summary", op="regex", value="(?=a)"), "conditions[0].value"),
+        (cond(field="summary", op="regex", value="(a)\\1"), "conditions[0].value"),
         ({**GOOD_RULE, "service_ids": []}, "service_ids"),
         ({**GOOD_RULE, "service_ids": str(DB.id)}, "service_ids"),
         ({**GOOD_RULE, "service_ids": ["nope"]}, "service_ids[0]"),
