@@ -126,6 +126,17 @@ PATHS: Json = {
             parameters=[TENANT],
         )
     },
+    "/admin/v1/tenants/{tenant_id}/sessions/revoke": {
+        "post": admin_operation(
+            "revokeSessions",
+            "Sign the tenant out everywhere",
+            {"204": answer("Every session of the tenant has ended.")},
+            parameters=[TENANT],
+            description="Every browser signed in to the tenant's settings page is signed out "
+            "at its next request, and sign-in links not used yet stop working. New links "
+            "from `createLoginLink` sign in as before.",
+        )
+    },
     "/admin/v1/tenants/{tenant_id}/ingest-keys": {
         "post": admin_operation(
             "createIngestKey",

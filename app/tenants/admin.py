@@ -14,6 +14,7 @@ from app.errors import ConflictError, InputError, NotFoundError
 from app.tenants import store
 from app.tenants.keys import issue_ingest_key
 from app.tenants.links import issue_login_link
+from app.tenants.sessions import end_tenant_sessions
 from app.tenants.store import IngestKey, Tenant
 from app.web.api import path_uuid, read_json_object, require_admin, string_field
 
@@ -143,11 +144,29 @@ async def revoke_ingest_key(request: Request) -> Response:
     return JSONResponse(ingest_key_json(key))
 
 
+async def revoke_sessions(request: Request) -> Response:
+    """Sign out everywhere: every browser signed in to the tenant is signed out at its next
+    request, and sign-in links not used yet stop working (a leaked one would open a new
+    session right after)."""
+    deps, tenant = await admin_tenant(request)
+    async with deps.db.transaction():
+        sessions, links = await end_tenant_sessions(deps, tenant.id)
+        await store.insert_audit(
+            deps.db,
+            tenant_id=tenant.id,
+            actor="operator",
+            action="sessions.revoked",
+            detail={"sessions": sessions, "login_links": links},
+        )
+    return Response(status_code=204)
+
+
 routes = [
     Route("/admin/v1/tenants", create_tenant, methods=["POST"]),
     Route("/admin/v1/tenants", list_tenants, methods=["GET"]),
     Route("/admin/v1/tenants/{tenant_id}", get_tenant, methods=["GET"]),
     Route("/admin/v1/tenants/{tenant_id}/login-links", create_login_link, methods=["POST"]),
+    Route("/admin/v1/tenants/{tenant_id}/sessions/revoke", revoke_sessions, methods=["POST"]),
     Route("/admin/v1/tenants/{tenant_id}/ingest-keys", create_ingest_key, methods=["POST"]),
     Route("/admin/v1/tenants/{tenant_id}/ingest-keys", list_ingest_keys, methods=["GET"]),
     Route(
