@@ -41,10 +41,10 @@ from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
 from app.tenants.ratelimit import IngestRateLimited
-from app.tenants.sessions import SessionRecords
 from app.web.access_log import AccessLogMiddleware
 from app.web.limits import RequestLimitsMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
+from app.web.protocol import LimitedHttpToolsProtocol, ServerLimits
 from app.web.proxy import trusted_proxy_middleware
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
@@ -217,9 +217,6 @@ def create_app(
         ),
         # Inside the session: its 413 and 431 pages are rendered like any other.
         Middleware(RequestLimitsMiddleware, reject=_error),
-        # Inside the session and its limits: a signed-out or revoked session is emptied
-        # before any route reads it.
-        Middleware(SessionRecords, deps=deps, on_unreachable=on_database_unreachable),
     ]
     app = Starlette(
         routes=routes,
@@ -251,6 +248,9 @@ def app_factory() -> Starlette:
         raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
     db = open_database(settings.database_url, min_size=2, max_size=DB_POOL_SIZE)
     deps = Deps(settings=settings, db=db, http=new_http_client())
+    # Uvicorn calls this in each worker process before it takes connections: its protocol
+    # (app/web/protocol.py) holds them to this process's settings.
+    LimitedHttpToolsProtocol.configure(ServerLimits.from_settings(settings))
     # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
     run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
     return create_app(

@@ -61,11 +61,24 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
-    # Requests a second one ingest key may make, sustained (0: no limit); see
-    # app/tenants/ratelimit.py for the burst allowed on top.
-    ingest_rate_limit: float = 50.0
+    # Events a second one ingest key may write, sustained, counted after fan-out (each request
+    # costs at least one; 0: no limit); see app/tenants/ratelimit.py for the burst on top.
+    ingest_rate_limit: float = 100.0
     # Peers (IPs and CIDR networks) whose X-Forwarded-For/-Proto are believed; none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # A whole request (head and body) must arrive within this many seconds of its first byte;
+    # the Events API drop-ins, whose key is in the body, within the shorter drop-in time.
+    request_timeout_seconds: float = 20.0
+    drop_in_body_seconds: float = 5.0
+    # Connections one client address may hold open at once in one web process (through a
+    # trusted proxy: requests in flight for the address it forwards).
+    max_connections_per_client: int = 100
+    # What one ingest request may carry and write, and what one tenant may set up: bounds on
+    # the events a request fans out to (README, Security).
+    max_alerts_per_request: int = 1000
+    max_events_per_request: int = 1000
+    max_services_per_tenant: int = 100
+    max_rules_per_tenant: int = 100
     # The SECRET_KEY this one replaced, still accepted while a rotation's grace period lasts:
     # sessions, sign-in links and ingest keys made under it keep working (see app/crypto.py).
     secret_key_previous: str | None = field(default=None, repr=False)
@@ -185,8 +198,15 @@ def load_settings(
         metrics_token=get("PDCONNECT_METRICS_TOKEN"),
         metrics_host=get("PDCONNECT_METRICS_HOST") or "127.0.0.1",
         metrics_port=_optional_port("PDCONNECT_METRICS_PORT", get("PDCONNECT_METRICS_PORT")),
-        ingest_rate_limit=_number("PDCONNECT_INGEST_RATE_LIMIT", get, 50.0, 0, 1_000_000),
+        ingest_rate_limit=_number("PDCONNECT_INGEST_RATE_LIMIT", get, 100.0, 0, 1_000_000),
         trusted_proxies=_networks("PDCONNECT_TRUSTED_PROXIES", get("PDCONNECT_TRUSTED_PROXIES")),
+        request_timeout_seconds=_number("PDCONNECT_REQUEST_TIMEOUT_SECONDS", get, 20.0, 1, 3600),
+        drop_in_body_seconds=_number("PDCONNECT_DROP_IN_BODY_SECONDS", get, 5.0, 0.1, 3600),
+        max_connections_per_client=_count("PDCONNECT_MAX_CONNECTIONS_PER_CLIENT", get, 100),
+        max_alerts_per_request=_count("PDCONNECT_MAX_ALERTS_PER_REQUEST", get, 1000),
+        max_events_per_request=_count("PDCONNECT_MAX_EVENTS_PER_REQUEST", get, 1000),
+        max_services_per_tenant=_count("PDCONNECT_MAX_SERVICES_PER_TENANT", get, 100),
+        max_rules_per_tenant=_count("PDCONNECT_MAX_RULES_PER_TENANT", get, 100),
         secret_key_previous=_secret_key_previous(get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")),
     )
 
@@ -252,6 +272,16 @@ def _number(
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}")
     return value
+
+
+def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
+    """A whole number of at least 1: every cap is a cap (none can be turned off)."""
+    raw = get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000_000:
+        raise SettingsError(f"{name} must be a whole number between 1 and 1000000, not {raw!r}")
+    return int(raw)
 
 
 def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:

@@ -3,11 +3,19 @@ PagerDuty's Events API v2 and v1 (same paths, shapes and codes, with the tenant'
 as the routing key), so any tool that pages PagerDuty can page through us by changing its URL.
 
 The ingest key comes as `Authorization: Bearer …`, in the path (`/k/<key>/…`, for senders that
-only take a URL; the access log redacts it), or for the drop-ins in the body.
+only take a URL; the access log redacts it), or for the drop-ins in the body. A key in a header
+or the path is checked before the body is read: a stranger cannot make us read a large body
+slowly. A drop-in with its key in the body must send that body within
+PDCONNECT_DROP_IN_BODY_SECONDS (a few seconds: it is at most 512 KiB).
+
+What a request may write is bounded in alerts (PDCONNECT_MAX_ALERTS_PER_REQUEST) and in events
+after fan-out (PDCONNECT_MAX_EVENTS_PER_REQUEST, and the key's rate limit, counted in events:
+app/tenants/ratelimit.py); a request over either is refused whole, nothing stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -25,7 +33,8 @@ from app.ingest.events_v2 import DropInError, parse_change_v2, parse_events_v2
 from app.ingest.intake import Accepted, Item, accept
 from app.ingest.native import parse_native
 from app.tenants.keys import authenticate_and_spend
-from app.tenants.ratelimit import IngestRateLimit, IngestRateLimited
+from app.tenants.ratelimit import EventBudget, IngestRateLimit, IngestRateLimited
+from app.tenants.store import IngestKey
 from app.web.api import get_deps
 
 NATIVE_MAX_BYTES = 1024 * 1024
@@ -34,12 +43,23 @@ ALERTMANAGER_MAX_BYTES = 4 * 1024 * 1024
 DROP_IN_MAX_BYTES = 512 * 1024
 
 
-async def _body(request: Request, max_bytes: int) -> object:
+async def _body(request: Request, max_bytes: int, *, within: float | None = None) -> object:
     raw = bytearray()
-    async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > max_bytes:
-            raise InputError("", f"request body is larger than {max_bytes} bytes", status=413)
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.stream():
+                raw.extend(chunk)
+                if len(raw) > max_bytes:
+                    raise InputError(
+                        "", f"request body is larger than {max_bytes} bytes", status=413
+                    )
+    except TimeoutError as exc:
+        raise InputError(
+            "",
+            f"request body did not arrive within {within:g} seconds "
+            "(PDCONNECT_DROP_IN_BODY_SECONDS)",
+            status=408,
+        ) from exc
     if not raw:
         raise InputError("", "request body is empty", status=400)
     try:
@@ -51,7 +71,7 @@ async def _body(request: Request, max_bytes: int) -> object:
         raise InputError("", "request body is nested too deeply", status=400) from exc
 
 
-async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
+async def _key(request: Request, presented: str | None) -> IngestKey:
     deps = get_deps(request)
     if presented is None:
         presented = request.path_params.get("ingest_key")
@@ -71,7 +91,20 @@ async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
     )
     if key is None:
         raise Unauthenticated()
-    return key.tenant_id
+    return key
+
+
+async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
+    """The tenant of the request's ingest key (the delivery API authenticates with it too)."""
+    return (await _key(request, presented)).tenant_id
+
+
+async def _accept(
+    request: Request, key: IngestKey, items: list[Item], source: str
+) -> list[Accepted]:
+    deps = get_deps(request)
+    budget = EventBudget.from_settings(deps.db, key.id, deps.settings, deps.clock())
+    return await accept(deps.db, key.tenant_id, items, source=source, budget=budget.spend)
 
 
 def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
@@ -90,10 +123,18 @@ def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
 
 
 async def _native(request: Request, items_of: Any, max_bytes: int, source: str) -> Response:
-    tenant_id = await _tenant_from_key(request, None)
+    key = await _key(request, None)
     body = await _body(request, max_bytes)
     items: list[Item] = items_of(body)
-    accepted = await accept(get_deps(request).db, tenant_id, items, source=source)
+    cap = get_deps(request).settings.max_alerts_per_request
+    if len(items) > cap:
+        raise InputError(
+            "alerts",
+            f"{len(items)} alerts in one request; at most {cap} "
+            "(PDCONNECT_MAX_ALERTS_PER_REQUEST)",
+            status=413,
+        )
+    accepted = await _accept(request, key, items, source)
     return JSONResponse(_accepted_json(accepted), status_code=202)
 
 
@@ -139,15 +180,20 @@ def _throttled(exc: IngestRateLimited, *, v1: bool) -> Response:
 
 async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Response:
     try:
-        body = await _body(request, DROP_IN_MAX_BYTES)
         path_key = request.path_params.get("ingest_key")
+        # A key in the URL is checked before the body is read; a key in the body can only be
+        # checked after, so that body gets a strict time to arrive.
+        key = None if path_key is None else await _key(request, path_key)
+        within = None if key is not None else get_deps(request).settings.drop_in_body_seconds
+        body = await _body(request, DROP_IN_MAX_BYTES, within=within)
         if path_key is not None and isinstance(body, dict):
             # The key in the URL is the credential; a key in the body (often the PagerDuty key
             # the tool was set up with) is not ours to read.
             body = {**body, "service_key" if v1 else "routing_key": path_key}
-        key, item = parse(body)
-        tenant_id = await _tenant_from_key(request, key)
-        accepted = await accept(get_deps(request).db, tenant_id, [item], source=source)
+        presented, item = parse(body)
+        if key is None:
+            key = await _key(request, presented)
+        accepted = await _accept(request, key, [item], source)
     except DropInError as exc:
         return _invalid(list(exc.errors))
     except Unauthenticated:
@@ -155,7 +201,8 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
     except IngestRateLimited as exc:
         return _throttled(exc, v1=v1)
     except InputError as exc:
-        return _invalid([str(exc)], status=exc.status if exc.status == 413 else 400)
+        # Limits keep their own codes (408 too slow, 413 too large); the rest is PagerDuty's 400.
+        return _invalid([str(exc)], status=exc.status if exc.status in (408, 413) else 400)
     dedup_key = accepted[0].dedup_key if accepted else None
     if v1:
         return JSONResponse(

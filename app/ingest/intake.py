@@ -16,7 +16,7 @@ PagerDuty answers 202 to one for an alert it does not have, and does nothing wit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from uuid import UUID
@@ -30,20 +30,14 @@ from app.errors import InputError
 from app.ingest import store
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import (
-    Condition,
-    MatchBudget,
-    NoRoute,
-    Rule,
-    Target,
-    off_the_loop,
-    resolve_targets,
-)
+from app.ingest.routing import Condition, NoRoute, Rule, Target, resolve_targets
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
 from app.observability.metrics import INGESTED
 
 Item = Alert | ChangeEvent
+# Takes the number of events a request would write; raises to refuse the request whole.
+Budget = Callable[[int], Awaitable[None]]
 
 NOTHING_TO_RESOLVE = (
     "nothing to resolve: pdconnect has sent no alert with this dedup key, and no routing rule "
@@ -109,17 +103,6 @@ class _Router:
         self.rules = rules
         self.severities = severities
         self.lives = lives
-        self.budget: MatchBudget | None = None
-
-    def plan(self, items: Sequence[Item]) -> list[_Planned]:
-        """Every item's events. Runs in a routing thread (`off_the_loop`): matching may take
-        up to its budget of CPU time, which the event loop must not spend."""
-        self.budget = MatchBudget()
-        planned: list[_Planned] = []
-        for index, item in enumerate(items):
-            where = f"alerts[{index}]" if len(items) > 1 else ""
-            planned.extend(self.route(item, where))
-        return planned
 
     def route(self, item: Item, where: str) -> list[_Planned]:
         if isinstance(item, ChangeEvent):
@@ -162,7 +145,7 @@ class _Router:
 
     def _by_rules(self, item: Item, where: str) -> list[RoutableService]:
         try:
-            chosen = resolve_targets(item, self.rules, self.targets, self.budget)
+            chosen = resolve_targets(item, self.rules, self.targets)
         except NoRoute as exc:
             field = f"{where}.{exc.field}" if where and exc.field else where or exc.field
             raise NoRoute(field.rstrip("."), exc.message) from exc
@@ -245,15 +228,24 @@ async def accept(
     *,
     source: str,
     due_in: timedelta | None = None,
+    budget: Budget | None = None,
 ) -> list[Accepted]:
     """Route, map and commit `items` (all or none). `due_in` holds the events back that long
-    before their first send (a test event's resolve)."""
+    before their first send (a test event's resolve). `budget` is paid the number of events
+    (one per alert and service) before they are written, and raises to refuse them."""
     services = await store.routable_services(db, tenant_id)
     rules = _rules(await store.list_rules(db, tenant_id))
     severities = parse_severity_map(await store.severity_map(db, tenant_id))
     lives = Lives(await alerts_store.latest_lives(db, tenant_id, _dedup_keys(items)))
     router = _Router(tenant_id, source, services, rules, severities, lives)
-    planned = await off_the_loop(lambda: router.plan(items))
+    planned: list[_Planned] = []
+    for index, item in enumerate(items):
+        where = f"alerts[{index}]" if len(items) > 1 else ""
+        planned.extend(router.route(item, where))
+    if budget is not None:
+        # Paid for after fan-out and before anything is written: a batch the budget refuses
+        # stores nothing, not even its alerts' lives.
+        await budget(len(planned))
     async with db.transaction():
         actual = await alerts_store.apply_steps(db, tenant_id, lives.steps)
         events = [_final(p.event, actual, due_in) for p in planned]

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from app.deps import Deps
 from app.errors import ConflictError, InputError
-from app.installations import store
+from app.installations import caps, store
 from app.installations.regions import read_region
 from app.installations.store import Installation, PdService
 from app.tenants.store import insert_audit
@@ -109,6 +109,7 @@ async def add_manual_service(
         )
         if service is None:
             raise ConflictError("routing_key", "this key is already connected")
+        await caps.check_cap(deps, tenant_id)
         await insert_audit(
             deps.db,
             tenant_id=tenant_id,

@@ -17,8 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.deps import Deps
-from app.errors import NotFoundError
-from app.installations import store
+from app.errors import InputError, NotFoundError
+from app.installations import caps, store
 from app.installations.store import Installation
 from app.installations.tokens import mark_needs_reconnect, rest_client
 from app.pagerduty.errors import (
@@ -128,6 +128,12 @@ async def save_picks(request: Request) -> Response:
         if s.installation_id == installation.id
     }
     try:
+        # Before PagerDuty is asked to create anything for services that could not be kept.
+        await caps.check_room(deps, tenant_id, len(set(picked) - connected) + bool(new_name))
+    except InputError as exc:
+        flash(request, "error", f"Nothing was connected: {exc.message}.")
+        return redirect(back)
+    try:
         client = await rest_client(deps, installation)
         by_id = {s.id: s for s in await client.list_services()}
         if new_name:
@@ -182,6 +188,7 @@ async def _connect_service(
             routing_key_enc=deps.vault.encrypt(integration.integration_key),
             routing_key_hash=deps.routing_key_hasher.digest(integration.integration_key),
         )
+        await caps.check_cap(deps, installation.tenant_id)
         await insert_audit(
             deps.db,
             tenant_id=installation.tenant_id,

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.deps import Deps
-from app.installations import store
+from app.errors import InputError
+from app.installations import caps, store
 from app.installations.regions import REGION_LABELS
 from app.pagerduty.errors import InvalidInstallConfig
 from app.pagerduty.hosts import REGIONS
@@ -103,6 +104,7 @@ async def finish_install(
                     routing_key_enc=deps.vault.encrypt(key.integration_key),
                     routing_key_hash=deps.routing_key_hasher.digest(key.integration_key),
                 )
+            await caps.check_cap(deps, tenant_id)
             await insert_audit(
                 deps.db,
                 tenant_id=tenant_id,
@@ -116,6 +118,9 @@ async def finish_install(
                     "keys": [{"id": k.id, "name": k.name, "type": k.type} for k in config.keys],
                 },
             )
+    except InputError as exc:
+        flash(request, "error", f"{exc.message}. Nothing was saved.")
+        return redirect("/settings")
     except asyncpg.UniqueViolationError:
         flash(
             request,

@@ -328,3 +328,17 @@ async def retire_services(
         {"t": tenant_id},
     )
     return len(cancelled)
+
+
+async def count_services_locked(db: Database, tenant_id: UUID) -> int:
+    """How many services the tenant has, holding its row until the transaction ends, so that
+    transactions adding services for one tenant count one after another, each seeing what the
+    one before it added. (NO KEY UPDATE: the key share lock that inserting a service takes on
+    its tenant does not conflict with it, so two adders cannot deadlock.)"""
+    await db.execute(
+        "SELECT 1 FROM tenants WHERE id = :tenant_id FOR NO KEY UPDATE", {"tenant_id": tenant_id}
+    )
+    count = await db.fetch_val(
+        "SELECT count(*) FROM pd_services WHERE tenant_id = :tenant_id", {"tenant_id": tenant_id}
+    )
+    return int(count)

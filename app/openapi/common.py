@@ -192,8 +192,9 @@ RESPONSES: Json = {
         "The body is larger than PagerDuty's limit of 512 KiB.", schema("PagerDutyInvalidEvent")
     ),
     "RateLimited": answer(
-        "The ingest key sent more than `PDCONNECT_INGEST_RATE_LIMIT` requests a second (after "
-        "a burst of ten seconds' worth); nothing was stored. Retry after `Retry-After`.",
+        "The ingest key wrote more than `PDCONNECT_INGEST_RATE_LIMIT` events a second (one per "
+        "alert and service it goes to, at least one per request; after a burst of ten "
+        "seconds' worth); nothing of this request was stored. Retry after `Retry-After`.",
         schema("Error"),
         **{"Retry-After": ref("headers", "Retry-After")},
     ),

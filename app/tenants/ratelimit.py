@@ -1,5 +1,10 @@
-"""The request rate limit of each ingest key, kept in PostgreSQL so that it binds every web
-process of a deployment as one.
+"""The rate limit of each ingest key, counted in events written (after a request's alerts are
+fanned out to their services), kept in PostgreSQL so that it binds every web process of a
+deployment as one.
+
+A request pays one event when its key is checked, before its body is read, so that even
+requests that write nothing are limited; once routed, it pays for the rest of its events
+(`EventBudget.spend`) before anything is written, and is refused whole when they do not fit.
 
 It is GCRA (the generic cell rate algorithm): a token bucket written as one timestamp per key,
 its "theoretical arrival time" (tat). Every accepted request moves tat one interval
@@ -15,8 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from uuid import UUID
 
+from databases import Database
+
+from app.errors import InputError
 from app.settings import Settings
+from app.tenants import ratelimit_store
 
 # The burst a key may send after a quiet spell, in seconds of its sustained rate: an
 # Alertmanager or a vendor's product flushing a backlog sends many requests at once, then few.
@@ -51,11 +61,73 @@ class IngestRateLimit:
 
 
 class IngestRateLimited(Exception):
-    """Too many requests with one ingest key: retry after `retry_after` seconds."""
+    """Too many events with one ingest key: retry after `retry_after` seconds."""
 
-    def __init__(self, limit: IngestRateLimit, retry_after: int) -> None:
+    def __init__(self, limit: IngestRateLimit, retry_after: int, *, events: int = 1) -> None:
+        what = "requests" if events == 1 else f"events: this request would write {events}, and"
+        unit = "event" if limit.per_second == 1 else "events"
         super().__init__(
-            f"too many requests with this ingest key: at most {limit.per_second:g} a second, "
-            f"in bursts of up to {limit.burst}; retry in {retry_after} s"
+            f"too many {what} with this ingest key: at most {limit.per_second:g} {unit} a "
+            f"second, in bursts of up to {limit.burst} (PDCONNECT_INGEST_RATE_LIMIT); "
+            f"retry in {retry_after} s"
         )
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class EventBudget:
+    """What one authenticated ingest request may write: at most `max_events` events
+    (PDCONNECT_MAX_EVENTS_PER_REQUEST), and what its key's rate limit has left."""
+
+    db: Database
+    key_id: UUID
+    limit: IngestRateLimit | None
+    max_events: int
+    now: datetime
+
+    @classmethod
+    def from_settings(
+        cls, db: Database, key_id: UUID, settings: Settings, now: datetime
+    ) -> EventBudget:
+        return cls(
+            db=db,
+            key_id=key_id,
+            limit=IngestRateLimit.from_settings(settings),
+            max_events=settings.max_events_per_request,
+            now=now,
+        )
+
+    async def spend(self, events: int) -> None:
+        """Pay for `events` (the key check paid one already). Raises InputError (413) for a
+        request no budget could ever take, IngestRateLimited (429) for one to retry later."""
+        if events > self.max_events:
+            raise InputError(
+                "",
+                f"this request would write {events} events (alerts times the services they "
+                f"go to), more than the {self.max_events} one request may write "
+                "(PDCONNECT_MAX_EVENTS_PER_REQUEST)",
+                status=413,
+            )
+        limit = self.limit
+        if limit is None or events <= 1:
+            return
+        if events > limit.burst:
+            raise InputError(
+                "",
+                f"this request would write {events} events, more than this ingest key may "
+                f"ever write at once: {limit.burst} (PDCONNECT_INGEST_RATE_LIMIT, "
+                f"{limit.per_second:g} a second, in bursts of ten seconds' worth)",
+                status=413,
+            )
+        extra = events - 1
+        spent = await ratelimit_store.spend_more(
+            self.db,
+            self.key_id,
+            now=self.now,
+            cost=limit.interval * extra,
+            # Allowed when the last of the extra events fits, as a single one would.
+            fits=limit.tolerance - limit.interval * (extra - 1),
+        )
+        if not spent.allowed:
+            due = spent.tat + limit.interval * (extra - 1)
+            raise IngestRateLimited(limit, limit.retry_after(due, self.now), events=events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from databases import Database
 
@@ -54,3 +55,35 @@ async def find_and_spend(
     m = row._mapping
     key = IngestKey(**{name: m[name] for name in _KEY_FIELDS})
     return key, Spent(allowed=m["last_allowed"], tat=m["budget_tat"])
+
+
+# After the key check made the row: take `cost` more at once, if the budget has room for it.
+# The refused case reads the row as it stands (for Retry-After) in the same statement.
+_SPEND_MORE = """
+WITH spent AS (
+    UPDATE ingest_key_budgets
+    SET tat = GREATEST(tat, CAST(:now AS timestamptz)) + CAST(:cost AS interval)
+    WHERE key_id = :key_id
+      AND GREATEST(tat, CAST(:now AS timestamptz))
+          <= CAST(:now AS timestamptz) + CAST(:fits AS interval)
+    RETURNING tat
+)
+SELECT (SELECT tat FROM spent) AS spent_tat,
+       (SELECT tat FROM ingest_key_budgets WHERE key_id = :key_id) AS current_tat
+"""
+
+
+async def spend_more(
+    db: Database, key_id: UUID, *, now: datetime, cost: timedelta, fits: timedelta
+) -> Spent:
+    """Move the key's tat `cost` forward when it lies within `fits` of now; else spend nothing
+    and say where it stands."""
+    row = await db.fetch_one(
+        _SPEND_MORE, {"key_id": key_id, "now": now, "cost": cost, "fits": fits}
+    )
+    assert row is not None
+    m = row._mapping
+    if m["spent_tat"] is not None:
+        return Spent(allowed=True, tat=m["spent_tat"])
+    # No row at all only if the key was deleted meanwhile: then nothing is owed either.
+    return Spent(allowed=m["current_tat"] is None, tat=m["current_tat"] or now)

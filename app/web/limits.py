@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,6 +84,15 @@ class RequestLimitsMiddleware:
         if problem is not None:
             await self.reject(Request(scope), 431, problem)(scope, receive, send)
             return
+        try:
+            await self._limited(scope, receive, send)
+        except ClientDisconnect:
+            # The sender went away, or the server gave up on a body that did not arrive in
+            # time (app/web/protocol.py) and has answered it: nothing is left to answer, and
+            # nothing went wrong here that the log should show.
+            return
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = body_limit(scope["path"])
         if limit is None:
             await self.app(scope, receive, send)

@@ -46,7 +46,7 @@ async def test_the_request_after_the_burst_waits_its_turn(deps: Deps, clock: Fak
         assert refused.headers["retry-after"] == "1"
         message = refused.json()["error"]["message"]
         assert "too many requests with this ingest key" in message
-        assert "at most 1 a second" in message
+        assert "at most 1 event a second" in message
         # Refused requests leave nothing in the outbox.
         assert await events_of(deps.db, tenant) == BURST
 

@@ -11,14 +11,14 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from app.web.protocol import HEAD_MAX_BYTES, LimitedHttpToolsProtocol
+from app.web.protocol import HEAD_MAX_BYTES, LimitedHttpToolsProtocol, ServerLimits
 
 # Bounds a wait for something that must happen; never a measure of speed.
 PATIENCE = 30.0
 
 
 class QuickHeadTimeout(LimitedHttpToolsProtocol):
-    head_timeout_seconds = 0.5
+    limits = ServerLimits(request_timeout_seconds=0.5)
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:

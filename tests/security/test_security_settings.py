@@ -14,7 +14,9 @@ def test_defaults_limit_each_key_and_trust_no_proxy() -> None:
     settings = make_settings()
     assert settings.trusted_proxies == ()
     limit = IngestRateLimit.from_settings(settings)
-    assert limit == IngestRateLimit(per_second=50, burst=500)
+    # Events a second: the burst holds one request of the most events a request may write.
+    assert limit == IngestRateLimit(per_second=100, burst=1000)
+    assert limit.burst == settings.max_events_per_request
 
 
 @pytest.mark.parametrize(
