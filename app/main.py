@@ -41,6 +41,7 @@ from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
 from app.tenants.ratelimit import IngestRateLimited
+from app.tenants.sessions import SessionRecords
 from app.web.access_log import AccessLogMiddleware
 from app.web.limits import RequestLimitsMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
@@ -217,6 +218,9 @@ def create_app(
         ),
         # Inside the session: its 413 and 431 pages are rendered like any other.
         Middleware(RequestLimitsMiddleware, reject=_error),
+        # Inside the session and its limits: a signed-out or revoked session is emptied
+        # before any route reads it.
+        Middleware(SessionRecords, deps=deps, on_unreachable=on_database_unreachable),
     ]
     app = Starlette(
         routes=routes,

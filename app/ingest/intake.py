@@ -30,7 +30,15 @@ from app.errors import InputError
 from app.ingest import store
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import Condition, NoRoute, Rule, Target, resolve_targets
+from app.ingest.routing import (
+    Condition,
+    MatchBudget,
+    NoRoute,
+    Rule,
+    Target,
+    off_the_loop,
+    resolve_targets,
+)
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
 from app.observability.metrics import INGESTED
@@ -103,6 +111,17 @@ class _Router:
         self.rules = rules
         self.severities = severities
         self.lives = lives
+        self.budget: MatchBudget | None = None
+
+    def plan(self, items: Sequence[Item]) -> list[_Planned]:
+        """Every item's events. Runs in a routing thread (`off_the_loop`): matching may take
+        up to its budget of CPU time, which the event loop must not spend."""
+        self.budget = MatchBudget()
+        planned: list[_Planned] = []
+        for index, item in enumerate(items):
+            where = f"alerts[{index}]" if len(items) > 1 else ""
+            planned.extend(self.route(item, where))
+        return planned
 
     def route(self, item: Item, where: str) -> list[_Planned]:
         if isinstance(item, ChangeEvent):
@@ -145,7 +164,7 @@ class _Router:
 
     def _by_rules(self, item: Item, where: str) -> list[RoutableService]:
         try:
-            chosen = resolve_targets(item, self.rules, self.targets)
+            chosen = resolve_targets(item, self.rules, self.targets, self.budget)
         except NoRoute as exc:
             field = f"{where}.{exc.field}" if where and exc.field else where or exc.field
             raise NoRoute(field.rstrip("."), exc.message) from exc
@@ -238,10 +257,7 @@ async def accept(
     severities = parse_severity_map(await store.severity_map(db, tenant_id))
     lives = Lives(await alerts_store.latest_lives(db, tenant_id, _dedup_keys(items)))
     router = _Router(tenant_id, source, services, rules, severities, lives)
-    planned: list[_Planned] = []
-    for index, item in enumerate(items):
-        where = f"alerts[{index}]" if len(items) > 1 else ""
-        planned.extend(router.route(item, where))
+    planned = await off_the_loop(lambda: router.plan(items))
     if budget is not None:
         # Paid for after fan-out and before anything is written: a batch the budget refuses
         # stores nothing, not even its alerts' lives.

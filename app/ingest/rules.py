@@ -17,7 +17,7 @@ from starlette.routing import Route
 from app.deps import Deps
 from app.errors import InputError, NotFoundError
 from app.ingest import store
-from app.ingest.routing import parse_rule
+from app.ingest.routing import parse_rule, regex_problem
 from app.ingest.severity import parse_severity_map, severity_map_to_json
 from app.tenants.admin import admin_tenant
 from app.tenants.store import insert_audit
@@ -34,7 +34,35 @@ def rule_json(rule: store.StoredRule) -> dict[str, Any]:
         "name": rule.name,
         "conditions": rule.conditions,
         "service_ids": [str(s) for s in rule.service_ids],
+        "problems": rule_problems(rule),
     }
+
+
+def rule_problems(rule: store.StoredRule) -> list[dict[str, str]]:
+    """Conditions saved before rules were RE2 that RE2 refuses: they match nothing."""
+    problems = []
+    for index, condition in enumerate(rule.conditions):
+        pattern = condition.get("value")
+        if condition.get("op") != "regex" or not isinstance(pattern, str):
+            continue
+        problem = regex_problem(pattern)
+        if problem is not None:
+            problems.append(
+                {
+                    "field": f"conditions[{index}].value",
+                    "message": f"{problem}; until it is changed, this condition matches nothing",
+                }
+            )
+    return problems
+
+
+def _stored_patterns(rules: Sequence[store.StoredRule]) -> frozenset[str]:
+    return frozenset(
+        c["value"]
+        for rule in rules
+        for c in rule.conditions
+        if c.get("op") == "regex" and isinstance(c.get("value"), str)
+    )
 
 
 async def save_rules(deps: Deps, tenant_id: UUID, bodies: Sequence[object], *, actor: str) -> None:
@@ -44,10 +72,13 @@ async def save_rules(deps: Deps, tenant_id: UUID, bodies: Sequence[object], *, a
             "routes", f"{len(bodies)} rules; at most {cap} (PDCONNECT_MAX_RULES_PER_TENANT)"
         )
     owned = {s.id for s in await store.routable_services(deps.db, tenant_id)}
+    # Patterns saved before rules were RE2 stay savable, so that the rules around them (and
+    # their own removal, which saves the rest) can still be edited; new ones must be RE2.
+    stored = _stored_patterns(await store.list_rules(deps.db, tenant_id))
     parsed: list[tuple[str, list[dict[str, Any]], tuple[UUID, ...]]] = []
     for index, body in enumerate(bodies):
         try:
-            name, conditions, service_ids = parse_rule(body)
+            name, conditions, service_ids = parse_rule(body, stored)
         except InputError as exc:
             raise InputError(f"routes[{index}].{exc.field}".rstrip("."), exc.message) from exc
         unknown = [s for s in service_ids if s not in owned]
