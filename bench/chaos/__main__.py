@@ -14,8 +14,9 @@ from bench.report import table
 
 HEADERS = (
     "scenario", "accepted", "delivered", "lost", "out of order", "over budget",
-    "peak/60s", "503s", "resent", "seconds",
+    "500s", "503s", "peak/60s", "resent", "page p50/p99/max s", "seconds",
 )  # fmt: skip
+ALL = "".join(SCENARIOS)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -23,8 +24,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="the reduced size (a few minutes)")
     p.add_argument("--events", type=int, help="events per scenario (10000; quick 1200)")
     p.add_argument("--outage", type=float, help="seconds PagerDuty is down in (c) (180; quick 20)")
-    p.add_argument("--db-down", type=float, help="seconds PostgreSQL is down in (b) (15; quick 6)")
-    p.add_argument("--only", default="abcd", help="which scenarios, e.g. 'bc' (all)")
+    p.add_argument(
+        "--db-down", type=float, help="seconds PostgreSQL is down in (b), (g), (h) (15; quick 6)"
+    )
+    p.add_argument("--hang", type=float, help="seconds a key is bad in (e) (120; quick 20)")
+    p.add_argument(
+        "--trickle", type=float, help="seconds each trickled answer lasts in (f) (45; quick 40)"
+    )
+    p.add_argument("--backlog", type=int, help="events of the backlog in (i) (50000; quick 2000)")
+    p.add_argument("--backlog-keys", type=int, help="routing keys of (i) (500; quick 100)")
+    p.add_argument("--only", default=ALL, help=f"which scenarios, e.g. 'bc' ({ALL})")
     p.add_argument("--retry-cap", type=float, default=60.0, help="dispatcher retry cap, s (60)")
     args = p.parse_args(argv)
     if not args.only or set(args.only) - set(SCENARIOS):
@@ -40,6 +49,14 @@ def sized(args: argparse.Namespace) -> Size:
         size = replace(size, outage_seconds=args.outage)
     if args.db_down is not None:
         size = replace(size, db_down_seconds=args.db_down)
+    if args.hang is not None:
+        size = replace(size, hang_seconds=args.hang)
+    if args.trickle is not None:
+        size = replace(size, trickle_seconds=args.trickle)
+    if args.backlog is not None:
+        size = replace(size, backlog_events=args.backlog)
+    if args.backlog_keys is not None:
+        size = replace(size, backlog_keys=args.backlog_keys)
     return size
 
 
@@ -47,14 +64,23 @@ def row(o: Outcome) -> list[object]:
     v = o.verdict
     return [
         o.scenario, v.accepted, v.delivered, v.lost, v.out_of_order, v.over_budget,
-        v.peak_per_minute, o.load.unavailable, v.resent, f"{o.seconds:.0f}",
+        o.load.internal_errors, o.load.unavailable, v.peak_per_minute, v.resent,
+        page_times(o), f"{o.seconds:.0f}",
     ]  # fmt: skip
+
+
+def page_times(o: Outcome) -> str:
+    if o.page_times is None:
+        return "-"
+    figures = [o.page(50), o.page(99), max(o.page_times, default=None)]
+    return "/".join("-" if f is None else f"{f:.2f}" for f in figures)
 
 
 def report(outcomes: list[Outcome], size: Size, retry_cap: float) -> str:
     title = (
-        f"Chaos: {size.events} events per scenario over "
-        f"{size.shape.tenants * size.shape.services_per_tenant} routing keys "
+        f"Chaos: {size.events} events per scenario (a, b, c, d, g, h) over "
+        f"{size.shape.tenants * size.shape.services_per_tenant} routing keys; "
+        f"(i) {size.backlog_events} over {size.backlog_keys} "
         f"(budget 120/min each; dispatcher retry cap {retry_cap:g} s)"
     )
     lines = [table(title, HEADERS, [row(o) for o in outcomes])]

@@ -107,20 +107,33 @@ async def create_targets(
 
 
 def plan_chains(
-    targets: list[Target], events: int, shape: Shape, rng: random.Random
+    targets: list[Target],
+    events: int,
+    shape: Shape,
+    rng: random.Random,
+    *,
+    first_seq: int = 0,
+    steps: int = len(STEPS),
+    even: bool = False,
 ) -> list[Chain]:
-    """Chains totalling `events` steps (the last one may be cut short), in sending order."""
+    """Chains totalling `events` steps (the last one may be cut short), in sending order, each
+    of `steps` steps (3: trigger, acknowledge, resolve; 1: a trigger alone), numbered from
+    `first_seq`. `even`: the targets take turns (no hot ones) instead of being drawn."""
     hot = [t for t in targets if t.hot]
     cool = [t for t in targets if not t.hot]
     prefix = secrets.token_hex(3)
     chains: list[Chain] = []
-    seq = 0
-    while seq < events:
-        pool = hot if hot and rng.random() < shape.hot_share else cool
-        target = rng.choice(pool)
+    seq = first_seq
+    end = first_seq + events
+    while seq < end:
+        if even:
+            target = targets[len(chains) % len(targets)]
+        else:
+            pool = hot if hot and rng.random() < shape.hot_share else cool
+            target = rng.choice(pool)
         dedup_key = f"chaos-{prefix}-{len(chains):05d}"
         chain: Chain = []
-        for rank, (status, action) in enumerate(STEPS[: events - seq]):
+        for rank, (status, action) in enumerate(STEPS[: min(steps, end - seq)]):
             chain.append(Step(seq, dedup_key, status, action, rank, target))
             seq += 1
         chains.append(chain)

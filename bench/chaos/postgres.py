@@ -6,6 +6,11 @@ binaries the `pgserver` package ships: initdb in a temp dir, `pg_ctl start` list
 127.0.0.1 on a free port, so that a restart keeps the same DATABASE_URL. As root, PostgreSQL
 refuses to run; it then runs as pgserver's own system user, as pgserver itself does.
 
+`kill()` is SIGKILL of the postmaster and of every process it started (a lost node, or a
+container killed: no shutdown, no goodbye to clients; recovery on the next start); `freeze()`
+and `thaw()` are SIGSTOP and SIGCONT of the same processes (a paused VM or container: sockets
+stay open and nothing answers). Only the processes of this cluster, by PID.
+
 `throwaway_postgres()` stops the server and deletes the directory however the run ends.
 """
 
@@ -14,13 +19,18 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
 
 with warnings.catch_warnings():
     # pgserver warns on import when XDG_RUNTIME_DIR is unset, which is normal on servers.
@@ -32,6 +42,7 @@ LOOPBACK = "127.0.0.1"
 DATABASE = "pdconnect"
 SYSTEM_USER = "pgserver"  # the user pgserver runs PostgreSQL as when we are root
 PG_CTL_TIMEOUT = 60.0
+GONE_TIMEOUT = 30.0  # for killed processes to be reaped
 # Several web and worker processes each keep a pool; the default 100 is too tight for four.
 SERVER_OPTIONS = "-c max_connections=400 -c unix_socket_directories=''"
 
@@ -93,6 +104,49 @@ class Postgres:
 
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
+
+    def processes(self) -> list[Any]:
+        """The postmaster (first) and every process it started, by its pid file."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+            postmaster = psutil.Process(pid)
+            if not postmaster.name().startswith("postgres"):
+                return []  # a stale file's PID, now some other program's
+            return [postmaster, *postmaster.children(recursive=True)]
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return []
+
+    def kill(self) -> int:
+        """SIGKILL to the whole server; returns how many processes it hit. The pid file
+        stays, as after any crash; `start()` recovers."""
+        victims = self.processes()
+        if not victims:
+            raise PostgresError("no running postmaster to kill")
+        for proc in victims:
+            with suppress(psutil.Error):
+                proc.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + GONE_TIMEOUT
+        for proc in victims:
+            # Children of the postmaster are reaped by init once it is gone.
+            with suppress(psutil.Error):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        return len(victims)
+
+    def freeze(self) -> list[Any]:
+        """SIGSTOP to the whole server; give the list back to `thaw()`."""
+        frozen = self.processes()
+        if not frozen:
+            raise PostgresError("no running postmaster to freeze")
+        for proc in frozen:
+            with suppress(psutil.Error):
+                proc.send_signal(signal.SIGSTOP)
+        return frozen
+
+    @staticmethod
+    def thaw(frozen: list[Any]) -> None:
+        for proc in frozen:
+            with suppress(psutil.Error):
+                proc.send_signal(signal.SIGCONT)
 
     def create_database(self) -> None:
         self._run("createdb", "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres", DATABASE)

@@ -2,8 +2,9 @@
 
 The log is read incrementally (`after_seq`) all through the scenario, so its size limit never
 drops an entry before it is read. An entry is complete when read, except a request the
-sandbox is still holding (an injected timeout): that one is kept with no status, and it is
-never an accepted event anyway (a held request is answered 500).
+sandbox is still holding (an injected latency, timeout or hang): that one is kept with no
+status and read again, by its routing key, until it has one. A request held by latency is
+processed when its wait ends, so it may well become an accepted event.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ class Arrival:
 class Watcher:
     http: httpx2.AsyncClient
     sandbox_url: str
-    routing_keys: frozenset[str]
+    routing_keys: set[str]  # may grow while the watcher runs: keys added before their events
     arrivals: list[Arrival] = field(default_factory=list)
     delivered: set[tuple[str, str]] = field(default_factory=set)  # (dedup key, action)
     last_seq: int = 0
+    _pending: dict[int, int] = field(default_factory=dict)  # seq → index in arrivals
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -56,11 +58,11 @@ class Watcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _read(self, after_seq: int, limit: int) -> dict[str, Any]:
-        response = await self.http.get(
-            f"{self.sandbox_url}/_sandbox/events",
-            params={"after_seq": str(after_seq), "limit": str(limit)},
-        )
+    async def _read(self, after_seq: int, limit: int, routing_key: str = "") -> dict[str, Any]:
+        params = {"after_seq": str(after_seq), "limit": str(limit)}
+        if routing_key:
+            params["routing_key"] = routing_key
+        response = await self.http.get(f"{self.sandbox_url}/_sandbox/events", params=params)
         if response.status_code != 200:
             raise SetupError(f"sandbox arrival log: HTTP {response.status_code}")
         body: dict[str, Any] = response.json()
@@ -73,24 +75,54 @@ class Watcher:
                 self.last_seq = max(self.last_seq, int(raw["seq"]))
                 if raw["routing_key"] in self.routing_keys:
                     self._keep(raw)
-            if events:
+            if events or await self._read_pending():
                 self._changed.set()
             if len(events) < PAGE:
                 await asyncio.sleep(POLL_SECONDS)
 
+    async def _read_pending(self) -> bool:
+        """Read the held requests again; True when one has its answer now."""
+        keys: dict[str, int] = {}
+        for seq, index in self._pending.items():
+            key = self.arrivals[index].routing_key
+            keys[key] = min(keys.get(key, seq), seq)
+        answered = False
+        for key, first in keys.items():
+            after = first - 1
+            while True:
+                events = (await self._read(after, PAGE, routing_key=key))["events"]
+                for raw in events:
+                    after = max(after, int(raw["seq"]))
+                    held = self._pending.get(int(raw["seq"]))
+                    if held is not None and raw["status"] is not None:
+                        del self._pending[int(raw["seq"])]
+                        self._set(held, _arrival(raw))
+                        answered = True
+                if len(events) < PAGE or after >= self.last_seq:
+                    break
+        return answered
+
     def _keep(self, raw: dict[str, Any]) -> None:
-        arrival = Arrival(
-            seq=int(raw["seq"]),
-            time=float(raw["time"]),
-            routing_key=str(raw["routing_key"]),
-            dedup_key=raw["dedup_key"],
-            action=raw["event_action"],
-            status=raw["status"],
-            fault=raw["fault"],
-        )
+        arrival = _arrival(raw)
         self.arrivals.append(arrival)
-        if arrival.status == ACCEPTED and arrival.dedup_key and arrival.action:
+        self._set(len(self.arrivals) - 1, arrival)
+
+    def _set(self, index: int, arrival: Arrival) -> None:
+        self.arrivals[index] = arrival
+        if arrival.status is None:
+            self._pending[arrival.seq] = index
+        elif arrival.status == ACCEPTED and arrival.dedup_key and arrival.action:
             self.delivered.add((arrival.dedup_key, arrival.action))
+
+    async def settled(self, within: float) -> bool:
+        """Wait until no request is held any more (each has its answer); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._pending:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(POLL_SECONDS)
+        return True
 
     async def until_delivered(self, wanted: Collection[tuple[str, str]], within: float) -> bool:
         """Wait until every wanted event has been accepted by the sandbox; False on timeout."""
@@ -107,3 +139,15 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 1.0))
         return True
+
+
+def _arrival(raw: dict[str, Any]) -> Arrival:
+    return Arrival(
+        seq=int(raw["seq"]),
+        time=float(raw["time"]),
+        routing_key=str(raw["routing_key"]),
+        dedup_key=raw["dedup_key"],
+        action=raw["event_action"],
+        status=raw["status"],
+        fault=raw["fault"],
+    )

@@ -13,7 +13,7 @@ import asyncio
 import pytest
 
 from bench.chaos.audit import BUDGET_PER_MINUTE
-from bench.chaos.scenarios import SCENARIOS, Outcome, run_scenario
+from bench.chaos.scenarios import Outcome, run_scenario
 from bench.chaos.sizes import QUICK
 from bench.chaos.world import RunSettings, running_world
 
@@ -24,7 +24,7 @@ def outcomes() -> dict[str, Outcome]:
 
     async def run_all() -> None:
         async with running_world(RunSettings()) as world:
-            for letter in SCENARIOS:
+            for letter in "abcd":
                 found[letter] = await run_scenario(world, QUICK, letter)
 
     asyncio.run(run_all())
