@@ -25,7 +25,7 @@ class RotatingSessionMiddleware(SessionMiddleware):
         secret_key: str,
         previous_keys: Sequence[str] = (),
         session_cookie: str = "session",
-        max_age: int | None = None,
+        max_age: int | None = 14 * 24 * 60 * 60,  # Starlette's default
         same_site: Literal["lax", "strict", "none"] = "lax",
         https_only: bool = False,
     ) -> None:
