@@ -13,3 +13,9 @@ CREATE TABLE browser_sessions (
 );
 CREATE INDEX browser_sessions_tenant ON browser_sessions (tenant_id);
 CREATE INDEX browser_sessions_expiry ON browser_sessions (expires_at);
+
+-- Incident links recorded from webhooks are shown as links on the event page: only http and
+-- https ones are kept from now on (app/webhooks/payload.py), and those recorded before are
+-- brought to the same rule.
+UPDATE incident_states SET html_url = NULL
+WHERE html_url IS NOT NULL AND html_url !~* '^https?://[^/?#\s]';

@@ -19,6 +19,10 @@ delivery log. The limits follow Alertmanager's PagerDuty notifier, which Grafana
 texts over 1024 characters are cut to 1023 and "…"; an event over 512 000 bytes loses its
 custom details, replaced by Alertmanager's own note. Keys over 255 characters become their
 sha256 hex, so later updates with the same long key still find the alert.
+
+Only http and https URLs go on as links, image links and `client_url` (image sources: https
+only), whichever format they came in: PagerDuty makes them links for whoever opens the
+incident, where a `javascript:` one would run. Anything else is dropped with a note.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any, Literal
 from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent, Image, Link
 from app.ingest.severity import SeverityMap
+from app.web.urls import HTTPS_ONLY, is_web_url
 
 SUMMARY_MAX_LENGTH = 1024
 DESCRIPTION_MAX_LENGTH = 1024
@@ -43,7 +48,7 @@ ROUTING_KEY_LENGTH = 32
 FIELD_MAX_LENGTH = 1024
 URL_MAX_LENGTH = 2048
 DEFAULT_SOURCE = "pdconnect"
-HTTPS = "https://"
+NOT_WEB = "not http or https"
 TRUNCATION_MARKER = "…"
 # Alertmanager's text (notify/pagerduty/pagerduty.go, encodeMessage), word for word.
 DETAILS_REMOVED = (
@@ -129,20 +134,30 @@ def _custom_details(alert: Alert, notes: _Notes) -> dict[str, Any]:
     return details
 
 
-def _links(links: tuple[Link, ...]) -> list[dict[str, str]]:
-    return [{"href": link.href, **({"text": link.text} if link.text else {})} for link in links]
+def _links(links: tuple[Link, ...], notes: _Notes) -> list[dict[str, str]]:
+    out = []
+    for link in links:
+        if not is_web_url(link.href):
+            notes.add(f"link dropped: {NOT_WEB}")
+            continue
+        out.append({"href": link.href, **({"text": link.text} if link.text else {})})
+    return out
 
 
 def _images(images: tuple[Image, ...], notes: _Notes) -> list[dict[str, str]]:
     out = []
     for image in images:
         # PagerDuty shows only https images; others would be broken pictures in the incident,
-        # and a src with nothing after "https://" can get the whole event refused.
-        scheme, rest = image.src[: len(HTTPS)], image.src[len(HTTPS) :]
-        if scheme.lower() != HTTPS or not rest.strip():
+        # and a src with no host after "https://" can get the whole event refused.
+        if not is_web_url(image.src, schemes=HTTPS_ONLY):
             notes.add("image dropped: not https")
             continue
-        extra = {k: v for k, v in (("href", image.href), ("alt", image.alt)) if v}
+        href = image.href
+        if href and not is_web_url(href):
+            # The picture is still worth showing; only where it leads is not.
+            notes.add(f"image href dropped: {NOT_WEB}")
+            href = None
+        extra = {k: v for k, v in (("href", href), ("alt", image.alt)) if v}
         out.append({"src": image.src, **extra})
     return out
 
@@ -151,7 +166,9 @@ def _client(alert: Alert, body: dict[str, Any], notes: _Notes) -> None:
     if alert.client:
         body["client"] = _cut(alert.client, FIELD_MAX_LENGTH, "client", notes)
     if alert.client_url:
-        if len(alert.client_url) <= URL_MAX_LENGTH:
+        if not is_web_url(alert.client_url):
+            notes.add(f"client_url dropped: {NOT_WEB}")
+        elif len(alert.client_url) <= URL_MAX_LENGTH:
             body["client_url"] = alert.client_url
         else:
             # A cut URL leads nowhere.
@@ -221,7 +238,7 @@ def _v2_event(
     if details:
         payload["custom_details"] = details
     body: dict[str, Any] = {"event_action": kind, "dedup_key": key, "payload": payload}
-    if links := _links(alert.links):
+    if links := _links(alert.links, notes):
         body["links"] = links
     if images := _images(alert.images, notes):
         body["images"] = images
@@ -239,7 +256,7 @@ def _v1_event(alert: Alert, kind: Kind, key: str, notes: _Notes) -> dict[str, An
     # v1 reads client and client_url on a trigger only (Alertmanager sends them only then).
     if kind == "trigger":
         _client(alert, body, notes)
-    links = [{"type": "link", **link} for link in _links(alert.links)]
+    links = [{"type": "link", **link} for link in _links(alert.links, notes)]
     images = [{"type": "image", **image} for image in _images(alert.images, notes)]
     if links or images:
         body["contexts"] = links + images
@@ -282,7 +299,7 @@ def change_to_outbound(event: ChangeEvent) -> OutboundEvent:
     if details:
         payload["custom_details"] = details
     body: dict[str, Any] = {"payload": payload}
-    if links := _links(event.links):
+    if links := _links(event.links, notes):
         body["links"] = links
     body = _fit(body, payload, "custom_details", ("links",), essentials, notes)
     return OutboundEvent(kind="change", api="v2", dedup_key=None, body=body, notes=tuple(notes))

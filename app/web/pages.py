@@ -11,6 +11,7 @@ from starlette.templating import Jinja2Templates
 
 from app.settings import Settings
 from app.web.session import CSRF_FIELD, csrf_token
+from app.web.urls import is_web_url
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -24,6 +25,9 @@ def make_templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals["sandbox"] = settings.sandbox
     templates.env.globals["csrf_field"] = CSRF_FIELD
+    # `{% if url is web_url %}` before any href that came from outside: the CSP blocks inline
+    # script, but a page must not lean on it alone.
+    templates.env.tests["web_url"] = is_web_url
     return templates
 
 

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.web.urls import is_web_url
+
 # The `integer` column incident numbers are stored in; PagerDuty's count from 1.
 INCIDENT_NUMBER_MAX = 2**31 - 1
 EVENT_TYPE_MAX_LENGTH = 100
+# A cut URL leads nowhere: a longer one is not kept at all.
+URL_MAX_LENGTH = 2048
 # Recorded as the event type of a delivery that has none to read. Parenthesised: PagerDuty's
 # event types are dotted names (`incident.triggered`), so these never stand for a real one.
 NOT_JSON = "(not json)"
@@ -46,6 +50,16 @@ def _text(value: object, limit: int = 1024) -> str | None:
     # both). Neither occurs in a dedup key of ours, so no incident is lost to a match.
     clean = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     return clean[:limit] or None
+
+
+def _web_url(value: object) -> str | None:
+    """An http or https URL, or None: the incident's `html_url` becomes a link on the event
+    page and in the delivery API, and a signed body is only as careful as whoever holds the
+    subscription's secret (a `javascript:` link would run on our page)."""
+    url = _text(value, URL_MAX_LENGTH + 1)
+    if url is None or len(url) > URL_MAX_LENGTH or not is_web_url(url):
+        return None
+    return url
 
 
 def _incident_number(value: object) -> int | None:
@@ -102,6 +116,6 @@ def parse_event(raw: bytes) -> WebhookEvent:
         incident_number=_incident_number(data.get("number")),
         status=_text(data.get("status"), 50),
         title=_text(data.get("title")),
-        html_url=_text(data.get("html_url"), 2048),
+        html_url=_web_url(data.get("html_url")),
         agent=_text(agent.get("summary"), 200),
     )

@@ -314,7 +314,7 @@ async def test_sign_out_everywhere_needs_the_admin_token_and_a_tenant(
 
 def browser_routes(deps: Deps) -> list[tuple[str, str]]:
     """Every page and form a signed-in browser uses, with ids filled in."""
-    out = []
+    out: list[tuple[str, str]] = []
     for route in create_app(deps).routes:
         if not isinstance(route, Route):
             continue
