@@ -129,5 +129,6 @@ class EventBudget:
             fits=limit.tolerance - limit.interval * (extra - 1),
         )
         if not spent.allowed:
-            due = spent.tat + limit.interval * (extra - 1)
+            # The retry pays for its key check again, then for the same extra events.
+            due = spent.tat + limit.interval * extra
             raise IngestRateLimited(limit, limit.retry_after(due, self.now), events=events)
