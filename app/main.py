@@ -23,7 +23,14 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, ops
-from app.db import DATABASE_UNREACHABLE, close_database, database_unreachable, open_database
+from app.db import (
+    DATABASE_UNREACHABLE,
+    Deadlines,
+    RequestDeadlines,
+    close_database,
+    database_unreachable,
+    open_database,
+)
 from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
@@ -125,15 +132,19 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_server_error(request: Request, exc: Exception) -> Response:
+    if database_unreachable(exc):
+        # Raised where the handlers by class do not reach (a middleware outside them).
+        return await on_database_unreachable(request, exc)
     # The traceback goes to the log (which never sees request bodies); the caller gets no detail.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _error(request, 500, "Internal error. It has been logged; please try again.")
 
 
 async def on_database_unreachable(request: Request, exc: Exception) -> Response:
-    """503 with Retry-After while PostgreSQL is away. A 202 is sent only once its commit has
-    returned, so nothing answered here was acknowledged and the sender should retry (at worst
-    repeating an event whose commit raced the outage, which PagerDuty deduplicates)."""
+    """503 with Retry-After while PostgreSQL is away, frozen or broken (app/db.py lists what
+    counts). A 202 is sent only once its commit has returned, so nothing answered here was
+    acknowledged, a commit whose outcome is unknown included, and the sender should retry (at
+    worst repeating an event whose commit raced the outage, which PagerDuty deduplicates)."""
     if not database_unreachable(exc):
         return await on_server_error(request, exc)
     # One line, no traceback: the cause is outside this process, and every request of an
@@ -204,6 +215,14 @@ def create_app(
     middleware = [
         # First, so that everything after sees the client's own address and scheme.
         *trusted_proxy_middleware(deps.settings),
+        # Every request's database work, whichever middleware or route does it.
+        Middleware(
+            RequestDeadlines,
+            limits=Deadlines(
+                acquire=deps.settings.db_acquire_timeout,
+                statement=deps.settings.db_statement_timeout,
+            ),
+        ),
         Middleware(AccessLogMiddleware),
         Middleware(ingest_endpoints.DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.settings.https),

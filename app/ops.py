@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.crypto import same
-from app.db import pending_migrations
+from app.db import Deadlines, database_unreachable, deadlines, pending_migrations
 from app.dispatch.store import outbox_snapshot
 from app.errors import Unauthenticated
 from app.observability.metrics import CONTENT_TYPE_LATEST, OutboxSnapshot, render
@@ -25,9 +26,20 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     deps = get_deps(request)
+    limit = deps.settings.readyz_timeout
     try:
-        pending = await pending_migrations(deps.db)
-    except Exception:
+        # A probe that hangs is a probe that fails late: answer within the limit, each step
+        # under it (so a frozen database is dropped from the pool) and the whole too.
+        with deadlines(Deadlines(acquire=limit, statement=limit)):
+            async with asyncio.timeout(limit):
+                pending = await pending_migrations(deps.db)
+    except Exception as exc:
+        # Whatever went wrong, this process cannot serve now; an error that is not an outage
+        # is logged with its traceback.
+        if database_unreachable(exc) or isinstance(exc, TimeoutError):
+            log.warning("readyz: database unreachable: %s", type(exc).__name__)
+        else:
+            log.exception("readyz: the database check failed")
         return JSONResponse(
             {"status": "unavailable", "reason": "database unreachable"}, status_code=503
         )

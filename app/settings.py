@@ -27,6 +27,14 @@ SECRET_KEY_MIN_LENGTH = 32
 # The PagerDuty URLs with one host per region, which may hold the `{region}` placeholder.
 _REGIONAL_URLS = frozenset({"PAGERDUTY_API_URL", "PAGERDUTY_EVENTS_URL"})
 ADMIN_TOKEN_MIN_LENGTH = 24
+# A web request's database work, in seconds. A healthy PostgreSQL answers the product's
+# statements in milliseconds, and a restart or failover lasts longer than these: waiting more
+# only holds senders that should be retrying. A frozen database costs a request 5 s at most
+# (a connection to open, then the first statement that gets no answer). /readyz answers
+# within a probe's usual 3 s timeout (deploy/k8s sets 3).
+DEFAULT_ACQUIRE_TIMEOUT = 2.0
+DEFAULT_STATEMENT_TIMEOUT = 3.0
+DEFAULT_READYZ_TIMEOUT = 2.0
 
 
 class SettingsError(Exception):
@@ -56,6 +64,12 @@ class Settings:
     give_up_after_hours: float = 24.0
     rate_limited_pause_seconds: float = 30.0
     health_check_seconds: float = 300.0
+    # Client-side deadlines of a web request's database work (see app/db.py, Deadlines): the
+    # wait for a connection and for each statement; past them the request answers 503 with
+    # Retry-After. /readyz's whole check gets its own, below a probe's usual 3 s timeout.
+    db_acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
+    db_statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    readyz_timeout: float = DEFAULT_READYZ_TIMEOUT
     # /metrics: a bearer token it demands when set; `pdconnect worker` serves it on this
     # host and port when a port is set (the web app serves it on its own port).
     metrics_token: str | None = field(default=None, repr=False)
@@ -192,6 +206,13 @@ def load_settings(
         retry_cap_seconds=_number("PDCONNECT_RETRY_CAP_SECONDS", get, 600.0, 0.01, 86400),
         give_up_after_hours=_number("PDCONNECT_GIVE_UP_AFTER_HOURS", get, 24.0, 0.01, 24 * 30),
         health_check_seconds=_number("PDCONNECT_HEALTH_CHECK_SECONDS", get, 300.0, 1, 86400),
+        db_acquire_timeout=_number(
+            "PDCONNECT_DB_ACQUIRE_TIMEOUT", get, DEFAULT_ACQUIRE_TIMEOUT, 0.01, 3600
+        ),
+        db_statement_timeout=_number(
+            "PDCONNECT_DB_STATEMENT_TIMEOUT", get, DEFAULT_STATEMENT_TIMEOUT, 0.01, 3600
+        ),
+        readyz_timeout=_number("PDCONNECT_READYZ_TIMEOUT", get, DEFAULT_READYZ_TIMEOUT, 0.01, 60),
         rate_limited_pause_seconds=_number(
             "PDCONNECT_RATE_LIMITED_PAUSE_SECONDS", get, 30.0, 0.01, 3600
         ),

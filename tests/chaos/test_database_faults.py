@@ -1,0 +1,243 @@
+"""Database faults answer fast: a PostgreSQL whose processes are SIGKILLed under load, or that
+is frozen (SIGSTOP: a hung disk, a network black hole), costs senders 503s with Retry-After,
+never a 500, never a hang, never a 202 for an event that is not stored; once it is back the
+same app accepts again, with no restart.
+
+The server is a throwaway cluster of the module's own (tests/chaos/conftest.py) on 127.0.0.1;
+its processes are found by the PID in its postmaster.pid and signalled by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from app.db import close_database, open_database
+from app.deps import Deps, new_http_client
+from app.main import create_app
+from bench.chaos.postgres import Postgres
+from tests.chaos.conftest import WAIT_SECONDS, eventually, scalar
+from tests.chaos.test_database_away import alert, ingest_key
+from tests.conftest import BASE_URL, make_settings
+
+# The acceptance bound for an answer while the database is frozen; the default deadlines
+# (2 s for a connection, 3 s for a statement, 2 s for /readyz) stay within it.
+FROZEN_ANSWER_SECONDS = 5.0
+# Long enough for every sender to run into the deadlines more than once.
+FREEZE_SECONDS = 8.0
+SENDERS = 8
+
+
+@dataclass(frozen=True)
+class Answer:
+    dedup_key: str
+    status: int
+    retry_after: str | None
+    sent_at: float
+    answered_at: float
+
+
+@dataclass
+class Load:
+    """Senders posting alerts with new dedup keys, as fast as they are answered."""
+
+    http: httpx2.AsyncClient
+    auth: dict[str, str]
+    answers: list[Answer] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    prefix: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    async def sender(self, number: int) -> None:
+        loop = asyncio.get_running_loop()
+        sent = 0
+        while not self.stop.is_set():
+            dedup_key = f"{self.prefix}-{number}-{sent}"
+            sent += 1
+            started = loop.time()
+            response = await self.http.post("/v1/alerts", json=alert(dedup_key), headers=self.auth)
+            self.answers.append(
+                Answer(
+                    dedup_key,
+                    response.status_code,
+                    response.headers.get("retry-after"),
+                    started,
+                    loop.time(),
+                )
+            )
+            if response.status_code != 202:
+                # Retry later, as told; a short while, since the test waits for recovery.
+                await asyncio.sleep(0.05)
+
+    def accepted(self, since: float = 0.0) -> list[Answer]:
+        return [a for a in self.answers if a.status == 202 and a.sent_at >= since]
+
+
+@pytest.fixture
+async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app as `pdconnect serve` builds it (open_database, settings' deadlines), with no
+    ingest rate limit: the load is one tenant's."""
+    settings = make_settings(DATABASE_URL=postgres.url, PDCONNECT_INGEST_RATE_LIMIT="0")
+    db = open_database(postgres.url, min_size=1, max_size=SENDERS)
+    await db.connect()
+    deps = Deps(settings=settings, db=db, http=new_http_client())
+    transport = httpx2.ASGITransport(app=create_app(deps), raise_app_exceptions=False)
+    try:
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            yield client
+    finally:
+        await deps.http.aclose()
+        await close_database(db)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (command) state ppid …": the command may hold spaces and parentheses.
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def postmaster_pid(postgres: Postgres) -> int:
+    return int((postgres.data / "postmaster.pid").read_text().split()[0])
+
+
+def server_children(postgres: Postgres) -> list[int]:
+    postmaster = postmaster_pid(postgres)
+    pids = (int(name) for name in os.listdir("/proc") if name.isdigit())
+    return [pid for pid in pids if _parent_of(pid) == postmaster]
+
+
+def signal_server(postgres: Postgres, signum: signal.Signals) -> None:
+    """The postmaster first: stopped, it can start no process the loop below would miss."""
+    os.kill(postmaster_pid(postgres), signum)
+    for pid in server_children(postgres):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+@pytest.fixture
+def thawed(postgres: Postgres) -> Iterator[Postgres]:
+    """The cluster, running on again after the test even if the test froze it and failed."""
+    yield postgres
+    signal_server(postgres, signal.SIGCONT)
+
+
+def assert_only_retry_later(answers: list[Answer]) -> None:
+    assert answers
+    other = [a for a in answers if a.status not in (202, 503)]
+    assert not other, f"{len(other)} answers neither 202 nor 503: {other[:5]}"
+    for answer in answers:
+        if answer.status == 503:
+            assert answer.retry_after is not None, answer
+            assert int(answer.retry_after) > 0, answer
+
+
+async def assert_all_stored(postgres: Postgres, accepted: list[Answer]) -> None:
+    keys = [a.dedup_key for a in accepted]
+    stored = await scalar(
+        postgres, "SELECT count(DISTINCT dedup_key) FROM events WHERE dedup_key = ANY($1)", keys
+    )
+    assert stored == len(set(keys)), f"{len(keys) - int(str(stored))} accepted events lost"
+
+
+async def test_a_backend_killed_under_load_costs_503s_only_and_loses_nothing(
+    http: httpx2.AsyncClient, postgres: Postgres
+) -> None:
+    load = Load(http, {"Authorization": f"Bearer {await ingest_key(http)}"})
+    senders = [asyncio.create_task(load.sender(n)) for n in range(SENDERS)]
+    try:
+        await eventually(lambda: _at_least(load.accepted(), 40), "202s before the kill")
+        # SIGKILL of a process serving one of the app's sessions, as the OOM killer does:
+        # PostgreSQL then ends every session at once and recovers from its WAL before it
+        # takes connections again. Every session of the pool is cut, mid-statement or idle.
+        victim = await scalar(
+            postgres,
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND datname = current_database() AND pid <> pg_backend_pid() LIMIT 1",
+        )
+        assert isinstance(victim, int)
+        killed_at = asyncio.get_running_loop().time()
+        os.kill(victim, signal.SIGKILL)
+        await eventually(
+            lambda: _at_least(load.accepted(since=killed_at), 40), "202s after the recovery"
+        )
+    finally:
+        load.stop.set()
+        await asyncio.wait_for(asyncio.gather(*senders), WAIT_SECONDS)
+
+    assert_only_retry_later(load.answers)
+    assert any(a.status == 503 for a in load.answers), "the kill was never seen"
+    await assert_all_stored(postgres, load.accepted())
+
+
+async def test_a_frozen_database_is_answered_503_within_seconds_and_recovered(
+    http: httpx2.AsyncClient, thawed: Postgres
+) -> None:
+    postgres = thawed
+    key = await ingest_key(http)
+    load = Load(http, {"Authorization": f"Bearer {key}"})
+    senders = [asyncio.create_task(load.sender(n)) for n in range(SENDERS // 2)]
+    loop = asyncio.get_running_loop()
+    try:
+        await eventually(lambda: _at_least(load.accepted(), 20), "202s before the freeze")
+        signal_server(postgres, signal.SIGSTOP)
+        frozen_at = loop.time()
+
+        async def timed(request: Awaitable[httpx2.Response]) -> tuple[int, float, str]:
+            started = loop.time()
+            response = await request
+            elapsed = loop.time() - started
+            return response.status_code, elapsed, response.headers.get("retry-after", "")
+
+        # Bounded, so that a hang fails the test instead of stalling it.
+        ingest, ready = await asyncio.wait_for(
+            asyncio.gather(
+                timed(http.post("/v1/alerts", json=alert("frozen"), headers=load.auth)),
+                timed(http.get("/readyz")),
+            ),
+            FREEZE_SECONDS,
+        )
+        assert ingest[0] == 503
+        assert int(ingest[2]) > 0
+        assert ingest[1] < FROZEN_ANSWER_SECONDS
+        assert ready[0] == 503
+        assert ready[1] < FROZEN_ANSWER_SECONDS
+
+        await asyncio.sleep(max(0.0, FREEZE_SECONDS - (loop.time() - frozen_at)))
+        signal_server(postgres, signal.SIGCONT)
+        thawed_at = loop.time()
+        await eventually(
+            lambda: _at_least(load.accepted(since=thawed_at), 20), "202s after the thaw"
+        )
+
+        async def ready_again() -> bool:
+            return (await http.get("/readyz")).status_code == 200
+
+        await eventually(ready_again, "/readyz 200 after the thaw")
+    finally:
+        # Thawed first: a sender stuck on the frozen server would otherwise never return.
+        signal_server(postgres, signal.SIGCONT)
+        load.stop.set()
+        await asyncio.wait_for(asyncio.gather(*senders), WAIT_SECONDS)
+
+    assert_only_retry_later(load.answers)
+    during = [a for a in load.answers if frozen_at < a.sent_at and a.answered_at < thawed_at]
+    assert during, "no sender was answered while the database was frozen"
+    # No commit can return from a frozen server: what was sent then was refused, in time.
+    assert {a.status for a in during} == {503}
+    assert max(a.answered_at - a.sent_at for a in during) < FROZEN_ANSWER_SECONDS
+    await assert_all_stored(postgres, load.accepted())
+
+
+async def _at_least(items: list[Answer], count: int) -> bool:
+    return len(items) >= count
