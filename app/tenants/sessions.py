@@ -22,7 +22,7 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.crypto import random_token
 from app.db import DATABASE_UNREACHABLE
@@ -101,7 +101,13 @@ async def live_tenant(deps: Deps, session: dict[str, Any]) -> UUID | None:
 
 
 class SessionRecords:
-    """Empties a signed-in session whose record is not live, before any route reads it.
+    """Empties a signed-in session whose record is not live, before any route reads it; and
+    stores no session that is not signed in.
+
+    The second is what keeps a cross-site form from signing a browser out: a cross-site POST
+    carries no SameSite=Lax cookie, so whatever session its answer stored (a page's CSRF token
+    is enough) would replace the real one in the browser, and the next sign-in link would then
+    find no session to ask about. Nothing of a signed-out visitor needs keeping anyway.
 
     It runs outside the app's exception handlers, so a database that is away is answered here,
     by the app's own 503 (`on_unreachable`), not as an unexplained 500."""
@@ -122,4 +128,15 @@ class SessionRecords:
                 return
             if live is None:
                 session.clear()
-        await self.app(scope, receive, send)
+        if session is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_signed_in_only(message: Message) -> None:
+            # The cookie is written when the answer starts (by the middleware outside this
+            # one): an empty session then writes none.
+            if message["type"] == "http.response.start" and session and TENANT_KEY not in session:
+                session.clear()
+            await send(message)
+
+        await self.app(scope, receive, send_signed_in_only)

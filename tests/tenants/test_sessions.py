@@ -196,6 +196,29 @@ async def test_a_confirmation_for_a_link_that_expired_meanwhile_signs_in_nowhere
     assert await signed_in_to(http) == "Mine"
 
 
+async def test_another_sites_form_cannot_replace_the_session_cookie(
+    browsers: list[httpx2.AsyncClient],
+) -> None:
+    """A cross-site POST carries no SameSite=Lax cookie. If its answer stored a session (a
+    page's CSRF token is enough), the browser would swap its real session for that one, and
+    the next sign-in link would find no session to ask about: login CSRF in two steps."""
+    victim, other_site = browsers[0], browsers[1]
+    mine = await create_tenant(victim, "Victim Corp")
+    await signed_in(victim, mine["id"])
+    # What the browser sends for another site's forms: no cookie at all.
+    for method, path, data in (
+        ("POST", "/auth/signout", {}),
+        ("POST", "/auth/link", {"token": "x"}),
+        ("POST", "/settings/severity", {"table": ""}),
+        ("GET", "/settings", None),
+        ("GET", "/auth/link?token=forged", None),
+    ):
+        answer = await other_site.request(method, path, data=data)
+        assert answer.status_code in (200, 400, 401, 403), (path, answer.status_code)
+        assert "set-cookie" not in answer.headers, (path, answer.headers["set-cookie"])
+    assert await signed_in_to(victim) == "Victim Corp"
+
+
 # Sign-out ends the session on the server.
 
 
