@@ -96,7 +96,8 @@ class Regex:
 
 def encode(value: str) -> bytes:
     """A value as RE2 reads it (UTF-8). A lone surrogate cannot be UTF-8: it goes through as
-    its bytes, which no character class matches, instead of failing the alert."""
+    its three bytes, which RE2 reads as one character that no letter class matches, instead of
+    failing the alert."""
     return value.encode("utf-8", "surrogatepass")
 
 

@@ -37,10 +37,11 @@ LABEL_NAME_MAX_LENGTH = 100
 # Regexes see at most this much of a value, so one match costs a bounded amount.
 MATCH_INPUT_MAX_LENGTH = 1024
 # The CPU time one request may spend matching its alerts against the rules. Ordinary rule
-# sets take a few milliseconds for a batch; 1 000 alerts falling through 100 regex rules take
-# about 0.15 s. Past this the request is refused, whatever its size: its sender can split it,
-# its tenant can simplify the rules.
-MATCH_CPU_SECONDS_MAX = 0.5
+# sets take a few milliseconds for a batch; 1 000 alerts each falling through 50 regex rules
+# take about 0.15 s. Past this the request is refused, whatever its size: its sender can split
+# it, its tenant can simplify the rules. Kept low because on a loaded machine a thread gets a
+# fraction of a core: a request at the limit still ends within a second or two.
+MATCH_CPU_SECONDS_MAX = 0.25
 # Reading a thread's CPU clock costs as much as a short search, so the budget reads it only
 # once the work since the last reading could have cost about a millisecond (a work unit costs
 # at most about 8 ns, see app/ingest/_regex.py).

@@ -1,0 +1,183 @@
+"""What one request may spend matching is bounded (a budget of CPU time), and it is spent in a
+routing thread: the event loop, which serves every tenant, goes on meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from uuid import UUID, uuid4
+
+import httpx2
+import pytest
+from databases import Database
+
+from app.ingest import store
+from app.ingest.alert import Alert
+from app.ingest.intake import accept
+from app.ingest.routing import (
+    MATCH_CPU_SECONDS_MAX,
+    Condition,
+    MatchBudget,
+    MatchingTooCostly,
+    Rule,
+    off_the_loop,
+    resolve_targets,
+)
+from tests.conftest import admin_headers
+from tests.ingest.test_routing import ALERT, DB, TARGETS
+
+# Compiles to 6 000 instructions: one search of 1 KiB of `x` takes RE2 tens of milliseconds.
+COSTLY = "(x*y*z*){1000}q"
+# Bounds on waits, far from what is expected; never a speed measure.
+PATIENCE_SECONDS = 10.0
+LOOP_GAP_LIMIT_SECONDS = 0.2
+
+
+CATCH_ALL = Rule(id=uuid4(), name="everything else", conditions=(), service_ids=(DB.id,))
+
+
+def costly_rules(count: int = 100, conditions: int = 20) -> list[Rule]:
+    condition = Condition("summary", "regex", COSTLY)
+    return [
+        Rule(id=uuid4(), name=f"r{i}", conditions=(condition,) * conditions, service_ids=(DB.id,))
+        for i in range(count)
+    ] + [CATCH_ALL]
+
+
+def long_alerts(count: int) -> list[Alert]:
+    return [replace(ALERT, dedup_key=f"k{i}", summary="x" * 1024) for i in range(count)]
+
+
+def route_all(alerts: list[Alert], rules: list[Rule], seconds: float) -> None:
+    budget = MatchBudget(seconds)
+    for alert in alerts:
+        resolve_targets(alert, rules, TARGETS, budget)
+
+
+def test_the_budget_stops_matching_soon_after_it_is_spent() -> None:
+    started = time.thread_time()
+    with pytest.raises(MatchingTooCostly) as refused:
+        route_all(long_alerts(1000), costly_rules(), 0.05)
+    spent = time.thread_time() - started
+    # The clock is read at least every few milliseconds of the worst matching, and one
+    # search of this pattern costs tens of them.
+    assert spent < 0.05 + 0.15, spent
+    assert refused.value.status == 422
+    assert "took more than 0.05 s of CPU" in refused.value.message
+    assert "send fewer alerts per request" in refused.value.message
+
+
+def test_equals_conditions_spend_the_budget_too() -> None:
+    # 19 conditions that hold and one that does not, in 100 rules, for 1 000 alerts: two
+    # million comparisons.
+    holding = (Condition("status", "equals", "firing"),) * 19
+    rules = [
+        Rule(
+            id=uuid4(),
+            name="r",
+            conditions=(*holding, Condition("status", "equals", "resolved")),
+            service_ids=(DB.id,),
+        )
+        for _ in range(100)
+    ] + [CATCH_ALL]
+    with pytest.raises(MatchingTooCostly):
+        route_all(long_alerts(1000), rules, 0.05)
+
+
+def test_a_budget_counts_only_its_own_threads_time() -> None:
+    budget = MatchBudget(0.05)
+    # Time passing (here, asleep) is not matching.
+    time.sleep(0.1)
+    resolve_targets(ALERT, costly_rules(1, 1), TARGETS, budget)
+
+
+def test_ordinary_rules_route_a_full_batch_well_within_the_budget() -> None:
+    rules = [
+        Rule(
+            id=uuid4(),
+            name=f"team {i}",
+            conditions=(Condition("labels.team", "regex", f"^team-{i}$"),),
+            service_ids=(DB.id,),
+        )
+        for i in range(20)
+    ] + [Rule(id=uuid4(), name="all", conditions=(), service_ids=(DB.id,))]
+    alerts = [replace(ALERT, dedup_key=f"k{i}", labels={"team": "other"}) for i in range(1000)]
+    started = time.thread_time()
+    route_all(alerts, rules, MATCH_CPU_SECONDS_MAX)
+    assert time.thread_time() - started < MATCH_CPU_SECONDS_MAX
+
+
+async def test_the_loop_goes_on_while_a_routing_thread_matches() -> None:
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    with pytest.raises(MatchingTooCostly):
+        await asyncio.wait_for(
+            off_the_loop(lambda: route_all(long_alerts(1000), costly_rules(), 0.2)),
+            PATIENCE_SECONDS,
+        )
+    done.set()
+    await ticking
+    assert len(gaps) > 5
+    assert max(gaps) < LOOP_GAP_LIMIT_SECONDS, max(gaps)
+
+
+async def tenant_with_service(client: httpx2.AsyncClient) -> tuple[UUID, UUID, str]:
+    created = await client.post("/admin/v1/tenants", json={"name": "Acme"}, headers=admin_headers())
+    tenant = created.json()
+    added = await client.post(
+        f"/admin/v1/tenants/{tenant['id']}/services",
+        json={"name": "Checkout", "routing_key": "a" * 32, "api": "v2"},
+        headers=admin_headers(),
+    )
+    assert added.status_code == 201, added.text
+    return UUID(tenant["id"]), UUID(added.json()["id"]), tenant["ingest_key"]
+
+
+async def test_a_request_over_budget_is_refused_whole_and_writes_nothing(
+    db: Database, client: httpx2.AsyncClient
+) -> None:
+    tenant_id, service_id, key = await tenant_with_service(client)
+    conditions = [{"field": "summary", "op": "regex", "value": COSTLY}] * 20
+    await store.replace_rules(
+        db, tenant_id, [(f"r{i}", conditions, (service_id,)) for i in range(50)]
+    )
+    body = {"alerts": [{"summary": "x" * 1024, "dedup_key": f"k{i}"} for i in range(200)]}
+    refused = await client.post("/v1/alerts", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 422, refused.text
+    assert "routing rules took more than" in refused.json()["error"]["message"]
+    written = await db.fetch_val(
+        "SELECT count(*) FROM events WHERE tenant_id = :t", {"t": tenant_id}
+    )
+    assert written == 0
+    with pytest.raises(MatchingTooCostly):
+        await accept(db, tenant_id, long_alerts(200), source="native")
+
+
+async def test_a_drop_in_over_budget_answers_in_pagerdutys_shape(
+    db: Database, client: httpx2.AsyncClient
+) -> None:
+    tenant_id, service_id, key = await tenant_with_service(client)
+    conditions = [{"field": "summary", "op": "regex", "value": COSTLY}] * 20
+    await store.replace_rules(
+        db, tenant_id, [(f"r{i}", conditions, (service_id,)) for i in range(100)]
+    )
+    event = {
+        "routing_key": key,
+        "event_action": "trigger",
+        "payload": {"summary": "x" * 1024, "source": "db1", "severity": "error"},
+    }
+    refused = await client.post("/v2/enqueue", json=event)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["status"] == "invalid event"
+    assert any("routing rules took more than" in e for e in refused.json()["errors"])
