@@ -1,5 +1,9 @@
 """SQL for browser sessions (`browser_sessions`), and for sign-in links as a session sees
-them before they are used."""
+them before they are used.
+
+A session's expiry is on PostgreSQL's clock, not the injected one: it must agree with the
+cookie's own age, which is checked against the wall clock (itsdangerous), and a test that moves
+the product's clock by days (token refreshes, link expiry) must not sign its browser out."""
 
 from __future__ import annotations
 
@@ -10,43 +14,42 @@ from databases import Database
 
 
 async def insert_session(
-    db: Database, *, token_hash: str, tenant_id: UUID, now: datetime, expires_at: datetime
+    db: Database, *, token_hash: str, tenant_id: UUID, idle_seconds: float
 ) -> None:
     # Expired rows of anyone go with each sign-in: the table holds live sessions, not history.
-    await db.execute("DELETE FROM browser_sessions WHERE expires_at <= :now", {"now": now})
+    await db.execute("DELETE FROM browser_sessions WHERE expires_at <= now()")
     await db.execute(
         """
         INSERT INTO browser_sessions (token_hash, tenant_id, created_at, expires_at)
-        VALUES (:token_hash, :tenant_id, :now, :expires_at)
+        VALUES (:token_hash, :tenant_id, now(),
+                now() + make_interval(secs => CAST(:idle AS double precision)))
         """,
-        {"token_hash": token_hash, "tenant_id": tenant_id, "now": now, "expires_at": expires_at},
+        {"token_hash": token_hash, "tenant_id": tenant_id, "idle": idle_seconds},
     )
 
 
 async def live_session_tenant(
-    db: Database, *, token_hash: str, now: datetime, renew_before: datetime, renewed: datetime
+    db: Database, *, token_hash: str, idle_seconds: float, renew_every_seconds: float
 ) -> UUID | None:
-    """The tenant of the live session with this token, or None. A session whose expiry is
-    before `renew_before` is pushed to `renewed` in the same statement, so a session in use
-    costs a write only now and then, not on every request."""
+    """The tenant of the live session with this token, or None. A session is pushed to expire
+    `idle_seconds` from now when it was last pushed more than `renew_every_seconds` ago, in
+    the same statement: a session in use costs a write now and then, not on every request."""
     tenant_id = await db.fetch_val(
         """
         WITH live AS (
             SELECT id, tenant_id, expires_at FROM browser_sessions
-            WHERE token_hash = :token_hash AND expires_at > :now
+            WHERE token_hash = :token_hash AND expires_at > now()
         ), renew AS (
-            UPDATE browser_sessions s SET expires_at = :renewed
-            FROM live WHERE s.id = live.id AND live.expires_at < :renew_before
+            UPDATE browser_sessions s
+            SET expires_at = now() + make_interval(secs => CAST(:idle AS double precision))
+            FROM live
+            WHERE s.id = live.id AND live.expires_at < now()
+                + make_interval(secs => CAST(:idle AS double precision) - :renew_every)
             RETURNING s.id
         )
         SELECT tenant_id FROM live
         """,
-        {
-            "token_hash": token_hash,
-            "now": now,
-            "renew_before": renew_before,
-            "renewed": renewed,
-        },
+        {"token_hash": token_hash, "idle": idle_seconds, "renew_every": renew_every_seconds},
     )
     return tenant_id if isinstance(tenant_id, UUID) else None
 

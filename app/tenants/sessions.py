@@ -48,15 +48,13 @@ async def open_session(deps: Deps, request: Request, tenant_id: UUID) -> None:
     """Sign this browser in to the tenant with a new record; the session it had before, if
     any, ends with it."""
     token = random_token()
-    now = deps.clock()
     async with deps.db.transaction():
         await _end_record(deps, request.session)
         await session_store.insert_session(
             deps.db,
             token_hash=_hash(token),
             tenant_id=tenant_id,
-            now=now,
-            expires_at=now + SESSION_IDLE,
+            idle_seconds=SESSION_IDLE.total_seconds(),
         )
     sign_in(request, tenant_id, token)
 
@@ -87,13 +85,11 @@ async def live_tenant(deps: Deps, session: dict[str, Any]) -> UUID | None:
     token = session_token(session)
     if token is None:
         return None
-    now = deps.clock()
     tenant_id = await session_store.live_session_tenant(
         deps.db,
         token_hash=_hash(token),
-        now=now,
-        renew_before=now + SESSION_IDLE - RENEW_EVERY,
-        renewed=now + SESSION_IDLE,
+        idle_seconds=SESSION_IDLE.total_seconds(),
+        renew_every_seconds=RENEW_EVERY.total_seconds(),
     )
     if tenant_id is None or str(tenant_id) != session.get(TENANT_KEY):
         return None

@@ -263,17 +263,62 @@ async def test_signing_out_one_browser_leaves_the_others(
     assert await signed_in_to(second) == "Acme"
 
 
+async def expires_in(db: Database, tenant_id: str) -> list[float]:
+    """Seconds from now until each of the tenant's sessions ends, soonest first."""
+    rows = await db.fetch_all(
+        """
+        SELECT EXTRACT(EPOCH FROM expires_at - now()) AS left FROM browser_sessions
+        WHERE tenant_id = :t ORDER BY expires_at
+        """,
+        {"t": tenant_id},
+    )
+    return [float(r._mapping["left"]) for r in rows]
+
+
 async def test_a_session_ends_after_twelve_idle_hours_and_lives_while_used(
-    browsers: list[httpx2.AsyncClient], clock: FakeClock
+    browsers: list[httpx2.AsyncClient], db: Database
 ) -> None:
+    """On PostgreSQL's clock (as the cookie's age is on the wall clock): the injected clock of
+    the product moves by days in other tests without signing their browsers out."""
     used, idle = browsers[0], browsers[1]
     tenant = await create_tenant(used, "Acme")
     await signed_in(used, tenant["id"])
     await signed_in(idle, tenant["id"])
-    for _ in range(3):
-        clock.advance(hours=7)
-        assert await signed_in_to(used) == "Acme"
+    twelve_hours = 12 * 3600
+    assert all(
+        twelve_hours - 60 < left <= twelve_hours for left in await expires_in(db, tenant["id"])
+    )
+
+    # Both have been left alone for hours: one is used again, one is not.
+    await db.execute(
+        "UPDATE browser_sessions SET expires_at = now() + interval '1 hour' WHERE tenant_id = :t",
+        {"t": tenant["id"]},
+    )
+    assert await signed_in_to(used) == "Acme"
+    soonest, latest = await expires_in(db, tenant["id"])
+    assert soonest <= 3600
+    assert latest > twelve_hours - 60, "using a session pushes its end back to 12 hours"
+    # Used again at once: no write for that (the end is at most minutes from 12 hours away).
+    before = await db.fetch_val("SELECT max(expires_at) FROM browser_sessions")
+    assert await signed_in_to(used) == "Acme"
+    assert await db.fetch_val("SELECT max(expires_at) FROM browser_sessions") == before
+
+    await db.execute(
+        "UPDATE browser_sessions SET expires_at = now() - interval '1 second' "
+        "WHERE expires_at < now() + interval '2 hours'"
+    )
     assert await signed_in_to(idle) is None
+    assert await signed_in_to(used) == "Acme"
+
+
+async def test_the_products_clock_moving_on_does_not_end_a_session(
+    browsers: list[httpx2.AsyncClient], clock: FakeClock
+) -> None:
+    http = browsers[0]
+    tenant = await create_tenant(http, "Acme")
+    await signed_in(http, tenant["id"])
+    clock.advance(days=11)
+    assert await signed_in_to(http) == "Acme"
 
 
 # An operator signs a tenant out everywhere.
