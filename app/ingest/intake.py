@@ -257,7 +257,7 @@ async def accept(
     severities = parse_severity_map(await store.severity_map(db, tenant_id))
     lives = Lives(await alerts_store.latest_lives(db, tenant_id, _dedup_keys(items)))
     router = _Router(tenant_id, source, services, rules, severities, lives)
-    planned = await off_the_loop(lambda: router.plan(items))
+    planned = await off_the_loop(lambda: router.plan(items), lane=tenant_id)
     if budget is not None:
         # Paid for after fan-out and before anything is written: a batch the budget refuses
         # stores nothing, not even its alerts' lives.

@@ -4,6 +4,7 @@ routing thread: the event loop, which serves every tenant, goes on meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import replace
 from uuid import UUID, uuid4
@@ -123,13 +124,39 @@ async def test_the_loop_goes_on_while_a_routing_thread_matches() -> None:
     ticking = asyncio.create_task(ticker())
     with pytest.raises(MatchingTooCostly):
         await asyncio.wait_for(
-            off_the_loop(lambda: route_all(long_alerts(1000), costly_rules(), 0.2)),
+            off_the_loop(lambda: route_all(long_alerts(1000), costly_rules(), 0.2), lane="a"),
             PATIENCE_SECONDS,
         )
     done.set()
     await ticking
     assert len(gaps) > 5
     assert max(gaps) < LOOP_GAP_LIMIT_SECONDS, max(gaps)
+
+
+async def test_one_tenant_routes_one_request_at_a_time_and_never_holds_up_another() -> None:
+    release = threading.Event()
+    started: list[str] = []
+
+    def blocked(name: str) -> str:
+        started.append(name)
+        assert release.wait(PATIENCE_SECONDS)
+        return name
+
+    first = asyncio.create_task(off_the_loop(lambda: blocked("a1"), lane="a"))
+    second = asyncio.create_task(off_the_loop(lambda: blocked("a2"), lane="a"))
+    await asyncio.sleep(0.05)
+    # Another tenant's routing goes through while the first holds its one thread.
+    other = await asyncio.wait_for(off_the_loop(lambda: "b", lane="b"), PATIENCE_SECONDS)
+    assert other == "b"
+    assert started == ["a1"]
+    # A request given up on (its client gone) keeps its slot until its thread is done.
+    first.cancel()
+    await asyncio.sleep(0.05)
+    assert started == ["a1"]
+    release.set()
+    assert await asyncio.wait_for(second, PATIENCE_SECONDS) == "a2"
+    assert started == ["a1", "a2"]
+    assert first.cancelled()
 
 
 async def tenant_with_service(client: httpx2.AsyncClient) -> tuple[UUID, UUID, str]:

@@ -6,8 +6,8 @@ over a minute. Here a real `pdconnect serve` (a subprocess on 127.0.0.1, on the 
 is given such rules by one tenant, through the admin API or its settings form, and alerts that
 exercise them, while another tenant's alerts and `/healthz` are timed one after another
 throughout: each must answer within a second (202 and 200), and each hostile request must end
-within two seconds, whatever it answers. Patterns RE2 cannot take are refused at save, with the
-construct named.
+within two seconds, whatever it answers; a flood of them waits its own turn. Patterns RE2
+cannot take are refused at save, with the construct named.
 """
 
 from __future__ import annotations
@@ -265,11 +265,34 @@ async def test_the_most_costly_rules_the_limits_allow_are_cut_off_by_the_budget(
         assert saved.status_code == 200, saved.text
     async with probing(server.url, victim) as probes:
         answers = await hostile_requests(
-            server.url, hostile, alerts(900, summary="x" * LONG), at_once=2
+            server.url, hostile, alerts(900, summary="x" * LONG), at_once=1
         )
     for answer in answers:
         assert answer.status_code == 422, answer.text
         assert "took more than 0.25 s of CPU" in answer.json()["error"]["message"]
+    probes.assert_unharmed()
+
+
+async def test_a_flood_of_costly_requests_waits_its_own_turn(server: Server) -> None:
+    # One tenant's requests route one at a time: eight at once queue behind each other (each
+    # refused once its budget is spent), while the other tenant's go past them.
+    costly = [[regex("summary", "(x*y*z*){1000}q")] * 20] * 40
+    async with httpx2.AsyncClient(base_url=server.url, timeout=PATIENCE_SECONDS) as http:
+        victim = await new_tenant(http, "Victim")
+        hostile = await new_tenant(http, "Hostile")
+        saved = await save_by_api(http, hostile, costly)
+        assert saved.status_code == 200, saved.text
+        async with probing(server.url, victim) as probes:
+            flood = [
+                http.post(
+                    "/v1/alerts",
+                    json=alerts(200, summary="x" * LONG),
+                    headers={"Authorization": f"Bearer {hostile.ingest_key}"},
+                )
+                for _ in range(8)
+            ]
+            answers = await asyncio.gather(*flood)
+    assert {a.status_code for a in answers} == {422}
     probes.assert_unharmed()
 
 
