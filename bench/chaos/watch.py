@@ -20,6 +20,8 @@ import httpx2
 from bench.stack import SetupError
 
 POLL_SECONDS = 0.25
+PENDING_POLL_SECONDS = 1.0  # how often held requests are read again
+PENDING_BY_KEY = 4  # read them again by key when at most this many keys have some
 PAGE = 1000
 ACCEPTED = 202
 
@@ -44,6 +46,7 @@ class Watcher:
     delivered: set[tuple[str, str]] = field(default_factory=set)  # (dedup key, action)
     last_seq: int = 0
     _pending: dict[int, int] = field(default_factory=dict)  # seq → index in arrivals
+    _next_pending_read: float = 0.0  # loop time
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -75,31 +78,45 @@ class Watcher:
                 self.last_seq = max(self.last_seq, int(raw["seq"]))
                 if raw["routing_key"] in self.routing_keys:
                     self._keep(raw)
-            if events or await self._read_pending():
+            answered = False
+            now = asyncio.get_running_loop().time()
+            if self._pending and now >= self._next_pending_read:
+                self._next_pending_read = now + PENDING_POLL_SECONDS
+                answered = await self._read_pending()
+            if events or answered:
                 self._changed.set()
             if len(events) < PAGE:
                 await asyncio.sleep(POLL_SECONDS)
 
     async def _read_pending(self) -> bool:
-        """Read the held requests again; True when one has its answer now."""
-        keys: dict[str, int] = {}
+        """Read the held requests again; True when one has its answer now. By routing key
+        when few keys have held requests, else the whole log from the oldest one."""
+        firsts: dict[str, int] = {}
         for seq, index in self._pending.items():
             key = self.arrivals[index].routing_key
-            keys[key] = min(keys.get(key, seq), seq)
+            firsts[key] = min(firsts.get(key, seq), seq)
+        if len(firsts) > PENDING_BY_KEY:
+            return await self._reread(min(firsts.values()), "")
         answered = False
-        for key, first in keys.items():
-            after = first - 1
-            while True:
-                events = (await self._read(after, PAGE, routing_key=key))["events"]
-                for raw in events:
-                    after = max(after, int(raw["seq"]))
-                    held = self._pending.get(int(raw["seq"]))
-                    if held is not None and raw["status"] is not None:
-                        del self._pending[int(raw["seq"])]
-                        self._set(held, _arrival(raw))
-                        answered = True
-                if len(events) < PAGE or after >= self.last_seq:
-                    break
+        for key, first in firsts.items():
+            answered = await self._reread(first, key) or answered
+        return answered
+
+    async def _reread(self, first: int, routing_key: str) -> bool:
+        answered = False
+        after = first - 1
+        while after < self.last_seq:
+            events = (await self._read(after, PAGE, routing_key=routing_key))["events"]
+            for raw in events:
+                seq = int(raw["seq"])
+                after = max(after, seq)
+                held = self._pending.get(seq)
+                if held is not None and raw["status"] is not None:
+                    del self._pending[seq]
+                    self._set(held, _arrival(raw))
+                    answered = True
+            if len(events) < PAGE:
+                break
         return answered
 
     def _keep(self, raw: dict[str, Any]) -> None:
