@@ -13,6 +13,7 @@ from starlette.routing import Route
 from app.dispatch.store import list_events
 from app.errors import ConflictError, InputError
 from app.ingest import store as ingest_store
+from app.ingest.rules import rule_problems
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
 from app.installations.connect import CONNECT_KEY
@@ -43,6 +44,7 @@ async def settings_page(request: Request) -> Response:
     for service in all_services:
         services[service.installation_id].append(service)
     severities = parse_severity_map(await ingest_store.severity_map(deps.db, tenant_id))
+    rules = await ingest_store.list_rules(deps.db, tenant_id)
     return render(
         request,
         "settings.html",
@@ -53,7 +55,9 @@ async def settings_page(request: Request) -> Response:
             "audit": await list_audit(deps.db, tenant_id, limit=20),
             "all_services": all_services,
             "service_names": {str(s.id): s.name for s in all_services},
-            "rules": await ingest_store.list_rules(deps.db, tenant_id),
+            "rules": rules,
+            # Regexes saved before rules were RE2 that RE2 refuses: each matches nothing.
+            "rule_problems": {rule.id: rule_problems(rule) for rule in rules},
             "severities": severities,
             "pd_severities": PD_SEVERITIES,
             "events": await list_events(deps.db, tenant_id, limit=EVENTS_SHOWN),

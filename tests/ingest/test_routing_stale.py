@@ -1,9 +1,10 @@
 """Rules saved when regexes were Python's `re`, with patterns RE2 refuses: ingest goes on (they
-match nothing), the rules API says so, and the rules around them can still be edited, removing
-them included; a new pattern RE2 refuses is still refused."""
+match nothing), the rules API and the settings page say so, and the rules around them can still
+be edited, removing them included; a new pattern RE2 refuses is still refused."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 from uuid import UUID
@@ -150,6 +151,13 @@ async def test_the_settings_form_removes_one_stale_rule_while_another_stays(
     tenant_id, _, (databases, _) = await with_stale_rules(db, client)
     csrf = await sign_in(client, tenant_id)
     page = (await client.get("/settings")).text
+    shown = [html.unescape(p) for p in re.findall(r'class="[^"]*rule-problem">([^<]+)<', page)]
+    assert shown == [
+        "lookahead (?=…) is not supported: rules use RE2 syntax; until it is changed, this "
+        "condition matches nothing",
+        "backreference \\1 is not supported: rules use RE2 syntax; until it is changed, this "
+        "condition matches nothing",
+    ]
     first = re.findall(r'action="/settings/routes/([0-9a-f-]+)/delete"', page)[0]
     removed = await client.post(f"/settings/routes/{first}/delete", data={"csrf_token": csrf})
     assert removed.status_code == 303
