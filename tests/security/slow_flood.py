@@ -2,13 +2,16 @@
 what it costs in CPU is not charged to the sender it is meant to delay.
 
     python -m tests.security.slow_flood --port P --key K [--connections 1000] [--seconds 12]
+        [--reopen-after 1]
 
 It holds `connections` connections open from many loopback addresses (127.0.x.y: all this
 machine), `per-address` to an address, each dribbling a byte a second: a third are strangers'
 Events API drop-ins (their key would be in the body), a third a tenant's native alerts with its
 key (`--key`) in the header, a third heads that never end. Whatever the server closes is opened
-again at once. It prints `full` once every connection is open, then, after `seconds`, one JSON
-line of what it saw, and exits: it stops by itself, and only ever talks to 127.0.0.1.
+again `--reopen-after` seconds later (an attacker holding its places, not a storm of new
+connections: that is a rate of connections, which no deadline bounds). It prints `full` once
+every connection is open, then, after `seconds`, one JSON line of what it saw, and exits: it
+stops by itself, and only ever talks to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ def _request(kind: int, key: str) -> bytes:
 
 
 class Flood:
-    def __init__(self, port: int, key: str, connections: int, per_address: int) -> None:
+    def __init__(
+        self, port: int, key: str, connections: int, per_address: int, reopen_after: float
+    ) -> None:
         self.port = port
+        self.reopen_after = reopen_after
         self.key = key
         self.connections = connections
         self.per_address = per_address
@@ -41,6 +47,8 @@ class Flood:
         self.opened = 0
         self.refused = 0
         self.answers: Counter[int] = Counter()
+        # How many were open, once a second from when all first were.
+        self.samples: list[int] = []
         self.full = asyncio.Event()
         self.stop = asyncio.Event()
 
@@ -80,10 +88,14 @@ class Flood:
             finally:
                 self.writers.pop(slot, None)
                 writer.close()
+            if not self.stop.is_set():
+                await asyncio.sleep(self.reopen_after)
 
     async def dribble(self) -> None:
         """A byte a second on every open connection: never idle, never done."""
         while not self.stop.is_set():
+            if self.full.is_set():
+                self.samples.append(len(self.writers))
             for slot, writer in list(self.writers.items()):
                 # A connection the server just closed: its holder opens the next one.
                 with contextlib.suppress(OSError, RuntimeError):
@@ -91,8 +103,10 @@ class Flood:
             await asyncio.sleep(1.0)
 
 
-async def run(port: int, key: str, connections: int, per_address: int, seconds: float) -> None:
-    flood = Flood(port, key, connections, per_address)
+async def run(
+    port: int, key: str, connections: int, per_address: int, seconds: float, reopen_after: float
+) -> None:
+    flood = Flood(port, key, connections, per_address, reopen_after)
     holders = [asyncio.create_task(flood.hold(slot)) for slot in range(connections)]
     dribbling = asyncio.create_task(flood.dribble())
     try:
@@ -110,6 +124,8 @@ async def run(port: int, key: str, connections: int, per_address: int, seconds: 
         "opened": flood.opened,
         "refused": flood.refused,
         "open_at_end": still_open,
+        "open_least": min(flood.samples, default=0),
+        "open_mean": round(sum(flood.samples) / max(1, len(flood.samples))),
         "answers": dict(flood.answers),
     }
     print(json.dumps(summary), flush=True)
@@ -122,9 +138,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--per-address", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--reopen-after", type=float, default=1.0)
     args = parser.parse_args()
     started = time.monotonic()
-    asyncio.run(run(args.port, args.key, args.connections, args.per_address, args.seconds))
+    asyncio.run(
+        run(
+            args.port,
+            args.key,
+            args.connections,
+            args.per_address,
+            args.seconds,
+            args.reopen_after,
+        )
+    )
     print(json.dumps({"took": round(time.monotonic() - started, 1)}), flush=True)
 
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,25 @@ def _tenant(http: httpx2.Client, name: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def served(database_url: str) -> Iterator[Served]:
-    """`pdconnect serve` with short deadlines, a small per-address cap, no rate limit (the
-    slow connections must not be refused for speed) and no dispatcher."""
+    """`pdconnect serve` with short deadlines (to test them quickly), a small per-address cap,
+    no rate limit (the slow connections must not be refused for speed) and no dispatcher."""
+    with serve(
+        database_url,
+        PDCONNECT_REQUEST_TIMEOUT_SECONDS=str(REQUEST_TIMEOUT),
+        PDCONNECT_DROP_IN_BODY_SECONDS=str(DROP_IN_BODY),
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served_as_shipped(database_url: str) -> Iterator[Served]:
+    """As `served`, with the deadlines as shipped: the flood meets what production has."""
+    with serve(database_url) as server:
+        yield server
+
+
+@contextmanager
+def serve(database_url: str, **settings: str) -> Iterator[Served]:
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="pdc-slow-", dir="/tmp"))
     env = {
@@ -87,9 +105,8 @@ def served(database_url: str) -> Iterator[Served]:
             "PDCONNECT_DATA_DIR": str(folder / "data"),
             "PDCONNECT_RUN_DISPATCHER": "0",
             "PDCONNECT_INGEST_RATE_LIMIT": "0",
-            "PDCONNECT_REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT),
-            "PDCONNECT_DROP_IN_BODY_SECONDS": str(DROP_IN_BODY),
             "PDCONNECT_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT),
+            **settings,
         }
     )
     log = (folder / "serve.log").open("wb")
@@ -273,7 +290,10 @@ async def prompt_alerts(
     return sorted(took), statuses
 
 
-async def test_a_thousand_slow_connections_do_not_delay_another_tenant(served: Served) -> None:
+async def test_a_thousand_slow_connections_do_not_delay_another_tenant(
+    served_as_shipped: Served,
+) -> None:
+    served = served_as_shipped
     quiet, _ = await prompt_alerts(served, 2.0, "quiet")
     flood = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -305,5 +325,6 @@ async def test_a_thousand_slow_connections_do_not_delay_another_tenant(served: S
     )
     assert statuses == {202: len(took)}
     assert took[-1] < PROMPT_SECONDS
-    # The flood was real: the slow connections stayed open around the prompt ones.
-    assert summary["open_at_end"] > SLOW_CONNECTIONS * 0.9
+    # The flood was real: the slow connections stayed open around the prompt ones (the drop-ins,
+    # opened together, reach their deadline together and come back a second later).
+    assert summary["open_mean"] > SLOW_CONNECTIONS * 0.9
