@@ -14,10 +14,14 @@ import pytest
 from databases import Database
 
 from app.db import (
+    DatabaseTimeout,
+    Deadlines,
     MigrationError,
     apply_migrations,
     asyncpg_dsn,
+    close_database,
     database_unreachable,
+    deadlines,
     discover_migrations,
     open_database,
     pending_migrations,
@@ -174,8 +178,19 @@ async def test_only_the_drivers_connection_errors_mean_the_database_is_away() ->
         await asyncpg.connect(f"postgresql://u@127.0.0.1:{port}/d", timeout=5)
     assert database_unreachable(refused.value)
     assert database_unreachable(asyncpg.InterfaceError("connection is closed"))
+    assert database_unreachable(
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
+    )
+    assert database_unreachable(asyncpg.InternalClientError("cannot switch to state 15"))
+    assert database_unreachable(asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert database_unreachable(asyncpg.exceptions.CrashShutdownError("crash of another"))
+    assert database_unreachable(asyncpg.exceptions.QueryCanceledError("statement timeout"))
+    assert database_unreachable(asyncpg.exceptions.ReadOnlySQLTransactionError("standby"))
+    assert database_unreachable(DatabaseTimeout("no answer within 3 s"))
     # Misuse of the driver is a bug, and an OSError of anything else is not the database's.
     assert not database_unreachable(asyncpg.exceptions.DataError("invalid input for query"))
+    assert not database_unreachable(asyncpg.exceptions._base.DataError("wrong argument"))
+    assert not database_unreachable(asyncpg.exceptions.UniqueViolationError("duplicate key"))
     with pytest.raises(FileNotFoundError) as elsewhere:
         open_file_that_is_not_there()
     assert not database_unreachable(elsewhere.value)
@@ -191,3 +206,68 @@ def socket_nobody_listens_on() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture
+async def pool_of_one(database_url: str) -> AsyncIterator[Database]:
+    """The product's pool, one connection: one left checked out would stall everything."""
+    db = open_database(database_url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        yield db
+    finally:
+        await close_database(db, within=5)
+
+
+async def test_deadlines_bound_the_work_inside_them_and_only_that(pool_of_one: Database) -> None:
+    with deadlines(Deadlines(statement=0.2)):
+        with pytest.raises(DatabaseTimeout):
+            await pool_of_one.fetch_val("SELECT pg_sleep(30)")
+        # The connection left in doubt was dropped, and its slot connects again.
+        assert await pool_of_one.fetch_val("SELECT 1") == 1
+    # Outside (the dispatcher, migrations, the command line) a statement takes its time.
+    assert await pool_of_one.fetch_val("SELECT pg_sleep(0.5)::text") == ""
+
+
+async def test_waiting_for_a_connection_is_bounded(pool_of_one: Database) -> None:
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with pool_of_one.transaction():
+            await pool_of_one.execute("SELECT 1")
+            holding.set()
+            await done.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    try:
+        with deadlines(Deadlines(acquire=0.2)), pytest.raises(DatabaseTimeout):
+            await pool_of_one.fetch_val("SELECT 1")
+    finally:
+        done.set()
+        await holder
+    assert await pool_of_one.fetch_val("SELECT 1") == 1
+
+
+async def commit_a_duplicate(db: Database) -> None:
+    async with db.transaction():
+        await db.execute(
+            "CREATE TEMP TABLE once (id int UNIQUE DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP"
+        )
+        # Only COMMIT finds the duplicate.
+        await db.execute("INSERT INTO once VALUES (1), (1)")
+
+
+async def test_a_transaction_whose_commit_fails_gives_its_connection_back(
+    pool_of_one: Database,
+) -> None:
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await commit_a_duplicate(pool_of_one)
+
+    async def elsewhere() -> object:
+        return await pool_of_one.fetch_val("SELECT 1")
+
+    # Plain `databases` kept that connection checked out: another task would wait forever
+    # (bounded here, so that a regression fails instead of stalling the run).
+    assert await asyncio.wait_for(asyncio.create_task(elsewhere()), 10) == 1
+    assert await pool_of_one.fetch_val("SELECT 1") == 1

@@ -4,7 +4,7 @@ never a 500, never a hang, never a 202 for an event that is not stored; once it 
 same app accepts again, with no restart.
 
 The server is a throwaway cluster of the module's own (tests/chaos/conftest.py) on 127.0.0.1;
-its processes are found by the PID in its postmaster.pid and signalled by PID.
+its processes are signalled by PID.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -98,38 +97,13 @@ async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
         await close_database(db)
 
 
-def _parent_of(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # "pid (command) state ppid …": the command may hold spaces and parentheses.
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def postmaster_pid(postgres: Postgres) -> int:
-    return int((postgres.data / "postmaster.pid").read_text().split()[0])
-
-
-def server_children(postgres: Postgres) -> list[int]:
-    postmaster = postmaster_pid(postgres)
-    pids = (int(name) for name in os.listdir("/proc") if name.isdigit())
-    return [pid for pid in pids if _parent_of(pid) == postmaster]
-
-
-def signal_server(postgres: Postgres, signum: signal.Signals) -> None:
-    """The postmaster first: stopped, it can start no process the loop below would miss."""
-    os.kill(postmaster_pid(postgres), signum)
-    for pid in server_children(postgres):
-        with suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
 @pytest.fixture
-def thawed(postgres: Postgres) -> Iterator[Postgres]:
-    """The cluster, running on again after the test even if the test froze it and failed."""
-    yield postgres
-    signal_server(postgres, signal.SIGCONT)
+def frozen(postgres: Postgres) -> Iterator[list[Any]]:
+    """Filled with the server's processes while the test has them stopped; whatever the test
+    did, they run again after it."""
+    processes: list[Any] = []
+    yield processes
+    postgres.thaw(processes)
 
 
 def assert_only_retry_later(answers: list[Answer]) -> None:
@@ -181,16 +155,17 @@ async def test_a_backend_killed_under_load_costs_503s_only_and_loses_nothing(
 
 
 async def test_a_frozen_database_is_answered_503_within_seconds_and_recovered(
-    http: httpx2.AsyncClient, thawed: Postgres
+    http: httpx2.AsyncClient, postgres: Postgres, frozen: list[Any]
 ) -> None:
-    postgres = thawed
     key = await ingest_key(http)
     load = Load(http, {"Authorization": f"Bearer {key}"})
     senders = [asyncio.create_task(load.sender(n)) for n in range(SENDERS // 2)]
     loop = asyncio.get_running_loop()
     try:
         await eventually(lambda: _at_least(load.accepted(), 20), "202s before the freeze")
-        signal_server(postgres, signal.SIGSTOP)
+        # SIGSTOP to the postmaster and every process it started: sockets stay open and
+        # nothing answers, as with a hung disk or a network black hole.
+        frozen.extend(postgres.freeze())
         frozen_at = loop.time()
 
         async def timed(request: Awaitable[httpx2.Response]) -> tuple[int, float, str]:
@@ -214,7 +189,7 @@ async def test_a_frozen_database_is_answered_503_within_seconds_and_recovered(
         assert ready[1] < FROZEN_ANSWER_SECONDS
 
         await asyncio.sleep(max(0.0, FREEZE_SECONDS - (loop.time() - frozen_at)))
-        signal_server(postgres, signal.SIGCONT)
+        postgres.thaw(frozen)
         thawed_at = loop.time()
         await eventually(
             lambda: _at_least(load.accepted(since=thawed_at), 20), "202s after the thaw"
@@ -226,7 +201,7 @@ async def test_a_frozen_database_is_answered_503_within_seconds_and_recovered(
         await eventually(ready_again, "/readyz 200 after the thaw")
     finally:
         # Thawed first: a sender stuck on the frozen server would otherwise never return.
-        signal_server(postgres, signal.SIGCONT)
+        postgres.thaw(frozen)
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(*senders), WAIT_SECONDS)
 
