@@ -187,6 +187,9 @@ class _Connection(PostgresConnection):
         try:
             self._connection = await self._pool().acquire(timeout=limit)
         except TimeoutError as exc:
+            # Without a limit of ours, the driver's own (connecting) ran out: left as it is.
+            if limit is None:
+                raise
             raise DatabaseTimeout(f"no database connection within {limit:g} s") from exc
         self._broken = False
 
@@ -221,6 +224,8 @@ class _Connection(PostgresConnection):
                 return await work
         except TimeoutError as exc:
             self._broken = True
+            if limit is None:
+                raise
             raise DatabaseTimeout(f"no answer from the database within {limit:g} s") from exc
         except asyncio.CancelledError:
             self._broken = True
