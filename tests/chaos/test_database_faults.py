@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx2
 import pytest
 
@@ -216,3 +217,34 @@ async def test_a_frozen_database_is_answered_503_within_seconds_and_recovered(
 
 async def _at_least(items: list[Answer], count: int) -> bool:
     return len(items) >= count
+
+
+# A COMMIT that takes longer than the statement deadline (3 s by default): a deferred trigger
+# sleeps in it, for the test's alerts only.
+SLOW_COMMIT = """
+    CREATE FUNCTION pg_temp.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_sleep(6); RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON events
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        WHEN (NEW.dedup_key LIKE 'slow-commit-%') EXECUTE FUNCTION pg_temp.slow_commit();
+"""
+
+
+async def test_a_commit_left_without_an_answer_is_answered_503_never_202(
+    http: httpx2.AsyncClient, postgres: Postgres
+) -> None:
+    auth = {"Authorization": f"Bearer {await ingest_key(http)}"}
+    conn = await asyncpg.connect(postgres.url)
+    try:
+        await conn.execute(SLOW_COMMIT)
+        response = await http.post("/v1/alerts", json=alert("slow-commit-1"), headers=auth)
+        # Whether that COMMIT took effect is unknown when the deadline ends the wait: only a
+        # 503 (retry; at worst a repeat) keeps "202 means stored" true.
+        assert response.status_code == 503, response.text
+        assert int(response.headers["retry-after"]) > 0
+    finally:
+        # Waits for the sleeping COMMIT (its lock on events) at most as long as it sleeps.
+        await conn.execute("DROP TRIGGER slow_commit ON events")
+        await conn.close()
+    ok = await http.post("/v1/alerts", json=alert(f"after-{secrets.token_hex(4)}"), headers=auth)
+    assert ok.status_code == 202
