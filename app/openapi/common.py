@@ -179,7 +179,12 @@ RESPONSES: Json = {
     ),
     "NotFound": _error("No such thing for this caller."),
     "Conflict": _error("The request clashes with what exists; `field` says with what."),
-    "TooLarge": _error("The body is larger than this endpoint takes."),
+    "TooLarge": _error(
+        "The body is larger than this endpoint takes; on ingest, also a request that would "
+        "write more than one request may (`PDCONNECT_MAX_ALERTS_PER_REQUEST` alerts, "
+        "`PDCONNECT_MAX_EVENTS_PER_REQUEST` events after fan-out, or more events than the "
+        "ingest key's whole burst). Nothing of it was stored."
+    ),
     "Unprocessable": _error(
         "The body is JSON but not what this endpoint takes; `field` names the first problem."
     ),
