@@ -144,7 +144,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._holds: list[str] = []
         self._forwarded: list[str | None] = []
         super().connection_made(transport)
-        self._make_room()
         clients = self._clients()
         peer = self.client[0] if self.client else None
         if peer is not None and peer not in clients.trusted:
@@ -154,6 +153,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 transport.close()
                 return
             self._holds.append(peer)
+        # Only for a connection that stays: one refused above must not cost another its place.
+        self._make_room()
         self._start_receiving()
 
     def connection_lost(self, exc: Exception | None) -> None:
