@@ -3,17 +3,19 @@ is frozen (SIGSTOP: a hung disk, a network black hole), costs senders 503s with 
 never a 500, never a hang, never a 202 for an event that is not stored; once it is back the
 same app accepts again, with no restart.
 
-The server is a throwaway cluster of the module's own (tests/chaos/conftest.py) on 127.0.0.1;
-its processes are signalled by PID.
+The server is a throwaway cluster of the module's own on 127.0.0.1; its processes are
+signalled by PID, and reaped by this process once killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +23,11 @@ import asyncpg
 import httpx2
 import pytest
 
-from app.db import close_database, open_database
+from app.db import apply_migrations, close_database, open_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from bench.chaos.postgres import Postgres
+from bench.chaos.postgres import Postgres, throwaway_postgres
+from bench.stack import free_port
 from tests.chaos.conftest import WAIT_SECONDS, eventually, scalar
 from tests.chaos.test_database_away import alert, ingest_key
 from tests.conftest import BASE_URL, make_settings
@@ -98,6 +101,45 @@ async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
         await close_database(db)
 
 
+# prctl(2): orphaned descendants of a "child subreaper" become its children, not init's.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _adopt_orphans(on: bool) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _reap(pids: list[int]) -> None:
+    """Wait for our dead children among `pids`, in order: the postmaster first, so that its
+    own children are ours (reparented) by the time they are asked for."""
+    for pid in pids:
+        with suppress(ChildProcessError):  # not a child of ours, or reaped already
+            os.waitpid(pid, 0)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Postgres]:
+    """tests/chaos/conftest.py's cluster, started while this process adopts orphans: the
+    server's processes become ours to reap once killed. Init does not reap them on every
+    machine, and a dead postmaster's PID left in postmaster.pid stops PostgreSQL from starting
+    again for as long as that PID is a zombie."""
+    _adopt_orphans(True)
+    try:
+        with throwaway_postgres(free_port()) as postgres:
+            asyncio.run(apply_migrations(postgres.url))
+            yield postgres
+            postmaster = postmaster_pid(postgres)
+        _reap([postmaster])  # stopped on the way out of throwaway_postgres
+    finally:
+        _adopt_orphans(False)
+
+
+def postmaster_pid(postgres: Postgres) -> int:
+    return int((postgres.data / "postmaster.pid").read_text().split()[0])
+
+
 @pytest.fixture
 def frozen(postgres: Postgres) -> Iterator[list[Any]]:
     """Filled with the server's processes while the test has them stopped; whatever the test
@@ -149,6 +191,39 @@ async def test_a_backend_killed_under_load_costs_503s_only_and_loses_nothing(
     finally:
         load.stop.set()
         await asyncio.wait_for(asyncio.gather(*senders), WAIT_SECONDS)
+
+    assert_only_retry_later(load.answers)
+    assert any(a.status == 503 for a in load.answers), "the kill was never seen"
+    await assert_all_stored(postgres, load.accepted())
+
+
+async def test_the_whole_server_killed_under_load_costs_503s_only_and_loses_nothing(
+    http: httpx2.AsyncClient, postgres: Postgres
+) -> None:
+    load = Load(http, {"Authorization": f"Bearer {await ingest_key(http)}"})
+    senders = [asyncio.create_task(load.sender(n)) for n in range(SENDERS)]
+    loop = asyncio.get_running_loop()
+    restarted = False
+    try:
+        await eventually(lambda: _at_least(load.accepted(), 40), "202s before the kill")
+        # SIGKILL to the postmaster and every process it started, as when a node or a
+        # container is lost: no goodbye to clients, recovery from the WAL on the next start.
+        victims = postgres.processes()
+        assert victims
+        for victim in victims:
+            victim.send_signal(signal.SIGKILL)
+        killed_at = loop.time()
+        await asyncio.to_thread(_reap, [victim.pid for victim in victims])
+        await asyncio.to_thread(postgres.start)
+        restarted = True
+        await eventually(
+            lambda: _at_least(load.accepted(since=killed_at), 40), "202s after the restart"
+        )
+    finally:
+        load.stop.set()
+        await asyncio.wait_for(asyncio.gather(*senders), WAIT_SECONDS)
+        if not restarted and not postgres.processes():
+            await asyncio.to_thread(postgres.start)  # for the next test
 
     assert_only_retry_later(load.answers)
     assert any(a.status == 503 for a in load.answers), "the kill was never seen"
