@@ -14,6 +14,7 @@ import ctypes
 import os
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -113,10 +114,13 @@ def _adopt_orphans(on: bool) -> None:
 
 def _reap(pids: list[int]) -> None:
     """Wait for our dead children among `pids`, in order: the postmaster first, so that its
-    own children are ours (reparented) by the time they are asked for."""
+    own children are ours (reparented) by the time they are asked for. Bounded: a process
+    that does not end is left alone."""
+    deadline = time.monotonic() + WAIT_SECONDS
     for pid in pids:
         with suppress(ChildProcessError):  # not a child of ours, or reaped already
-            os.waitpid(pid, 0)
+            while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
