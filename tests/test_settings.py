@@ -44,6 +44,9 @@ def load(**overrides: str) -> object:
         ({"BASE_URL": "https://x.example/?a=1"}, "BASE_URL"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
         ({"PAGERDUTY_API_URL": "ftp://nope"}, "PAGERDUTY_API_URL"),
+        ({"PDCONNECT_DB_ACQUIRE_TIMEOUT": "soon"}, "PDCONNECT_DB_ACQUIRE_TIMEOUT"),
+        ({"PDCONNECT_DB_STATEMENT_TIMEOUT": "0"}, "PDCONNECT_DB_STATEMENT_TIMEOUT"),
+        ({"PDCONNECT_READYZ_TIMEOUT": "600"}, "PDCONNECT_READYZ_TIMEOUT"),
     ],
 )
 def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str) -> None:
@@ -69,6 +72,9 @@ def test_defaults_and_derived_values() -> None:
     assert settings.oauth_enabled
     assert not settings.simple_install_enabled
     assert "k" * 40 not in repr(settings)
+    # A frozen database answers 503 within 5 s, and /readyz within a probe's 3 s.
+    assert settings.db_acquire_timeout + settings.db_statement_timeout <= 5
+    assert settings.readyz_timeout < 3
 
 
 def test_simple_install_alone_is_enough() -> None:
