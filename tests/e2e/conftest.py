@@ -43,6 +43,9 @@ def e2e_settings(live: Sandbox, database_url: str) -> Settings:
         PAGERDUTY_API_URL=f"{live.url}/{{region}}/api",
         PAGERDUTY_EVENTS_URL=f"{live.url}/{{region}}/events",
         PAGERDUTY_APP_URL=f"{live.url}/app",
+        # These tests load delivery: their storms of batches would spend an ingest key's
+        # budget, which counts events (tests/security covers that limit).
+        PDCONNECT_INGEST_RATE_LIMIT="0",
     )
 
 
