@@ -161,7 +161,7 @@ async def freeze_database(ctx: Context) -> None:
     ctx.notes.append(
         f"SIGSTOP of PostgreSQL ({len(frozen)} processes) at {DB_DOWN_AT:.0%} of the load, "
         f"SIGCONT {ctx.size.db_down_seconds:g} s later; 503s while frozen: "
-        f"{ctx.unavailable_while_down}; slowest ingest answer {ctx.load.slowest:.1f} s"
+        f"{ctx.unavailable_while_down}"
     )
 
 
@@ -214,6 +214,11 @@ async def run_scenario(world: World, size: Size, letter: str, *, seed: int = 0) 
             faulted = sum(a.fault is not None for a in watcher.arrivals)
             if faulted:
                 ctx.notes.append(f"requests answered with an injected fault: {faulted}")
+        if set(ctx.load.answers) - {"202"}:
+            answers = ", ".join(f"{code} {n}" for code, n in sorted(ctx.load.answers.items()))
+            ctx.notes.append(
+                f"ingest answers: {answers}; slowest {ctx.load.slowest:.1f} s (cut off included)"
+            )
         phantoms, listeners = await _database_checks(world, ctx.load)
         unplanned = 0
         for process in fleet.processes:
