@@ -63,6 +63,10 @@ class Settings:
     retry_cap_seconds: float = 600.0
     give_up_after_hours: float = 24.0
     rate_limited_pause_seconds: float = 30.0
+    # Sends in flight to one routing key (all workers together), and to one PagerDuty host
+    # (each process; None: three quarters of dispatch_concurrency).
+    max_in_flight_per_key: int = 4
+    max_in_flight_per_host: int | None = None
     health_check_seconds: float = 300.0
     # Client-side deadlines of a web request's database work (see app/db.py, Deadlines): the
     # wait for a connection and for each statement; past them the request answers 503 with
@@ -215,6 +219,12 @@ def load_settings(
         readyz_timeout=_number("PDCONNECT_READYZ_TIMEOUT", get, DEFAULT_READYZ_TIMEOUT, 0.01, 60),
         rate_limited_pause_seconds=_number(
             "PDCONNECT_RATE_LIMITED_PAUSE_SECONDS", get, 30.0, 0.01, 3600
+        ),
+        max_in_flight_per_key=int(_number("PDCONNECT_MAX_IN_FLIGHT_PER_KEY", get, 4, 1, 256)),
+        max_in_flight_per_host=(
+            None
+            if get("PDCONNECT_MAX_IN_FLIGHT_PER_HOST") is None
+            else int(_number("PDCONNECT_MAX_IN_FLIGHT_PER_HOST", get, 12, 1, 256))
         ),
         metrics_token=get("PDCONNECT_METRICS_TOKEN"),
         metrics_host=get("PDCONNECT_METRICS_HOST") or "127.0.0.1",

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.dispatch import store
-from app.dispatch.store import Attempt, Event
+from app.dispatch import log_store
+from app.dispatch.log_store import Attempt, Event
 from app.errors import InputError, NotFoundError
 from app.ingest.endpoints import _tenant_from_key
 from app.web.api import get_deps, path_uuid
@@ -98,7 +98,7 @@ async def list_events(request: Request) -> Response:
         raise InputError("dedup_key", "must not contain a NUL character", status=400)
     limit = _int(request, "limit", 50, 1, LIMIT_MAX)
     before = _int(request, "before", None, 1, 2**62)
-    events = await store.list_events(
+    events = await log_store.list_events(
         get_deps(request).db,
         tenant_id,
         status=status,
@@ -116,10 +116,10 @@ async def list_events(request: Request) -> Response:
 async def get_event(request: Request) -> Response:
     tenant_id = await _tenant_from_key(request, None)
     db = get_deps(request).db
-    event = await store.get_event(db, tenant_id, path_uuid(request, "event_id", "event"))
+    event = await log_store.get_event(db, tenant_id, path_uuid(request, "event_id", "event"))
     if event is None:
         raise NotFoundError("event")
-    attempts = await store.list_attempts(db, event.id)
+    attempts = await log_store.list_attempts(db, event.id)
     return JSONResponse(
         {**event_json(event), "delivery_attempts": [attempt_json(a) for a in attempts]}
     )

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.dispatch import store
+from app.dispatch import log_store, store
 from app.errors import InputError, NotFoundError
 from app.ingest.alert import Alert
 from app.ingest.intake import accept
@@ -28,13 +28,13 @@ TEST_EVENT_RESOLVES_AFTER = timedelta(seconds=60)
 async def event_page(request: Request) -> Response:
     deps = get_deps(request)
     tenant_id = current_tenant_id(request)
-    event = await store.get_event(deps.db, tenant_id, path_uuid(request, "event_id", "event"))
+    event = await log_store.get_event(deps.db, tenant_id, path_uuid(request, "event_id", "event"))
     if event is None:
         raise NotFoundError("event")
-    attempts = await store.list_attempts(deps.db, event.id)
+    attempts = await log_store.list_attempts(deps.db, event.id)
     # The other events of the same alert: a test event's page shows its resolve on the way.
     alert_events = (
-        await store.list_events(deps.db, tenant_id, alert_id=event.alert_id, limit=50)
+        await log_store.list_events(deps.db, tenant_id, alert_id=event.alert_id, limit=50)
         if event.alert_id is not None
         else []
     )

@@ -34,6 +34,24 @@ class DispatchConfig:
     poll_interval: timedelta = timedelta(seconds=2)
     # This many key rejections in a row mark the service unhealthy.
     key_rejections_to_unhealthy: int = 3
+    # Sends in flight to one routing key, across every worker (counted in the database): a key
+    # that hangs holds at most this many sends, so it cannot take the others' turns.
+    max_in_flight_per_key: int = 4
+    # Sends one worker has in flight to one PagerDuty host (a region): below `concurrency`, so
+    # a region that hangs leaves room for the other.
+    max_in_flight_per_host: int = 12
+    # A whole send (connect, write, the whole answer) ends by this deadline, and always
+    # `lease_margin` before the lease does, so no send outlives its lease.
+    send_timeout: timedelta = timedelta(seconds=10)
+    # After this many sends to a key without an answer in time (since its last delivery), the
+    # key rests as after a 429: its events wait, with the reason shown on them.
+    timeouts_to_pause: int = 2
+
+    @property
+    def lease_margin(self) -> timedelta:
+        """How long before its lease runs out a send is cut off at the latest: time to close
+        the connection and record the outcome while the lease is still this sender's."""
+        return self.lease / 6
 
 
 def dispatch_config(
@@ -43,9 +61,14 @@ def dispatch_config(
     retry_cap_seconds: float,
     give_up_after_hours: float,
     rate_limited_pause_seconds: float,
+    max_in_flight_per_key: int = 4,
+    max_in_flight_per_host: int | None = None,
 ) -> DispatchConfig:
+    """`max_in_flight_per_host` defaults to three quarters of `concurrency`."""
     return DispatchConfig(
         concurrency=concurrency,
+        max_in_flight_per_key=max_in_flight_per_key,
+        max_in_flight_per_host=max_in_flight_per_host or max(1, concurrency * 3 // 4),
         batch_size=max(concurrency * 2, 8),
         retry_base=timedelta(seconds=retry_base_seconds),
         retry_cap=timedelta(seconds=retry_cap_seconds),

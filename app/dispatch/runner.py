@@ -28,6 +28,8 @@ def settings_dispatch_config(settings: Settings) -> DispatchConfig:
         retry_cap_seconds=settings.retry_cap_seconds,
         give_up_after_hours=settings.give_up_after_hours,
         rate_limited_pause_seconds=settings.rate_limited_pause_seconds,
+        max_in_flight_per_key=settings.max_in_flight_per_key,
+        max_in_flight_per_host=settings.max_in_flight_per_host,
     )
 
 

@@ -1,7 +1,45 @@
 """SQL of the outbox: enqueue, claim, spend a key's budget, record answers, read the log.
 
+An event's states (`skipped` events are born final and never move):
+
+                       claim (lease_token + 1)
+           ┌─────────────────────────────────────────────┐
+           │                                             ▼
+    ──▶ queued ◀──── release · schedule_retry ──────── sending ───▶ delivered · failed · cancelled
+         ▲  │                                            │
+         │  └─────────────────▶ held ◀────── hold ───────┘
+         └───── healthy again ───┘
+
+- release: no attempt was made (budget spent, key or host saturated); schedule_retry: 5xx,
+  timeout, 429, a key refusal not yet believed; hold: the service is unhealthy, or PagerDuty
+  refused its key repeatedly (the key's other queued events are held with it).
+- delivered: 202/200; failed: 400, or retries gave up; cancelled: the service was removed.
+- Retiring services (disconnect) cancels their queued, held and sending events.
+- A `sending` event whose lease ran out is claimed again as it stands (its worker died or
+  stalled): a new lease, a new token.
+
+**Fenced.** Every claim takes a new lease and bumps the event's `lease_token`; the claim
+returns it (`Claimed.lease_token`) and it is the sender's fencing token. Every write a sender
+makes to its event after the claim (release, the attempt's opening, the outcome: delivered,
+failed, cancelled, held, requeued) applies only `WHERE status = 'sending' AND lease_token =
+:token` (`FENCE`). Recording an answer starts by locking the event under that condition
+(`fence`): when it holds, the outcome and its effects on the key (budget pause, 429 pause,
+timeouts, key rejections, health) are written in that transaction; when it does not, the
+attempt gets what PagerDuty said, marked late, and nothing else changes. A sender whose lease
+ran out but was never taken over still holds the token: nobody else can have sent the event,
+so its outcome stands. Sends are time-boxed to end before the lease does (worker.py), so a
+sender whose lease is taken over has finished talking to PagerDuty: a stale trigger can
+neither arrive after its acknowledge nor put a delivered event back in the queue.
+
+**Isolated.** A claim skips keys that have `max_in_flight_per_key` sends with a live lease
+(counted over all workers, from a small index of `sending` events) and takes at most the room
+left of the others; it skips keys of a PagerDuty host (`dispatch_keys.host`) the claiming
+worker has no room for, and gives each host no more of the claim than its room. The cap per
+key is exact across workers where it matters: an attempt is opened only under the key's row
+lock, after counting the key's open attempts.
+
 Claiming (one statement): the (tenant, routing key) pairs with pending events are read from an
-index and paused keys dropped; for each open pair, its oldest claimable events
+index and paused or saturated keys dropped; for each open pair, its oldest claimable events
 (`per_tenant_scan`); these are interleaved by rank so each tenant gets a turn before any gets
 a second, then locked with SKIP LOCKED and leased. An event is claimable when it is due, its
 key is not paused, and no earlier event of the same (routing key, dedup key) is still pending:
@@ -17,14 +55,25 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from databases import Database
-from databases.interfaces import Record
+
+# The read side (the delivery log) has a module of its own; callers elsewhere import it here.
+from app.dispatch.log_store import Attempt as Attempt
+from app.dispatch.log_store import Event as Event
+from app.dispatch.log_store import from_jsonb
+from app.dispatch.log_store import get_event as get_event
+from app.dispatch.log_store import list_attempts as list_attempts
+from app.dispatch.log_store import list_events as list_events
+from app.dispatch.log_store import outbox_snapshot as outbox_snapshot
 
 NOTIFY_CHANNEL = "pdconnect_events"
 PENDING = ("queued", "sending", "held")
+# Every write a sender makes to its event after the claim carries this condition: the event is
+# still being sent, under the lease this sender's claim took (see the module docstring).
+FENCE = "status = 'sending' AND lease_token = :token"
 
 
 @dataclass(frozen=True)
@@ -61,6 +110,8 @@ class Claimed:
     body: Mapping[str, Any]
     attempts: int
     created_at: datetime
+    # The fencing token: this claim's lease, which every later write of the sender must hold.
+    lease_token: int
 
 
 @dataclass(frozen=True)
@@ -72,50 +123,6 @@ class Target:
     api_version: str
     rate_limit_per_minute: int
     health: str
-
-
-@dataclass(frozen=True)
-class Event:
-    id: UUID
-    seq: int
-    tenant_id: UUID
-    service_id: UUID | None
-    service_name: str | None
-    dedup_key: str | None
-    kind: str
-    api: str
-    body: Mapping[str, Any]
-    notes: tuple[str, ...]
-    source: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    created_at: datetime
-    finished_at: datetime | None
-    last_error: str | None
-    pd_errors: tuple[str, ...]
-    # What PagerDuty's webhooks said became of the alert (None until one arrives).
-    incident_status: str | None = None
-    incident_changed_by: str | None = None
-    incident_changed_at: datetime | None = None
-    incident_url: str | None = None
-    alert_id: UUID | None = None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    id: int
-    started_at: datetime
-    finished_at: datetime | None
-    latency_ms: int | None
-    http_status: int | None
-    outcome: str | None
-    response: Mapping[str, Any] | None
-    error: str | None
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, str]]:
@@ -157,38 +164,62 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
 
 
 CLAIM = """
-UPDATE events SET status = 'sending', lease_until = clock_timestamp() + CAST(:lease AS interval)
+UPDATE events SET status = 'sending', lease_until = clock_timestamp() + CAST(:lease AS interval),
+    lease_token = lease_token + 1
 WHERE id IN (
     SELECT id FROM events
     WHERE id IN (
-        SELECT c.id FROM (
-            -- Every (tenant, key) with pending events, from the index alone; paused keys
-            -- drop out here, before any of their events is looked at.
-            SELECT p.tenant_id, p.routing_key_hash FROM (
-                SELECT DISTINCT tenant_id, routing_key_hash FROM events
-                WHERE status IN ('queued', 'sending')
-            ) AS p
-            LEFT JOIN dispatch_keys k ON k.routing_key_hash = p.routing_key_hash
-            WHERE k.paused_until IS NULL OR k.paused_until <= clock_timestamp()
-        ) AS open_keys
-        CROSS JOIN LATERAL (
-            SELECT e.id, e.seq FROM events e
-            WHERE e.tenant_id = open_keys.tenant_id
-              AND e.routing_key_hash = open_keys.routing_key_hash
-              AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
-                   OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
-              AND (e.dedup_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM events p
-                    WHERE p.routing_key_hash = e.routing_key_hash
-                      AND p.dedup_key = e.dedup_key
-                      AND p.seq < e.seq
-                      AND p.status IN ('queued', 'sending', 'held')))
-            ORDER BY e.seq
-            LIMIT :per_tenant
-        ) AS c
-        -- Each tenant's oldest first, one tenant's turn at a time: an alert storm in one
-        -- tenant waits behind another tenant's single page, never the other way round.
-        ORDER BY row_number() OVER (PARTITION BY open_keys.tenant_id ORDER BY c.seq), c.seq
+        SELECT turns.id FROM (
+            SELECT ranked.*, row_number() OVER (
+                PARTITION BY ranked.host ORDER BY ranked.turn, ranked.seq) AS host_rank
+            FROM (
+                SELECT c.id, c.seq, open_keys.host, open_keys.host_room,
+                    -- Each tenant's oldest first, one tenant's turn at a time: an alert storm
+                    -- in one tenant waits behind another tenant's single page, never the
+                    -- other way round.
+                    row_number() OVER (PARTITION BY open_keys.tenant_id ORDER BY c.seq) AS turn
+                FROM (
+                    -- Every (tenant, key) with pending events, from the index alone; paused
+                    -- keys drop out here, before any of their events is looked at.
+                    SELECT p.tenant_id, p.routing_key_hash, k.host,
+                        -- Room under the per-key cap: sends with a live lease, any worker's.
+                        :key_cap - (
+                            SELECT count(*) FROM events s
+                            WHERE s.routing_key_hash = p.routing_key_hash
+                              AND s.status = 'sending' AND s.lease_until > clock_timestamp()
+                        ) AS key_room,
+                        -- Room under this worker's cap for the key's PagerDuty host.
+                        COALESCE(CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :batch)
+                            AS host_room
+                    FROM (
+                        SELECT DISTINCT tenant_id, routing_key_hash FROM events
+                        WHERE status IN ('queued', 'sending')
+                    ) AS p
+                    LEFT JOIN dispatch_keys k ON k.routing_key_hash = p.routing_key_hash
+                    WHERE k.paused_until IS NULL OR k.paused_until <= clock_timestamp()
+                ) AS open_keys
+                CROSS JOIN LATERAL (
+                    SELECT e.id, e.seq FROM events e
+                    WHERE e.tenant_id = open_keys.tenant_id
+                      AND e.routing_key_hash = open_keys.routing_key_hash
+                      AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
+                           OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
+                      AND (e.dedup_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM events p
+                            WHERE p.routing_key_hash = e.routing_key_hash
+                              AND p.dedup_key = e.dedup_key
+                              AND p.seq < e.seq
+                              AND p.status IN ('queued', 'sending', 'held')))
+                    ORDER BY e.seq
+                    LIMIT LEAST(:per_tenant, open_keys.key_room)
+                ) AS c
+                -- A saturated key or host is skipped, not waited for: its events stay queued.
+                WHERE open_keys.key_room > 0 AND open_keys.host_room > 0
+            ) AS ranked
+        ) AS turns
+        -- A host with room for n more sends takes the n best turns of this claim.
+        WHERE turns.host_rank <= turns.host_room
+        ORDER BY turns.turn, turns.seq
         LIMIT :batch
     )
     AND ((status = 'queued' AND next_attempt_at <= clock_timestamp())
@@ -196,16 +227,34 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
-    attempts, created_at
+    attempts, created_at, lease_token
 """
 
 
-async def claim(db: Database, *, batch: int, per_tenant: int, lease: timedelta) -> list[Claimed]:
+async def claim(
+    db: Database,
+    *,
+    batch: int,
+    per_tenant: int,
+    lease: timedelta,
+    max_in_flight_per_key: int,
+    host_rooms: Mapping[str, int],
+) -> list[Claimed]:
+    """Lease due events. `host_rooms`: how many more sends this worker may start to each
+    PagerDuty host it is sending to (a host it is not sending to is not listed)."""
     rows = await db.fetch_all(
         CLAIM,
-        {"batch": batch, "per_tenant": per_tenant, "lease": lease},
+        {
+            "batch": batch,
+            "per_tenant": per_tenant,
+            "lease": lease,
+            "key_cap": max_in_flight_per_key,
+            "host_rooms": json.dumps(dict(host_rooms)),
+        },
     )
-    claimed = [Claimed(**{**dict(r._mapping), "body": _json(r._mapping["body"])}) for r in rows]
+    claimed = [
+        Claimed(**{**dict(r._mapping), "body": from_jsonb(r._mapping["body"])}) for r in rows
+    ]
     return sorted(claimed, key=lambda c: c.seq)
 
 
@@ -221,21 +270,31 @@ async def target_of(db: Database, service_id: UUID) -> Target | None:
     return None if row is None else Target(**dict(row._mapping))
 
 
+# Why reserve_budget opened no attempt: the key's budget is spent (the key now rests), the key
+# has its cap of sends in flight (counted across every worker), or the lease was lost.
+Refusal = Literal["budget_spent", "key_busy", "lease_lost"]
+
+
 async def reserve_budget(
-    db: Database, *, event_id: UUID, routing_key_hash: str, limit: int, window: timedelta
-) -> int | None:
-    """Spend one of the key's sends in the window: the new attempt's id, or None when the
-    budget is spent (the key is then paused until its oldest send leaves the window, and the
-    event goes back to the queue untouched)."""
+    db: Database,
+    claimed: Claimed,
+    *,
+    host: str,
+    limit: int,
+    window: timedelta,
+    max_in_flight: int,
+    lease: timedelta,
+) -> int | Refusal:
+    """Spend one of the key's sends in the window and open an attempt: its id, or why not.
+    When not, the event goes back to the queue untouched; a spent budget also pauses the key
+    until its oldest send leaves the window."""
+    h = claimed.routing_key_hash
     async with db.transaction():
+        await learn_host(db, h, host)
+        # The row lock makes count-then-insert atomic for this key across all workers: the
+        # budget and the cap on sends in flight are exact, however many workers claim.
         await db.execute(
-            "INSERT INTO dispatch_keys (routing_key_hash) VALUES (:h) ON CONFLICT DO NOTHING",
-            {"h": routing_key_hash},
-        )
-        # The row lock makes count-then-insert atomic for this key across all workers.
-        await db.execute(
-            "SELECT 1 FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE",
-            {"h": routing_key_hash},
+            "SELECT 1 FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE", {"h": h}
         )
         used = await db.fetch_one(
             """
@@ -243,53 +302,105 @@ async def reserve_budget(
             WHERE routing_key_hash = :h
               AND started_at > clock_timestamp() - CAST(:window AS interval)
             """,
-            {"h": routing_key_hash, "window": window},
+            {"h": h, "window": window},
         )
         assert used is not None
         if used._mapping["n"] >= limit:
+            until = "CAST(:oldest AS timestamptz) + CAST(:window AS interval)"
             await db.execute(
-                """
-                UPDATE dispatch_keys
-                SET paused_until = GREATEST(paused_until, CAST(:oldest AS timestamptz)
-                    + CAST(:window AS interval))
+                f"""
+                UPDATE dispatch_keys SET paused_until = GREATEST(paused_until, {until}),
+                    pause_reason = CASE WHEN paused_until >= {until} THEN pause_reason
+                        ELSE :reason END
                 WHERE routing_key_hash = :h
                 """,
-                {"h": routing_key_hash, "oldest": used._mapping["oldest"], "window": window},
+                {
+                    "h": h,
+                    "oldest": used._mapping["oldest"],
+                    "window": window,
+                    "reason": f"waiting: its routing key has spent its budget of {limit} "
+                    f"events in {window.total_seconds():g} seconds",
+                },
             )
-            await release(db, event_id)
-            return None
-        # A worker that died mid-send left its attempt open; say so before the new one.
+            await release(db, claimed)
+            return "budget_spent"
+        # Attempts still waiting for PagerDuty; one older than a lease is over (its send was
+        # time-boxed below the lease), whatever its worker recorded.
+        in_flight = await db.fetch_val(
+            """
+            SELECT count(*) FROM delivery_attempts
+            WHERE routing_key_hash = :h AND finished_at IS NULL
+              AND started_at > clock_timestamp() - CAST(:lease AS interval)
+            """,
+            {"h": h, "lease": lease},
+        )
+        if int(in_flight) >= max_in_flight:
+            await release(db, claimed)
+            return "key_busy"
+        counted = await db.fetch_val(
+            f"UPDATE events SET attempts = attempts + 1 WHERE id = :id AND {FENCE} RETURNING id",
+            {"id": claimed.id, "token": claimed.lease_token},
+        )
+        if counted is None:
+            return "lease_lost"
+        # An attempt left open under an earlier lease: its worker died, or is still waiting
+        # for an answer it can no longer act on. One whose sender is recording it right now
+        # (its row locked) is skipped: that sender writes its own outcome.
         await db.execute(
             """
             UPDATE delivery_attempts SET outcome = 'abandoned', finished_at = clock_timestamp(),
-                error = 'the worker sending this attempt stopped before PagerDuty answered'
-            WHERE event_id = :id AND finished_at IS NULL
+                error = 'its lease ran out before PagerDuty answered; another attempt took over'
+            WHERE id IN (
+                SELECT id FROM delivery_attempts
+                WHERE event_id = :id AND finished_at IS NULL FOR UPDATE SKIP LOCKED
+            )
             """,
-            {"id": event_id},
+            {"id": claimed.id},
         )
         attempt_id = await db.fetch_val(
             """
-            INSERT INTO delivery_attempts (event_id, routing_key_hash)
-            VALUES (:id, :h) RETURNING id
+            INSERT INTO delivery_attempts (event_id, routing_key_hash, lease_token)
+            VALUES (:id, :h, :token) RETURNING id
             """,
-            {"id": event_id, "h": routing_key_hash},
-        )
-        await db.execute(
-            "UPDATE events SET attempts = attempts + 1 WHERE id = :id", {"id": event_id}
+            {"id": claimed.id, "h": h, "token": claimed.lease_token},
         )
         assert isinstance(attempt_id, int)
         return attempt_id
 
 
-async def release(db: Database, event_id: UUID) -> None:
-    """Back to the queue as it was: no attempt was made."""
+async def learn_host(db: Database, routing_key_hash: str, host: str) -> None:
+    """Where the key's events go, so that claims can skip the key while its host is full."""
     await db.execute(
         """
-        UPDATE events SET status = 'queued', lease_until = NULL
-        WHERE id = :id AND status = 'sending'
+        INSERT INTO dispatch_keys (routing_key_hash, host) VALUES (:h, :host)
+        ON CONFLICT (routing_key_hash) DO UPDATE SET host = EXCLUDED.host
+        WHERE dispatch_keys.host IS DISTINCT FROM EXCLUDED.host
         """,
-        {"id": event_id},
+        {"h": routing_key_hash, "host": host},
     )
+
+
+async def release(db: Database, claimed: Claimed) -> bool:
+    """Back to the queue as it was: no attempt was made."""
+    moved = await db.fetch_val(
+        f"""
+        UPDATE events SET status = 'queued', lease_until = NULL
+        WHERE id = :id AND {FENCE} RETURNING id
+        """,
+        {"id": claimed.id, "token": claimed.lease_token},
+    )
+    return moved is not None
+
+
+async def fence(db: Database, claimed: Claimed) -> bool:
+    """Whether the event is still `sending` under this claim's lease; if so, it stays so until
+    the transaction ends (the row is locked: no claim can take it over meanwhile). Call first
+    in the transaction that records a send's outcome."""
+    row = await db.fetch_val(
+        f"SELECT id FROM events WHERE id = :id AND {FENCE} FOR UPDATE",
+        {"id": claimed.id, "token": claimed.lease_token},
+    )
+    return row is not None
 
 
 async def finish_attempt(
@@ -320,22 +431,25 @@ async def finish_attempt(
     )
 
 
-async def mark_delivered(db: Database, event_id: UUID, routing_key_hash: str) -> None:
-    await db.execute(
-        """
+async def mark_delivered(db: Database, claimed: Claimed) -> bool:
+    delivered = await db.fetch_val(
+        f"""
         UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
             lease_until = NULL, last_error = NULL
-        WHERE id = :id
+        WHERE id = :id AND {FENCE} RETURNING id
         """,
-        {"id": event_id},
+        {"id": claimed.id, "token": claimed.lease_token},
     )
+    if delivered is None:
+        return False
     await db.execute(
         """
-        UPDATE dispatch_keys SET backoff_level = 0, key_rejections = 0
+        UPDATE dispatch_keys SET backoff_level = 0, key_rejections = 0, timeouts = 0
         WHERE routing_key_hash = :h
         """,
-        {"h": routing_key_hash},
+        {"h": claimed.routing_key_hash},
     )
+    return True
 
 
 async def retry_key_now(db: Database, routing_key_hash: str) -> None:
@@ -373,41 +487,49 @@ async def send_now(db: Database, tenant_id: UUID, event_id: UUID) -> bool:
 
 
 async def mark_final(
-    db: Database, event_id: UUID, *, status: str, error: str, pd_errors: Sequence[str] = ()
-) -> None:
+    db: Database, claimed: Claimed, *, status: str, error: str, pd_errors: Sequence[str] = ()
+) -> bool:
     """failed (never to be accepted) or cancelled: the event leaves the queue for good."""
-    await db.execute(
-        """
+    done = await db.fetch_val(
+        f"""
         UPDATE events SET status = :status, finished_at = clock_timestamp(), lease_until = NULL,
             last_error = :error, pd_errors = CAST(:pd_errors AS jsonb)
-        WHERE id = :id
+        WHERE id = :id AND {FENCE} RETURNING id
         """,
         {
-            "id": event_id,
+            "id": claimed.id,
+            "token": claimed.lease_token,
             "status": status,
             "error": error,
             "pd_errors": json.dumps(list(pd_errors)),
         },
     )
+    return done is not None
 
 
-async def schedule_retry(db: Database, event_id: UUID, *, delay: timedelta, error: str) -> None:
-    await db.execute(
-        """
+async def schedule_retry(db: Database, claimed: Claimed, *, delay: timedelta, error: str) -> bool:
+    queued = await db.fetch_val(
+        f"""
         UPDATE events SET status = 'queued', lease_until = NULL, last_error = :error,
             next_attempt_at = clock_timestamp() + CAST(:delay AS interval)
-        WHERE id = :id
+        WHERE id = :id AND {FENCE} RETURNING id
         """,
-        {"id": event_id, "error": error, "delay": delay},
+        {"id": claimed.id, "token": claimed.lease_token, "error": error, "delay": delay},
     )
+    return queued is not None
 
 
 async def pause_key(
-    db: Database, routing_key_hash: str, pause_for_level: Callable[[int], timedelta]
+    db: Database,
+    routing_key_hash: str,
+    pause_for_level: Callable[[int], timedelta],
+    *,
+    reason: str,
 ) -> None:
-    """PagerDuty said 429: rest this key, and only this key. The pause grows once per episode:
-    the many sends in flight when PagerDuty starts refusing all come back 429 together, and
-    counting each would push one episode's pause to the cap. Call inside a transaction."""
+    """PagerDuty said 429, or keeps not answering: rest this key, and only this key. The pause
+    grows once per episode: the many sends in flight when PagerDuty starts refusing all come
+    back together, and counting each would push one episode's pause to the cap. `reason` is
+    shown on the key's waiting events. Call inside a transaction."""
     row = await db.fetch_one(
         """
         SELECT backoff_level, paused_until > clock_timestamp() AS paused
@@ -420,23 +542,29 @@ async def pause_key(
     level = int(row._mapping["backoff_level"])
     await db.execute(
         """
-        UPDATE dispatch_keys SET backoff_level = :level,
+        UPDATE dispatch_keys SET backoff_level = :level, pause_reason = :reason,
             paused_until = clock_timestamp() + CAST(:pause AS interval)
         WHERE routing_key_hash = :h
         """,
-        {"h": routing_key_hash, "level": level + 1, "pause": pause_for_level(level)},
+        {
+            "h": routing_key_hash,
+            "level": level + 1,
+            "pause": pause_for_level(level),
+            "reason": reason,
+        },
     )
 
 
-async def hold(db: Database, event_id: UUID, *, error: str) -> None:
+async def hold(db: Database, claimed: Claimed, *, error: str) -> bool:
     """Kept, not sent, until its service is healthy again."""
-    await db.execute(
-        """
+    held = await db.fetch_val(
+        f"""
         UPDATE events SET status = 'held', lease_until = NULL, last_error = :error
-        WHERE id = :id
+        WHERE id = :id AND {FENCE} RETURNING id
         """,
-        {"id": event_id, "error": error},
+        {"id": claimed.id, "token": claimed.lease_token, "error": error},
     )
+    return held is not None
 
 
 async def count_key_rejection(db: Database, routing_key_hash: str) -> int:
@@ -445,6 +573,19 @@ async def count_key_rejection(db: Database, routing_key_hash: str) -> int:
         """
         UPDATE dispatch_keys SET key_rejections = key_rejections + 1
         WHERE routing_key_hash = :h RETURNING key_rejections
+        """,
+        {"h": routing_key_hash},
+    )
+    return int(value or 0)
+
+
+async def count_timeout(db: Database, routing_key_hash: str) -> int:
+    """One more send to this key without an answer in time; returns how many since the key's
+    last delivery."""
+    value = await db.fetch_val(
+        """
+        UPDATE dispatch_keys SET timeouts = timeouts + 1
+        WHERE routing_key_hash = :h RETURNING timeouts
         """,
         {"h": routing_key_hash},
     )
@@ -470,8 +611,12 @@ async def mark_key_unhealthy(db: Database, routing_key_hash: str, *, error: str)
     )
 
 
-async def next_due_in(db: Database) -> timedelta | None:
-    """How long until the earliest queued event becomes due, its key's pause included."""
+async def next_due_in(
+    db: Database, *, max_in_flight_per_key: int, full_hosts: Sequence[str]
+) -> timedelta | None:
+    """How long until the earliest queued event becomes due, its key's pause included. Keys
+    with their cap of sends in flight, and keys of a host this worker has no room for, are
+    left out: a finished send wakes the worker for them, not the clock."""
     value = await db.fetch_val(
         """
         SELECT min(GREATEST(q.due, COALESCE(k.paused_until, '-infinity'))) - clock_timestamp()
@@ -480,110 +625,13 @@ async def next_due_in(db: Database) -> timedelta | None:
             WHERE status = 'queued' GROUP BY routing_key_hash
         ) AS q
         LEFT JOIN dispatch_keys k ON k.routing_key_hash = q.routing_key_hash
-        """
+        WHERE (k.host IS NULL OR k.host <> ALL(CAST(:full_hosts AS text[])))
+          AND (
+            SELECT count(*) FROM events s
+            WHERE s.routing_key_hash = q.routing_key_hash
+              AND s.status = 'sending' AND s.lease_until > clock_timestamp()
+          ) < :key_cap
+        """,
+        {"full_hosts": list(full_hosts), "key_cap": max_in_flight_per_key},
     )
     return value if isinstance(value, timedelta) else None
-
-
-EVENT_COLUMNS = """
-    e.id, e.seq, e.tenant_id, e.service_id, s.name AS service_name, e.dedup_key, e.kind, e.api,
-    e.body, e.notes, e.source, e.status, e.attempts, e.next_attempt_at, e.created_at,
-    e.finished_at, e.last_error, e.pd_errors, i.status AS incident_status,
-    i.changed_by AS incident_changed_by, i.changed_at AS incident_changed_at,
-    i.html_url AS incident_url, e.alert_id
-"""
-EVENT_JOINS = """
-    events e LEFT JOIN pd_services s ON s.id = e.service_id
-    LEFT JOIN incident_states i ON i.service_id = e.service_id AND i.dedup_key = e.dedup_key
-"""
-
-
-def _event(row: Record) -> Event:
-    m = dict(row._mapping)
-    m["body"] = _json(m["body"])
-    m["notes"] = tuple(m["notes"] or ())
-    m["pd_errors"] = tuple(_json(m["pd_errors"]) or ())
-    return Event(**m)
-
-
-async def list_events(
-    db: Database,
-    tenant_id: UUID,
-    *,
-    status: str | None = None,
-    service_id: UUID | None = None,
-    dedup_key: str | None = None,
-    alert_id: UUID | None = None,
-    before_seq: int | None = None,
-    limit: int = 50,
-) -> list[Event]:
-    rows = await db.fetch_all(
-        f"""
-        SELECT {EVENT_COLUMNS}
-        FROM {EVENT_JOINS}
-        WHERE e.tenant_id = :tenant_id
-          AND (CAST(:status AS text) IS NULL OR e.status = :status)
-          AND (CAST(:service_id AS uuid) IS NULL OR e.service_id = :service_id)
-          AND (CAST(:dedup_key AS text) IS NULL OR e.dedup_key = :dedup_key)
-          AND (CAST(:alert_id AS uuid) IS NULL OR e.alert_id = :alert_id)
-          AND (CAST(:before AS bigint) IS NULL OR e.seq < :before)
-        ORDER BY e.seq DESC LIMIT :limit
-        """,
-        {
-            "tenant_id": tenant_id,
-            "status": status,
-            "service_id": service_id,
-            "dedup_key": dedup_key,
-            "alert_id": alert_id,
-            "before": before_seq,
-            "limit": limit,
-        },
-    )
-    return [_event(r) for r in rows]
-
-
-async def get_event(db: Database, tenant_id: UUID, event_id: UUID) -> Event | None:
-    row = await db.fetch_one(
-        f"""
-        SELECT {EVENT_COLUMNS}
-        FROM {EVENT_JOINS}
-        WHERE e.tenant_id = :tenant_id AND e.id = :id
-        """,
-        {"tenant_id": tenant_id, "id": event_id},
-    )
-    return None if row is None else _event(row)
-
-
-async def list_attempts(db: Database, event_id: UUID) -> list[Attempt]:
-    rows = await db.fetch_all(
-        """
-        SELECT id, started_at, finished_at, latency_ms, http_status, outcome, response, error
-        FROM delivery_attempts WHERE event_id = :id ORDER BY id
-        """,
-        {"id": event_id},
-    )
-    return [
-        Attempt(**{**dict(r._mapping), "response": _json(r._mapping["response"])}) for r in rows
-    ]
-
-
-async def outbox_snapshot(db: Database) -> tuple[dict[str, int], float]:
-    """Unfinished events by status, and how long the longest-waiting due event has been due.
-
-    Both read only the partial indexes over unfinished events, so a scrape costs the same with
-    a million delivered events in the table as with none."""
-    rows = await db.fetch_all(
-        """
-        SELECT status, count(*) AS n FROM events
-        WHERE status IN ('queued', 'sending', 'held') GROUP BY status
-        """
-    )
-    oldest = await db.fetch_val(
-        """
-        SELECT EXTRACT(EPOCH FROM clock_timestamp() - min(next_attempt_at)) FROM events
-        WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
-        """
-    )
-    by_status = {status: 0 for status in ("queued", "sending", "held")}
-    by_status.update({str(row._mapping["status"]): int(row._mapping["n"]) for row in rows})
-    return by_status, float(oldest or 0.0)

@@ -6,7 +6,15 @@ ordering rule lives in the claim query (see store.py). A dispatcher sleeps until
 notifies it of new events, an in-flight send finishes, or the earliest retry falls due.
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
-event again (PagerDuty deduplicates a repeated trigger by its dedup_key).
+event again (PagerDuty deduplicates a repeated trigger by its dedup_key). One that only
+stalls is fenced (store.py): each send ends under one deadline before its lease does
+(connect, write and the whole answer), and what it records afterwards changes its event only
+while the event is still its own.
+
+Isolated: a routing key has at most `max_in_flight_per_key` sends in flight across all workers,
+a PagerDuty host at most `max_in_flight_per_host` in each worker; claims skip what is full
+rather than wait for it, and a key whose sends keep timing out rests like a 429'd key. A key,
+or a region, that hangs costs the others nothing but the slots its cap allows.
 
 A dispatcher outlives its database: while PostgreSQL is away it backs off and tries again,
 its LISTEN connection included, and goes on in the same process once PostgreSQL is back.
@@ -18,8 +26,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx2
@@ -48,6 +59,8 @@ LISTEN_CHECK_TIMEOUT = 5.0
 # While the database is away, claiming is tried again after this long, doubling up to the cap.
 AWAY_PAUSE_FIRST = 0.5
 AWAY_PAUSE_CAP = 5.0
+# Begins the error of an attempt whose answer came after its lease had passed to another claim.
+STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
 
 
 class Dispatcher:
@@ -69,6 +82,9 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Sends this worker has in flight per PagerDuty host (the per-key count is the
+        # database's, shared by every worker).
+        self._host_in_flight: Counter[str] = Counter()
         self._away_pause = AWAY_PAUSE_FIRST
 
     def wake(self, *_: Any) -> None:
@@ -134,6 +150,9 @@ class Dispatcher:
         if free <= 0:
             return 0
         self._wake.clear()
+        # Taken before the claim: the lease the database grants ends no earlier than this plus
+        # the lease, so a deadline counted from here never passes the lease's end.
+        claimed_at = time.monotonic()
         try:
             events = await in_own_task(
                 store.claim(
@@ -141,6 +160,8 @@ class Dispatcher:
                     batch=min(free, self.config.batch_size),
                     per_tenant=self.config.per_tenant_scan,
                     lease=self.config.lease,
+                    max_in_flight_per_key=self.config.max_in_flight_per_key,
+                    host_rooms=self._host_rooms(),
                 )
             )
         except DATABASE_UNREACHABLE as exc:
@@ -160,11 +181,17 @@ class Dispatcher:
             await asyncio.sleep(5.0)
             return 0
         self._away_pause = AWAY_PAUSE_FIRST
+        lease_ends = claimed_at + self.config.lease.total_seconds()
         for event in events:
-            task = asyncio.create_task(self._deliver(event))
+            task = asyncio.create_task(self._deliver(event, lease_ends))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
         return len(events)
+
+    def _host_rooms(self) -> dict[str, int]:
+        """How many more sends this worker may start to each host it is sending to."""
+        cap = self.config.max_in_flight_per_host
+        return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -173,18 +200,25 @@ class Dispatcher:
 
     async def _sleep(self, stopper: asyncio.Task[Any]) -> None:
         timeout = self.config.poll_interval.total_seconds()
+        full = [host for host, room in self._host_rooms().items() if room == 0]
         with contextlib.suppress(*DATABASE_UNREACHABLE):
-            due = await in_own_task(store.next_due_in(self.db))
+            due = await in_own_task(
+                store.next_due_in(
+                    self.db,
+                    max_in_flight_per_key=self.config.max_in_flight_per_key,
+                    full_hosts=full,
+                )
+            )
             if due is not None:
                 timeout = min(timeout, max(due.total_seconds(), 0.01))
         waker = asyncio.create_task(self._wake.wait())
         await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()
 
-    async def _deliver(self, event: Claimed) -> None:
+    async def _deliver(self, event: Claimed, lease_ends: float) -> None:
         try:
             with bound(event_id=str(event.id)):
-                await self._deliver_one(event)
+                await self._deliver_one(event, lease_ends)
         except DATABASE_UNREACHABLE as exc:
             # Its lease brings the event back once the database does; no traceback needed.
             log.warning(
@@ -196,41 +230,89 @@ class Dispatcher:
             # The lease brings the event back; the traceback says why it had to.
             log.exception("delivering event %s failed; it will be retried", event.id)
 
-    async def _deliver_one(self, event: Claimed) -> None:
+    async def _deliver_one(self, event: Claimed, lease_ends: float) -> None:
         target = (
             None if event.service_id is None else await store.target_of(self.db, event.service_id)
         )
         if target is None:
-            await store.mark_final(
-                self.db, event.id, status="cancelled", error="its service was removed"
-            )
-            observe.not_sent("cancelled", "service_removed")
+            if await store.mark_final(
+                self.db, event, status="cancelled", error="its service was removed"
+            ):
+                observe.not_sent("cancelled", "service_removed")
             return
         if target.health != "healthy":
-            await store.hold(self.db, event.id, error=f"held: the service is {target.health}")
-            observe.not_sent("held", f"service_{target.health}")
+            if await store.hold(self.db, event, error=f"held: the service is {target.health}"):
+                observe.not_sent("held", f"service_{target.health}")
             return
-        attempt_id = await store.reserve_budget(
-            self.db,
-            event_id=event.id,
-            routing_key_hash=event.routing_key_hash,
-            limit=target.rate_limit_per_minute,
-            window=self.config.budget_window,
-        )
-        if attempt_id is None:
-            observe.budget_spent()
+        host = urlsplit(target.events_url).netloc
+        if self._host_in_flight[host] >= self.config.max_in_flight_per_host or (
+            self._time_left(lease_ends) <= 0
+        ):
+            # Claimed before this worker knew the key's host, or held up until its lease is
+            # nearly over: back to the queue untouched; the claims know the host from now on.
+            await store.learn_host(self.db, event.routing_key_hash, host)
+            await store.release(self.db, event)
             return
-        key_field = "service_key" if event.api == "v1" else "routing_key"
-        body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
-        answer = await send_event(
-            self.http, target.events_url, api=event.api, kind=event.kind, body=body
-        )
+        self._host_in_flight[host] += 1
+        try:
+            attempt_id = await store.reserve_budget(
+                self.db,
+                event,
+                host=host,
+                limit=target.rate_limit_per_minute,
+                window=self.config.budget_window,
+                max_in_flight=self.config.max_in_flight_per_key,
+                lease=self.config.lease,
+            )
+            if attempt_id == "budget_spent":
+                observe.budget_spent()
+            if not isinstance(attempt_id, int):
+                return
+            key_field = "service_key" if event.api == "v1" else "routing_key"
+            body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
+            answer = await self._send(target.events_url, event, body, lease_ends)
+        finally:
+            self._host_in_flight[host] -= 1
+            if self._host_in_flight[host] <= 0:
+                del self._host_in_flight[host]
         await self._record(event, attempt_id, answer)
+
+    def _time_left(self, lease_ends: float) -> float:
+        """Seconds a send may still take: its own deadline, and never past the lease's end
+        less the margin."""
+        return min(
+            self.config.send_timeout.total_seconds(),
+            lease_ends - self.config.lease_margin.total_seconds() - time.monotonic(),
+        )
+
+    async def _send(
+        self, events_url: str, event: Claimed, body: dict[str, Any], lease_ends: float
+    ) -> EventAnswer:
+        """One deadline for the whole send. The HTTP client's timeouts bound each phase alone,
+        so an answer trickling in a byte every few seconds would satisfy them for ever."""
+        deadline = max(self._time_left(lease_ends), 0.0)
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(deadline):
+                return await send_event(
+                    self.http, events_url, api=event.api, kind=event.kind, body=body
+                )
+        except TimeoutError:
+            return EventAnswer(
+                "try_again",
+                status=None,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                message=f"PagerDuty did not answer in full within {deadline:.3g} s",
+                timed_out=True,
+            )
 
     async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else _describe(answer)
         async with self.db.transaction():
+            # The fence: from here to the commit the event is this sender's, or it is left
+            # alone. A late sender records what it got on its attempt, and nothing else.
+            current = await store.fence(self.db, event)
             await store.finish_attempt(
                 self.db,
                 attempt_id,
@@ -238,45 +320,64 @@ class Dispatcher:
                 http_status=answer.status,
                 latency_ms=answer.latency_ms,
                 response=answer.response,
-                error=error,
+                error=error if current else f"{STALE_NOTE}{error or 'PagerDuty accepted it'}",
             )
-            assert error is not None or answer.outcome == "accepted"
-            if answer.outcome == "accepted":
-                await store.mark_delivered(self.db, event.id, event.routing_key_hash)
-                observe.paged(event.created_at)
-                if event.attempts > 0:
-                    # A retry got through: the key's other retries go now, not at their
-                    # backoff's end. A first attempt proves nothing of them (one event that
-                    # PagerDuty keeps failing must not ride on every other event's success).
-                    await store.retry_key_now(self.db, event.routing_key_hash)
-            elif answer.outcome == "rejected":
-                await store.mark_final(
-                    self.db, event.id, status="failed", error=error or "", pd_errors=answer.errors
-                )
-            elif answer.outcome == "key_rejected":
-                # One such answer may be PagerDuty's hiccup: retried like a transient error,
-                # until the key has been refused enough times in a row to be believed.
-                rejections = await store.count_key_rejection(self.db, event.routing_key_hash)
-                if rejections >= self.config.key_rejections_to_unhealthy:
-                    await store.hold(self.db, event.id, error=error or "")
-                    await store.mark_key_unhealthy(
-                        self.db, event.routing_key_hash, error=error or ""
-                    )
-                    log.warning("a routing key was rejected repeatedly; its services are unhealthy")
-                else:
-                    await self._retry_or_give_up(event, error or "")
-            elif answer.outcome == "rate_limited":
-                await store.pause_key(
-                    self.db,
-                    event.routing_key_hash,
-                    lambda level: rate_limited_pause(
-                        self.config, level, answer.retry_after, self.rng
-                    ),
-                )
-                # Not the event's fault: it goes back with no delay of its own.
-                await store.schedule_retry(self.db, event.id, delay=timedelta(0), error=error or "")
+            if not current:
+                log.warning("an answer came after its lease had passed on; the event is left as is")
+                return
+            await self._settle(event, answer, error)
+
+    async def _settle(self, event: Claimed, answer: EventAnswer, error: str | None) -> None:
+        """The event's next state, and its key's, after the answer to a current attempt.
+        Runs inside the fenced transaction of `_record`."""
+        assert error is not None or answer.outcome == "accepted"
+        if answer.outcome == "accepted":
+            await store.mark_delivered(self.db, event)
+            observe.paged(event.created_at)
+            if event.attempts > 0:
+                # A retry got through: the key's other retries go now, not at their
+                # backoff's end. A first attempt proves nothing of them (one event that
+                # PagerDuty keeps failing must not ride on every other event's success).
+                await store.retry_key_now(self.db, event.routing_key_hash)
+        elif answer.outcome == "rejected":
+            await store.mark_final(
+                self.db, event, status="failed", error=error or "", pd_errors=answer.errors
+            )
+        elif answer.outcome == "key_rejected":
+            # One such answer may be PagerDuty's hiccup: retried like a transient error,
+            # until the key has been refused enough times in a row to be believed.
+            rejections = await store.count_key_rejection(self.db, event.routing_key_hash)
+            if rejections >= self.config.key_rejections_to_unhealthy:
+                await store.hold(self.db, event, error=error or "")
+                await store.mark_key_unhealthy(self.db, event.routing_key_hash, error=error or "")
+                log.warning("a routing key was rejected repeatedly; its services are unhealthy")
             else:
                 await self._retry_or_give_up(event, error or "")
+        elif answer.outcome == "rate_limited":
+            await self._pause(event, answer.retry_after, f"waiting: PagerDuty said {error}")
+            # Not the event's fault: it goes back with no delay of its own.
+            await store.schedule_retry(self.db, event, delay=timedelta(0), error=error or "")
+        else:
+            if answer.timed_out:
+                timeouts = await store.count_timeout(self.db, event.routing_key_hash)
+                if timeouts >= self.config.timeouts_to_pause:
+                    # A key that hangs rests like a 429'd one, instead of holding its share of
+                    # sends for a whole timeout again and again.
+                    await self._pause(
+                        event,
+                        None,
+                        f"waiting: PagerDuty did not answer {timeouts} sends to its routing "
+                        "key in time; the key rests before it is tried again",
+                    )
+            await self._retry_or_give_up(event, error or "")
+
+    async def _pause(self, event: Claimed, retry_after: float | None, reason: str) -> None:
+        await store.pause_key(
+            self.db,
+            event.routing_key_hash,
+            lambda level: rate_limited_pause(self.config, level, retry_after, self.rng),
+            reason=reason,
+        )
 
     async def _retry_or_give_up(self, event: Claimed, error: str) -> None:
         age = datetime.now(UTC) - event.created_at
@@ -284,14 +385,14 @@ class Dispatcher:
             hours = self.config.give_up_after.total_seconds() / 3600
             await store.mark_final(
                 self.db,
-                event.id,
+                event,
                 status="failed",
                 error=f"gave up after {hours:g} hours of retries; last: {error}",
             )
             observe.not_sent("failed", "gave_up")
             return
         delay = retry_delay(self.config, event.attempts + 1, self.rng)
-        await store.schedule_retry(self.db, event.id, delay=delay, error=error)
+        await store.schedule_retry(self.db, event, delay=delay, error=error)
 
 
 def _describe(answer: EventAnswer) -> str:

@@ -25,6 +25,7 @@ from app.installations import store as installations
 from app.tenants import store as tenants
 
 EVENTS_URL = "https://events.pagerduty.test"
+EU_EVENTS_URL = "https://events.eu.pagerduty.test"
 FAST = DispatchConfig(
     concurrency=8,
     retry_base=timedelta(milliseconds=50),
@@ -80,17 +81,24 @@ class World:
         return t.id
 
     async def service(
-        self, tenant_id: UUID, key: str, *, api: str = "v2", limit: int = 120
+        self,
+        tenant_id: UUID,
+        key: str,
+        *,
+        api: str = "v2",
+        limit: int = 120,
+        events_url: str = EVENTS_URL,
     ) -> tuple[UUID, str]:
+        region = "eu" if events_url == EU_EVENTS_URL else "us"
         inst = await installations.upsert_keyed_installation(
             self.db,
             tenant_id=tenant_id,
             method="manual",
-            account_key="manual",
+            account_key="manual" if region == "us" else f"manual-{region}",
             subdomain=None,
             account_name=None,
-            region="us",
-            events_url=EVENTS_URL,
+            region=region,
+            events_url=events_url,
         )
         svc = await installations.insert_manual_service(
             self.db,

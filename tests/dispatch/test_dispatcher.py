@@ -208,16 +208,24 @@ async def test_an_event_left_by_a_dead_worker_is_sent_again(
     [event] = await world.send(tenant, service, "k1")
     # A worker claims the event, starts an attempt, and dies before PagerDuty answers.
     [claimed] = await store.claim(
-        world.db, batch=1, per_tenant=1, lease=timedelta(milliseconds=200)
+        world.db,
+        batch=1,
+        per_tenant=1,
+        lease=timedelta(milliseconds=200),
+        max_in_flight_per_key=4,
+        host_rooms={},
     )
     assert claimed.id == event
-    assert await store.reserve_budget(
+    attempt = await store.reserve_budget(
         world.db,
-        event_id=event,
-        routing_key_hash=service[1],
+        claimed,
+        host="events.pagerduty.test",
         limit=120,
         window=timedelta(seconds=62),
+        max_in_flight=4,
+        lease=timedelta(milliseconds=200),
     )
+    assert isinstance(attempt, int)
     async with Running(world.dispatcher(database_url)):
         await world.wait_for(lambda: _is(world, event, "delivered"))
     assert [a["outcome"] for a in await attempts_of(world, event)] == ["abandoned", "delivered"]

@@ -51,6 +51,9 @@ async def test_sigterm_finishes_sends_in_flight_then_exits(
         worker_env(
             stack.deps.settings,
             PDCONNECT_DISPATCH_CONCURRENCY=str(CONCURRENCY),
+            # Every slot may go to the sandbox's one host (by default a quarter of them are
+            # kept for another PagerDuty region).
+            PDCONNECT_MAX_IN_FLIGHT_PER_HOST=str(CONCURRENCY),
             PDCONNECT_METRICS_PORT=str(port),
         )
     )
