@@ -36,6 +36,9 @@ DROP_IN_BODY = 2.0
 PER_CLIENT = 10
 # Bounds a wait for something that must happen; never a measure of speed.
 PATIENCE = 30.0
+# The server's clock for a request starts when it accepts the connection, a moment before the
+# client's own clock starts: a deadline can look that much short from here.
+EARLY = 0.5
 
 
 @dataclass
@@ -203,7 +206,7 @@ async def test_a_drop_in_body_has_a_short_time_to_arrive(served: Served) -> None
     assert body["status"] == "invalid event"
     assert "PDCONNECT_DROP_IN_BODY_SECONDS" in body["errors"][0]
     # Its own limit, well before the whole request's.
-    assert DROP_IN_BODY <= answered - started < REQUEST_TIMEOUT
+    assert DROP_IN_BODY - EARLY <= answered - started < REQUEST_TIMEOUT
 
 
 async def test_a_whole_request_must_arrive_in_time(served: Served) -> None:
@@ -234,7 +237,7 @@ async def test_a_whole_request_must_arrive_in_time(served: Served) -> None:
         writer.close()
     assert status == 408
     assert "PDCONNECT_REQUEST_TIMEOUT_SECONDS" in body["error"]["message"]
-    assert REQUEST_TIMEOUT <= answered - started < REQUEST_TIMEOUT + PATIENCE / 3
+    assert REQUEST_TIMEOUT - EARLY <= answered - started < REQUEST_TIMEOUT + PATIENCE / 3
 
 
 async def test_one_address_holds_only_so_many_connections(served: Served) -> None:
