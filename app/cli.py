@@ -35,17 +35,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+from app.config import (
+    Config,
+    ConfigError,
+    load_config,
+    pagerduty_app_configured,
+    read_env_file,
+)
 from app.crypto import Hasher, Vault, new_fernet_key, random_token
 from app.db import apply_migrations, open_database, start_embedded_postgres
 from app.encryption.reencrypt import BATCH_SIZE, BATCH_SIZE_MAX, Report, reencrypt, status
 from app.observability.logs import logging_config
-from app.settings import (
-    Settings,
-    SettingsError,
-    load_settings,
-    pagerduty_app_configured,
-    read_env_file,
-)
 from app.tenants import store
 from app.tenants.keys import issue_ingest_key
 from app.tenants.links import LinkSigner, issue_login_link
@@ -97,8 +97,8 @@ def _sandbox_urls(sandbox_url: str) -> dict[str, str]:
 
 def resolve(
     env: Mapping[str, str], *, base_url: str | None = None, sandbox_port: int = 8900
-) -> tuple[Settings, dict[str, str]]:
-    """Settings for a command, plus the defaults that were filled in (to pass to children)."""
+) -> tuple[Config, dict[str, str]]:
+    """Config for a command, plus the defaults that were filled in (to pass to children)."""
     data_dir = Path(env.get("PDCONNECT_DATA_DIR") or ".pdconnect").expanduser().resolve()
     defaults: dict[str, str] = {"PDCONNECT_DATA_DIR": str(data_dir)}
     if base_url:
@@ -115,12 +115,12 @@ def resolve(
                 "PDCONNECT_SANDBOX": "1",
             }
         )
-    # Settings are checked before anything starts: a wrong one stops us with its name.
-    settings = load_settings(environ=env, env_file=None, defaults=defaults)
-    if settings.database_url is None:
+    # Config are checked before anything starts: a wrong one stops us with its name.
+    config = load_config(environ=env, env_file=None, defaults=defaults)
+    if config.database_url is None:
         defaults["DATABASE_URL"] = start_embedded_postgres(data_dir)
-        settings = replace(settings, database_url=defaults["DATABASE_URL"])
-    return settings, defaults
+        config = replace(config, database_url=defaults["DATABASE_URL"])
+    return config, defaults
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -136,16 +136,16 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise SystemExit(f"error: the PagerDuty sandbox did not start listening on port {port}")
 
 
-def _start_sandbox(settings: Settings, port: int) -> subprocess.Popen[bytes]:
-    assert settings.pagerduty_client_secret is not None
+def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
+    assert config.pagerduty_client_secret is not None
     env = dict(os.environ)
     env.update(
         {
             "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}",
-            "SANDBOX_CLIENT_ID": settings.pagerduty_client_id or SANDBOX_CLIENT_ID,
-            "SANDBOX_CLIENT_SECRET": settings.pagerduty_client_secret,
-            "SANDBOX_REDIRECT_URIS": settings.oauth_redirect_uri,
-            "SANDBOX_APP_ID": settings.pagerduty_app_id or SANDBOX_APP_ID,
+            "SANDBOX_CLIENT_ID": config.pagerduty_client_id or SANDBOX_CLIENT_ID,
+            "SANDBOX_CLIENT_SECRET": config.pagerduty_client_secret,
+            "SANDBOX_REDIRECT_URIS": config.oauth_redirect_uri,
+            "SANDBOX_APP_ID": config.pagerduty_app_id or SANDBOX_APP_ID,
             # The sandbox is a development tool for people: plain lines, which also keeps them
             # apart from the product's JSON lines on the same terminal.
             "PDCONNECT_LOG_FORMAT": "text",
@@ -158,17 +158,17 @@ def _start_sandbox(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-async def _migrate(settings: Settings) -> None:
-    assert settings.database_url is not None
-    applied = await apply_migrations(settings.database_url)
+async def _migrate(config: Config) -> None:
+    assert config.database_url is not None
+    applied = await apply_migrations(config.database_url)
     for migration in applied:
         log.info("applied migration %04d_%s", migration.version, migration.name)
 
 
-async def _demo_link(settings: Settings) -> tuple[str, str | None]:
+async def _demo_link(config: Config) -> tuple[str, str | None]:
     """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
-    assert settings.database_url is not None
-    db = open_database(settings.database_url)
+    assert config.database_url is not None
+    db = open_database(config.database_url)
     await db.connect()
     try:
         plaintext = None
@@ -182,12 +182,12 @@ async def _demo_link(settings: Settings) -> tuple[str, str | None]:
         else:
             tenant_id = tenant.id
             _, plaintext = await issue_ingest_key(
-                db, Hasher(settings.secret_key, "ingest-key"), tenant_id
+                db, Hasher(config.secret_key, "ingest-key"), tenant_id
             )
         link = await issue_login_link(
             db,
-            LinkSigner(settings.secret_key),
-            base_url=settings.base_url,
+            LinkSigner(config.secret_key),
+            base_url=config.base_url,
             tenant_id=tenant_id,
             now=_now(),
         )
@@ -210,27 +210,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
 
     env = _environment()
-    settings, defaults = resolve(
+    config, defaults = resolve(
         env,
         base_url=env.get("BASE_URL") or f"http://{args.host}:{args.port}",
         sandbox_port=args.sandbox_port,
     )
-    asyncio.run(_migrate(settings))
+    asyncio.run(_migrate(config))
     if args.workers > 1:
-        _share_metrics_between_workers(settings.data_dir)
+        _share_metrics_between_workers(config.data_dir)
     # Uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit then
     # lets the sandbox and the embedded PostgreSQL be stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     sandbox = None
     try:
-        if settings.sandbox:
-            sandbox = _start_sandbox(settings, args.sandbox_port)
+        if config.sandbox:
+            sandbox = _start_sandbox(config, args.sandbox_port)
             print(
                 f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
                 "(no PagerDuty app is configured)",
                 flush=True,
             )
-            url, key = asyncio.run(_demo_link(settings))
+            url, key = asyncio.run(_demo_link(config))
             if key:
                 print(f"Demo tenant ingest key (shown once): {key}", flush=True)
             print(f"Sign in to the demo tenant's settings page: {url}", flush=True)
@@ -280,15 +280,15 @@ def _share_metrics_between_workers(data_dir: Path) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from app.dispatch.runner import run_worker
 
-    settings, _ = resolve(_environment())
-    asyncio.run(_migrate(settings))
-    asyncio.run(run_worker(settings))
+    config, _ = resolve(_environment())
+    asyncio.run(_migrate(config))
+    asyncio.run(run_worker(config))
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    settings, _ = resolve(_environment())
-    asyncio.run(_migrate(settings))
+    config, _ = resolve(_environment())
+    asyncio.run(_migrate(config))
     print("migrations applied", flush=True)
     return 0
 
@@ -302,9 +302,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _tenant_create(settings: Settings, name: str, external_id: str | None) -> int:
-    assert settings.database_url is not None
-    db = open_database(settings.database_url)
+async def _tenant_create(config: Config, name: str, external_id: str | None) -> int:
+    assert config.database_url is not None
+    db = open_database(config.database_url)
     await db.connect()
     try:
         async with db.transaction():
@@ -313,12 +313,12 @@ async def _tenant_create(settings: Settings, name: str, external_id: str | None)
                 print(f"error: a tenant with external id {external_id!r} exists", file=sys.stderr)
                 return 1
             _, key = await issue_ingest_key(
-                db, Hasher(settings.secret_key, "ingest-key"), tenant.id
+                db, Hasher(config.secret_key, "ingest-key"), tenant.id
             )
         link = await issue_login_link(
             db,
-            LinkSigner(settings.secret_key),
-            base_url=settings.base_url,
+            LinkSigner(config.secret_key),
+            base_url=config.base_url,
             tenant_id=tenant.id,
             now=_now(),
         )
@@ -330,9 +330,9 @@ async def _tenant_create(settings: Settings, name: str, external_id: str | None)
     return 0
 
 
-async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
-    assert settings.database_url is not None
-    db = open_database(settings.database_url)
+async def _tenant_link(config: Config, tenant_id: UUID) -> int:
+    assert config.database_url is not None
+    db = open_database(config.database_url)
     await db.connect()
     try:
         if await store.get_tenant(db, tenant_id) is None:
@@ -340,8 +340,8 @@ async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
             return 1
         link = await issue_login_link(
             db,
-            LinkSigner(settings.secret_key),
-            base_url=settings.base_url,
+            LinkSigner(config.secret_key),
+            base_url=config.base_url,
             tenant_id=tenant_id,
             now=_now(),
         )
@@ -352,16 +352,16 @@ async def _tenant_link(settings: Settings, tenant_id: UUID) -> int:
 
 
 def cmd_tenant(args: argparse.Namespace) -> int:
-    settings, _ = resolve(_environment())
-    asyncio.run(_migrate(settings))
+    config, _ = resolve(_environment())
+    asyncio.run(_migrate(config))
     if args.tenant_command == "create":
-        return asyncio.run(_tenant_create(settings, args.name, args.external_id))
+        return asyncio.run(_tenant_create(config, args.name, args.external_id))
     try:
         tenant_id = UUID(args.id)
     except ValueError:
         print(f"error: {args.id!r} is not a tenant id", file=sys.stderr)
         return 2
-    return asyncio.run(_tenant_link(settings, tenant_id))
+    return asyncio.run(_tenant_link(config, tenant_id))
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -369,12 +369,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _keys(settings: Settings, command: str, batch_size: int) -> Report:
-    assert settings.database_url is not None
-    db = open_database(settings.database_url)
+async def _keys(config: Config, command: str, batch_size: int) -> Report:
+    assert config.database_url is not None
+    db = open_database(config.database_url)
     await db.connect()
     try:
-        vault = Vault(settings.encryption_keys)
+        vault = Vault(config.encryption_keys)
         if command == "reencrypt":
             return await reencrypt(db, vault, batch_size=batch_size)
         return await status(db, vault, batch_size=batch_size)
@@ -409,10 +409,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if not 1 <= args.batch_size <= BATCH_SIZE_MAX:
         print(f"error: --batch-size must be between 1 and {BATCH_SIZE_MAX}", file=sys.stderr)
         return 2
-    settings, _ = resolve(_environment())
-    asyncio.run(_migrate(settings))
-    report = asyncio.run(_keys(settings, args.keys_command, args.batch_size))
-    _print_report(report, len(settings.encryption_keys))
+    config, _ = resolve(_environment())
+    asyncio.run(_migrate(config))
+    report = asyncio.run(_keys(config, args.keys_command, args.batch_size))
+    _print_report(report, len(config.encryption_keys))
     # Scripts can wait for 0 before they remove an old key.
     return 0 if report.done else 1
 
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(args.log_config)
     try:
         code: int = args.func(args)
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code

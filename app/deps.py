@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import httpx2
 from databases import Database
 
+from app.config import Config
 from app.crypto import Hasher, Vault
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
-from app.settings import Settings
 from app.tenants.links import LinkSigner
 
 Clock = Callable[[], datetime]
@@ -31,7 +31,7 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Deps:
-    settings: Settings
+    config: Config
     db: Database
     http: httpx2.AsyncClient
     clock: Clock = utc_now
@@ -45,7 +45,7 @@ class Deps:
 
     def __post_init__(self) -> None:
         # Derived from settings once; frozen, so set through object.__setattr__.
-        s = self.settings
+        s = self.config
         object.__setattr__(self, "vault", Vault(s.encryption_keys))
         previous = s.secret_keys[1:]
         object.__setattr__(self, "ingest_key_hasher", Hasher(s.secret_key, "ingest-key", previous))

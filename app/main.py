@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, ops
+from app.config import load_config
 from app.db import (
     DATABASE_UNREACHABLE,
     Deadlines,
@@ -35,7 +36,7 @@ from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
 from app.dispatch.policy import DispatchConfig
-from app.dispatch.runner import settings_dispatch_config
+from app.dispatch.runner import dispatch_config_of
 from app.dispatch.worker import Dispatcher
 from app.encryption import admin as encryption_admin
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
@@ -44,7 +45,6 @@ from app.ingest import rules as ingest_rules
 from app.installations import admin as installations_admin
 from app.installations import connect, disconnect_pages, picker, settings_page
 from app.installations.upkeep import Upkeep
-from app.settings import load_settings
 from app.tenants import admin as tenants_admin
 from app.tenants import signin
 from app.tenants.ratelimit import IngestRateLimited
@@ -170,17 +170,17 @@ def create_app(
             await deps.db.connect()
         stop = asyncio.Event()
         runner: asyncio.Future[Any] | None = None
-        if dispatch is not None and deps.settings.database_url is not None:
+        if dispatch is not None and deps.config.database_url is not None:
             dispatcher = Dispatcher(
                 db=deps.db,
                 http=deps.http,
                 vault=deps.vault,
-                database_url=deps.settings.database_url,
+                database_url=deps.config.database_url,
                 config=dispatch,
             )
             runner = asyncio.gather(
                 dispatcher.run(stop),
-                Upkeep(deps, period=timedelta(seconds=deps.settings.health_check_seconds)).run(
+                Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds)).run(
                     stop
                 ),
             )
@@ -214,26 +214,26 @@ def create_app(
     ]
     middleware = [
         # First, so that everything after sees the client's own address and scheme.
-        *trusted_proxy_middleware(deps.settings),
+        *trusted_proxy_middleware(deps.config),
         # Every request's database work, whichever middleware or route does it.
         Middleware(
             RequestDeadlines,
             limits=Deadlines(
-                acquire=deps.settings.db_acquire_timeout,
-                statement=deps.settings.db_statement_timeout,
+                acquire=deps.config.db_acquire_timeout,
+                statement=deps.config.db_statement_timeout,
             ),
         ),
         Middleware(AccessLogMiddleware),
         Middleware(ingest_endpoints.DropInSlashes),
-        Middleware(SecurityHeadersMiddleware, https=deps.settings.https),
+        Middleware(SecurityHeadersMiddleware, https=deps.config.https),
         Middleware(
             RotatingSessionMiddleware,
-            secret_key=deps.settings.secret_key,
-            previous_keys=deps.settings.secret_keys[1:],
+            secret_key=deps.config.secret_key,
+            previous_keys=deps.config.secret_keys[1:],
             session_cookie=SESSION_COOKIE,
             max_age=SESSION_MAX_AGE,
             same_site="lax",
-            https_only=deps.settings.https,
+            https_only=deps.config.https,
         ),
         # Inside the session: its 413 and 431 pages are rendered like any other.
         Middleware(RequestLimitsMiddleware, reject=_error),
@@ -258,7 +258,7 @@ def create_app(
         },
     )
     app.state.deps = deps
-    app.state.templates = make_templates(deps.settings)
+    app.state.templates = make_templates(deps.config)
     # Starlette would answer `/settings/` with a redirect to an absolute URL built from the
     # request's Host header: a redirect anywhere, for whoever controls that header.
     app.router.redirect_slashes = False
@@ -266,18 +266,18 @@ def create_app(
 
 
 def app_factory() -> Starlette:
-    settings = load_settings()
-    if settings.database_url is None:
+    config = load_config()
+    if config.database_url is None:
         raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
-    db = open_database(settings.database_url, min_size=2, max_size=DB_POOL_SIZE)
-    deps = Deps(settings=settings, db=db, http=new_http_client())
+    db = open_database(config.database_url, min_size=2, max_size=DB_POOL_SIZE)
+    deps = Deps(config=config, db=db, http=new_http_client())
     # Uvicorn calls this in each worker process before it takes connections: its protocol
-    # (app/web/protocol.py) holds them to this process's settings.
-    LimitedHttpToolsProtocol.configure(ServerLimits.from_settings(settings))
+    # (app/web/protocol.py) holds them to this process's config.
+    LimitedHttpToolsProtocol.configure(ServerLimits.from_config(config))
     # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
     run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
     return create_app(
         deps,
         owns_resources=True,
-        dispatch=settings_dispatch_config(settings) if run_dispatcher else None,
+        dispatch=dispatch_config_of(config) if run_dispatcher else None,
     )

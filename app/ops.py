@@ -26,7 +26,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     deps = get_deps(request)
-    limit = deps.settings.readyz_timeout
+    limit = deps.config.readyz_timeout
     try:
         # A probe that hangs is a probe that fails late: answer within the limit, each step
         # under it (so a frozen database is dropped from the pool) and the whole too.
@@ -53,7 +53,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     deps = get_deps(request)
-    token = deps.settings.metrics_token
+    token = deps.config.metrics_token
     if token is not None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not same(presented.strip(), token):

@@ -27,7 +27,7 @@ import asyncpg
 import httpx2
 import psutil  # type: ignore[import-untyped]
 
-from app.settings import read_env_file
+from app.config import read_env_file
 from bench.cpu import CpuMeter
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ READY_TIMEOUT = 120.0  # the first start of the embedded PostgreSQL runs initdb
 STOP_TIMEOUT = 30.0
 SANDBOX_ACCOUNT = "acme-corp"
 EVENTS_V2_INTEGRATION = "events_api_v2_inbound_integration"
-# Settings a developer's shell might carry that would point the benchmark at a real PagerDuty
+# Config a developer's shell might carry that would point the benchmark at a real PagerDuty
 # app or database, or override the secrets the sandbox deployment generates for itself.
 SCRUBBED_NAMES = frozenset(
     {"DATABASE_URL", "BASE_URL", "SECRET_KEY", "ENCRYPTION_KEYS", "ADMIN_TOKEN"}

@@ -22,10 +22,10 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.config import Config, load_config
 from app.crypto import new_fernet_key
 from app.db import apply_migrations, asyncpg_dsn
 from app.deps import Deps, new_http_client
-from app.settings import Settings, load_settings
 
 BASE_URL = "http://127.0.0.1:8000"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -109,7 +109,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(**overrides: str) -> Settings:
+def make_settings(**overrides: str) -> Config:
     env = {
         "DATABASE_URL": "postgresql://unused/unused",
         "BASE_URL": BASE_URL,
@@ -121,19 +121,19 @@ def make_settings(**overrides: str) -> Settings:
         "PAGERDUTY_APP_ID": "PTESTAP",
     }
     env.update(overrides)
-    return load_settings(environ=env, env_file=None)
+    return load_config(environ=env, env_file=None)
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings() -> Config:
     return make_settings()
 
 
 @pytest.fixture
-async def deps(db: Database, settings: Settings, clock: FakeClock) -> AsyncIterator[Deps]:
+async def deps(db: Database, settings: Config, clock: FakeClock) -> AsyncIterator[Deps]:
     http = new_http_client()
     try:
-        yield Deps(settings=settings, db=db, http=http, clock=clock)
+        yield Deps(config=settings, db=db, http=http, clock=clock)
     finally:
         await http.aclose()
 

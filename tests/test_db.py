@@ -114,7 +114,7 @@ async def test_readyz_reports_pending_migrations(empty_database: str, deps: Deps
     db = Database(empty_database)
     await db.connect()
     try:
-        app = create_app(Deps(settings=deps.settings, db=db, http=deps.http, clock=deps.clock))
+        app = create_app(Deps(config=deps.config, db=db, http=deps.http, clock=deps.clock))
         async with httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=app), base_url="http://t"
         ) as http:

@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.config import Config
 from app.crypto import DecryptionError, Vault, new_fernet_key
 from app.db import asyncpg_dsn
 from app.deps import Deps, new_http_client
@@ -21,7 +22,6 @@ from app.encryption.reencrypt import reencrypt, status
 from app.encryption.store import ENCRYPTED_COLUMNS
 from app.installations.tokens import fresh_access_token
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import BASE_URL, FakeClock, admin_headers, make_settings
 from tests.installations.conftest import (
     ACME_USER,
@@ -38,7 +38,7 @@ NEW = new_fernet_key()
 MANUAL_KEY = "k" * 16 + "0123456789abcdef"
 
 
-def sandbox_settings(sandbox: Sandbox, encryption_keys: str) -> Settings:
+def sandbox_settings(sandbox: Sandbox, encryption_keys: str) -> Config:
     return make_settings(
         ENCRYPTION_KEYS=encryption_keys,
         PAGERDUTY_CLIENT_ID=CLIENT_ID,
@@ -102,7 +102,7 @@ async def connect_everything(deps: Deps, sandbox: Sandbox) -> UUID:
 async def test_after_reencryption_the_old_key_can_be_removed(
     db: Database, sandbox: Sandbox, clock: FakeClock, http: httpx2.AsyncClient
 ) -> None:
-    before = Deps(settings=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
+    before = Deps(config=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
     installation = await connect_everything(before, sandbox)
     written = await stored(db)
     columns = {column for column, _ in written}
@@ -115,7 +115,7 @@ async def test_after_reencryption_the_old_key_can_be_removed(
             new_only.decrypt(value)
 
     rotated = Deps(
-        settings=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock
+        config=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock
     )
     left = await status(db, rotated.vault)
     assert (left.left, left.left_by_key, left.done) == (len(written), {2: len(written)}, False)
@@ -125,7 +125,7 @@ async def test_after_reencryption_the_old_key_can_be_removed(
     assert (report.reencrypted, report.left, report.unreadable) == (len(written), 0, 0)
     assert report.done
 
-    after = Deps(settings=sandbox_settings(sandbox, NEW), db=db, http=http, clock=clock)
+    after = Deps(config=sandbox_settings(sandbox, NEW), db=db, http=http, clock=clock)
     assert {p: after.vault.decrypt(v) for p, v in (await stored(db)).items()} == plaintexts
     # And through the product's own reading path.
     token = plaintexts[("installations.access_token_enc", installation)]
@@ -135,7 +135,7 @@ async def test_after_reencryption_the_old_key_can_be_removed(
 async def test_reencryption_is_bounded_and_resumable(
     db: Database, sandbox: Sandbox, clock: FakeClock, http: httpx2.AsyncClient
 ) -> None:
-    before = Deps(settings=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
+    before = Deps(config=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
     await connect_everything(before, sandbox)
     total = len(await stored(db))
     vault = Vault((NEW.encode(), OLD.encode()))
@@ -158,7 +158,7 @@ async def test_unreadable_secrets_are_counted_never_shown(
     http: httpx2.AsyncClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    before = Deps(settings=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
+    before = Deps(config=sandbox_settings(sandbox, OLD), db=db, http=http, clock=clock)
     await connect_everything(before, sandbox)
     written = await stored(db)
     plaintexts = [Vault((OLD.encode(),)).decrypt(v) for v in written.values()]
@@ -178,7 +178,7 @@ async def test_a_secret_rewritten_meanwhile_keeps_the_newer_value(
     """The product rewrites a routing key (as a re-key does) while re-encryption has read the
     old one and waits to write: the compare-and-set keeps the product's value."""
     settings = make_settings(ENCRYPTION_KEYS=OLD)
-    before = Deps(settings=settings, db=cdb, http=http, clock=clock)
+    before = Deps(config=settings, db=cdb, http=http, clock=clock)
     transport = httpx2.ASGITransport(app=create_app(before))
     async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as api:
         tenant = (

@@ -49,10 +49,10 @@ async def test_reencrypt_a_call_at_a_time_until_done(
     db: Database, clock: FakeClock, http: httpx2.AsyncClient
 ) -> None:
     await paste_keys(
-        Deps(settings=make_settings(ENCRYPTION_KEYS=OLD), db=db, http=http, clock=clock)
+        Deps(config=make_settings(ENCRYPTION_KEYS=OLD), db=db, http=http, clock=clock)
     )
     rotated = Deps(
-        settings=make_settings(ENCRYPTION_KEYS=f"{NEW},{OLD}"), db=db, http=http, clock=clock
+        config=make_settings(ENCRYPTION_KEYS=f"{NEW},{OLD}"), db=db, http=http, clock=clock
     )
     async with api_of(rotated) as api:
         status = await api.get("/admin/v1/encryption", headers=admin_headers())

@@ -56,7 +56,7 @@ async def written(cdb: Database, clock: FakeClock) -> list[str]:
     """Two routing keys pasted through the admin API under the old key (committed, so that
     another process sees them; `cdb` truncates them afterwards); their ciphertexts."""
     http = new_http_client()
-    deps = Deps(settings=make_settings(ENCRYPTION_KEYS=OLD), db=cdb, http=http, clock=clock)
+    deps = Deps(config=make_settings(ENCRYPTION_KEYS=OLD), db=cdb, http=http, clock=clock)
     transport = httpx2.ASGITransport(app=create_app(deps))
     async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as api:
         tenant = await api.post("/admin/v1/tenants", json={"name": "A"}, headers=admin_headers())

@@ -12,9 +12,9 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.config import ConfigError
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from app.settings import SettingsError
 from app.tenants.links import redeem_login_link
 from tests.conftest import BASE_URL, FakeClock, admin_headers, make_settings
 from tests.installations.conftest import signed_in
@@ -34,7 +34,7 @@ async def http() -> AsyncIterator[httpx2.AsyncClient]:
 
 
 def deps_with(db: Database, clock: FakeClock, http: httpx2.AsyncClient, **env: str) -> Deps:
-    return Deps(settings=make_settings(**env), db=db, http=http, clock=clock)
+    return Deps(config=make_settings(**env), db=db, http=http, clock=clock)
 
 
 def client_of(deps: Deps) -> httpx2.AsyncClient:
@@ -160,7 +160,7 @@ async def test_sign_in_links_signed_with_the_previous_key_still_open(
     [("short", "at least 32 characters"), (NEW, "the same as SECRET_KEY")],
 )
 def test_a_bad_previous_key_stops_start_up_naming_it(previous: str, message: str) -> None:
-    with pytest.raises(SettingsError, match="SECRET_KEY_PREVIOUS") as raised:
+    with pytest.raises(ConfigError, match="SECRET_KEY_PREVIOUS") as raised:
         make_settings(SECRET_KEY=NEW, SECRET_KEY_PREVIOUS=previous)
     assert message in str(raised.value)
     assert NEW not in str(raised.value), "a setting's error never shows its value"

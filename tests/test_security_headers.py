@@ -25,7 +25,7 @@ async def test_pages_and_apis_carry_security_headers(client: httpx2.AsyncClient)
 
 async def test_https_deployments_send_hsts_and_secure_cookies(deps: Deps) -> None:
     https_deps = Deps(
-        settings=make_settings(BASE_URL="https://pd.example.com"),
+        config=make_settings(BASE_URL="https://pd.example.com"),
         db=deps.db,
         http=deps.http,
         clock=deps.clock,

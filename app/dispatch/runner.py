@@ -10,52 +10,52 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
+from app.config import Config
 from app.crypto import Vault
 from app.db import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
 from app.installations.upkeep import Upkeep
-from app.settings import Settings
 
 log = logging.getLogger("pdconnect.dispatch")
 
 
-def settings_dispatch_config(settings: Settings) -> DispatchConfig:
+def dispatch_config_of(cfg: Config) -> DispatchConfig:
     return dispatch_config(
-        concurrency=settings.dispatch_concurrency,
-        retry_base_seconds=settings.retry_base_seconds,
-        retry_cap_seconds=settings.retry_cap_seconds,
-        give_up_after_hours=settings.give_up_after_hours,
-        rate_limited_pause_seconds=settings.rate_limited_pause_seconds,
-        max_in_flight_per_key=settings.max_in_flight_per_key,
-        max_in_flight_per_host=settings.max_in_flight_per_host,
+        concurrency=cfg.dispatch_concurrency,
+        retry_base_seconds=cfg.retry_base_seconds,
+        retry_cap_seconds=cfg.retry_cap_seconds,
+        give_up_after_hours=cfg.give_up_after_hours,
+        rate_limited_pause_seconds=cfg.rate_limited_pause_seconds,
+        max_in_flight_per_key=cfg.max_in_flight_per_key,
+        max_in_flight_per_host=cfg.max_in_flight_per_host,
     )
 
 
-async def run_worker(settings: Settings, config: DispatchConfig | None = None) -> None:
-    assert settings.database_url is not None
-    config = config or settings_dispatch_config(settings)
-    db = open_database(settings.database_url, min_size=2, max_size=config.concurrency + 4)
+async def run_worker(cfg: Config, config: DispatchConfig | None = None) -> None:
+    assert cfg.database_url is not None
+    config = config or dispatch_config_of(cfg)
+    db = open_database(cfg.database_url, min_size=2, max_size=config.concurrency + 4)
     http = new_http_client()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Stop claiming at once; sends in flight finish (bounded by the lease).
         loop.add_signal_handler(sig, stop.set)
-    metrics = _serve_metrics(settings)
+    metrics = _serve_metrics(cfg)
     await db.connect()
     try:
         dispatcher = Dispatcher(
             db=db,
             http=http,
-            vault=Vault(settings.encryption_keys),
-            database_url=settings.database_url,
+            vault=Vault(cfg.encryption_keys),
+            database_url=cfg.database_url,
             config=config,
         )
         upkeep = Upkeep(
-            Deps(settings=settings, db=db, http=http),
-            period=timedelta(seconds=settings.health_check_seconds),
+            Deps(config=cfg, db=db, http=http),
+            period=timedelta(seconds=cfg.health_check_seconds),
         )
         log.info("worker started")
         await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
@@ -67,11 +67,11 @@ async def run_worker(settings: Settings, config: DispatchConfig | None = None) -
         await close_database(db)
 
 
-def _serve_metrics(settings: Settings) -> WSGIServer | None:
+def _serve_metrics(cfg: Config) -> WSGIServer | None:
     """A worker has no web app: its deliveries are counted here, on a port of its own. The
     outbox gauges come from the web app's /metrics, which reads them from the database."""
-    if settings.metrics_port is None:
+    if cfg.metrics_port is None:
         return None
-    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    server, _ = start_http_server(cfg.metrics_port, addr=cfg.metrics_host)
+    log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, cfg.metrics_port)
     return server

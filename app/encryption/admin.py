@@ -48,7 +48,7 @@ def report_json(report: Report, keys: int) -> dict[str, Any]:
 async def get_status(request: Request) -> Response:
     deps = require_admin(request)
     report = await status(deps.db, deps.vault)
-    return JSONResponse(report_json(report, len(deps.settings.encryption_keys)))
+    return JSONResponse(report_json(report, len(deps.config.encryption_keys)))
 
 
 async def post_reencrypt(request: Request) -> Response:
@@ -61,7 +61,7 @@ async def post_reencrypt(request: Request) -> Response:
     if not 1 <= limit <= LIMIT_MAX:
         raise InputError("limit", f"must be between 1 and {LIMIT_MAX}")
     report = await reencrypt(deps.db, deps.vault, limit=limit)
-    return JSONResponse(report_json(report, len(deps.settings.encryption_keys)))
+    return JSONResponse(report_json(report, len(deps.config.encryption_keys)))
 
 
 routes = [

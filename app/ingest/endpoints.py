@@ -83,7 +83,7 @@ async def _key(request: Request, presented: str | None) -> IngestKey:
             deps.db,
             deps.ingest_key_hasher,
             presented,
-            limit=IngestRateLimit.from_settings(deps.settings),
+            limit=IngestRateLimit.from_config(deps.config),
             now=deps.clock(),
         )
         if presented
@@ -103,7 +103,7 @@ async def _accept(
     request: Request, key: IngestKey, items: list[Item], source: str
 ) -> list[Accepted]:
     deps = get_deps(request)
-    budget = EventBudget.from_settings(deps.db, key.id, deps.settings, deps.clock())
+    budget = EventBudget.from_config(deps.db, key.id, deps.config, deps.clock())
     return await accept(deps.db, key.tenant_id, items, source=source, budget=budget.spend)
 
 
@@ -126,7 +126,7 @@ async def _native(request: Request, items_of: Any, max_bytes: int, source: str) 
     key = await _key(request, None)
     body = await _body(request, max_bytes)
     items: list[Item] = items_of(body)
-    cap = get_deps(request).settings.max_alerts_per_request
+    cap = get_deps(request).config.max_alerts_per_request
     if len(items) > cap:
         raise InputError(
             "alerts",
@@ -184,7 +184,7 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
         # A key in the URL is checked before the body is read; a key in the body can only be
         # checked after, so that body gets a strict time to arrive.
         key = None if path_key is None else await _key(request, path_key)
-        within = None if key is not None else get_deps(request).settings.drop_in_body_seconds
+        within = None if key is not None else get_deps(request).config.drop_in_body_seconds
         body = await _body(request, DROP_IN_MAX_BYTES, within=within)
         if path_key is not None and isinstance(body, dict):
             # The key in the URL is the credential; a key in the body (often the PagerDuty key

@@ -66,7 +66,7 @@ def _stored_patterns(rules: Sequence[store.StoredRule]) -> frozenset[str]:
 
 
 async def save_rules(deps: Deps, tenant_id: UUID, bodies: Sequence[object], *, actor: str) -> None:
-    cap = deps.settings.max_rules_per_tenant
+    cap = deps.config.max_rules_per_tenant
     if len(bodies) > cap:
         raise InputError(
             "routes", f"{len(bodies)} rules; at most {cap} (PDCONNECT_MAX_RULES_PER_TENANT)"
@@ -140,7 +140,7 @@ async def put_severity_map(request: Request) -> Response:
     return JSONResponse(severity_map_to_json(parsed))
 
 
-# Settings page forms: each edits the stored list and saves it whole.
+# Config page forms: each edits the stored list and saves it whole.
 
 
 async def _form_rules(request: Request) -> tuple[Deps, UUID, list[dict[str, Any]], dict[str, Any]]:

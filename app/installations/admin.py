@@ -46,7 +46,7 @@ async def add_service(request: Request) -> Response:
         body.get("routing_key"),
         body.get("api"),
         body.get("region"),
-        default_region=deps.settings.pagerduty_region,
+        default_region=deps.config.pagerduty_region,
     )
     service = await add_manual_service(deps, tenant_id, key, actor="operator")
     return JSONResponse(service_json(service, key.region), status_code=201)

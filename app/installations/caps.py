@@ -21,13 +21,13 @@ def too_many_services(cap: int, count: int) -> InputError:
 async def check_room(deps: Deps, tenant_id: UUID, adding: int) -> None:
     """Before asking PagerDuty for anything: refuse `adding` new services that cannot fit."""
     count = len(await store.list_services(deps.db, tenant_id)) + adding
-    if count > deps.settings.max_services_per_tenant:
-        raise too_many_services(deps.settings.max_services_per_tenant, count)
+    if count > deps.config.max_services_per_tenant:
+        raise too_many_services(deps.config.max_services_per_tenant, count)
 
 
 async def check_cap(deps: Deps, tenant_id: UUID) -> None:
     """After adding services, inside the transaction that adds them: refuse (rolling them
     back) when the tenant is now over the cap."""
     count = await store.count_services_locked(deps.db, tenant_id)
-    if count > deps.settings.max_services_per_tenant:
-        raise too_many_services(deps.settings.max_services_per_tenant, count)
+    if count > deps.config.max_services_per_tenant:
+        raise too_many_services(deps.config.max_services_per_tenant, count)

@@ -30,12 +30,12 @@ ATTEMPT_MAX_AGE_SECONDS = 15 * 60
 async def connect(request: Request) -> Response:
     deps = get_deps(request)
     current_tenant_id(request)
-    settings = deps.settings
-    default = "oauth" if settings.oauth_enabled else "install"
+    config = deps.config
+    default = "oauth" if config.oauth_enabled else "install"
     method = request.query_params.get("method") or default
-    if method == "install" and settings.simple_install_enabled:
+    if method == "install" and config.simple_install_enabled:
         attempt, url = start_install(deps)
-    elif method == "oauth" and settings.oauth_enabled:
+    elif method == "oauth" and config.oauth_enabled:
         attempt, url = start_oauth(deps)
     else:
         flash(

@@ -37,7 +37,7 @@ from app.web.pages import flash, redirect
 
 
 def oauth_app(deps: Deps) -> OAuthApp:
-    s = deps.settings
+    s = deps.config
     assert s.pagerduty_client_id is not None
     assert s.pagerduty_client_secret is not None
     return OAuthApp(

@@ -61,12 +61,12 @@ async def settings_page(request: Request) -> Response:
             "severities": severities,
             "pd_severities": PD_SEVERITIES,
             "events": await list_events(deps.db, tenant_id, limit=EVENTS_SHOWN),
-            "oauth_enabled": deps.settings.oauth_enabled,
-            "install_enabled": deps.settings.simple_install_enabled,
+            "oauth_enabled": deps.config.oauth_enabled,
+            "install_enabled": deps.config.simple_install_enabled,
             "method_labels": METHOD_LABELS,
             "region_labels": REGION_LABELS,
             "region_choices": REGION_CHOICES,
-            "default_region": deps.settings.pagerduty_region,
+            "default_region": deps.config.pagerduty_region,
         },
     )
 
@@ -80,7 +80,7 @@ async def add_manual_key(request: Request) -> Response:
         region = form.get("region")
     try:
         key = validate_manual_key(
-            name, routing_key, api, region, default_region=deps.settings.pagerduty_region
+            name, routing_key, api, region, default_region=deps.config.pagerduty_region
         )
         service = await add_manual_service(deps, tenant_id, key, actor="tenant admin")
     except (InputError, ConflictError) as exc:
@@ -99,11 +99,11 @@ async def start_simple_install(request: Request) -> Response:
     deps = get_deps(request)
     current_tenant_id(request)
     chosen = request.query_params.get("region")
-    if not deps.settings.simple_install_enabled:
+    if not deps.config.simple_install_enabled:
         flash(request, "error", "Simple Install is not set up on this deployment.")
         return redirect("/settings")
     try:
-        region = read_region(chosen, deps.settings.pagerduty_region)
+        region = read_region(chosen, deps.config.pagerduty_region)
     except InputError as exc:
         flash(request, "error", f"Simple Install was not started: region {exc.message}.")
         return redirect("/settings")

@@ -44,11 +44,11 @@ class _RegionChanged(Exception):
 
 def start_install(deps: Deps, region: str | None = None) -> tuple[dict[str, Any], str]:
     """`region` is one of REGIONS, checked by the caller; None is the deployment's."""
-    settings = deps.settings
-    assert settings.pagerduty_app_id is not None
-    state = f"{region or settings.pagerduty_region}{_REGION_SEPARATOR}{new_state()}"
-    redirect_url = f"{settings.oauth_redirect_uri}?{urlencode({'state': state})}"
-    url = install_url(deps.pd_hosts, app_id=settings.pagerduty_app_id, redirect_url=redirect_url)
+    cfg = deps.config
+    assert cfg.pagerduty_app_id is not None
+    state = f"{region or cfg.pagerduty_region}{_REGION_SEPARATOR}{new_state()}"
+    redirect_url = f"{cfg.oauth_redirect_uri}?{urlencode({'state': state})}"
+    url = install_url(deps.pd_hosts, app_id=cfg.pagerduty_app_id, redirect_url=redirect_url)
     return {"method": "install", "state": state}, url
 
 
@@ -73,7 +73,7 @@ async def finish_install(
         return redirect("/settings")
 
     # The caller (connect.callback) has matched this state against the session's.
-    region = region_of_state(params.get("state", ""), deps.settings.pagerduty_region)
+    region = region_of_state(params.get("state", ""), deps.config.pagerduty_region)
     events_url = deps.pd_hosts.region(region).events_url
     try:
         async with deps.db.transaction():

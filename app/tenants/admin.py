@@ -98,7 +98,7 @@ async def create_login_link(request: Request) -> Response:
     link = await issue_login_link(
         deps.db,
         deps.link_signer,
-        base_url=deps.settings.base_url,
+        base_url=deps.config.base_url,
         tenant_id=tenant.id,
         now=deps.clock(),
     )

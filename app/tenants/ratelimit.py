@@ -24,8 +24,8 @@ from uuid import UUID
 
 from databases import Database
 
+from app.config import Config
 from app.errors import InputError
-from app.settings import Settings
 from app.tenants import ratelimit_store
 
 # The burst a key may send after a quiet spell, in seconds of its sustained rate: an
@@ -39,9 +39,9 @@ class IngestRateLimit:
     burst: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IngestRateLimit | None:
+    def from_config(cls, config: Config) -> IngestRateLimit | None:
         """None when PDCONNECT_INGEST_RATE_LIMIT is 0 (no limit)."""
-        rate = settings.ingest_rate_limit
+        rate = config.ingest_rate_limit
         if rate == 0:
             return None
         return cls(per_second=rate, burst=max(1, math.ceil(rate * BURST_SECONDS)))
@@ -86,14 +86,14 @@ class EventBudget:
     now: datetime
 
     @classmethod
-    def from_settings(
-        cls, db: Database, key_id: UUID, settings: Settings, now: datetime
+    def from_config(
+        cls, db: Database, key_id: UUID, config: Config, now: datetime
     ) -> EventBudget:
         return cls(
             db=db,
             key_id=key_id,
-            limit=IngestRateLimit.from_settings(settings),
-            max_events=settings.max_events_per_request,
+            limit=IngestRateLimit.from_config(config),
+            max_events=config.max_events_per_request,
             now=now,
         )
 

@@ -27,7 +27,7 @@ def require_admin(request: Request) -> Deps:
     if (
         scheme.lower() != "bearer"
         or not token
-        or not same(token.strip(), deps.settings.admin_token)
+        or not same(token.strip(), deps.config.admin_token)
     ):
         raise Unauthenticated()
     return deps

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from app.settings import Settings
+from app.config import Config
 from app.web.session import CSRF_FIELD, csrf_token
 from app.web.urls import is_web_url
 
@@ -21,9 +21,9 @@ FLASH_LIMIT = 5
 Level = Literal["ok", "error"]
 
 
-def make_templates(settings: Settings) -> Jinja2Templates:
+def make_templates(config: Config) -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
-    templates.env.globals["sandbox"] = settings.sandbox
+    templates.env.globals["sandbox"] = config.sandbox
     templates.env.globals["csrf_field"] = CSRF_FIELD
     # `{% if url is web_url %}` before any href that came from outside: the CSP blocks inline
     # script, but a page must not lean on it alone.

@@ -39,7 +39,7 @@ from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.settings import Settings
+from app.config import Config
 
 HEAD_MAX_BYTES = 64 * 1024
 # Connections plus requests in flight per web process; past it uvicorn answers 503 at once
@@ -64,11 +64,11 @@ class ServerLimits:
     trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServerLimits:
+    def from_config(cls, config: Config) -> ServerLimits:
         return cls(
-            request_timeout_seconds=settings.request_timeout_seconds,
-            max_connections_per_client=settings.max_connections_per_client,
-            trusted_proxies=settings.trusted_proxies,
+            request_timeout_seconds=config.request_timeout_seconds,
+            max_connections_per_client=config.max_connections_per_client,
+            trusted_proxies=config.trusted_proxies,
         )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.settings import Settings
+from app.config import Config
 
 
-def trusted_proxy_middleware(settings: Settings) -> list[Middleware]:
-    if not settings.trusted_proxies:
+def trusted_proxy_middleware(config: Config) -> list[Middleware]:
+    if not config.trusted_proxies:
         return []
-    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))]

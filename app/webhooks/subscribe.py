@@ -27,7 +27,7 @@ WEBHOOK_EVENTS = (
 
 
 def receiver_url(deps: Deps, subscription_id: UUID) -> str:
-    return f"{deps.settings.base_url}/pagerduty/webhooks/{subscription_id}"
+    return f"{deps.config.base_url}/pagerduty/webhooks/{subscription_id}"
 
 
 async def subscribe_service(

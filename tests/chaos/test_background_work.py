@@ -53,7 +53,7 @@ async def app(postgres: Postgres, pagerduty: list[str]) -> AsyncIterator[App]:
     db = Database(postgres.url, min_size=1, max_size=8)
     await db.connect()
     deps = Deps(
-        settings=make_settings(DATABASE_URL=postgres.url),
+        config=make_settings(DATABASE_URL=postgres.url),
         db=db,
         http=httpx2.AsyncClient(transport=httpx2.MockTransport(events_api)),
     )
@@ -139,7 +139,7 @@ async def test_upkeep_carries_on_after_the_database_ends_its_session_mid_transac
     db = Database(postgres.url, min_size=1, max_size=4)
     await db.connect()
     deps = Deps(
-        settings=make_settings(DATABASE_URL=postgres.url),
+        config=make_settings(DATABASE_URL=postgres.url),
         db=db,
         http=httpx2.AsyncClient(transport=httpx2.MockTransport(token_endpoint)),
     )

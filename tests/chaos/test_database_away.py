@@ -26,7 +26,7 @@ from tests.conftest import BASE_URL, admin_headers, make_settings
 async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
     db = Database(postgres.url, min_size=1, max_size=4)
     await db.connect()
-    deps = Deps(settings=make_settings(DATABASE_URL=postgres.url), db=db, http=new_http_client())
+    deps = Deps(config=make_settings(DATABASE_URL=postgres.url), db=db, http=new_http_client())
     transport = httpx2.ASGITransport(app=create_app(deps), raise_app_exceptions=False)
     try:
         async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:

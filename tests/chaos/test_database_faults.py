@@ -92,7 +92,7 @@ async def http(postgres: Postgres) -> AsyncIterator[httpx2.AsyncClient]:
     settings = make_settings(DATABASE_URL=postgres.url, PDCONNECT_INGEST_RATE_LIMIT="0")
     db = open_database(postgres.url, min_size=1, max_size=SENDERS)
     await db.connect()
-    deps = Deps(settings=settings, db=db, http=new_http_client())
+    deps = Deps(config=settings, db=db, http=new_http_client())
     transport = httpx2.ASGITransport(app=create_app(deps), raise_app_exceptions=False)
     try:
         async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -27,10 +27,10 @@ import uvicorn
 from databases import Database
 
 from app.cli import REQUEST_DRAIN_SECONDS
+from app.config import Config
 from app.db import open_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from app.settings import Settings
 from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
 from tests.conftest import admin_headers
 from tests.contract.alertmanager import find_binary
@@ -104,10 +104,10 @@ def _loopback_socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, tls: TlsFiles | None) -> AsyncIterator[str]:
+async def serving(settings: Config, tls: TlsFiles | None) -> AsyncIterator[str]:
     """pdconnect's web app and dispatcher in a Uvicorn server on a free loopback port; its URL."""
     assert settings.database_url is not None
-    deps = Deps(settings=settings, db=open_database(settings.database_url), http=new_http_client())
+    deps = Deps(config=settings, db=open_database(settings.database_url), http=new_http_client())
     app = create_app(deps, owns_resources=True, dispatch=FAST)
     sock = _loopback_socket()
     # The protocol and limits `pdconnect serve` runs with (app/cli.py).
@@ -150,19 +150,19 @@ def tls_files() -> Iterator[TlsFiles]:
 
 @asynccontextmanager
 async def served_stack(
-    cdb: Database, live: Sandbox, settings: Settings, database_url: str, tls: TlsFiles | None
+    cdb: Database, live: Sandbox, settings: Config, database_url: str, tls: TlsFiles | None
 ) -> AsyncIterator[Served]:
     async with serving(settings, tls) as url:
         verify = tls.client_context() if tls else True
         async with httpx2.AsyncClient(base_url=url, verify=verify, timeout=10.0) as http:
-            deps = Deps(settings=settings, db=cdb, http=http)
+            deps = Deps(config=settings, db=cdb, http=http)
             stack = Stack(deps=deps, http=http, sandbox=live, database_url=database_url)
             yield Served(url=url, stack=stack, tls=tls)
 
 
 @pytest.fixture
 async def served_https(
-    cdb: Database, live: Sandbox, e2e_settings: Settings, database_url: str, tls_files: TlsFiles
+    cdb: Database, live: Sandbox, e2e_settings: Config, database_url: str, tls_files: TlsFiles
 ) -> AsyncIterator[Served]:
     """pdconnect over https, for PagerDuty's clients (python-pagerduty takes no other scheme)."""
     async with served_stack(cdb, live, e2e_settings, database_url, tls_files) as served:
@@ -171,7 +171,7 @@ async def served_https(
 
 @pytest.fixture
 async def served_http(
-    cdb: Database, live: Sandbox, e2e_settings: Settings, database_url: str
+    cdb: Database, live: Sandbox, e2e_settings: Config, database_url: str
 ) -> AsyncIterator[Served]:
     """pdconnect over plain http on the loopback, as Alertmanager beside it would reach it."""
     async with served_stack(cdb, live, e2e_settings, database_url, None) as served:

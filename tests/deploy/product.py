@@ -22,10 +22,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from app.cli import parser
+from app.config import Config
 from app.deps import Deps
 from app.dispatch.policy import DispatchConfig
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import make_settings
 from tests.deploy.sources import ENV_NAME, ROOT, env_file
 
@@ -86,7 +86,7 @@ def _string_literals(tree: ast.AST) -> set[str]:
 
 @functools.cache
 def settings_the_app_reads() -> frozenset[str]:
-    """Settings documented in .env.example that the code names, plus what it reads from
+    """Config documented in .env.example that the code names, plus what it reads from
     os.environ directly. A name only documented, or only in the code, does not count."""
     documented = set(env_file(ROOT / ".env.example"))
     named: set[str] = set()
@@ -106,14 +106,14 @@ def database_driver_settings() -> frozenset[str]:
 
 
 def secret_settings() -> set[str]:
-    """Settings whose values Settings keeps out of its repr, plus DATABASE_URL (its password)."""
+    """Config whose values Config keeps out of its repr, plus DATABASE_URL (its password)."""
     known = settings_the_app_reads()
     secret = {"DATABASE_URL"}
-    for field in fields(Settings):
+    for field in fields(Config):
         if field.repr:
             continue
         candidates = {field.name.upper(), f"PDCONNECT_{field.name.upper()}"} & known
-        assert len(candidates) == 1, f"Settings.{field.name}: which setting is it? {candidates}"
+        assert len(candidates) == 1, f"Config.{field.name}: which setting is it? {candidates}"
         secret |= candidates
     return secret
 
@@ -127,7 +127,7 @@ def app_for_inspection() -> tuple[Starlette, httpx2.AsyncClient]:
     settings = make_settings()
     assert settings.database_url is not None
     http = httpx2.AsyncClient()
-    deps = Deps(settings=settings, db=Database(settings.database_url), http=http)
+    deps = Deps(config=settings, db=Database(settings.database_url), http=http)
     return create_app(deps), http
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import Config, load_config
 from app.crypto import new_fernet_key
-from app.settings import Settings, load_settings
 from tests.deploy.sources import (
     DEPLOY,
     Doc,
@@ -43,8 +43,8 @@ def _pod_environment(workload: Doc) -> dict[str, str]:
     return env
 
 
-def _load(env: dict[str, str]) -> Settings:
-    return load_settings(environ=env, env_file=None)
+def _load(env: dict[str, str]) -> Config:
+    return load_config(environ=env, env_file=None)
 
 
 @pytest.mark.parametrize("workload", workloads(), ids=lambda w: w["metadata"]["name"])

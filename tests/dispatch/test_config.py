@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import ConfigError
 from app.dispatch.policy import DispatchConfig
-from app.dispatch.runner import settings_dispatch_config
-from app.settings import SettingsError
+from app.dispatch.runner import dispatch_config_of
 from tests.conftest import make_settings
 
 
 def test_the_caps_default_to_a_share_of_the_concurrency() -> None:
-    config = settings_dispatch_config(make_settings(PDCONNECT_DISPATCH_CONCURRENCY="32"))
+    config = dispatch_config_of(make_settings(PDCONNECT_DISPATCH_CONCURRENCY="32"))
     assert config.max_in_flight_per_key == 4
     assert config.max_in_flight_per_host == 24
 
 
 def test_the_caps_can_be_set() -> None:
-    config = settings_dispatch_config(
+    config = dispatch_config_of(
         make_settings(PDCONNECT_MAX_IN_FLIGHT_PER_KEY="2", PDCONNECT_MAX_IN_FLIGHT_PER_HOST="5")
     )
     assert (config.max_in_flight_per_key, config.max_in_flight_per_host) == (2, 5)
@@ -29,7 +29,7 @@ def test_the_caps_can_be_set() -> None:
     "name", ["PDCONNECT_MAX_IN_FLIGHT_PER_KEY", "PDCONNECT_MAX_IN_FLIGHT_PER_HOST"]
 )
 def test_a_cap_of_nothing_is_refused_by_name(name: str) -> None:
-    with pytest.raises(SettingsError, match=name):
+    with pytest.raises(ConfigError, match=name):
         make_settings(**{name: "0"})
 
 

@@ -19,7 +19,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 async def scraper(world: World) -> AsyncIterator[httpx2.AsyncClient]:
-    deps = Deps(settings=make_settings(), db=world.db, http=world.http)
+    deps = Deps(config=make_settings(), db=world.db, http=world.http)
     transport = httpx2.ASGITransport(app=create_app(deps))
     async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield http

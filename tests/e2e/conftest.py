@@ -17,10 +17,10 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.config import Config
 from app.crypto import new_fernet_key
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from app.settings import Settings
 from tests.conftest import ADMIN_TOKEN, BASE_URL, admin_headers, make_settings
 from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox, running_sandbox
 
@@ -32,7 +32,7 @@ async def live() -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-def e2e_settings(live: Sandbox, database_url: str) -> Settings:
+def e2e_settings(live: Sandbox, database_url: str) -> Config:
     return make_settings(
         DATABASE_URL=database_url,
         ENCRYPTION_KEYS=new_fernet_key(),
@@ -133,17 +133,17 @@ class Stack:
 
 @pytest.fixture
 async def stack(
-    cdb: Database, live: Sandbox, e2e_settings: Settings, database_url: str
+    cdb: Database, live: Sandbox, e2e_settings: Config, database_url: str
 ) -> AsyncIterator[Stack]:
     http_out = new_http_client()
-    deps = Deps(settings=e2e_settings, db=cdb, http=http_out)
+    deps = Deps(config=e2e_settings, db=cdb, http=http_out)
     transport = httpx2.ASGITransport(app=create_app(deps), raise_app_exceptions=False)
     async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         yield Stack(deps=deps, http=http, sandbox=live, database_url=database_url)
     await http_out.aclose()
 
 
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+def worker_env(settings: Config, **extra: str) -> dict[str, str]:
     """The environment of a `pdconnect worker` that shares this test's database and keys."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "PDCONNECT_"))}
     env.update(

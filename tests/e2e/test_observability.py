@@ -82,11 +82,11 @@ async def test_whole_life_logs_no_secret_and_moves_the_metrics(stack: Stack) -> 
     secrets: dict[str, str] = {
         "admin token": ADMIN_TOKEN,
         "client secret": CLIENT_SECRET,
-        "secret key": stack.deps.settings.secret_key,
+        "secret key": stack.deps.config.secret_key,
     }
     secrets |= {
         f"encryption key {n}": key.decode()
-        for n, key in enumerate(stack.deps.settings.encryption_keys)
+        for n, key in enumerate(stack.deps.config.encryption_keys)
     }
     before = await scrape(browser)
     with captured_log() as log:

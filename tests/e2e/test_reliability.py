@@ -51,7 +51,7 @@ async def test_a_killed_worker_loses_nothing(stack: Stack, workers: StartWorker)
         stack, tenant, [{"dedup_key": f"d{i}", "summary": f"#{i}"} for i in range(1000)]
     )
 
-    env = worker_env(stack.deps.settings, PDCONNECT_DISPATCH_CONCURRENCY="4")
+    env = worker_env(stack.deps.config, PDCONNECT_DISPATCH_CONCURRENCY="4")
     first = workers(env)
 
     async def some_arrived() -> bool:
@@ -85,7 +85,7 @@ async def test_order_holds_through_failures_and_429_bursts_with_two_workers(
     await send_batches(stack, tenant, alerts)
 
     env = worker_env(
-        stack.deps.settings,
+        stack.deps.config,
         PDCONNECT_DISPATCH_CONCURRENCY="8",
         PDCONNECT_RATE_LIMITED_PAUSE_SECONDS="0.05",
     )

@@ -49,7 +49,7 @@ async def test_sigterm_finishes_sends_in_flight_then_exits(
     port = free_port()
     worker = workers(
         worker_env(
-            stack.deps.settings,
+            stack.deps.config,
             PDCONNECT_DISPATCH_CONCURRENCY=str(CONCURRENCY),
             # Every slot may go to the sandbox's one host (by default a quarter of them are
             # kept for another PagerDuty region).

@@ -28,16 +28,16 @@ import asyncpg
 import httpx2
 from databases import Database
 
+from app.config import Config, load_config
 from app.crypto import Hasher, Vault, new_fernet_key
 from app.db import asyncpg_dsn
 from app.installations import store
 from app.installations.store import PdService
-from app.settings import Settings, load_settings
 from tests.conftest import ADMIN_TOKEN
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
-# Settings a developer's shell may hold that must not reach the server under test.
+# Config a developer's shell may hold that must not reach the server under test.
 _FOREIGN_SETTINGS = (
     "PAGERDUTY_",
     "DATABASE_URL",
@@ -84,7 +84,7 @@ def _truncate(database_url: str) -> None:
 @dataclass(frozen=True)
 class Server:
     url: str
-    settings: Settings
+    settings: Config
 
 
 @contextmanager
@@ -115,7 +115,7 @@ def serving(database_url: str) -> Iterator[Server]:
         )
         try:
             _wait_until_ready(url, process)
-            yield Server(url=url, settings=load_settings(environ=ours, env_file=None))
+            yield Server(url=url, settings=load_config(environ=ours, env_file=None))
         finally:
             process.terminate()
             try:
@@ -126,7 +126,7 @@ def serving(database_url: str) -> Iterator[Server]:
             _truncate(database_url)
 
 
-async def connect_service(db: Database, settings: Settings, tenant_id: UUID) -> PdService:
+async def connect_service(db: Database, settings: Config, tenant_id: UUID) -> PdService:
     """A PagerDuty service connected as Simple Install connects one: unlike a pasted key, it
     is known to be a service, so change events may go to it too."""
     installation = await store.upsert_keyed_installation(

@@ -140,7 +140,7 @@ async def keyed_tenant(client: httpx2.AsyncClient, deps: Deps) -> str:
     """A tenant with one service, so every alert routes; returns its ingest key."""
     created = await client.post("/admin/v1/tenants", json={"name": "Acme"}, headers=admin_headers())
     tenant = created.json()
-    await connect_service(deps.db, deps.settings, UUID(tenant["id"]))
+    await connect_service(deps.db, deps.config, UUID(tenant["id"]))
     key: str = tenant["ingest_key"]
     return key
 
@@ -178,7 +178,7 @@ async def test_a_throttled_key_gets_the_documented_answer(
 ) -> None:
     # A burst of one: the second request with a key is throttled.
     settings = make_settings(PDCONNECT_INGEST_RATE_LIMIT="0.1")
-    deps = Deps(settings=settings, db=db, http=new_http_client())
+    deps = Deps(config=settings, db=db, http=new_http_client())
     transport = httpx2.ASGITransport(app=create_app(deps))
     async with deps.http, httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as client:
         url, sent, headers = keyed(path, body, await keyed_tenant(client, deps))

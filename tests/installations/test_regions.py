@@ -94,7 +94,7 @@ async def eu_deployment(db: Database, clock: FakeClock, sandbox: Sandbox) -> Asy
     )
     http = new_http_client()
     try:
-        yield Deps(settings=settings, db=db, http=http, clock=clock)
+        yield Deps(config=settings, db=db, http=http, clock=clock)
     finally:
         await http.aclose()
 

@@ -20,7 +20,7 @@ def client_for(deps: Deps) -> httpx2.AsyncClient:
 
 async def test_a_metrics_token_is_demanded_when_set(db: Database) -> None:
     deps = Deps(
-        settings=make_settings(PDCONNECT_METRICS_TOKEN=TOKEN), db=db, http=new_http_client()
+        config=make_settings(PDCONNECT_METRICS_TOKEN=TOKEN), db=db, http=new_http_client()
     )
     async with client_for(deps) as http:
         missing = await http.get("/metrics")
@@ -37,7 +37,7 @@ async def test_a_metrics_token_is_demanded_when_set(db: Database) -> None:
 
 async def test_metrics_answer_while_the_database_is_unreachable() -> None:
     unreachable = Database("postgresql://pdconnect@127.0.0.1:9/none")
-    deps = Deps(settings=make_settings(), db=unreachable, http=new_http_client())
+    deps = Deps(config=make_settings(), db=unreachable, http=new_http_client())
     async with client_for(deps) as http:
         response = await http.get("/metrics")
     await deps.http.aclose()

@@ -25,7 +25,7 @@ async def app_client(
     """The app on `deps` (or on another database) with these settings overridden."""
     app = create_app(
         Deps(
-            settings=make_settings(**settings),
+            config=make_settings(**settings),
             db=db or deps.db,
             http=deps.http,
             clock=deps.clock,

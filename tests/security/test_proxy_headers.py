@@ -26,7 +26,7 @@ async def seen(request: Request) -> Response:
 @asynccontextmanager
 async def peer(deps: Deps, address: str, trusted: str = "") -> AsyncIterator[httpx2.AsyncClient]:
     settings = make_settings(PDCONNECT_TRUSTED_PROXIES=trusted)
-    app = create_app(Deps(settings=settings, db=deps.db, http=deps.http, clock=deps.clock))
+    app = create_app(Deps(config=settings, db=deps.db, http=deps.http, clock=deps.clock))
     app.router.routes.append(Route("/_seen", seen))
     transport = httpx2.ASGITransport(app=app, client=(address, 40000))
     async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as http:

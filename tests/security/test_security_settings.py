@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.settings import SettingsError
+from app.config import ConfigError
 from app.tenants.ratelimit import IngestRateLimit
 from tests.conftest import make_settings
 
@@ -13,7 +13,7 @@ from tests.conftest import make_settings
 def test_defaults_limit_each_key_and_trust_no_proxy() -> None:
     settings = make_settings()
     assert settings.trusted_proxies == ()
-    limit = IngestRateLimit.from_settings(settings)
+    limit = IngestRateLimit.from_config(settings)
     # Events a second: the burst holds one request of the most events a request may write.
     assert limit == IngestRateLimit(per_second=100, burst=1000)
     assert limit.burst == settings.max_events_per_request
@@ -30,7 +30,7 @@ def test_defaults_limit_each_key_and_trust_no_proxy() -> None:
 )
 def test_the_rate_limit_and_its_burst(value: str, expected: IngestRateLimit | None) -> None:
     settings = make_settings(PDCONNECT_INGEST_RATE_LIMIT=value)
-    assert IngestRateLimit.from_settings(settings) == expected
+    assert IngestRateLimit.from_config(settings) == expected
 
 
 def test_trusted_proxies_are_addresses_and_networks() -> None:
@@ -50,7 +50,7 @@ def test_trusted_proxies_are_addresses_and_networks() -> None:
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ConfigError) as info:
         make_settings(**{name: value})
     message = str(info.value)
     assert message.startswith(name)

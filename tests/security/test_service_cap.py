@@ -31,7 +31,7 @@ async def deps(db: Database, clock: FakeClock, sandbox: Sandbox) -> AsyncIterato
     )
     http = new_http_client()
     try:
-        yield Deps(settings=settings, db=db, http=http, clock=clock)
+        yield Deps(config=settings, db=db, http=http, clock=clock)
     finally:
         await http.aclose()
 

@@ -113,7 +113,7 @@ async def test_pings_from_send_test_event_are_answered_2xx_and_keep_the_subscrip
         PAGERDUTY_APP_URL=f"{sandbox_url}/app",
     )
     # Its own pool, opened by its lifespan on the loop that serves it.
-    product_deps = Deps(settings=settings, db=Database(database_url), http=new_http_client())
+    product_deps = Deps(config=settings, db=Database(database_url), http=new_http_client())
     product = create_app(product_deps, owns_resources=True)
 
     async with (

@@ -1,8 +1,8 @@
-"""Settings, read once from the environment and `.env`, then passed down.
+"""The configuration, read once from the environment and `.env`, then passed down.
 
-Nothing reads the environment at import time: `load_settings()` is called by the command line
-and by the uvicorn factory, and everything else receives a `Settings`. A wrong or missing value
-stops start-up with one `SettingsError` line that names the variable.
+Nothing reads the environment at import time: `load_config()` is called by the command line
+and by the uvicorn factory, and everything else receives a `Config`. A wrong or missing value
+stops start-up with one `ConfigError` line that names the variable.
 
 When no PagerDuty app is configured (neither `PAGERDUTY_CLIENT_ID` nor `PAGERDUTY_APP_ID`),
 `pdconnect serve` starts the built-in sandbox, registers a sandbox app there and passes its
@@ -37,12 +37,12 @@ DEFAULT_STATEMENT_TIMEOUT = 3.0
 DEFAULT_READYZ_TIMEOUT = 2.0
 
 
-class SettingsError(Exception):
+class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
-class Settings:
+class Config:
     database_url: str | None
     data_dir: Path
     base_url: str
@@ -138,7 +138,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -147,7 +147,7 @@ def read_env_file(path: Path) -> dict[str, str]:
             line = line[len("export ") :]
         key, sep, value = line.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -155,11 +155,11 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def load_settings(
+def load_config(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = Path(".env"),
     defaults: Mapping[str, str] | None = None,
-) -> Settings:
+) -> Config:
     """Environment first, then `.env`, then `defaults` (generated secrets, derived URLs)."""
     env: dict[str, str] = dict(defaults or {})
     if env_file is not None:
@@ -174,20 +174,20 @@ def load_settings(
     client_secret = get("PAGERDUTY_CLIENT_SECRET")
     app_id = get("PAGERDUTY_APP_ID")
     if client_id and not client_secret:
-        raise SettingsError("PAGERDUTY_CLIENT_SECRET is required when PAGERDUTY_CLIENT_ID is set")
+        raise ConfigError("PAGERDUTY_CLIENT_SECRET is required when PAGERDUTY_CLIENT_ID is set")
     if client_secret and not client_id:
-        raise SettingsError("PAGERDUTY_CLIENT_ID is required when PAGERDUTY_CLIENT_SECRET is set")
+        raise ConfigError("PAGERDUTY_CLIENT_ID is required when PAGERDUTY_CLIENT_SECRET is set")
     if client_id is None and app_id is None:
-        raise SettingsError(
+        raise ConfigError(
             "PAGERDUTY_CLIENT_ID (OAuth) or PAGERDUTY_APP_ID (Simple Install) is required"
         )
     sandbox = (get("PDCONNECT_SANDBOX") or "").lower() in ("1", "true", "yes")
 
     region = (get("PAGERDUTY_REGION") or "us").lower()
     if region not in REGIONS:
-        raise SettingsError(f"PAGERDUTY_REGION must be one of {', '.join(REGIONS)}, not {region!r}")
+        raise ConfigError(f"PAGERDUTY_REGION must be one of {', '.join(REGIONS)}, not {region!r}")
 
-    return Settings(
+    return Config(
         database_url=_database_url(get("DATABASE_URL")),
         data_dir=_data_dir(get("PDCONNECT_DATA_DIR")),
         base_url=_url("BASE_URL", get("BASE_URL") or "http://127.0.0.1:8000"),
@@ -248,9 +248,9 @@ def _text(name: str, value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise SettingsError(f"{name} is not valid UTF-8 text") from None
+        raise ConfigError(f"{name} is not valid UTF-8 text") from None
     if "\x00" in value:
-        raise SettingsError(f"{name} contains a NUL character")
+        raise ConfigError(f"{name} contains a NUL character")
     return value
 
 
@@ -259,7 +259,7 @@ def _data_dir(value: str | None) -> Path:
         return Path(value or ".pdconnect").expanduser().resolve()
     except (RuntimeError, OSError) as exc:
         # RuntimeError: `~name/…` for a user who does not exist.
-        raise SettingsError(f"PDCONNECT_DATA_DIR is not a usable path: {value!r}") from exc
+        raise ConfigError(f"PDCONNECT_DATA_DIR is not a usable path: {value!r}") from exc
 
 
 def _optional_port(name: str, value: str | None) -> int | None:
@@ -267,7 +267,7 @@ def _optional_port(name: str, value: str | None) -> int | None:
         return None
     # isdigit() alone takes "²", which int() refuses.
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
-        raise SettingsError(f"{name} must be a TCP port (1-65535), not {value!r}")
+        raise ConfigError(f"{name} must be a TCP port (1-65535), not {value!r}")
     return int(value)
 
 
@@ -282,7 +282,7 @@ def _networks(name: str, value: str | None) -> tuple[str, ...]:
         try:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError as exc:
-            raise SettingsError(
+            raise ConfigError(
                 f"{name} must be a comma list of IP addresses or CIDR networks, not {text!r}"
             ) from exc
         single = network.prefixlen == network.max_prefixlen
@@ -299,9 +299,9 @@ def _number(
     try:
         value = float(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a number") from exc
+        raise ConfigError(f"{name} must be a number") from exc
     if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}")
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}")
     return value
 
 
@@ -311,14 +311,14 @@ def _count(name: str, get: Callable[[str], str | None], default: int) -> int:
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1_000_000:
-        raise SettingsError(f"{name} must be a whole number between 1 and 1000000, not {raw!r}")
+        raise ConfigError(f"{name} must be a whole number between 1 and 1000000, not {raw!r}")
     return int(raw)
 
 
 def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:
     """A comma list of Fernet keys (urlsafe base64 of 32 bytes); the first one encrypts."""
     if not value:
-        raise SettingsError("ENCRYPTION_KEYS is required (generate one with `pdconnect keygen`)")
+        raise ConfigError("ENCRYPTION_KEYS is required (generate one with `pdconnect keygen`)")
     keys: list[bytes] = []
     for position, item in enumerate(value.split(","), start=1):
         key = item.strip().encode("ascii", errors="replace")
@@ -327,7 +327,7 @@ def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32:
-            raise SettingsError(
+            raise ConfigError(
                 f"ENCRYPTION_KEYS: key {position} is not a urlsafe base64 encoded 32-byte key"
             )
         keys.append(key)
@@ -336,9 +336,9 @@ def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:
 
 def _secret_key(value: str | None) -> str:
     if not value:
-        raise SettingsError("SECRET_KEY is required")
+        raise ConfigError("SECRET_KEY is required")
     if len(value) < SECRET_KEY_MIN_LENGTH:
-        raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters")
+        raise ConfigError(f"SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters")
     return value
 
 
@@ -346,20 +346,20 @@ def _secret_key_previous(value: str | None, current: str | None) -> str | None:
     if value is None:
         return None
     if len(value) < SECRET_KEY_MIN_LENGTH:
-        raise SettingsError(
+        raise ConfigError(
             f"SECRET_KEY_PREVIOUS must be at least {SECRET_KEY_MIN_LENGTH} characters"
         )
     if value == current:
         # Most likely a rotation half done: the new key was never put in SECRET_KEY.
-        raise SettingsError("SECRET_KEY_PREVIOUS is the same as SECRET_KEY")
+        raise ConfigError("SECRET_KEY_PREVIOUS is the same as SECRET_KEY")
     return value
 
 
 def _admin_token(value: str | None) -> str:
     if not value:
-        raise SettingsError("ADMIN_TOKEN is required")
+        raise ConfigError("ADMIN_TOKEN is required")
     if len(value) < ADMIN_TOKEN_MIN_LENGTH:
-        raise SettingsError(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters")
+        raise ConfigError(f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters")
     return value
 
 
@@ -367,7 +367,7 @@ def _database_url(value: str | None) -> str | None:
     if value is None:
         return None
     if _split("DATABASE_URL", value).scheme not in ("postgresql", "postgres"):
-        raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+        raise ConfigError("DATABASE_URL must be a postgresql:// URL")
     return value
 
 
@@ -375,15 +375,15 @@ def _split(name: str, value: str) -> SplitResult:
     try:
         return urlsplit(value)
     except ValueError as exc:  # an unclosed IPv6 bracket: "http://[::1"
-        raise SettingsError(f"{name} is not a URL: {exc}") from exc
+        raise ConfigError(f"{name} is not a URL: {exc}") from exc
 
 
 def _url(name: str, value: str) -> str:
     parts = _split(name, value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"{name} must be an absolute http(s) URL")
+        raise ConfigError(f"{name} must be an absolute http(s) URL")
     if parts.query or parts.fragment:
-        raise SettingsError(f"{name} must not have a query or fragment")
+        raise ConfigError(f"{name} must not have a query or fragment")
     return value.rstrip("/")
 
 
@@ -392,9 +392,9 @@ def _optional_url(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     if "{region}" in value and name not in _REGIONAL_URLS:
-        raise SettingsError(f"{name} serves every region and cannot contain {{region}}")
+        raise ConfigError(f"{name} serves every region and cannot contain {{region}}")
     # `{region}` is a placeholder: validate with a region filled in.
     filled = _url(name, value.replace("{region}", REGIONS[0]))
     if "@" in _split(name, filled).netloc:
-        raise SettingsError(f"{name} must not carry credentials")
+        raise ConfigError(f"{name} must not carry credentials")
     return value.rstrip("/")

@@ -1,6 +1,6 @@
-"""Settings from the environment and `.env` (app/settings.py), and the ingest key a sender
+"""The configuration from the environment and `.env` (app/config.py), and the ingest key a sender
 presents (app/tenants/keys.py). Any value either loads, and then everything start-up builds
-from it works, or stops start-up with one SettingsError line naming the variable."""
+from it works, or stops start-up with one ConfigError line naming the variable."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from app.config import ConfigError, load_config
 from app.crypto import Hasher, Vault
 from app.pagerduty.hosts import pagerduty_hosts
-from app.settings import SettingsError, load_settings
 from app.tenants.keys import INGEST_KEY_MAX_LENGTH, is_well_formed, new_ingest_key
 from tests.fuzz.outcome import outcome
 from tests.fuzz.strategies import examples, nasty_text
@@ -64,7 +64,7 @@ values = st.one_of(nasty_text, url_like, st.sampled_from(("1e308", "nan", "-1", 
 
 def _starts(env: dict[str, str]) -> None:
     """What start-up builds from the settings (app/deps.py), which must not fail either."""
-    settings = load_settings(environ=env, env_file=None)
+    settings = load_config(environ=env, env_file=None)
     Vault(settings.encryption_keys)
     Hasher(settings.secret_key, "ingest-key").digest("pdc_x")
     pagerduty_hosts(
@@ -88,8 +88,8 @@ def _starts(env: dict[str, str]) -> None:
 @example("PDCONNECT_METRICS_PORT", "²")
 @example("PDCONNECT_TRUSTED_PROXIES", "10.0.0.0/33, ::1")
 def test_one_wrong_value_stops_start_up_naming_its_variable(name: str, value: str) -> None:
-    refused = outcome(lambda: _starts({**BASE, name: value}), SettingsError)
-    if isinstance(refused, SettingsError):
+    refused = outcome(lambda: _starts({**BASE, name: value}), ConfigError)
+    if isinstance(refused, ConfigError):
         assert name in str(refused)
         assert "\n" not in str(refused)
 
@@ -97,8 +97,8 @@ def test_one_wrong_value_stops_start_up_naming_its_variable(name: str, value: st
 @examples(60)
 @given(st.dictionaries(st.sampled_from(NAMES), values, max_size=6))
 def test_any_environment_loads_or_names_a_variable(env: dict[str, str]) -> None:
-    refused = outcome(lambda: _starts(env), SettingsError)
-    if isinstance(refused, SettingsError):
+    refused = outcome(lambda: _starts(env), ConfigError)
+    if isinstance(refused, ConfigError):
         assert any(name in str(refused) for name in NAMES)
 
 
@@ -110,8 +110,8 @@ def test_any_env_file_loads_or_names_the_file(content: bytes) -> None:
     with tempfile.TemporaryDirectory(prefix="pdc-envfile-") as folder:
         path = Path(folder) / ".env"
         path.write_bytes(content)
-        loaded = outcome(lambda: load_settings(environ=BASE, env_file=path), SettingsError)
-    if isinstance(loaded, SettingsError):
+        loaded = outcome(lambda: load_config(environ=BASE, env_file=path), ConfigError)
+    if isinstance(loaded, ConfigError):
         assert str(path) in str(loaded) or any(name in str(loaded) for name in NAMES)
 
 

@@ -1,4 +1,4 @@
-"""Settings: a wrong or missing value stops start-up with one line naming the variable."""
+"""Config: a wrong or missing value stops start-up with one line naming the variable."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from app.config import ConfigError, load_config
 from app.crypto import new_fernet_key
-from app.settings import SettingsError, load_settings
 
 GOOD = {
     "SECRET_KEY": "k" * 40,
@@ -20,7 +20,7 @@ GOOD = {
 
 def load(**overrides: str) -> object:
     env = {**GOOD, **overrides}
-    return load_settings(environ={k: v for k, v in env.items() if v != "<unset>"}, env_file=None)
+    return load_config(environ={k: v for k, v in env.items() if v != "<unset>"}, env_file=None)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def load(**overrides: str) -> object:
     ],
 )
 def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str) -> None:
-    with pytest.raises(SettingsError) as info:
+    with pytest.raises(ConfigError) as info:
         load(**overrides)
     message = str(info.value)
     assert message.startswith(variable) or variable in message
@@ -63,7 +63,7 @@ def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str
 
 
 def test_defaults_and_derived_values() -> None:
-    settings = load_settings(environ={**GOOD, "BASE_URL": "https://pd.example.com/"}, env_file=None)
+    settings = load_config(environ={**GOOD, "BASE_URL": "https://pd.example.com/"}, env_file=None)
     assert settings.base_url == "https://pd.example.com"
     assert settings.https
     assert settings.oauth_redirect_uri == "https://pd.example.com/pagerduty/callback"
@@ -80,7 +80,7 @@ def test_defaults_and_derived_values() -> None:
 def test_simple_install_alone_is_enough() -> None:
     env = {**GOOD, "PAGERDUTY_APP_ID": "P123ABC"}
     del env["PAGERDUTY_CLIENT_ID"], env["PAGERDUTY_CLIENT_SECRET"]
-    settings = load_settings(environ=env, env_file=None)
+    settings = load_config(environ=env, env_file=None)
     assert settings.simple_install_enabled
     assert not settings.oauth_enabled
 
@@ -92,7 +92,7 @@ def test_environment_wins_over_env_file(tmp_path: Path) -> None:
         + "f" * 30
         + "\n"
     )
-    settings = load_settings(environ={**GOOD, "BASE_URL": "http://env.example"}, env_file=env_file)
+    settings = load_config(environ={**GOOD, "BASE_URL": "http://env.example"}, env_file=env_file)
     assert settings.pagerduty_region == "eu"
     assert settings.base_url == "http://env.example"
     assert settings.admin_token == GOOD["ADMIN_TOKEN"]
@@ -101,12 +101,12 @@ def test_environment_wins_over_env_file(tmp_path: Path) -> None:
 def test_malformed_env_file_names_the_line(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("GOOD=1\nthis line is wrong\n")
-    with pytest.raises(SettingsError, match=r"\.env:2"):
-        load_settings(environ=GOOD, env_file=env_file)
+    with pytest.raises(ConfigError, match=r"\.env:2"):
+        load_config(environ=GOOD, env_file=env_file)
 
 
 def test_region_placeholder_in_url_overrides() -> None:
-    settings = load_settings(
+    settings = load_config(
         environ={**GOOD, "PAGERDUTY_API_URL": "http://127.0.0.1:8900/{region}/api/"}, env_file=None
     )
     assert settings.pagerduty_api_url == "http://127.0.0.1:8900/{region}/api"
