@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from app import openapi, ops
+from app import openapi, settings
 from app.config import load_config
 from app.db import (
     DATABASE_UNREACHABLE,
@@ -33,31 +33,31 @@ from app.db import (
     open_database,
 )
 from app.deps import Deps, new_http_client
-from app.dispatch import api as delivery_api
-from app.dispatch import pages as delivery_pages
+from app.dispatch import routes as delivery_routes
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.runner import dispatch_config_of
 from app.dispatch.worker import Dispatcher
-from app.encryption import admin as encryption_admin
+from app.encryption import routes as encryption_routes
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
-from app.ingest import endpoints as ingest_endpoints
-from app.ingest import rules as ingest_rules
-from app.installations import admin as installations_admin
-from app.installations import connect, disconnect_pages, picker, settings_page
+from app.ingest import routes as ingest_routes
+from app.ingest.middleware import DropInSlashes
+from app.installations import routes as installations_routes
 from app.installations.upkeep import Upkeep
-from app.tenants import admin as tenants_admin
-from app.tenants import signin
+from app.observability import routes as ops_routes
+from app.tenants import pages as tenant_pages
+from app.tenants import routes as tenants_routes
+from app.tenants.middleware import SessionRecords
 from app.tenants.ratelimit import IngestRateLimited
-from app.tenants.sessions import SessionRecords
+from app.tenants.sessions import SESSION_IDLE
 from app.web.access_log import AccessLogMiddleware
 from app.web.limits import RequestLimitsMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.protocol import LimitedHttpToolsProtocol, ServerLimits
 from app.web.proxy import trusted_proxy_middleware
 from app.web.security import SecurityHeadersMiddleware
-from app.web.session import SESSION_COOKIE, SESSION_MAX_AGE, SignedOut
+from app.web.session import SESSION_COOKIE, SignedOut
 from app.web.session_keys import RotatingSessionMiddleware
-from app.webhooks import receiver as webhook_receiver
+from app.webhooks import routes as webhook_routes
 
 log = logging.getLogger("pdconnect")
 
@@ -195,21 +195,16 @@ def create_app(
                 await close_database(deps.db)
 
     routes: list[BaseRoute] = [
-        *ops.routes,
+        *ops_routes.routes,
         *openapi.routes,
-        *signin.routes,
-        *settings_page.routes,
-        *connect.routes,
-        *picker.routes,
-        *disconnect_pages.routes,
-        *ingest_endpoints.routes,
-        *delivery_api.routes,
-        *delivery_pages.routes,
-        *ingest_rules.routes,
-        *webhook_receiver.routes,
-        *tenants_admin.routes,
-        *installations_admin.routes,
-        *encryption_admin.routes,
+        *tenant_pages.routes,
+        *settings.routes,
+        *ingest_routes.routes,
+        *delivery_routes.routes,
+        *webhook_routes.routes,
+        *tenants_routes.routes,
+        *installations_routes.routes,
+        *encryption_routes.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [
@@ -224,14 +219,14 @@ def create_app(
             ),
         ),
         Middleware(AccessLogMiddleware),
-        Middleware(ingest_endpoints.DropInSlashes),
+        Middleware(DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.config.https),
         Middleware(
             RotatingSessionMiddleware,
             secret_key=deps.config.secret_key,
             previous_keys=deps.config.secret_keys[1:],
             session_cookie=SESSION_COOKIE,
-            max_age=SESSION_MAX_AGE,
+            max_age=int(SESSION_IDLE.total_seconds()),
             same_site="lax",
             https_only=deps.config.https,
         ),

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from app.crypto import random_token, same
 
 SESSION_COOKIE = "pdconnect_session"
-SESSION_MAX_AGE = 12 * 3600
 CSRF_FIELD = "csrf_token"
 TENANT_KEY = "tenant_id"
 SESSION_RECORD_KEY = "sid"

@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.deps import Deps
 from app.errors import ConflictError, InputError, NotFoundError
 from app.tenants import store
+from app.tenants.auth import admin_tenant
 from app.tenants.keys import issue_ingest_key
 from app.tenants.links import issue_login_link
 from app.tenants.sessions import end_tenant_sessions
@@ -76,15 +76,6 @@ async def list_tenants(request: Request) -> Response:
     tenants = await store.list_tenants(deps.db, limit=limit, after=after)
     next_after = str(tenants[-1].id) if len(tenants) == limit else None
     return JSONResponse({"tenants": [tenant_json(t) for t in tenants], "next_after": next_after})
-
-
-async def admin_tenant(request: Request) -> tuple[Deps, Tenant]:
-    """The admin API's `{tenant_id}`: the caller must hold the admin token; an unknown id is 404."""
-    deps = require_admin(request)
-    tenant = await store.get_tenant(deps.db, path_uuid(request, "tenant_id", "tenant"))
-    if tenant is None:
-        raise NotFoundError("tenant")
-    return deps, tenant
 
 
 async def get_tenant(request: Request) -> Response:

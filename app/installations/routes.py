@@ -14,7 +14,7 @@ from app.installations.disconnect import disconnect
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.store import Installation, PdService
-from app.tenants.admin import admin_tenant
+from app.tenants.auth import admin_tenant
 from app.tenants.store import delete_tenant as delete_tenant_row
 from app.web.api import path_uuid, read_json_object
 

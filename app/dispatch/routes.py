@@ -15,7 +15,7 @@ from starlette.routing import Route
 from app.dispatch import log_store
 from app.dispatch.log_store import Attempt, Event
 from app.errors import InputError, NotFoundError
-from app.ingest.endpoints import _tenant_from_key
+from app.tenants.auth import request_tenant
 from app.web.api import get_deps, path_uuid
 
 STATUSES = ("queued", "sending", "delivered", "failed", "held", "cancelled", "skipped")
@@ -83,7 +83,7 @@ def _int(request: Request, name: str, default: int | None, low: int, high: int) 
 
 
 async def list_events(request: Request) -> Response:
-    tenant_id = await _tenant_from_key(request, None)
+    tenant_id = await request_tenant(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise InputError("status", f"must be one of {', '.join(STATUSES)}", status=400)
@@ -114,7 +114,7 @@ async def list_events(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    tenant_id = await _tenant_from_key(request, None)
+    tenant_id = await request_tenant(request)
     db = get_deps(request).db
     event = await log_store.get_event(db, tenant_id, path_uuid(request, "event_id", "event"))
     if event is None:

@@ -20,11 +20,11 @@ from starlette.routing import Route
 from app.deps import Deps
 from app.tenants.links import redeem_login_link
 from app.tenants.session_store import unused_link_tenant
-from app.tenants.sessions import end_session, open_session
+from app.tenants.sessions import end_record, open_record
 from app.tenants.store import get_tenant
 from app.web.api import get_deps
 from app.web.pages import redirect, render
-from app.web.session import SignedOut, check_csrf, current_tenant_id
+from app.web.session import SignedOut, check_csrf, current_tenant_id, session_token, sign_in
 
 LINK_FIELD = "token"
 
@@ -62,7 +62,8 @@ async def _use_link(request: Request, deps: Deps, token: str) -> Response:
     if tenant_id is None:
         return _unusable(request)
     if tenant_id != _signed_in(request):
-        await open_session(deps, request, tenant_id)
+        record = await open_record(deps, tenant_id, replacing=session_token(request.session))
+        sign_in(request, tenant_id, record)
     return redirect("/settings")
 
 
@@ -105,7 +106,9 @@ async def sign_out(request: Request) -> Response:
             # then in to its own tenant with no question asked.
             check_csrf(request, form)
     if signed_in:
-        await end_session(deps, request)
+        # The record goes, so the cookie is worthless even if kept.
+        await end_record(deps, session_token(request.session))
+        request.session.clear()
     else:
         request.session.clear()
     return render(

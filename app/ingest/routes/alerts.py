@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
-from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import InputError, Unauthenticated
 from app.ingest.alertmanager import parse_alertmanager
@@ -32,8 +29,8 @@ from app.ingest.events_v1 import parse_events_v1
 from app.ingest.events_v2 import DropInError, parse_change_v2, parse_events_v2
 from app.ingest.intake import Accepted, Item, accept
 from app.ingest.native import parse_native
-from app.tenants.keys import authenticate_and_spend
-from app.tenants.ratelimit import EventBudget, IngestRateLimit, IngestRateLimited
+from app.tenants.auth import request_ingest_key
+from app.tenants.ratelimit import EventBudget, IngestRateLimited
 from app.tenants.store import IngestKey
 from app.web.api import get_deps
 
@@ -71,34 +68,6 @@ async def _body(request: Request, max_bytes: int, *, within: float | None = None
         raise InputError("", "request body is nested too deeply", status=400) from exc
 
 
-async def _key(request: Request, presented: str | None) -> IngestKey:
-    deps = get_deps(request)
-    if presented is None:
-        presented = request.path_params.get("ingest_key")
-    if presented is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        presented = token.strip() if scheme.lower() == "bearer" else None
-    key = (
-        await authenticate_and_spend(
-            deps.db,
-            deps.ingest_key_hasher,
-            presented,
-            limit=IngestRateLimit.from_config(deps.config),
-            now=deps.clock(),
-        )
-        if presented
-        else None
-    )
-    if key is None:
-        raise Unauthenticated()
-    return key
-
-
-async def _tenant_from_key(request: Request, presented: str | None) -> UUID:
-    """The tenant of the request's ingest key (the delivery API authenticates with it too)."""
-    return (await _key(request, presented)).tenant_id
-
-
 async def _accept(
     request: Request, key: IngestKey, items: list[Item], source: str
 ) -> list[Accepted]:
@@ -123,7 +92,7 @@ def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
 
 
 async def _native(request: Request, items_of: Any, max_bytes: int, source: str) -> Response:
-    key = await _key(request, None)
+    key = await request_ingest_key(request, None)
     body = await _body(request, max_bytes)
     items: list[Item] = items_of(body)
     cap = get_deps(request).config.max_alerts_per_request
@@ -183,7 +152,7 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
         path_key = request.path_params.get("ingest_key")
         # A key in the URL is checked before the body is read; a key in the body can only be
         # checked after, so that body gets a strict time to arrive.
-        key = None if path_key is None else await _key(request, path_key)
+        key = None if path_key is None else await request_ingest_key(request, path_key)
         within = None if key is not None else get_deps(request).config.drop_in_body_seconds
         body = await _body(request, DROP_IN_MAX_BYTES, within=within)
         if path_key is not None and isinstance(body, dict):
@@ -192,7 +161,7 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
             body = {**body, "service_key" if v1 else "routing_key": path_key}
         presented, item = parse(body)
         if key is None:
-            key = await _key(request, presented)
+            key = await request_ingest_key(request, presented)
         accepted = await _accept(request, key, [item], source)
     except DropInError as exc:
         return _invalid(list(exc.errors))
@@ -240,25 +209,3 @@ routes = [
         "/k/{ingest_key}/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]
     ),
 ]
-
-# PagerDuty takes its Events API paths with a trailing slash too, and some senders always add
-# one (Sentry, the `pypd` client). Only these paths: elsewhere a slash stays a 404, so no
-# redirect is ever built from the Host header.
-DROP_IN_PATHS = re.compile(
-    r"^(/k/[^/]+)?(/v2/enqueue|/v2/change/enqueue|/generic/2010-04-15/create_event\.json)/$"
-)
-
-
-class DropInSlashes:
-    """Routes a drop-in path with a trailing slash as the path without it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and DROP_IN_PATHS.match(scope["path"]):
-            scope = {**scope, "path": scope["path"][:-1]}
-            raw = scope.get("raw_path")
-            if isinstance(raw, bytes) and raw.endswith(b"/"):
-                scope["raw_path"] = raw[:-1]
-        await self.app(scope, receive, send)

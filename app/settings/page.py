@@ -13,15 +13,15 @@ from starlette.routing import Route
 from app.dispatch.store import list_events
 from app.errors import ConflictError, InputError
 from app.ingest import store as ingest_store
-from app.ingest.rules import rule_problems
+from app.ingest.rulebook import rule_problems
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
-from app.installations.connect import CONNECT_KEY
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.regions import REGION_CHOICES, REGION_LABELS, read_region
 from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.simple_install import start_install
 from app.installations.store import PdService
+from app.settings.connect import CONNECT_KEY
 from app.tenants.store import get_tenant, list_audit
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
