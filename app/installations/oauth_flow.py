@@ -1,17 +1,16 @@
 """Connect by OAuth: authorize with state and PKCE, exchange the code, verify the id_token,
-store the installation with its tokens encrypted, then on to the service picker."""
+store the installation with its tokens encrypted, then on to the service picker. The connect
+routes are app/settings/connect.py: they show what `finish_oauth` returns or raises."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from app.deps import Deps
 from app.installations import store
 from app.installations.health import repair_installation
+from app.installations.outcome import Connected, ConnectRefused, Notice
 from app.installations.revoke_by_hand import revoke_refused_grant
 from app.pagerduty.errors import (
     ConsentDenied,
@@ -33,7 +32,6 @@ from app.pagerduty.oauth import (
 )
 from app.pagerduty.rest import RestClient
 from app.tenants.store import insert_audit
-from app.web.pages import flash, redirect
 
 
 def oauth_app(deps: Deps) -> OAuthApp:
@@ -76,12 +74,9 @@ def _refusal(exc: PagerDutyError) -> str:
 
 
 async def finish_oauth(
-    request: Request,
-    deps: Deps,
-    tenant_id: UUID,
-    params: dict[str, str],
-    attempt: dict[str, Any],
-) -> Response:
+    deps: Deps, tenant_id: UUID, params: dict[str, str], attempt: dict[str, Any]
+) -> Connected:
+    """Raises ConnectRefused when nothing was saved."""
     app = oauth_app(deps)
     verifier = attempt.get("verifier")
     try:
@@ -95,11 +90,9 @@ async def finish_oauth(
         revoked = False
         if exc.access_token:
             revoked = await _revoke_quietly(deps, app, exc.access_token)
-        flash(request, "error", _refusal_message(exc, revoked=revoked))
-        return redirect("/settings")
+        raise ConnectRefused(_refusal_message(exc, revoked=revoked)) from exc
     except PagerDutyError as exc:
-        flash(request, "error", _refusal_message(exc))
-        return redirect("/settings")
+        raise ConnectRefused(_refusal_message(exc)) from exc
     try:
         if tokens.id_token is None:
             raise InvalidIdToken("PagerDuty sent no id_token")
@@ -113,8 +106,7 @@ async def finish_oauth(
         )
     except PagerDutyError as exc:
         revoked = await _revoke_quietly(deps, app, tokens.access_token)
-        flash(request, "error", _refusal_message(exc, revoked=revoked))
-        return redirect("/settings")
+        raise ConnectRefused(_refusal_message(exc, revoked=revoked)) from exc
 
     async with deps.db.transaction():
         installation, created = await store.upsert_oauth_installation(
@@ -143,6 +135,7 @@ async def finish_oauth(
                 "method": "oauth",
             },
         )
+    notices: list[Notice] = []
     if not created:
         # A reconnect repairs: integrations deleted meanwhile are created again, and events
         # held for their services go out.
@@ -150,17 +143,15 @@ async def finish_oauth(
         try:
             repaired = await repair_installation(deps, installation, client)
         except PagerDutyError as exc:
-            flash(request, "error", f"Reconnected, but checking the services failed: {exc}")
+            notices.append(("error", f"Reconnected, but checking the services failed: {exc}"))
             repaired = 0
         if repaired:
-            flash(request, "ok", f"Restored delivery to {repaired} service(s).")
+            notices.append(("ok", f"Restored delivery to {repaired} service(s)."))
     verb = "Connected" if created else "Reconnected"
-    flash(
-        request,
-        "ok",
-        f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.",
+    notices.append(
+        ("ok", f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.")
     )
-    return redirect(f"/settings/installations/{installation.id}/services")
+    return Connected(notices=tuple(notices), pick_services_of=installation.id)
 
 
 async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> bool:

@@ -18,19 +18,17 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import Response
 
 from app.deps import Deps
 from app.errors import InputError
 from app.installations import caps, store
+from app.installations.outcome import Connected, ConnectRefused
 from app.installations.regions import REGION_LABELS
 from app.pagerduty.errors import InvalidInstallConfig
 from app.pagerduty.hosts import REGIONS
 from app.pagerduty.install import install_url, parse_install_config
 from app.pagerduty.oauth import new_state
 from app.tenants.store import insert_audit
-from app.web.pages import flash, redirect
 
 # new_state() is URL-safe base64, which has no ".".
 _REGION_SEPARATOR = "."
@@ -59,18 +57,17 @@ def region_of_state(state: str, default: str) -> str:
     return region if separator and region in REGIONS else default
 
 
-async def finish_install(
-    request: Request, deps: Deps, tenant_id: UUID, params: dict[str, str]
-) -> Response:
+async def finish_install(deps: Deps, tenant_id: UUID, params: dict[str, str]) -> Connected:
+    """Raises ConnectRefused when nothing was saved."""
     raw = params.get("config")
     if raw is None:
-        flash(request, "error", "PagerDuty sent no integration keys back. Nothing was saved.")
-        return redirect("/settings")
+        raise ConnectRefused("PagerDuty sent no integration keys back. Nothing was saved.")
     try:
         config = parse_install_config(raw)
     except InvalidInstallConfig as exc:
-        flash(request, "error", f"PagerDuty's answer could not be used ({exc}). Nothing was saved.")
-        return redirect("/settings")
+        raise ConnectRefused(
+            f"PagerDuty's answer could not be used ({exc}). Nothing was saved."
+        ) from exc
 
     # The caller (connect.callback) has matched this state against the session's.
     region = region_of_state(params.get("state", ""), deps.config.pagerduty_region)
@@ -119,30 +116,21 @@ async def finish_install(
                 },
             )
     except InputError as exc:
-        flash(request, "error", f"{exc.message}. Nothing was saved.")
-        return redirect("/settings")
-    except asyncpg.UniqueViolationError:
-        flash(
-            request,
-            "error",
+        raise ConnectRefused(f"{exc.message}. Nothing was saved.") from exc
+    except asyncpg.UniqueViolationError as exc:
+        raise ConnectRefused(
             "One of these integration keys is already connected in another way (for example "
-            "pasted by hand). Remove it there first. Nothing was saved.",
-        )
-        return redirect("/settings")
+            "pasted by hand). Remove it there first. Nothing was saved."
+        ) from exc
     except _RegionChanged as exc:
-        flash(
-            request,
-            "error",
+        raise ConnectRefused(
             f"PagerDuty account {config.subdomain} is already connected as an account of the "
             f"{REGION_LABELS[exc.stored]} region, not {REGION_LABELS[region]}. To change its "
-            "region, disconnect it first, then connect again. Nothing was saved.",
-        )
-        return redirect("/settings")
+            "region, disconnect it first, then connect again. Nothing was saved."
+        ) from exc
     count = len(config.keys)
-    flash(
-        request,
-        "ok",
+    summary = (
         f"Connected {count} integration key{'s' if count != 1 else ''} from PagerDuty account "
-        f"{config.subdomain}. Its events go to PagerDuty's {REGION_LABELS[region]} region.",
+        f"{config.subdomain}. Its events go to PagerDuty's {REGION_LABELS[region]} region."
     )
-    return redirect("/settings")
+    return Connected(notices=(("ok", summary),), pick_services_of=None)

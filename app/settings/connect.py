@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from app.crypto import same
 from app.installations.oauth_flow import finish_oauth, start_oauth
+from app.installations.outcome import ConnectRefused
 from app.installations.simple_install import finish_install, start_install
 from app.web.api import get_deps
 from app.web.pages import flash, redirect
@@ -75,9 +76,19 @@ async def callback(request: Request) -> Response:
         )
         return redirect("/settings")
     params = dict(request.query_params)
-    if attempt.get("method") == "install":
-        return await finish_install(request, deps, tenant_id, params)
-    return await finish_oauth(request, deps, tenant_id, params, attempt)
+    try:
+        if attempt.get("method") == "install":
+            done = await finish_install(deps, tenant_id, params)
+        else:
+            done = await finish_oauth(deps, tenant_id, params, attempt)
+    except ConnectRefused as exc:
+        flash(request, "error", exc.message)
+        return redirect("/settings")
+    for level, message in done.notices:
+        flash(request, level, message)
+    if done.pick_services_of is not None:
+        return redirect(f"/settings/installations/{done.pick_services_of}/services")
+    return redirect("/settings")
 
 
 routes = [
