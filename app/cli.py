@@ -31,10 +31,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+from app.composition import connected, run_worker
 from app.config import (
     Config,
     ConfigError,
@@ -42,13 +42,13 @@ from app.config import (
     pagerduty_app_configured,
     read_env_file,
 )
-from app.crypto import Hasher, Vault, new_fernet_key, random_token
-from app.db import apply_migrations, open_database, start_embedded_postgres
+from app.crypto import new_fernet_key, random_token
+from app.db import apply_migrations, start_embedded_postgres
 from app.encryption.reencrypt import BATCH_SIZE, BATCH_SIZE_MAX, Report, reencrypt, status
 from app.observability.logs import logging_config
 from app.tenants import store
 from app.tenants.keys import issue_ingest_key
-from app.tenants.links import LinkSigner, issue_login_link
+from app.tenants.links import issue_login_link
 
 log = logging.getLogger("pdconnect")
 
@@ -167,37 +167,24 @@ async def _migrate(config: Config) -> None:
 
 async def _demo_link(config: Config) -> tuple[str, str | None]:
     """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
-    assert config.database_url is not None
-    db = open_database(config.database_url)
-    await db.connect()
-    try:
+    async with connected(config) as deps:
         plaintext = None
-        tenant = await store.insert_tenant(db, name="Demo", external_id=DEMO_EXTERNAL_ID)
+        tenant = await store.insert_tenant(deps.db, name="Demo", external_id=DEMO_EXTERNAL_ID)
         if tenant is None:
-            row = await db.fetch_val(
-                "SELECT id FROM tenants WHERE external_id = :e", {"e": DEMO_EXTERNAL_ID}
-            )
-            assert isinstance(row, UUID)
-            tenant_id = row
+            existing = await store.tenant_by_external_id(deps.db, DEMO_EXTERNAL_ID)
+            assert existing is not None
+            tenant_id = existing.id
         else:
             tenant_id = tenant.id
-            _, plaintext = await issue_ingest_key(
-                db, Hasher(config.secret_key, "ingest-key"), tenant_id
-            )
+            _, plaintext = await issue_ingest_key(deps.db, deps.ingest_key_hasher, tenant_id)
         link = await issue_login_link(
-            db,
-            LinkSigner(config.secret_key),
+            deps.db,
+            deps.link_signer,
             base_url=config.base_url,
             tenant_id=tenant_id,
-            now=_now(),
+            now=deps.clock(),
         )
         return link.url, plaintext
-    finally:
-        await db.disconnect()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -278,8 +265,6 @@ def _share_metrics_between_workers(data_dir: Path) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from app.dispatch.runner import run_worker
-
     config, _ = resolve(_environment())
     asyncio.run(_migrate(config))
     asyncio.run(run_worker(config))
@@ -303,27 +288,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 async def _tenant_create(config: Config, name: str, external_id: str | None) -> int:
-    assert config.database_url is not None
-    db = open_database(config.database_url)
-    await db.connect()
-    try:
-        async with db.transaction():
-            tenant = await store.insert_tenant(db, name=name, external_id=external_id)
+    async with connected(config) as deps:
+        async with deps.db.transaction():
+            tenant = await store.insert_tenant(deps.db, name=name, external_id=external_id)
             if tenant is None:
                 print(f"error: a tenant with external id {external_id!r} exists", file=sys.stderr)
                 return 1
-            _, key = await issue_ingest_key(
-                db, Hasher(config.secret_key, "ingest-key"), tenant.id
-            )
+            _, key = await issue_ingest_key(deps.db, deps.ingest_key_hasher, tenant.id)
         link = await issue_login_link(
-            db,
-            LinkSigner(config.secret_key),
+            deps.db,
+            deps.link_signer,
             base_url=config.base_url,
             tenant_id=tenant.id,
-            now=_now(),
+            now=deps.clock(),
         )
-    finally:
-        await db.disconnect()
     print(f"tenant id:   {tenant.id}")
     print(f"ingest key:  {key}   (shown once)")
     print(f"sign-in link: {link.url}   (single use, expires {link.expires_at:%H:%M UTC})")
@@ -331,22 +309,17 @@ async def _tenant_create(config: Config, name: str, external_id: str | None) -> 
 
 
 async def _tenant_link(config: Config, tenant_id: UUID) -> int:
-    assert config.database_url is not None
-    db = open_database(config.database_url)
-    await db.connect()
-    try:
-        if await store.get_tenant(db, tenant_id) is None:
+    async with connected(config) as deps:
+        if await store.get_tenant(deps.db, tenant_id) is None:
             print(f"error: no tenant {tenant_id}", file=sys.stderr)
             return 1
         link = await issue_login_link(
-            db,
-            LinkSigner(config.secret_key),
+            deps.db,
+            deps.link_signer,
             base_url=config.base_url,
             tenant_id=tenant_id,
-            now=_now(),
+            now=deps.clock(),
         )
-    finally:
-        await db.disconnect()
     print(link.url)
     return 0
 
@@ -370,16 +343,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 async def _keys(config: Config, command: str, batch_size: int) -> Report:
-    assert config.database_url is not None
-    db = open_database(config.database_url)
-    await db.connect()
-    try:
-        vault = Vault(config.encryption_keys)
+    async with connected(config) as deps:
         if command == "reencrypt":
-            return await reencrypt(db, vault, batch_size=batch_size)
-        return await status(db, vault, batch_size=batch_size)
-    finally:
-        await db.disconnect()
+            return await reencrypt(deps.db, deps.vault, batch_size=batch_size)
+        return await status(deps.db, deps.vault, batch_size=batch_size)
 
 
 def _print_report(report: Report, keys: int) -> None:

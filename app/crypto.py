@@ -19,8 +19,17 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+# What each keyed digest or signature is for, so that one can never stand in for another. Each
+# is written here once: a digest made with another salt would stop matching what is stored.
+INGEST_KEY_SALT = "ingest-key"
+ROUTING_KEY_SALT = "routing-key"
+LOGIN_LINK_SALT = "pdconnect.login-link"
 
 
 class DecryptionError(Exception):
@@ -96,3 +105,26 @@ def random_token(nbytes: int = 32) -> str:
 def same(a: str, b: str) -> bool:
     """Constant-time comparison of two secrets."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+class LinkSigner:
+    """Signs the id of a sign-in link (app/tenants/links.py) with SECRET_KEY, accepting its
+    predecessors' signatures while they rotate out."""
+
+    # A link works once, for this long; its signature is good a minute longer (clock skew).
+    LIFETIME = timedelta(minutes=15)
+
+    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
+        # itsdangerous signs with the last key of the list and accepts any of them.
+        keys = [*reversed(previous), secret_key]
+        self._serializer = URLSafeTimedSerializer(keys, salt=LOGIN_LINK_SALT)
+
+    def sign(self, link_id: UUID) -> str:
+        return self._serializer.dumps(str(link_id))
+
+    def unsign(self, token: str) -> UUID | None:
+        try:
+            value = self._serializer.loads(token, max_age=int(self.LIFETIME.total_seconds()) + 60)
+            return UUID(str(value))
+        except (BadSignature, ValueError):
+            return None

@@ -14,10 +14,9 @@ import httpx2
 from databases import Database
 
 from app.config import Config
-from app.crypto import Hasher, Vault
+from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
-from app.tenants.links import LinkSigner
 
 Clock = Callable[[], datetime]
 
@@ -44,12 +43,13 @@ class Deps:
     link_signer: LinkSigner = field(init=False)
 
     def __post_init__(self) -> None:
-        # Derived from settings once; frozen, so set through object.__setattr__.
+        # Derived from the configuration once; frozen, so set through object.__setattr__.
         s = self.config
         object.__setattr__(self, "vault", Vault(s.encryption_keys))
         previous = s.secret_keys[1:]
-        object.__setattr__(self, "ingest_key_hasher", Hasher(s.secret_key, "ingest-key", previous))
-        object.__setattr__(self, "routing_key_hasher", Hasher(s.secret_key, "routing-key"))
+        ingest_key_hasher = Hasher(s.secret_key, INGEST_KEY_SALT, previous)
+        object.__setattr__(self, "ingest_key_hasher", ingest_key_hasher)
+        object.__setattr__(self, "routing_key_hasher", Hasher(s.secret_key, ROUTING_KEY_SALT))
         object.__setattr__(self, "link_signer", LinkSigner(s.secret_key, previous))
         object.__setattr__(
             self,

@@ -11,7 +11,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,6 +22,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, settings
+from app.composition import WEB_POOL_SIZE, build_deps, dispatch_config_of, run_background
 from app.config import load_config
 from app.db import (
     DATABASE_UNREACHABLE,
@@ -30,19 +30,15 @@ from app.db import (
     RequestDeadlines,
     close_database,
     database_unreachable,
-    open_database,
 )
-from app.deps import Deps, new_http_client
+from app.deps import Deps
 from app.dispatch import routes as delivery_routes
 from app.dispatch.policy import DispatchConfig
-from app.dispatch.runner import dispatch_config_of
-from app.dispatch.worker import Dispatcher
 from app.encryption import routes as encryption_routes
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.ingest import routes as ingest_routes
 from app.ingest.middleware import DropInSlashes
 from app.installations import routes as installations_routes
-from app.installations.upkeep import Upkeep
 from app.observability import routes as ops_routes
 from app.tenants import pages as tenant_pages
 from app.tenants import routes as tenants_routes
@@ -61,7 +57,6 @@ from app.webhooks import routes as webhook_routes
 
 log = logging.getLogger("pdconnect")
 
-DB_POOL_SIZE = 24
 # A restart or failover of PostgreSQL takes seconds; senders come back after this many.
 DATABASE_RETRY_AFTER_SECONDS = 5
 API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/", "/metrics")
@@ -169,21 +164,9 @@ def create_app(
         if owns_resources:
             await deps.db.connect()
         stop = asyncio.Event()
-        runner: asyncio.Future[Any] | None = None
+        runner: asyncio.Task[None] | None = None
         if dispatch is not None and deps.config.database_url is not None:
-            dispatcher = Dispatcher(
-                db=deps.db,
-                http=deps.http,
-                vault=deps.vault,
-                database_url=deps.config.database_url,
-                config=dispatch,
-            )
-            runner = asyncio.gather(
-                dispatcher.run(stop),
-                Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds)).run(
-                    stop
-                ),
-            )
+            runner = asyncio.create_task(run_background(deps, dispatch, stop))
         try:
             yield
         finally:
@@ -262,10 +245,7 @@ def create_app(
 
 def app_factory() -> Starlette:
     config = load_config()
-    if config.database_url is None:
-        raise RuntimeError("DATABASE_URL must be set for uvicorn workers (pdconnect serve sets it)")
-    db = open_database(config.database_url, min_size=2, max_size=DB_POOL_SIZE)
-    deps = Deps(config=config, db=db, http=new_http_client())
+    deps = build_deps(config, pool_size=WEB_POOL_SIZE)
     # Uvicorn calls this in each worker process before it takes connections: its protocol
     # (app/web/protocol.py) holds them to this process's config.
     LimitedHttpToolsProtocol.configure(ServerLimits.from_config(config))

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent, Image, Link
 from app.ingest.severity import SeverityMap
-from app.web.urls import HTTPS_ONLY, is_web_url
+from app.urls import HTTPS_ONLY, is_web_url
 
 SUMMARY_MAX_LENGTH = 1024
 DESCRIPTION_MAX_LENGTH = 1024

@@ -8,41 +8,22 @@ Links signed under the previous SECRET_KEY (SECRET_KEY_PREVIOUS) still open duri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from databases import Database
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from app.crypto import LinkSigner
 from app.tenants import store
 
-LINK_LIFETIME = timedelta(minutes=15)
-_SALT = "pdconnect.login-link"
+LINK_LIFETIME = LinkSigner.LIFETIME
 
 
 @dataclass(frozen=True)
 class LoginLink:
     url: str
     expires_at: datetime
-
-
-class LinkSigner:
-    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
-        # itsdangerous signs with the last key of the list and accepts any of them.
-        keys = [*reversed(previous), secret_key]
-        self._serializer = URLSafeTimedSerializer(keys, salt=_SALT)
-
-    def sign(self, link_id: UUID) -> str:
-        return self._serializer.dumps(str(link_id))
-
-    def unsign(self, token: str) -> UUID | None:
-        try:
-            value = self._serializer.loads(token, max_age=int(LINK_LIFETIME.total_seconds()) + 60)
-            return UUID(str(value))
-        except (BadSignature, ValueError):
-            return None
 
 
 async def issue_login_link(

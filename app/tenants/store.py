@@ -75,6 +75,14 @@ TENANT_COLUMNS = "id, name, external_id, created_at"
 KEY_COLUMNS = "id, tenant_id, prefix, created_at, last_used_at, revoked_at"
 
 
+async def tenant_by_external_id(db: Database, external_id: str) -> Tenant | None:
+    row = await db.fetch_one(
+        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE external_id = :external_id",
+        {"external_id": external_id},
+    )
+    return None if row is None else _tenant(row)
+
+
 async def insert_tenant(db: Database, *, name: str, external_id: str | None) -> Tenant | None:
     """None when the external id is taken."""
     row = await db.fetch_one(

@@ -10,8 +10,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app.config import Config
+from app.urls import is_web_url
 from app.web.session import CSRF_FIELD, csrf_token
-from app.web.urls import is_web_url
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.web.urls import is_web_url
+from app.urls import is_web_url
 
 # The `integer` column incident numbers are stored in; PagerDuty's count from 1.
 INCIDENT_NUMBER_MAX = 2**31 - 1

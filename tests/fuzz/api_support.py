@@ -29,7 +29,7 @@ import httpx2
 from databases import Database
 
 from app.config import Config, load_config
-from app.crypto import Hasher, Vault, new_fernet_key
+from app.crypto import ROUTING_KEY_SALT, Hasher, Vault, new_fernet_key
 from app.db import asyncpg_dsn
 from app.installations import store
 from app.installations.store import PdService
@@ -150,7 +150,7 @@ async def connect_service(db: Database, settings: Config, tenant_id: UUID) -> Pd
         integration_id="PINTEG1",
         created_by_us=False,
         routing_key_enc=Vault(settings.encryption_keys).encrypt(key),
-        routing_key_hash=Hasher(settings.secret_key, "routing-key").digest(key),
+        routing_key_hash=Hasher(settings.secret_key, ROUTING_KEY_SALT).digest(key),
     )
 
 

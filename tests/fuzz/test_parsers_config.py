@@ -11,7 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.config import ConfigError, load_config
-from app.crypto import Hasher, Vault
+from app.crypto import INGEST_KEY_SALT, Hasher, Vault
 from app.pagerduty.hosts import pagerduty_hosts
 from app.tenants.keys import INGEST_KEY_MAX_LENGTH, is_well_formed, new_ingest_key
 from tests.fuzz.outcome import outcome
@@ -66,7 +66,7 @@ def _starts(env: dict[str, str]) -> None:
     """What start-up builds from the settings (app/deps.py), which must not fail either."""
     settings = load_config(environ=env, env_file=None)
     Vault(settings.encryption_keys)
-    Hasher(settings.secret_key, "ingest-key").digest("pdc_x")
+    Hasher(settings.secret_key, INGEST_KEY_SALT).digest("pdc_x")
     pagerduty_hosts(
         identity_url=settings.pagerduty_identity_url,
         api_url=settings.pagerduty_api_url,

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.web.urls import is_web_url
+from app.urls import is_web_url
 from app.webhooks.payload import parse_event
 from tests.conftest import admin_headers
 

@@ -1,0 +1,111 @@
+"""The one place a process's parts are built: its `Deps` (database pool, HTTP client, keys and
+hashers derived from the configuration) and its background work (the dispatcher and the
+installations' upkeep). The web app (app/main.py), `pdconnect worker` and the command line's
+one-off commands (app/cli.py) all start here, so none of them can build a part differently:
+an ingest key issued by the command line is hashed exactly as the web app checks it.
+
+Tests build their own `Deps` around a rolled-back database and a mock transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import start_http_server
+
+from app.config import Config
+from app.db import close_database, open_database
+from app.deps import Deps, new_http_client
+from app.dispatch.policy import DispatchConfig, dispatch_config
+from app.dispatch.worker import Dispatcher
+from app.installations.upkeep import Upkeep
+
+# The worker's lines, under the dispatcher's name as before.
+log = logging.getLogger("pdconnect.dispatch")
+
+# A web process's pool: its requests, the dispatcher beside them, and the upkeep.
+WEB_POOL_SIZE = 24
+# A one-off command runs a few statements, one at a time.
+COMMAND_POOL_SIZE = 2
+
+
+def dispatch_config_of(config: Config) -> DispatchConfig:
+    return dispatch_config(
+        concurrency=config.dispatch_concurrency,
+        retry_base_seconds=config.retry_base_seconds,
+        retry_cap_seconds=config.retry_cap_seconds,
+        give_up_after_hours=config.give_up_after_hours,
+        rate_limited_pause_seconds=config.rate_limited_pause_seconds,
+        max_in_flight_per_key=config.max_in_flight_per_key,
+        max_in_flight_per_host=config.max_in_flight_per_host,
+    )
+
+
+def build_deps(config: Config, *, pool_size: int) -> Deps:
+    """Deps on a pool not yet connected (`db.connect()` opens it) and a new HTTP client."""
+    if config.database_url is None:
+        raise RuntimeError("DATABASE_URL must be set (pdconnect serve sets it)")
+    db = open_database(config.database_url, min_size=min(2, pool_size), max_size=pool_size)
+    return Deps(config=config, db=db, http=new_http_client())
+
+
+@asynccontextmanager
+async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> AsyncIterator[Deps]:
+    """Deps whose database is connected for the block; closed with its HTTP client after."""
+    deps = build_deps(config, pool_size=pool_size)
+    await deps.db.connect()
+    try:
+        yield deps
+    finally:
+        await deps.http.aclose()
+        await close_database(deps.db)
+
+
+async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
+    """The dispatcher and the upkeep, until `stop` is set (sends in flight then finish, bounded
+    by their lease)."""
+    assert deps.config.database_url is not None
+    dispatcher = Dispatcher(
+        db=deps.db,
+        http=deps.http,
+        vault=deps.vault,
+        database_url=deps.config.database_url,
+        config=dispatch,
+    )
+    upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
+    await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
+
+
+async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> None:
+    """`pdconnect worker`: the background work alone, for scaling delivery apart from the web
+    tier, until SIGTERM or SIGINT."""
+    dispatch = dispatch or dispatch_config_of(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Stop claiming at once; sends in flight finish (bounded by the lease).
+        loop.add_signal_handler(sig, stop.set)
+    metrics = _serve_metrics(config)
+    try:
+        async with connected(config, pool_size=dispatch.concurrency + 4) as deps:
+            log.info("worker started")
+            await run_background(deps, dispatch, stop)
+            log.info("worker stopped")
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+
+
+def _serve_metrics(config: Config) -> WSGIServer | None:
+    """A worker has no web app: its deliveries are counted here, on a port of its own. The
+    outbox gauges come from the web app's /metrics, which reads them from the database."""
+    if config.metrics_port is None:
+        return None
+    server, _ = start_http_server(config.metrics_port, addr=config.metrics_host)
+    log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    return server
