@@ -1,5 +1,5 @@
 """Routing rules from the admin API and the settings form (app/ingest/routing.py,
-app/ingest/rules.py): valid rules round-trip, anything else is refused by name, and an
+app/ingest/rulebook.py): valid rules round-trip, anything else is refused by name, and an
 accepted rule never fails an alert it is matched against."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.ingest.routing import (
     parse_rule,
     resolve_targets,
 )
-from app.ingest.rules import parse_severity_lines
+from app.ingest.rulebook import parse_severity_lines
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from tests.fuzz.checks import TARGETS, assert_names_a_field
 from tests.fuzz.outcome import outcome
