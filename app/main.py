@@ -50,6 +50,7 @@ from app.web.limits import RequestLimitsMiddleware
 from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.protocol import LimitedHttpToolsProtocol, ServerLimits
 from app.web.proxy import trusted_proxy_middleware
+from app.web.routing import Answers, answers_of
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SignedOut
 from app.web.session_keys import RotatingSessionMiddleware
@@ -59,15 +60,8 @@ log = logging.getLogger("pdconnect")
 
 # A restart or failover of PostgreSQL takes seconds; senders come back after this many.
 DATABASE_RETRY_AFTER_SECONDS = 5
-API_PREFIXES = ("/admin/", "/v1/", "/v2/", "/generic/", "/k/", "/metrics")
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith(API_PREFIXES)
-
-
 def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
-    if _wants_json(request):
+    if answers_of(request.scope) is Answers.JSON:
         body: dict[str, Any] = {"message": message}
         if field:
             body["field"] = field

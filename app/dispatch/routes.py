@@ -10,13 +10,13 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.dispatch import log_store
 from app.dispatch.log_store import Attempt, Event
 from app.errors import InputError, NotFoundError
 from app.tenants.auth import request_tenant
 from app.web.api import get_deps, path_uuid
+from app.web.routing import api
 
 STATUSES = ("queued", "sending", "delivered", "failed", "held", "cancelled", "skipped")
 LIMIT_MAX = 500
@@ -126,6 +126,6 @@ async def get_event(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/events", list_events, methods=["GET"]),
-    Route("/v1/events/{event_id}", get_event, methods=["GET"]),
+    api("/v1/events", list_events, methods=["GET"]),
+    api("/v1/events/{event_id}", get_event, methods=["GET"]),
 ]

@@ -11,11 +11,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.encryption.reencrypt import Report, reencrypt, status
 from app.errors import InputError
 from app.web.api import read_json_object, require_admin
+from app.web.routing import api
 
 # What one call may rewrite: each is a decrypt, an encrypt and an UPDATE, and the call must end
 # well within a request's time.
@@ -65,6 +65,6 @@ async def post_reencrypt(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/v1/encryption", get_status, methods=["GET"]),
-    Route("/admin/v1/encryption/reencrypt", post_reencrypt, methods=["POST"]),
+    api("/admin/v1/encryption", get_status, methods=["GET"]),
+    api("/admin/v1/encryption/reencrypt", post_reencrypt, methods=["POST"]),
 ]

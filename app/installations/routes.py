@@ -6,7 +6,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.errors import NotFoundError
 from app.installations import store
@@ -17,6 +16,7 @@ from app.installations.store import Installation, PdService
 from app.tenants.auth import admin_tenant
 from app.tenants.store import delete_tenant as delete_tenant_row
 from app.web.api import path_uuid, read_json_object
+from app.web.routing import api
 
 
 def service_json(service: PdService, region: str) -> dict[str, Any]:
@@ -136,21 +136,21 @@ async def delete_tenant(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/v1/tenants/{tenant_id}", delete_tenant, methods=["DELETE"]),
-    Route(
+    api("/admin/v1/tenants/{tenant_id}", delete_tenant, methods=["DELETE"]),
+    api(
         "/admin/v1/tenants/{tenant_id}/services/{service_id}/routing-key",
         rekey_service,
         methods=["PUT"],
     ),
-    Route(
+    api(
         "/admin/v1/tenants/{tenant_id}/services/{service_id}", remove_service, methods=["DELETE"]
     ),
-    Route("/admin/v1/tenants/{tenant_id}/installations", list_installations, methods=["GET"]),
-    Route(
+    api("/admin/v1/tenants/{tenant_id}/installations", list_installations, methods=["GET"]),
+    api(
         "/admin/v1/tenants/{tenant_id}/installations/{installation_id}",
         delete_installation,
         methods=["DELETE"],
     ),
-    Route("/admin/v1/tenants/{tenant_id}/services", add_service, methods=["POST"]),
-    Route("/admin/v1/tenants/{tenant_id}/services", list_services, methods=["GET"]),
+    api("/admin/v1/tenants/{tenant_id}/services", add_service, methods=["POST"]),
+    api("/admin/v1/tenants/{tenant_id}/services", list_services, methods=["GET"]),
 ]

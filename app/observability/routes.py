@@ -8,7 +8,6 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.crypto import same
 from app.db import Deadlines, database_unreachable, deadlines, pending_migrations
@@ -16,6 +15,7 @@ from app.dispatch.store import outbox_snapshot
 from app.errors import Unauthenticated
 from app.observability.metrics import CONTENT_TYPE_LATEST, OutboxSnapshot, render
 from app.web.api import get_deps
+from app.web.routing import api
 
 log = logging.getLogger("pdconnect.ops")
 
@@ -71,7 +71,7 @@ async def metrics(request: Request) -> Response:
 
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+    api("/healthz", healthz, methods=["GET"]),
+    api("/readyz", readyz, methods=["GET"]),
+    api("/metrics", metrics, methods=["GET"]),
 ]

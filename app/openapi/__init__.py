@@ -12,10 +12,10 @@ import json
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.openapi import admin, delivery, encryption, ingest, ops, routing, services, tenants
 from app.openapi.common import COMMON_SCHEMAS, HEADERS, RESPONSES, SECURITY_SCHEMES, Json
+from app.web.routing import api
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"
@@ -69,4 +69,4 @@ async def openapi_json(request: Request) -> Response:
     return Response(_encoded(), media_type="application/json")
 
 
-routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
+routes = [api("/openapi.json", openapi_json, methods=["GET"])]

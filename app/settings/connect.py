@@ -13,7 +13,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from app.crypto import same
 from app.installations.oauth_flow import finish_oauth, start_oauth
@@ -21,6 +20,7 @@ from app.installations.outcome import ConnectRefused
 from app.installations.simple_install import finish_install, start_install
 from app.web.api import get_deps
 from app.web.pages import flash, redirect
+from app.web.routing import page
 from app.web.session import current_tenant_id
 
 CONNECT_KEY = "connect"
@@ -92,6 +92,6 @@ async def callback(request: Request) -> Response:
 
 
 routes = [
-    Route("/pagerduty/connect", connect, methods=["GET"]),
-    Route("/pagerduty/callback", callback, methods=["GET"]),
+    page("/pagerduty/connect", connect, methods=["GET"]),
+    page("/pagerduty/callback", callback, methods=["GET"]),
 ]

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.dispatch import log_store, store
 from app.errors import InputError, NotFoundError
@@ -16,6 +15,7 @@ from app.ingest.alert import Alert
 from app.ingest.intake import accept
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
+from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 
 # While an event is on its way, its page reloads itself (a meta refresh: no script needed).
@@ -115,7 +115,7 @@ async def send_now(request: Request) -> Response:
 
 
 routes = [
-    Route("/settings/events/{event_id}", event_page, methods=["GET"]),
-    Route("/settings/services/{service_id}/test", send_test_event, methods=["POST"]),
-    Route("/settings/events/{event_id}/send-now", send_now, methods=["POST"]),
+    page("/settings/events/{event_id}", event_page, methods=["GET"]),
+    page("/settings/services/{service_id}/test", send_test_event, methods=["POST"]),
+    page("/settings/events/{event_id}/send-now", send_now, methods=["POST"]),
 ]

@@ -7,7 +7,6 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.deps import Deps
 from app.errors import NotFoundError
@@ -17,6 +16,7 @@ from app.installations.revoke_by_hand import WHERE
 from app.installations.store import Installation
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
+from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 
 
@@ -58,6 +58,6 @@ async def do_disconnect(request: Request) -> Response:
 
 
 routes = [
-    Route("/settings/installations/{installation_id}/disconnect", confirm, methods=["GET"]),
-    Route("/settings/installations/{installation_id}/disconnect", do_disconnect, methods=["POST"]),
+    page("/settings/installations/{installation_id}/disconnect", confirm, methods=["GET"]),
+    page("/settings/installations/{installation_id}/disconnect", do_disconnect, methods=["POST"]),
 ]

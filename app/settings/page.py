@@ -8,7 +8,6 @@ from collections import defaultdict
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from app.dispatch.store import list_events
 from app.errors import ConflictError, InputError
@@ -25,6 +24,7 @@ from app.settings.connect import CONNECT_KEY
 from app.tenants.store import get_tenant, list_audit
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
+from app.web.routing import page
 from app.web.session import SignedOut, check_csrf, current_tenant_id
 
 EVENTS_SHOWN = 25
@@ -146,10 +146,10 @@ async def home(request: Request) -> Response:
 
 
 routes = [
-    Route("/", home, methods=["GET"]),
-    Route("/settings", settings_page, methods=["GET"]),
-    Route("/settings/services/manual", add_manual_key, methods=["POST"]),
-    Route("/settings/connect/install", start_simple_install, methods=["GET"]),
-    Route("/settings/services/{service_id}/rekey", rekey_service, methods=["POST"]),
-    Route("/settings/services/{service_id}/remove", remove_service, methods=["POST"]),
+    page("/", home, methods=["GET"]),
+    page("/settings", settings_page, methods=["GET"]),
+    page("/settings/services/manual", add_manual_key, methods=["POST"]),
+    page("/settings/connect/install", start_simple_install, methods=["GET"]),
+    page("/settings/services/{service_id}/rekey", rekey_service, methods=["POST"]),
+    page("/settings/services/{service_id}/remove", remove_service, methods=["POST"]),
 ]

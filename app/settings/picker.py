@@ -7,12 +7,12 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.errors import InputError
 from app.installations.picks import PickRefused, choices, connect_picked, pickable_installation
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect, render
+from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 
 PD_ID = re.compile(r"^[A-Z0-9]{1,32}$")
@@ -79,6 +79,6 @@ async def save_picks(request: Request) -> Response:
 
 
 routes = [
-    Route("/settings/installations/{installation_id}/services", show_picker, methods=["GET"]),
-    Route("/settings/installations/{installation_id}/services", save_picks, methods=["POST"]),
+    page("/settings/installations/{installation_id}/services", show_picker, methods=["GET"]),
+    page("/settings/installations/{installation_id}/services", save_picks, methods=["POST"]),
 ]

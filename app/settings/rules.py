@@ -8,7 +8,6 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.deps import Deps
 from app.errors import InputError, NotFoundError
@@ -17,6 +16,7 @@ from app.ingest.rulebook import parse_severity_lines, save_rules, save_severity_
 from app.ingest.severity import parse_severity_map
 from app.web.api import get_deps, path_uuid
 from app.web.pages import flash, redirect
+from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 
 
@@ -112,8 +112,8 @@ async def save_severity_form(request: Request) -> Response:
 
 
 routes = [
-    Route("/settings/severity", save_severity_form, methods=["POST"]),
-    Route("/settings/routes", add_rule, methods=["POST"]),
-    Route("/settings/routes/{rule_id}/delete", delete_rule, methods=["POST"]),
-    Route("/settings/routes/{rule_id}/up", move_rule_up, methods=["POST"]),
+    page("/settings/severity", save_severity_form, methods=["POST"]),
+    page("/settings/routes", add_rule, methods=["POST"]),
+    page("/settings/routes/{rule_id}/delete", delete_rule, methods=["POST"]),
+    page("/settings/routes/{rule_id}/up", move_rule_up, methods=["POST"]),
 ]

@@ -15,7 +15,6 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app.deps import Deps
 from app.tenants.links import redeem_login_link
@@ -24,6 +23,7 @@ from app.tenants.sessions import end_record, open_record
 from app.tenants.store import get_tenant
 from app.web.api import get_deps
 from app.web.pages import redirect, render
+from app.web.routing import page
 from app.web.session import SignedOut, check_csrf, current_tenant_id, session_token, sign_in
 
 LINK_FIELD = "token"
@@ -119,7 +119,7 @@ async def sign_out(request: Request) -> Response:
 
 
 routes = [
-    Route("/auth/link", open_link, methods=["GET"]),
-    Route("/auth/link", confirm_switch, methods=["POST"]),
-    Route("/auth/signout", sign_out, methods=["POST"]),
+    page("/auth/link", open_link, methods=["GET"]),
+    page("/auth/link", confirm_switch, methods=["POST"]),
+    page("/auth/signout", sign_out, methods=["POST"]),
 ]

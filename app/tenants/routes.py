@@ -7,7 +7,6 @@ from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.errors import ConflictError, InputError, NotFoundError
 from app.tenants import store
@@ -17,6 +16,7 @@ from app.tenants.links import issue_login_link
 from app.tenants.sessions import end_tenant_sessions
 from app.tenants.store import IngestKey, Tenant
 from app.web.api import path_uuid, read_json_object, require_admin, string_field
+from app.web.routing import api
 
 LIST_LIMIT_MAX = 200
 
@@ -153,14 +153,14 @@ async def revoke_sessions(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/v1/tenants", create_tenant, methods=["POST"]),
-    Route("/admin/v1/tenants", list_tenants, methods=["GET"]),
-    Route("/admin/v1/tenants/{tenant_id}", get_tenant, methods=["GET"]),
-    Route("/admin/v1/tenants/{tenant_id}/login-links", create_login_link, methods=["POST"]),
-    Route("/admin/v1/tenants/{tenant_id}/sessions/revoke", revoke_sessions, methods=["POST"]),
-    Route("/admin/v1/tenants/{tenant_id}/ingest-keys", create_ingest_key, methods=["POST"]),
-    Route("/admin/v1/tenants/{tenant_id}/ingest-keys", list_ingest_keys, methods=["GET"]),
-    Route(
+    api("/admin/v1/tenants", create_tenant, methods=["POST"]),
+    api("/admin/v1/tenants", list_tenants, methods=["GET"]),
+    api("/admin/v1/tenants/{tenant_id}", get_tenant, methods=["GET"]),
+    api("/admin/v1/tenants/{tenant_id}/login-links", create_login_link, methods=["POST"]),
+    api("/admin/v1/tenants/{tenant_id}/sessions/revoke", revoke_sessions, methods=["POST"]),
+    api("/admin/v1/tenants/{tenant_id}/ingest-keys", create_ingest_key, methods=["POST"]),
+    api("/admin/v1/tenants/{tenant_id}/ingest-keys", list_ingest_keys, methods=["GET"]),
+    api(
         "/admin/v1/tenants/{tenant_id}/ingest-keys/{key_id}", revoke_ingest_key, methods=["DELETE"]
     ),
 ]

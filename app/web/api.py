@@ -1,8 +1,7 @@
-"""Shared pieces of the JSON APIs: reading a body, checking the admin token, field checks."""
+"""Shared pieces of the JSON APIs: reading an object, checking the admin token, field checks."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
@@ -11,8 +10,8 @@ from starlette.requests import Request
 from app.crypto import same
 from app.deps import Deps
 from app.errors import InputError, NotFoundError, Unauthenticated
+from app.web.body import parse_json, read_body
 
-JSON_BODY_MAX_BYTES = 64 * 1024
 _SURROGATES = range(0xD800, 0xE000)
 
 
@@ -33,22 +32,12 @@ def require_admin(request: Request) -> Deps:
     return deps
 
 
-async def read_json_object(
-    request: Request, *, max_bytes: int = JSON_BODY_MAX_BYTES
-) -> dict[str, Any]:
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise InputError("", f"request body is larger than {max_bytes} bytes", status=413)
-    if not body:
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is an empty object."""
+    raw = await read_body(request)
+    if not raw:
         return {}
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
-    except RecursionError as exc:
-        raise InputError("", "request body is nested too deeply", status=400) from exc
+    value = parse_json(raw)
     if not isinstance(value, dict):
         raise InputError("", "request body must be a JSON object", status=400)
     return value

@@ -3,8 +3,8 @@
 PagerDuty wants a 2xx within 5 seconds, retries timeouts, 5xx and 429, drops any other 4xx,
 and disables a subscription for 24 hours after three drops in a row. So only what PagerDuty
 itself would never send is refused: an unknown subscription (404), a body over the limit (413)
-and a missing or unverifiable signature (401). The signature is checked on the raw body before
-anything is parsed.
+and a missing or unverifiable signature (401), each answered in JSON. The signature is checked
+on the raw body before anything is parsed.
 
 Once it holds, every delivery is answered 200 and recorded once per `X-Webhook-Id` (it
 delivers at least once): an incident's new state is kept, a `service.deleted` marks the
@@ -22,11 +22,12 @@ from uuid import UUID
 from databases import Database
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from app.errors import InputError, NotFoundError
+from app.errors import NotFoundError
 from app.observability.metrics import WEBHOOK_VERIFICATIONS
 from app.web.api import get_deps, path_uuid
+from app.web.body import read_body
+from app.web.routing import api
 from app.webhooks import store
 from app.webhooks.payload import WebhookEvent, parse_event
 from app.webhooks.signature import SIGNATURE_HEADER, MalformedSignature, verify
@@ -34,20 +35,12 @@ from app.webhooks.subscribe import WEBHOOK_EVENTS
 
 log = logging.getLogger("pdconnect.webhooks")
 
-BODY_MAX_BYTES = 1024 * 1024
+# PagerDuty's v3 webhook deliveries are a few kilobytes: one incident event each.
+BODY_MAX_BYTES = 256 * 1024
 WEBHOOK_ID_MAX_LENGTH = 200
 PING_EVENT = "pagey.ping"
 # Every incident event we subscribe to records a state; service.deleted is handled apart.
 INCIDENT_EVENTS = frozenset(e for e in WEBHOOK_EVENTS if e.startswith("incident."))
-
-
-async def _raw_body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > BODY_MAX_BYTES:
-            raise InputError("", "body too large", status=413)
-    return bytes(body)
 
 
 def _refused(status: int, message: str) -> Response:
@@ -73,7 +66,7 @@ async def receive(request: Request) -> Response:
     )
     if subscription is None:
         raise NotFoundError("webhook subscription")
-    raw = await _raw_body(request)
+    raw = await read_body(request)
     header = request.headers.get(SIGNATURE_HEADER)
     if header is None:
         WEBHOOK_VERIFICATIONS.labels("missing").inc()
@@ -157,4 +150,6 @@ async def _record(
     return None
 
 
-routes = [Route("/pagerduty/webhooks/{subscription}", receive, methods=["POST"])]
+routes = [
+    api("/pagerduty/webhooks/{subscription}", receive, methods=["POST"], max_body=BODY_MAX_BYTES)
+]

@@ -12,7 +12,9 @@ import httpx2
 from databases import Database
 
 from app.deps import Deps
-from app.web.limits import DEFAULT_MAX_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, WEBHOOK_MAX_BYTES
+from app.web.limits import MAX_HEADER_BYTES, MAX_HEADERS
+from app.web.routing import DEFAULT_MAX_BYTES
+from app.webhooks.routes import BODY_MAX_BYTES as WEBHOOK_MAX_BYTES
 from tests.conftest import admin_headers
 from tests.security.helpers import bearer, sending_tenant
 

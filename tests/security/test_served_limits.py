@@ -20,8 +20,9 @@ import httpx2
 import pytest
 
 from app.crypto import new_fernet_key
-from app.web.limits import DEFAULT_MAX_BYTES, MAX_HEADER_BYTES
+from app.web.limits import MAX_HEADER_BYTES
 from app.web.protocol import HEAD_MAX_BYTES
+from app.web.routing import DEFAULT_MAX_BYTES
 from tests.conftest import ADMIN_TOKEN
 
 READY_TIMEOUT = 60.0

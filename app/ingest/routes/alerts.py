@@ -15,13 +15,10 @@ app/tenants/ratelimit.py); a request over either is refused whole, nothing store
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.errors import InputError, Unauthenticated
 from app.ingest.alertmanager import parse_alertmanager
@@ -33,39 +30,13 @@ from app.tenants.auth import request_ingest_key
 from app.tenants.ratelimit import EventBudget, IngestRateLimited
 from app.tenants.store import IngestKey
 from app.web.api import get_deps
+from app.web.body import read_json
+from app.web.routing import api
 
 NATIVE_MAX_BYTES = 1024 * 1024
 ALERTMANAGER_MAX_BYTES = 4 * 1024 * 1024
 # PagerDuty's own limit on one Events API request.
 DROP_IN_MAX_BYTES = 512 * 1024
-
-
-async def _body(request: Request, max_bytes: int, *, within: float | None = None) -> object:
-    raw = bytearray()
-    try:
-        async with asyncio.timeout(within):
-            async for chunk in request.stream():
-                raw.extend(chunk)
-                if len(raw) > max_bytes:
-                    raise InputError(
-                        "", f"request body is larger than {max_bytes} bytes", status=413
-                    )
-    except TimeoutError as exc:
-        raise InputError(
-            "",
-            f"request body did not arrive within {within:g} seconds "
-            "(PDCONNECT_DROP_IN_BODY_SECONDS)",
-            status=408,
-        ) from exc
-    if not raw:
-        raise InputError("", "request body is empty", status=400)
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
-    except RecursionError as exc:
-        # A megabyte of `[` nests deeper than the decoder can go.
-        raise InputError("", "request body is nested too deeply", status=400) from exc
 
 
 async def _accept(
@@ -91,9 +62,9 @@ def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
     }
 
 
-async def _native(request: Request, items_of: Any, max_bytes: int, source: str) -> Response:
+async def _native(request: Request, items_of: Any, source: str) -> Response:
     key = await request_ingest_key(request, None)
-    body = await _body(request, max_bytes)
+    body = await read_json(request)
     items: list[Item] = items_of(body)
     cap = get_deps(request).config.max_alerts_per_request
     if len(items) > cap:
@@ -108,7 +79,7 @@ async def _native(request: Request, items_of: Any, max_bytes: int, source: str) 
 
 
 async def native_alerts(request: Request) -> Response:
-    return await _native(request, parse_native, NATIVE_MAX_BYTES, "native")
+    return await _native(request, parse_native, "native")
 
 
 async def alertmanager(request: Request) -> Response:
@@ -120,7 +91,6 @@ async def alertmanager(request: Request) -> Response:
     return await _native(
         request,
         lambda body: parse_alertmanager(body, mode=mode),  # type: ignore[arg-type]
-        ALERTMANAGER_MAX_BYTES,
         "alertmanager",
     )
 
@@ -154,7 +124,7 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
         # checked after, so that body gets a strict time to arrive.
         key = None if path_key is None else await request_ingest_key(request, path_key)
         within = None if key is not None else get_deps(request).config.drop_in_body_seconds
-        body = await _body(request, DROP_IN_MAX_BYTES, within=within)
+        body = await read_json(request, within=within)
         if path_key is not None and isinstance(body, dict):
             # The key in the URL is the credential; a key in the body (often the PagerDuty key
             # the tool was set up with) is not ours to read.
@@ -195,17 +165,17 @@ async def create_event_v1(request: Request) -> Response:
     return await _drop_in(request, parse_events_v1, "events_v1", v1=True)
 
 
+# Each path twice: the key in the Authorization header or the body, and the key in the path.
 routes = [
-    Route("/v1/alerts", native_alerts, methods=["POST"]),
-    Route("/k/{ingest_key}/v1/alerts", native_alerts, methods=["POST"]),
-    Route("/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
-    Route("/k/{ingest_key}/v1/alerts/alertmanager", alertmanager, methods=["POST"]),
-    Route("/v2/enqueue", enqueue_v2, methods=["POST"]),
-    Route("/k/{ingest_key}/v2/enqueue", enqueue_v2, methods=["POST"]),
-    Route("/v2/change/enqueue", enqueue_change, methods=["POST"]),
-    Route("/k/{ingest_key}/v2/change/enqueue", enqueue_change, methods=["POST"]),
-    Route("/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]),
-    Route(
-        "/k/{ingest_key}/generic/2010-04-15/create_event.json", create_event_v1, methods=["POST"]
-    ),
+    *(
+        api(prefix + path, endpoint, methods=["POST"], max_body=limit)
+        for prefix in ("", "/k/{ingest_key}")
+        for path, endpoint, limit in (
+            ("/v1/alerts", native_alerts, NATIVE_MAX_BYTES),
+            ("/v1/alerts/alertmanager", alertmanager, ALERTMANAGER_MAX_BYTES),
+            ("/v2/enqueue", enqueue_v2, DROP_IN_MAX_BYTES),
+            ("/v2/change/enqueue", enqueue_change, DROP_IN_MAX_BYTES),
+            ("/generic/2010-04-15/create_event.json", create_event_v1, DROP_IN_MAX_BYTES),
+        )
+    )
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from app.errors import InputError
 from app.ingest import store
@@ -13,6 +12,7 @@ from app.ingest.rulebook import rule_json, save_rules, save_severity_map
 from app.ingest.severity import parse_severity_map, severity_map_to_json
 from app.tenants.auth import admin_tenant
 from app.web.api import read_json_object
+from app.web.routing import api
 
 
 async def get_routes(request: Request) -> Response:
@@ -50,8 +50,8 @@ async def put_severity_map(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/v1/tenants/{tenant_id}/routes", get_routes, methods=["GET"]),
-    Route("/admin/v1/tenants/{tenant_id}/routes", put_routes, methods=["PUT"]),
-    Route("/admin/v1/tenants/{tenant_id}/severity-map", get_severity_map, methods=["GET"]),
-    Route("/admin/v1/tenants/{tenant_id}/severity-map", put_severity_map, methods=["PUT"]),
+    api("/admin/v1/tenants/{tenant_id}/routes", get_routes, methods=["GET"]),
+    api("/admin/v1/tenants/{tenant_id}/routes", put_routes, methods=["PUT"]),
+    api("/admin/v1/tenants/{tenant_id}/severity-map", get_severity_map, methods=["GET"]),
+    api("/admin/v1/tenants/{tenant_id}/severity-map", put_severity_map, methods=["PUT"]),
 ]

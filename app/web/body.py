@@ -1,0 +1,44 @@
+"""Reading a request's body: the one reader every route uses. How much it may be is the
+route's declaration (app/web/routing.py); how long it may take is the caller's `within`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.requests import Request
+
+from app.errors import InputError
+
+
+async def read_body(request: Request, *, within: float | None = None) -> bytes:
+    raw = bytearray()
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.stream():
+                raw.extend(chunk)
+    except TimeoutError as exc:
+        raise InputError(
+            "",
+            f"request body did not arrive within {within:g} seconds "
+            "(PDCONNECT_DROP_IN_BODY_SECONDS)",
+            status=408,
+        ) from exc
+    return bytes(raw)
+
+
+def parse_json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
+    except RecursionError as exc:
+        # A megabyte of `[` nests deeper than the decoder can go.
+        raise InputError("", "request body is nested too deeply", status=400) from exc
+
+
+async def read_json(request: Request, *, within: float | None = None) -> object:
+    raw = await read_body(request, within=within)
+    if not raw:
+        raise InputError("", "request body is empty", status=400)
+    return parse_json(raw)
