@@ -38,6 +38,7 @@ test-browser: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check app tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pdconnect .pytest_cache .mypy_cache .ruff_cache

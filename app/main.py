@@ -39,7 +39,7 @@ from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.ingest import routes as ingest_routes
 from app.ingest.middleware import DropInSlashes
 from app.installations import routes as installations_routes
-from app.observability import routes as ops_routes
+from app.ops import routes as ops_routes
 from app.tenants import pages as tenant_pages
 from app.tenants import routes as tenants_routes
 from app.tenants.middleware import SessionRecords
@@ -47,9 +47,9 @@ from app.tenants.ratelimit import IngestRateLimited
 from app.tenants.sessions import SESSION_IDLE
 from app.web.access_log import AccessLogMiddleware
 from app.web.limits import RequestLimitsMiddleware
-from app.web.pages import STATIC_DIR, make_templates, render
 from app.web.protocol import LimitedHttpToolsProtocol, ServerLimits
 from app.web.proxy import trusted_proxy_middleware
+from app.web.render import STATIC_DIR, make_templates, render
 from app.web.routing import Answers, answers_of
 from app.web.security import SecurityHeadersMiddleware
 from app.web.session import SESSION_COOKIE, SignedOut

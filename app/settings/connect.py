@@ -19,7 +19,7 @@ from app.installations.oauth_flow import finish_oauth, start_oauth
 from app.installations.outcome import ConnectRefused
 from app.installations.simple_install import finish_install, start_install
 from app.web.api import get_deps
-from app.web.pages import flash, redirect
+from app.web.render import flash, redirect
 from app.web.routing import page
 from app.web.session import current_tenant_id
 

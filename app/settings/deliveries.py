@@ -14,7 +14,7 @@ from app.errors import InputError, NotFoundError
 from app.ingest.alert import Alert
 from app.ingest.intake import accept
 from app.web.api import get_deps, path_uuid
-from app.web.pages import flash, redirect, render
+from app.web.render import flash, redirect, render
 from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 

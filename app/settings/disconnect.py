@@ -15,7 +15,7 @@ from app.installations.disconnect import disconnect, plan
 from app.installations.revoke_by_hand import WHERE
 from app.installations.store import Installation
 from app.web.api import get_deps, path_uuid
-from app.web.pages import flash, redirect, render
+from app.web.render import flash, redirect, render
 from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 

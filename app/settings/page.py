@@ -23,7 +23,7 @@ from app.installations.store import PdService
 from app.settings.connect import CONNECT_KEY
 from app.tenants.store import get_tenant, list_audit
 from app.web.api import get_deps, path_uuid
-from app.web.pages import flash, redirect, render
+from app.web.render import flash, redirect, render
 from app.web.routing import page
 from app.web.session import SignedOut, check_csrf, current_tenant_id
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.errors import InputError
 from app.installations.picks import PickRefused, choices, connect_picked, pickable_installation
 from app.web.api import get_deps, path_uuid
-from app.web.pages import flash, redirect, render
+from app.web.render import flash, redirect, render
 from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 

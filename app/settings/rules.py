@@ -15,7 +15,7 @@ from app.ingest import store
 from app.ingest.rulebook import parse_severity_lines, save_rules, save_severity_map
 from app.ingest.severity import parse_severity_map
 from app.web.api import get_deps, path_uuid
-from app.web.pages import flash, redirect
+from app.web.render import flash, redirect
 from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
 

@@ -22,7 +22,7 @@ from app.tenants.session_store import unused_link_tenant
 from app.tenants.sessions import end_record, open_record
 from app.tenants.store import get_tenant
 from app.web.api import get_deps
-from app.web.pages import redirect, render
+from app.web.render import redirect, render
 from app.web.routing import page
 from app.web.session import SignedOut, check_csrf, current_tenant_id, session_token, sign_in
 

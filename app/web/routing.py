@@ -8,9 +8,9 @@ as a page). Nothing is refused before the route runs: a route that checks its cr
 before reading its body (the ingest routes) still does. A route that never reads its body
 never pays for it.
 
-The declared kind also picks the shape of every error the app answers for the route, its 404s
-and 405s included (app/web/errors.py); a request that matches no route is answered as a page
-when the client asks for HTML and in JSON otherwise.
+The declared kind also picks the shape of every error the app answers for the route: its 404s
+and 405s, and a middleware's refusals before routing (431) too; a request whose path no route
+takes is answered as a page when the client asks for HTML and in JSON otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import InputError
@@ -114,8 +114,15 @@ def page(
 
 
 def answers_of(scope: Scope) -> Answers:
+    """The route's declared answers; before routing (a middleware's refusal), those of the
+    route the path would reach; for a path no route takes, what the client accepts."""
     declared = scope.get(ANSWERS_KEY)
     if isinstance(declared, Answers):
         return declared
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        if isinstance(route, DeclaredRoute) and route.matches(scope)[0] is not Match.NONE:
+            return route.answers
     accept = Headers(scope=scope).get("accept", "")
     return Answers.HTML if "text/html" in accept else Answers.JSON

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import httpx2
 from databases import Database
@@ -14,7 +13,6 @@ from databases import Database
 from app.deps import Deps
 from app.web.limits import MAX_HEADER_BYTES, MAX_HEADERS
 from app.web.routing import DEFAULT_MAX_BYTES
-from app.webhooks.routes import BODY_MAX_BYTES as WEBHOOK_MAX_BYTES
 from tests.conftest import admin_headers
 from tests.security.helpers import bearer, sending_tenant
 
@@ -81,15 +79,6 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(client: httpx2.AsyncClien
     assert form.status_code == 413
     assert form.headers["content-type"].startswith("text/html")
     assert "larger than" in form.text
-
-
-async def test_webhooks_have_their_own_limit(client: httpx2.AsyncClient) -> None:
-    url = f"/pagerduty/webhooks/{uuid4()}"
-    over = await client.post(url, content=b"{" + b" " * WEBHOOK_MAX_BYTES + b"}")
-    assert over.status_code == 413
-    # Under the limit the receiver itself answers (no such subscription here).
-    under = await client.post(url, content=b"{" + b" " * DEFAULT_MAX_BYTES + b"}")
-    assert under.status_code == 404
 
 
 async def test_ingest_keeps_its_own_limits_and_shapes(

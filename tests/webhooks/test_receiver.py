@@ -15,6 +15,7 @@ import httpx2
 from databases import Database
 
 from app.deps import Deps
+from app.webhooks.routes import BODY_MAX_BYTES as WEBHOOK_MAX_BYTES
 from app.webhooks.signature import MAX_SIGNATURES, sign
 from tests.installations.conftest import Sandbox, count
 from tests.installations.test_lifecycle import connect_two, incident_event, webhook_target
@@ -265,7 +266,27 @@ async def test_an_unknown_subscription_is_404_even_when_signed(
     for path in (f"/pagerduty/webhooks/{uuid.uuid4()}", "/pagerduty/webhooks/not-a-uuid"):
         answer = await hook.http.post(path, content=raw, headers=headers)
         assert answer.status_code == 404, path
+        # In JSON, as every refusal of this endpoint: PagerDuty's log shows it, no page.
+        assert answer.headers["content-type"] == "application/json", path
+        assert answer.json()["error"]["message"] == "webhook subscription not found", path
     assert await count(db, "webhook_deliveries") == 0
+
+
+async def test_the_endpoint_takes_up_to_its_own_limit_and_refuses_more_in_json(
+    deps: Deps, sandbox: Sandbox, db: Database
+) -> None:
+    hook = await hooked(deps, sandbox, db)
+    ping = _raw(PING)
+    # Whitespace around the object keeps it the same JSON: only the size differs.
+    padded = ping + b" " * (WEBHOOK_MAX_BYTES - len(ping))
+    taken = await hook.deliver(padded, "wh-largest")
+    assert taken.status_code == 200
+    over = await hook.deliver(padded + b" ", "wh-over")
+    assert over.status_code == 413
+    assert over.json() == {
+        "error": {"message": f"request body is larger than {WEBHOOK_MAX_BYTES} bytes"}
+    }
+    assert await recorded(db) == {"wh-largest": "pagey.ping"}
 
 
 async def test_a_delivery_without_a_usable_webhook_id_is_still_taken_once(

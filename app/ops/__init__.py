@@ -1,0 +1,1 @@
+"""Endpoints for load balancers and monitoring: liveness, readiness and metrics."""
