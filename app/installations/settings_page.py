@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from app.dispatch.store import list_events
+from app.dispatch.log_store import list_events
 from app.errors import ConflictError, InputError
 from app.ingest import store as ingest_store
 from app.ingest.rules import rule_problems
