@@ -2,8 +2,9 @@
 
 Any number of dispatchers (threads of one process, processes, machines) share the outbox:
 claims are leased with SKIP LOCKED, budgets are decided under a per-key row lock, and the
-ordering rule lives in the claim query (app/outbox/claims.py). A dispatcher sleeps until PostgreSQL
-notifies it of new events, an in-flight send finishes, or the earliest retry falls due.
+ordering rule lives in the claim query (app/outbox/claims.py). A dispatcher sleeps until
+PostgreSQL notifies it of new events, an in-flight send finishes, or the earliest retry falls
+due. What PagerDuty's answer does to the event and its key is settle.py's.
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
 event again (PagerDuty deduplicates a repeated trigger by its dedup_key). One that only
