@@ -1,6 +1,6 @@
 """What the outbox tells a tenant and the operator: events with PagerDuty's answers and the
 incident they became, each attempt, and the queue's depth. Reads only; the outbox's state is
-written by store.py alone."""
+written by app/outbox alone."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from uuid import UUID
 
 from databases import Database
 from databases.interfaces import Record
+
+from app.outbox.states import PENDING, EventStatus
 
 
 def from_jsonb(value: Any) -> Any:
@@ -33,7 +35,7 @@ class Event:
     body: Mapping[str, Any]
     notes: tuple[str, ...]
     source: str
-    status: str
+    status: EventStatus
     attempts: int
     next_attempt_at: datetime
     created_at: datetime
@@ -83,6 +85,7 @@ EVENT_JOINS = """
 def _event(row: Record) -> Event:
     m = dict(row._mapping)
     m["body"] = from_jsonb(m["body"])
+    m["status"] = EventStatus(m["status"])
     m["notes"] = tuple(m["notes"] or ())
     m["pd_errors"] = tuple(from_jsonb(m["pd_errors"]) or ())
     return Event(**m)
@@ -92,7 +95,7 @@ async def list_events(
     db: Database,
     tenant_id: UUID,
     *,
-    status: str | None = None,
+    status: EventStatus | None = None,
     service_id: UUID | None = None,
     dedup_key: str | None = None,
     alert_id: UUID | None = None,
@@ -114,7 +117,7 @@ async def list_events(
         """,  # noqa: S608
         {
             "tenant_id": tenant_id,
-            "status": status,
+            "status": None if status is None else str(status),
             "service_id": service_id,
             "dedup_key": dedup_key,
             "alert_id": alert_id,
@@ -168,6 +171,6 @@ async def outbox_snapshot(db: Database) -> tuple[dict[str, int], float]:
         WHERE status = 'queued' AND next_attempt_at <= clock_timestamp()
         """
     )
-    by_status = {status: 0 for status in ("queued", "sending", "held")}
+    by_status = {str(status): 0 for status in PENDING}
     by_status.update({str(row._mapping["status"]): int(row._mapping["n"]) for row in rows})
     return by_status, float(oldest or 0.0)

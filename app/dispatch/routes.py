@@ -14,11 +14,12 @@ from starlette.responses import JSONResponse, Response
 from app.dispatch import log_store
 from app.dispatch.log_store import Attempt, Event
 from app.errors import InputError, NotFoundError
+from app.outbox.states import EventStatus
 from app.tenants.auth import request_tenant
 from app.web.api import get_deps, path_uuid
 from app.web.routing import api
 
-STATUSES = ("queued", "sending", "delivered", "failed", "held", "cancelled", "skipped")
+STATUSES = tuple(str(status) for status in EventStatus)
 LIMIT_MAX = 500
 
 
@@ -38,7 +39,9 @@ def event_json(event: Event) -> dict[str, Any]:
         "source": event.source,
         "status": event.status,
         "attempts": event.attempts,
-        "next_attempt_at": _iso(event.next_attempt_at) if event.status == "queued" else None,
+        "next_attempt_at": (
+            _iso(event.next_attempt_at) if event.status == EventStatus.QUEUED else None
+        ),
         "created_at": _iso(event.created_at),
         "finished_at": _iso(event.finished_at),
         "last_error": event.last_error,
@@ -101,7 +104,7 @@ async def list_events(request: Request) -> Response:
     events = await log_store.list_events(
         get_deps(request).db,
         tenant_id,
-        status=status,
+        status=None if status is None else EventStatus(status),
         service_id=service_id,
         dedup_key=dedup_key,
         before_seq=before,

@@ -2,12 +2,13 @@
 
 Any number of dispatchers (threads of one process, processes, machines) share the outbox:
 claims are leased with SKIP LOCKED, budgets are decided under a per-key row lock, and the
-ordering rule lives in the claim query (see store.py). A dispatcher sleeps until PostgreSQL
-notifies it of new events, an in-flight send finishes, or the earliest retry falls due.
+ordering rule lives in the claim query (app/outbox/claims.py). A dispatcher sleeps until
+PostgreSQL notifies it of new events, an in-flight send finishes, or the earliest retry falls
+due. What PagerDuty's answer does to the event and its key is settle.py's.
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
 event again (PagerDuty deduplicates a repeated trigger by its dedup_key). One that only
-stalls is fenced (store.py): each send ends under one deadline before its lease does
+stalls is fenced (app/outbox): each send ends under one deadline before its lease does
 (connect, write and the whole answer), and what it records afterwards changes its event only
 while the event is still its own.
 
@@ -28,20 +29,21 @@ import logging
 import random
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx2
 from databases import Database
 
 from app.crypto import Vault
-from app.db import DATABASE_UNREACHABLE, asyncpg_dsn, in_own_task
+from app.db import DATABASE_UNREACHABLE, in_own_task
 from app.dispatch import observe, store
-from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
-from app.dispatch.store import NOTIFY_CHANNEL, Claimed
+from app.dispatch.policy import DispatchConfig
+from app.dispatch.settle import Settler, describe
 from app.observability.logs import bound
+from app.outbox import claims, outcomes, wakeups
+from app.outbox.claims import Claimed
+from app.outbox.states import EventStatus, ServiceHealth
 from app.pagerduty.events import EventAnswer, send_event
 
 log = logging.getLogger("pdconnect.dispatch")
@@ -86,6 +88,7 @@ class Dispatcher:
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
         self._away_pause = AWAY_PAUSE_FIRST
+        self._settler = Settler(self.db, self.config, self.rng)
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -127,13 +130,10 @@ class Dispatcher:
                 pause = LISTEN_RETRY_FIRST
 
     async def _listen_until_lost(self) -> None:
-        conn = await asyncpg.connect(
-            asyncpg_dsn(self.database_url), server_settings={"application_name": LISTENER_NAME}
-        )
+        conn = await wakeups.listen(self.database_url, self.wake, application_name=LISTENER_NAME)
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         try:
-            await conn.add_listener(NOTIFY_CHANNEL, self.wake)
             # Events enqueued while nobody listened are due now.
             self.wake()
             while not lost.is_set():
@@ -155,7 +155,7 @@ class Dispatcher:
         claimed_at = time.monotonic()
         try:
             events = await in_own_task(
-                store.claim(
+                claims.claim(
                     self.db,
                     batch=min(free, self.config.batch_size),
                     per_tenant=self.config.per_tenant_scan,
@@ -235,14 +235,14 @@ class Dispatcher:
             None if event.service_id is None else await store.target_of(self.db, event.service_id)
         )
         if target is None:
-            if await store.mark_final(
-                self.db, event, status="cancelled", error="its service was removed"
+            if await outcomes.mark_final(
+                self.db, event, status=EventStatus.CANCELLED, error="its service was removed"
             ):
-                observe.not_sent("cancelled", "service_removed")
+                observe.not_sent(EventStatus.CANCELLED, "service_removed")
             return
-        if target.health != "healthy":
-            if await store.hold(self.db, event, error=f"held: the service is {target.health}"):
-                observe.not_sent("held", f"service_{target.health}")
+        if target.health != ServiceHealth.HEALTHY:
+            if await outcomes.hold(self.db, event, error=f"held: the service is {target.health}"):
+                observe.not_sent(EventStatus.HELD, f"service_{target.health}")
             return
         host = urlsplit(target.events_url).netloc
         if self._host_in_flight[host] >= self.config.max_in_flight_per_host or (
@@ -251,7 +251,7 @@ class Dispatcher:
             # Claimed before this worker knew the key's host, or held up until its lease is
             # nearly over: back to the queue untouched; the claims know the host from now on.
             await store.learn_host(self.db, event.routing_key_hash, host)
-            await store.release(self.db, event)
+            await claims.release(self.db, event)
             return
         self._host_in_flight[host] += 1
         try:
@@ -308,11 +308,11 @@ class Dispatcher:
 
     async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
-        error = None if answer.outcome == "accepted" else _describe(answer)
+        error = None if answer.outcome == "accepted" else describe(answer)
         async with self.db.transaction():
             # The fence: from here to the commit the event is this sender's, or it is left
             # alone. A late sender records what it got on its attempt, and nothing else.
-            current = await store.fence(self.db, event)
+            current = await claims.fence(self.db, event)
             await store.finish_attempt(
                 self.db,
                 attempt_id,
@@ -325,77 +325,4 @@ class Dispatcher:
             if not current:
                 log.warning("an answer came after its lease had passed on; the event is left as is")
                 return
-            await self._settle(event, answer, error)
-
-    async def _settle(self, event: Claimed, answer: EventAnswer, error: str | None) -> None:
-        """The event's next state, and its key's, after the answer to a current attempt.
-        Runs inside the fenced transaction of `_record`."""
-        assert error is not None or answer.outcome == "accepted"
-        if answer.outcome == "accepted":
-            await store.mark_delivered(self.db, event)
-            observe.paged(event.created_at)
-            if event.attempts > 0:
-                # A retry got through: the key's other retries go now, not at their
-                # backoff's end. A first attempt proves nothing of them (one event that
-                # PagerDuty keeps failing must not ride on every other event's success).
-                await store.retry_key_now(self.db, event.routing_key_hash)
-        elif answer.outcome == "rejected":
-            await store.mark_final(
-                self.db, event, status="failed", error=error or "", pd_errors=answer.errors
-            )
-        elif answer.outcome == "key_rejected":
-            # One such answer may be PagerDuty's hiccup: retried like a transient error,
-            # until the key has been refused enough times in a row to be believed.
-            rejections = await store.count_key_rejection(self.db, event.routing_key_hash)
-            if rejections >= self.config.key_rejections_to_unhealthy:
-                await store.hold(self.db, event, error=error or "")
-                await store.mark_key_unhealthy(self.db, event.routing_key_hash, error=error or "")
-                log.warning("a routing key was rejected repeatedly; its services are unhealthy")
-            else:
-                await self._retry_or_give_up(event, error or "")
-        elif answer.outcome == "rate_limited":
-            await self._pause(event, answer.retry_after, f"waiting: PagerDuty said {error}")
-            # Not the event's fault: it goes back with no delay of its own.
-            await store.schedule_retry(self.db, event, delay=timedelta(0), error=error or "")
-        else:
-            if answer.timed_out:
-                timeouts = await store.count_timeout(self.db, event.routing_key_hash)
-                if timeouts >= self.config.timeouts_to_pause:
-                    # A key that hangs rests like a 429'd one, instead of holding its share of
-                    # sends for a whole timeout again and again.
-                    await self._pause(
-                        event,
-                        None,
-                        f"waiting: PagerDuty did not answer {timeouts} sends to its routing "
-                        "key in time; the key rests before it is tried again",
-                    )
-            await self._retry_or_give_up(event, error or "")
-
-    async def _pause(self, event: Claimed, retry_after: float | None, reason: str) -> None:
-        await store.pause_key(
-            self.db,
-            event.routing_key_hash,
-            lambda level: rate_limited_pause(self.config, level, retry_after, self.rng),
-            reason=reason,
-        )
-
-    async def _retry_or_give_up(self, event: Claimed, error: str) -> None:
-        age = datetime.now(UTC) - event.created_at
-        if age > self.config.give_up_after:
-            hours = self.config.give_up_after.total_seconds() / 3600
-            await store.mark_final(
-                self.db,
-                event,
-                status="failed",
-                error=f"gave up after {hours:g} hours of retries; last: {error}",
-            )
-            observe.not_sent("failed", "gave_up")
-            return
-        delay = retry_delay(self.config, event.attempts + 1, self.rng)
-        await store.schedule_retry(self.db, event, delay=delay, error=error)
-
-
-def _describe(answer: EventAnswer) -> str:
-    status = f"HTTP {answer.status}" if answer.status is not None else "no answer"
-    detail = "; ".join(answer.errors) or answer.message
-    return f"{status}: {detail}" if detail else status
+            await self._settler.settle(event, answer, error)

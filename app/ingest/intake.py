@@ -25,7 +25,6 @@ from databases import Database
 
 from app.alerts import store as alerts_store
 from app.alerts.life import Lives, live_services
-from app.dispatch.store import NewEvent, enqueue
 from app.errors import InputError
 from app.ingest import store
 from app.ingest.alert import Alert, ChangeEvent
@@ -42,6 +41,8 @@ from app.ingest.routing import (
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
 from app.observability.metrics import INGESTED
+from app.outbox.events import NewEvent, enqueue
+from app.outbox.states import EventStatus, ServiceHealth
 
 Item = Alert | ChangeEvent
 # Takes the number of events a request would write; raises to refuse the request whole.
@@ -59,9 +60,9 @@ RULESET_KINDS = ("global_rule_set", "team_rule_set", "global_event_rules", "team
 class Accepted:
     id: UUID
     dedup_key: str | None
-    # None when the event was recorded with nowhere to go (status "skipped").
+    # None when the event was recorded with nowhere to go (status SKIPPED).
     service: RoutableService | None
-    status: str
+    status: EventStatus
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,9 @@ class _Router:
             body=out.body,
             notes=out.notes,
             source=self.source,
-            status="queued" if service.health == "healthy" else "held",
+            status=(
+                EventStatus.QUEUED if service.health == ServiceHealth.HEALTHY else EventStatus.HELD
+            ),
             alert_id=alert_id,
         )
 
@@ -219,7 +222,7 @@ class _Router:
             body=out.body,
             notes=out.notes,
             source=self.source,
-            status="skipped",
+            status=EventStatus.SKIPPED,
             reason=NOTHING_TO_RESOLVE,
         )
         return _Planned(event, None)

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from databases import Database
 
+from app.outbox.states import ServiceHealth
+
 
 @dataclass(frozen=True)
 class RoutableService:
@@ -17,7 +19,7 @@ class RoutableService:
     name: str
     kind: str
     api_version: str
-    health: str
+    health: ServiceHealth
     routing_key_hash: str
 
 
@@ -38,7 +40,10 @@ async def routable_services(db: Database, tenant_id: UUID) -> list[RoutableServi
         """,
         {"tenant_id": tenant_id},
     )
-    return [RoutableService(**dict(r._mapping)) for r in rows]
+    return [
+        RoutableService(**{**dict(r._mapping), "health": ServiceHealth(r._mapping["health"])})
+        for r in rows
+    ]
 
 
 async def list_rules(db: Database, tenant_id: UUID) -> list[StoredRule]:

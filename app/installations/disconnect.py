@@ -23,6 +23,7 @@ from app.installations.oauth_flow import oauth_app
 from app.installations.revoke_by_hand import revoke_by_hand
 from app.installations.store import Installation, PdService
 from app.installations.tokens import rest_client
+from app.outbox.services import count_pending
 from app.pagerduty.errors import NotFound, PagerDutyError
 from app.pagerduty.oauth import revoke_token
 from app.pagerduty.rest import RestClient
@@ -82,13 +83,7 @@ async def plan(deps: Deps, installation: Installation) -> DisconnectPlan:
         if s.installation_id == installation.id
     ]
     ids = [s.id for s in services]
-    pending = await deps.db.fetch_val(
-        """
-        SELECT count(*) FROM events
-        WHERE service_id = ANY(:ids) AND status IN ('queued', 'sending', 'held')
-        """,
-        {"ids": ids},
-    )
+    pending = await count_pending(deps.db, ids)
     rules = await deps.db.fetch_val(
         "SELECT count(*) FROM routes WHERE tenant_id = :t AND service_ids && CAST(:ids AS uuid[])",
         {"t": installation.tenant_id, "ids": ids},
@@ -98,7 +93,7 @@ async def plan(deps: Deps, installation: Installation) -> DisconnectPlan:
         installation=installation,
         services=services,
         webhook_subscriptions=len(subscriptions),
-        pending_events=int(pending or 0),
+        pending_events=pending,
         rules_touched=int(rules or 0),
     )
 

@@ -12,38 +12,16 @@ import logging
 from uuid import UUID
 
 from app.deps import Deps
-from app.dispatch.store import NOTIFY_CHANNEL
 from app.installations import store
 from app.installations.store import Installation, PdService
+from app.outbox import services
+from app.outbox.states import ServiceHealth
 from app.pagerduty.errors import NotFound, PagerDutyError, Unauthorized
 from app.pagerduty.rest import RestClient
-from app.webhooks.store import mark_service_gone
 
 log = logging.getLogger("pdconnect.health")
 
 INTEGRATION_NAME = "pdconnect"
-
-
-async def release_held(deps: Deps, service_id: UUID) -> None:
-    """The service is healthy again: its held events go back to the queue, in their order,
-    under the service's current routing key."""
-    await deps.db.execute(
-        """
-        UPDATE pd_services SET health = 'healthy', health_reason = NULL, updated_at = now()
-        WHERE id = :id
-        """,
-        {"id": service_id},
-    )
-    await deps.db.execute(
-        """
-        UPDATE events e SET status = 'queued', next_attempt_at = now(), last_error = NULL,
-            routing_key_hash = s.routing_key_hash
-        FROM pd_services s
-        WHERE s.id = e.service_id AND e.service_id = :id AND e.status = 'held'
-        """,
-        {"id": service_id},
-    )
-    await deps.db.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 async def _ours(deps: Deps, installation: Installation) -> list[PdService]:
@@ -64,10 +42,8 @@ async def check_installation(deps: Deps, installation: Installation, client: Res
                 service_id=service.pd_service_id, integration_id=service.integration_id
             )
         except NotFound:
-            if service.health != "gone":
-                await mark_service_gone(
-                    deps.db, service.id, "its integration was deleted in PagerDuty"
-                )
+            if service.health != ServiceHealth.GONE:
+                await _gone(deps, service.id, "its integration was deleted in PagerDuty")
                 log.warning("an integration created by pdconnect is gone; service held")
 
 
@@ -90,18 +66,10 @@ async def repair_installation(deps: Deps, installation: Installation, client: Re
         except PagerDutyError as exc:
             log.warning("could not verify an integration on reconnect: %s", exc)
             continue
-        if service.health != "healthy" or await _has_held(deps, service.id):
-            await release_held(deps, service.id)
+        if service.health != ServiceHealth.HEALTHY or await services.has_held(deps.db, service.id):
+            await services.release_service(deps.db, service.id)
             repaired += 1
     return repaired
-
-
-async def _has_held(deps: Deps, service_id: UUID) -> bool:
-    value = await deps.db.fetch_val(
-        "SELECT 1 FROM events WHERE service_id = :id AND status = 'held' LIMIT 1",
-        {"id": service_id},
-    )
-    return value is not None
 
 
 async def _recreate(
@@ -113,7 +81,7 @@ async def _recreate(
             service_id=service.pd_service_id, name=INTEGRATION_NAME
         )
     except NotFound:
-        await mark_service_gone(deps.db, service.id, "the service was deleted in PagerDuty")
+        await _gone(deps, service.id, "the service was deleted in PagerDuty")
         return False
     assert integration.integration_key is not None
     await store.upsert_pd_service(
@@ -129,3 +97,13 @@ async def _recreate(
         routing_key_hash=deps.routing_key_hasher.digest(integration.integration_key),
     )
     return True
+
+
+async def _gone(deps: Deps, service_id: UUID, reason: str) -> None:
+    await services.hold_services(
+        deps.db,
+        health=ServiceHealth.GONE,
+        reason=reason,
+        service_id=service_id,
+        note_on_events=True,
+    )

@@ -9,9 +9,9 @@ from uuid import UUID
 from app.deps import Deps
 from app.errors import ConflictError, InputError, NotFoundError
 from app.installations import store
-from app.installations.health import release_held
 from app.installations.manual import ROUTING_KEY
 from app.installations.store import PdService
+from app.outbox import services
 from app.tenants.store import insert_audit
 
 
@@ -42,7 +42,7 @@ async def rekey(deps: Deps, service: PdService, routing_key: object, *, actor: s
             """,
             {"id": service.id, "enc": deps.vault.encrypt(key), "hash": digest},
         )
-        await release_held(deps, service.id)
+        await services.release_service(deps.db, service.id)
         await insert_audit(
             deps.db,
             tenant_id=service.tenant_id,

@@ -7,12 +7,15 @@ by name and decrypt it themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
 from databases import Database
 from databases.interfaces import Record
+
+from app.outbox.services import cancel_pending, mark_healthy
+from app.outbox.states import ServiceHealth
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class PdService:
     created_by_us: bool
     api_version: str
     rate_limit_per_minute: int
-    health: str
+    health: ServiceHealth
     health_reason: str | None
     created_at: datetime
 
@@ -69,7 +72,7 @@ def _installation(row: Record) -> Installation:
 
 
 def _service(row: Record) -> PdService:
-    return PdService(**dict(row._mapping))
+    return PdService(**{**dict(row._mapping), "health": ServiceHealth(row._mapping["health"])})
 
 
 async def upsert_oauth_installation(
@@ -185,16 +188,6 @@ async def get_installation(
     return None if row is None else _installation(row)
 
 
-async def get_access_token_enc(
-    db: Database, *, tenant_id: UUID, installation_id: UUID
-) -> str | None:
-    value = await db.fetch_val(
-        "SELECT access_token_enc FROM installations WHERE id = :id AND tenant_id = :tenant_id",
-        {"id": installation_id, "tenant_id": tenant_id},
-    )
-    return value if isinstance(value, str) else None
-
-
 async def list_services(db: Database, tenant_id: UUID) -> list[PdService]:
     rows = await db.fetch_all(
         f"""
@@ -220,36 +213,39 @@ async def upsert_pd_service(
     routing_key_hash: str,
 ) -> PdService:
     """Insert or update the routing target of a PagerDuty service (or ruleset) of an
-    installation: reconnecting and reinstalling update the same row."""
-    row = await db.fetch_one(
-        f"""
-        INSERT INTO pd_services (
-            tenant_id, installation_id, pd_service_id, name, kind, integration_id,
-            created_by_us, routing_key_enc, routing_key_hash)
-        VALUES (:tenant_id, :installation_id, :pd_service_id, :name, :kind, :integration_id,
-            :created_by_us, :routing_key_enc, :routing_key_hash)
-        ON CONFLICT (installation_id, pd_service_id) DO UPDATE SET
-            name = EXCLUDED.name, kind = EXCLUDED.kind,
-            integration_id = EXCLUDED.integration_id, created_by_us = EXCLUDED.created_by_us,
-            routing_key_enc = EXCLUDED.routing_key_enc,
-            routing_key_hash = EXCLUDED.routing_key_hash,
-            health = 'healthy', health_reason = NULL, updated_at = now()
-        RETURNING {SERVICE_COLUMNS}
-        """,
-        {
-            "tenant_id": tenant_id,
-            "installation_id": installation_id,
-            "pd_service_id": pd_service_id,
-            "name": name,
-            "kind": kind,
-            "integration_id": integration_id,
-            "created_by_us": created_by_us,
-            "routing_key_enc": routing_key_enc,
-            "routing_key_hash": routing_key_hash,
-        },
-    )
-    assert row is not None
-    return _service(row)
+    installation: reconnecting and reinstalling update the same row, and show it healthy (its
+    held events wait for `release_service`)."""
+    async with db.transaction():
+        row = await db.fetch_one(
+            f"""
+            INSERT INTO pd_services (
+                tenant_id, installation_id, pd_service_id, name, kind, integration_id,
+                created_by_us, routing_key_enc, routing_key_hash)
+            VALUES (:tenant_id, :installation_id, :pd_service_id, :name, :kind, :integration_id,
+                :created_by_us, :routing_key_enc, :routing_key_hash)
+            ON CONFLICT (installation_id, pd_service_id) DO UPDATE SET
+                name = EXCLUDED.name, kind = EXCLUDED.kind,
+                integration_id = EXCLUDED.integration_id, created_by_us = EXCLUDED.created_by_us,
+                routing_key_enc = EXCLUDED.routing_key_enc,
+                routing_key_hash = EXCLUDED.routing_key_hash, updated_at = now()
+            RETURNING {SERVICE_COLUMNS}
+            """,
+            {
+                "tenant_id": tenant_id,
+                "installation_id": installation_id,
+                "pd_service_id": pd_service_id,
+                "name": name,
+                "kind": kind,
+                "integration_id": integration_id,
+                "created_by_us": created_by_us,
+                "routing_key_enc": routing_key_enc,
+                "routing_key_hash": routing_key_hash,
+            },
+        )
+        assert row is not None
+        service = _service(row)
+        await mark_healthy(db, service.id)
+    return replace(service, health=ServiceHealth.HEALTHY, health_reason=None)
 
 
 async def insert_manual_service(
@@ -305,15 +301,7 @@ async def retire_services(
     """Before services are deleted: cancel their pending events (kept, marked with the reason)
     and take them out of routing rules, dropping rules left with no service. Returns how many
     events were cancelled. Call inside the transaction that deletes the services."""
-    cancelled = await db.fetch_all(
-        """
-        UPDATE events SET status = 'cancelled', finished_at = clock_timestamp(),
-            lease_until = NULL, last_error = :reason
-        WHERE service_id = ANY(:ids) AND status IN ('queued', 'sending', 'held')
-        RETURNING id
-        """,
-        {"ids": service_ids, "reason": reason},
-    )
+    cancelled = await cancel_pending(db, service_ids, reason=reason)
     await db.execute(
         """
         UPDATE routes SET service_ids = ARRAY(
@@ -327,7 +315,7 @@ async def retire_services(
         "DELETE FROM routes WHERE tenant_id = :t AND cardinality(service_ids) = 0",
         {"t": tenant_id},
     )
-    return len(cancelled)
+    return cancelled
 
 
 async def count_services_locked(db: Database, tenant_id: UUID) -> int:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.crypto import same
 from app.db import Deadlines, database_unreachable, deadlines, pending_migrations
-from app.dispatch.store import outbox_snapshot
+from app.dispatch.log_store import outbox_snapshot
 from app.errors import Unauthenticated
 from app.observability.metrics import CONTENT_TYPE_LATEST, OutboxSnapshot, render
 from app.web.api import get_deps

@@ -9,10 +9,12 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.dispatch import log_store, store
+from app.dispatch import log_store
 from app.errors import InputError, NotFoundError
 from app.ingest.alert import Alert
 from app.ingest.intake import accept
+from app.outbox import events
+from app.outbox.states import ON_ITS_WAY
 from app.web.api import get_deps, path_uuid
 from app.web.render import flash, redirect, render
 from app.web.routing import page
@@ -38,9 +40,7 @@ async def event_page(request: Request) -> Response:
         if event.alert_id is not None
         else []
     )
-    on_its_way = event.status in ("queued", "sending") or any(
-        e.status in ("queued", "sending") for e in alert_events
-    )
+    on_its_way = event.status in ON_ITS_WAY or any(e.status in ON_ITS_WAY for e in alert_events)
     return render(
         request,
         "event.html",
@@ -103,7 +103,7 @@ async def send_now(request: Request) -> Response:
     async with request.form() as form:
         check_csrf(request, form)
         back = str(form.get("back") or event_id)
-    if not await store.send_now(deps.db, tenant_id, event_id):
+    if not await events.send_now(deps.db, tenant_id, event_id):
         flash(request, "error", "That event is no longer waiting: it has been sent already.")
     else:
         flash(request, "ok", "Sending the resolve now.")

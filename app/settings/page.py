@@ -9,7 +9,7 @@ from collections import defaultdict
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app.dispatch.store import list_events
+from app.dispatch.log_store import list_events
 from app.errors import ConflictError, InputError
 from app.ingest import store as ingest_store
 from app.ingest.rulebook import rule_problems

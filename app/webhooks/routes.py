@@ -25,6 +25,8 @@ from starlette.responses import JSONResponse, Response
 
 from app.errors import NotFoundError
 from app.observability.metrics import WEBHOOK_VERIFICATIONS
+from app.outbox import services
+from app.outbox.states import ServiceHealth
 from app.web.api import get_deps, path_uuid
 from app.web.body import read_body
 from app.web.routing import api
@@ -116,7 +118,13 @@ async def _record(
             return "a service.deleted event without a service"
         service_id = await store.service_of(db, subscription.installation_id, event.resource_id)
         if service_id is not None:
-            await store.mark_service_gone(db, service_id, "the service was deleted in PagerDuty")
+            await services.hold_services(
+                db,
+                health=ServiceHealth.GONE,
+                reason="the service was deleted in PagerDuty",
+                service_id=service_id,
+                note_on_events=True,
+            )
         return None
     if event.event_type not in INCIDENT_EVENTS:
         return "an event type pdconnect does not act on"

@@ -19,17 +19,6 @@ class Subscription:
     secret_enc: str
 
 
-@dataclass(frozen=True)
-class IncidentState:
-    incident_id: str
-    incident_number: int | None
-    status: str
-    title: str | None
-    html_url: str | None
-    changed_by: str | None
-    changed_at: datetime
-
-
 SUBSCRIPTION_COLUMNS = (
     "id, tenant_id, installation_id, pd_service_id, pd_subscription_id, secret_enc"
 )
@@ -162,33 +151,4 @@ async def record_incident(
             "changed_by": changed_by,
             "changed_at": changed_at,
         },
-    )
-
-
-async def incident_of(db: Database, service_id: UUID, dedup_key: str) -> IncidentState | None:
-    row = await db.fetch_one(
-        """
-        SELECT incident_id, incident_number, status, title, html_url, changed_by, changed_at
-        FROM incident_states WHERE service_id = :service_id AND dedup_key = :dedup_key
-        """,
-        {"service_id": service_id, "dedup_key": dedup_key},
-    )
-    return None if row is None else IncidentState(**dict(row._mapping))
-
-
-async def mark_service_gone(db: Database, service_id: UUID, reason: str) -> None:
-    """PagerDuty says the service is gone: show it, and hold its events (kept, not sent)."""
-    await db.execute(
-        """
-        UPDATE pd_services SET health = 'gone', health_reason = :reason, updated_at = now()
-        WHERE id = :id
-        """,
-        {"id": service_id, "reason": reason},
-    )
-    await db.execute(
-        """
-        UPDATE events SET status = 'held', last_error = :reason
-        WHERE service_id = :id AND status = 'queued'
-        """,
-        {"id": service_id, "reason": f"held: {reason}"},
     )

@@ -19,9 +19,9 @@ from databases import Database
 
 from app.crypto import Hasher, Vault, new_fernet_key
 from app.dispatch.policy import DispatchConfig
-from app.dispatch.store import NewEvent, enqueue
 from app.dispatch.worker import Dispatcher
 from app.installations import store as installations
+from app.outbox.events import NewEvent, enqueue
 from app.tenants import store as tenants
 
 EVENTS_URL = "https://events.pagerduty.test"

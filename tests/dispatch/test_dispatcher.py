@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from app.dispatch import store
+from app.dispatch import log_store, store
+from app.outbox import claims
 from tests.dispatch.conftest import FAST, Running, World
 
 KEY_A = "a" * 32
@@ -31,7 +32,7 @@ THROTTLED = (
 async def attempts_of(world: World, event_id: Any) -> list[dict[str, Any]]:
     return [
         {"outcome": a.outcome, "http_status": a.http_status}
-        for a in await store.list_attempts(world.db, event_id)
+        for a in await log_store.list_attempts(world.db, event_id)
     ]
 
 
@@ -76,7 +77,7 @@ async def test_400_is_never_retried_and_keeps_pagerdutys_errors(
     async with Running(world.dispatcher(database_url)):
         await world.wait_for(lambda: _is(world, event, "failed"))
         await asyncio.sleep(0.3)
-    detail = await store.get_event(world.db, tenant, event)
+    detail = await log_store.get_event(world.db, tenant, event)
     assert detail is not None
     assert detail.pd_errors == ("'payload.summary' is missing or blank",)
     assert detail.attempts == 1
@@ -207,7 +208,7 @@ async def test_an_event_left_by_a_dead_worker_is_sent_again(
     service = await world.service(tenant, KEY_A)
     [event] = await world.send(tenant, service, "k1")
     # A worker claims the event, starts an attempt, and dies before PagerDuty answers.
-    [claimed] = await store.claim(
+    [claimed] = await claims.claim(
         world.db,
         batch=1,
         per_tenant=1,

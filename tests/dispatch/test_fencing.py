@@ -15,8 +15,10 @@ from typing import Any
 import httpx2
 from databases import Database
 
-from app.dispatch import store
+from app.dispatch import log_store, store
 from app.dispatch.worker import STALE_NOTE, Dispatcher
+from app.outbox import claims, outcomes
+from app.outbox.states import EventStatus
 from tests.dispatch.conftest import FAST, Running, World
 
 KEY_A = "a" * 32
@@ -88,7 +90,7 @@ async def test_an_answer_trickling_past_the_lease_never_reorders_an_alert(
         assert in_order(arrivals, f"d{chain}"), arrivals
     assert [await world.status(e) for e in events] == ["delivered"] * 9
     for trigger in events[::3]:
-        outcomes = [a.outcome for a in await store.list_attempts(world.db, trigger)]
+        outcomes = [a.outcome for a in await log_store.list_attempts(world.db, trigger)]
         assert outcomes == ["retry", "delivered"]
 
 
@@ -125,7 +127,7 @@ async def test_a_late_failure_after_the_resend_succeeded_changes_nothing(
         first.join(30)
     assert [r["event_action"] for r in world.pd.received] == list(ACTIONS)
     assert [await world.status(e) for e in (trigger, ack, resolve)] == ["delivered"] * 3
-    stale, current = await store.list_attempts(world.db, trigger)
+    stale, current = await log_store.list_attempts(world.db, trigger)
     assert (stale.outcome, stale.http_status) == ("retry", 500)
     assert stale.error is not None
     assert stale.error.startswith(STALE_NOTE)
@@ -169,8 +171,8 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
     service = await world.service(tenant, KEY_A)
     [event] = await world.send(tenant, service, "k")
 
-    async def claim(lease: timedelta) -> store.Claimed:
-        [claimed] = await store.claim(
+    async def claim(lease: timedelta) -> claims.Claimed:
+        [claimed] = await claims.claim(
             world.db,
             batch=1,
             per_tenant=1,
@@ -180,7 +182,7 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
         )
         return claimed
 
-    async def reserve(claimed: store.Claimed) -> int | str:
+    async def reserve(claimed: claims.Claimed) -> int | str:
         return await store.reserve_budget(
             world.db,
             claimed,
@@ -196,16 +198,16 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
     new = await claim(timedelta(seconds=30))
     assert (new.id, new.lease_token) == (old.id, old.lease_token + 1)
     async with world.db.transaction():
-        assert not await store.fence(world.db, old)
+        assert not await claims.fence(world.db, old)
     assert await reserve(old) == "lease_lost"
-    assert not await store.release(world.db, old)
-    assert not await store.schedule_retry(world.db, old, delay=timedelta(0), error="late")
-    assert not await store.hold(world.db, old, error="late")
-    assert not await store.mark_final(world.db, old, status="failed", error="late")
-    assert not await store.mark_delivered(world.db, old)
+    assert not await claims.release(world.db, old)
+    assert not await outcomes.schedule_retry(world.db, old, delay=timedelta(0), error="late")
+    assert not await outcomes.hold(world.db, old, error="late")
+    assert not await outcomes.mark_final(world.db, old, status=EventStatus.FAILED, error="late")
+    assert not await outcomes.mark_delivered(world.db, old)
     assert await world.status(event) == "sending"
     # The current lease writes as ever.
     assert isinstance(await reserve(new), int)
-    assert await store.mark_delivered(world.db, new)
-    assert not await store.schedule_retry(world.db, new, delay=timedelta(0), error="again")
+    assert await outcomes.mark_delivered(world.db, new)
+    assert not await outcomes.schedule_retry(world.db, new, delay=timedelta(0), error="again")
     assert await world.status(event) == "delivered"

@@ -19,8 +19,9 @@ from uuid import UUID
 import httpx2
 import pytest
 
-from app.dispatch import store
+from app.dispatch import log_store
 from app.dispatch.worker import Dispatcher
+from app.outbox import claims
 from tests.dispatch.conftest import EU_EVENTS_URL, FAST, Running, World
 
 KEY_A = "a" * 32
@@ -205,7 +206,7 @@ async def test_a_key_that_keeps_timing_out_rests_with_the_reason_on_its_events(
     # The two sends that timed out, and at most the cap's worth claimed before the rest began.
     assert 2 <= pd.sent_to(KEY_A) <= 4
     # The key rests: none of its events can be claimed, whoever asks.
-    resting_claim = await store.claim(
+    resting_claim = await claims.claim(
         world.db,
         batch=32,
         per_tenant=64,
@@ -214,14 +215,14 @@ async def test_a_key_that_keeps_timing_out_rests_with_the_reason_on_its_events(
         host_rooms={},
     )
     assert resting_claim == []
-    events = [await store.get_event(world.db, a_tenant, e) for e in waiting]
+    events = [await log_store.get_event(world.db, a_tenant, e) for e in waiting]
     assert {e.status for e in events if e is not None} == {"queued"}
     for event in events:
         assert event is not None
         assert event.last_error is not None
         assert "did not answer 2 sends to its routing key in time" in event.last_error
     [timed_out, *_] = [e for e in events if e is not None and e.attempts == 1]
-    [attempt] = await store.list_attempts(world.db, timed_out.id)
+    [attempt] = await log_store.list_attempts(world.db, timed_out.id)
     assert attempt.outcome == "retry"
     assert attempt.error is not None
     assert "did not answer in full" in attempt.error

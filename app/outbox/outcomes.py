@@ -1,0 +1,79 @@
+"""What a sender writes to its event after PagerDuty answered (or could not be asked).
+
+Each write applies only under the sender's fence (`FENCE`, claims.py) and says whether it did:
+False means the lease passed to another claim and the event was left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Literal
+
+from databases import Database
+
+from app.outbox.claims import FENCE, Claimed
+from app.outbox.states import EventStatus
+
+
+async def mark_delivered(db: Database, claimed: Claimed) -> bool:
+    delivered = await db.fetch_val(
+        f"""
+        UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
+            lease_until = NULL, last_error = NULL
+        WHERE id = :id AND {FENCE} RETURNING id
+        """,  # noqa: S608 - only FENCE, a constant
+        {"id": claimed.id, "token": claimed.lease_token},
+    )
+    return delivered is not None
+
+
+async def mark_final(
+    db: Database,
+    claimed: Claimed,
+    *,
+    status: Literal[EventStatus.FAILED, EventStatus.CANCELLED],
+    error: str,
+    pd_errors: Sequence[str] = (),
+) -> bool:
+    """FAILED (never to be accepted) or CANCELLED: the event leaves the queue for good."""
+    done = await db.fetch_val(
+        f"""
+        UPDATE events SET status = :status, finished_at = clock_timestamp(), lease_until = NULL,
+            last_error = :error, pd_errors = CAST(:pd_errors AS jsonb)
+        WHERE id = :id AND {FENCE} RETURNING id
+        """,  # noqa: S608 - only FENCE, a constant
+        {
+            "id": claimed.id,
+            "token": claimed.lease_token,
+            "status": str(status),
+            "error": error,
+            "pd_errors": json.dumps(list(pd_errors)),
+        },
+    )
+    return done is not None
+
+
+async def schedule_retry(db: Database, claimed: Claimed, *, delay: timedelta, error: str) -> bool:
+    queued = await db.fetch_val(
+        f"""
+        UPDATE events SET status = 'queued', lease_until = NULL, last_error = :error,
+            next_attempt_at = clock_timestamp() + CAST(:delay AS interval)
+        WHERE id = :id AND {FENCE} RETURNING id
+        """,  # noqa: S608 - only FENCE, a constant
+        {"id": claimed.id, "token": claimed.lease_token, "error": error, "delay": delay},
+    )
+    return queued is not None
+
+
+async def hold(db: Database, claimed: Claimed, *, error: str) -> bool:
+    """This one event is kept, not sent, until its service is released (services.py)."""
+    held = await db.fetch_val(
+        f"""
+        UPDATE events SET status = 'held', lease_until = NULL, last_error = :error
+        WHERE id = :id AND {FENCE} RETURNING id
+        """,  # noqa: S608 - only FENCE, a constant
+        {"id": claimed.id, "token": claimed.lease_token, "error": error},
+    )
+    return held is not None
