@@ -3,7 +3,7 @@ PagerDuty's answers, read with the tenant's ingest key (and spending its rate li
 
 from __future__ import annotations
 
-from app.openapi.common import (
+from app.web.openapi import (
     INGEST_KEY,
     TIMESTAMP,
     UNAVAILABLE,

@@ -3,8 +3,7 @@ removing, disconnecting."""
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.web.openapi import (
     TIMESTAMP,
     UUID,
     Json,
@@ -15,6 +14,7 @@ from app.openapi.common import (
     schema,
     text,
 )
+from app.web.openapi_admin import TENANT, admin_operation, list_of, ok
 
 SCHEMAS: Json = {
     "NewManualService": obj(

@@ -1,5 +1,5 @@
-"""The ingest API in the OpenAPI document: our native format, Alertmanager's webhook, and the
-drop-in copies of PagerDuty's Events API v2 (alerts and change events) and v1.
+"""The ingest API in the OpenAPI document: our native format and Alertmanager's webhook, and
+what the drop-ins of PagerDuty's Events API (app/ingest/openapi/drop_ins.py) share with them.
 
 The request schemas say what is accepted; a few rules no schema states (text without NUL
 characters, details nested at most 32 deep, numbers that fit 64 bits) are in the
@@ -8,7 +8,8 @@ descriptions, and a refusal names the field either way.
 
 from __future__ import annotations
 
-from app.openapi.common import (
+from app.ingest.openapi.examples import ALERTMANAGER_EXAMPLES, NATIVE_EXAMPLES
+from app.web.openapi import (
     INGEST_KEY,
     KEY_ELSEWHERE,
     TIMESTAMP,
@@ -24,13 +25,6 @@ from app.openapi.common import (
     schema,
     text,
 )
-from app.openapi.examples import (
-    ALERTMANAGER_EXAMPLES,
-    CHANGE_EXAMPLES,
-    NATIVE_EXAMPLES,
-    V1_EXAMPLES,
-    V2_EXAMPLES,
-)
 
 TAG = "Ingest"
 
@@ -39,8 +33,8 @@ _DETAILS: Json = {
     "type": "object",
     "description": "Any JSON object, shown in PagerDuty as the alert's details.",
 }
-_LINK: Json = obj({"href": text(min_length=1), "text": text()}, required=("href",))
-_IMAGE: Json = obj({"src": text(min_length=1), "href": text(), "alt": text()}, required=("src",))
+LINK: Json = obj({"href": text(min_length=1), "text": text()}, required=("href",))
+IMAGE: Json = obj({"src": text(min_length=1), "href": text(), "alt": text()}, required=("src",))
 
 NATIVE_ALERT: Json = {
     **obj(
@@ -73,8 +67,8 @@ NATIVE_ALERT: Json = {
                 "details.labels.",
             },
             "details": _DETAILS,
-            "links": {"type": "array", "items": _LINK},
-            "images": {"type": "array", "items": _IMAGE},
+            "links": {"type": "array", "items": LINK},
+            "images": {"type": "array", "items": IMAGE},
             "timestamp": {**TIMESTAMP, "description": "ISO 8601."},
             "service": text(
                 "Send to this service (our id, PagerDuty's id, or its name) instead of "
@@ -167,132 +161,11 @@ ALERTMANAGER_WEBHOOK: Json = {
     "description": "Prometheus Alertmanager's webhook body (version 4), as it sends it.",
 }
 
-_V2_PAYLOAD: Json = obj(
-    {
-        "summary": text(min_length=1),
-        "source": text(min_length=1),
-        "severity": text(
-            "PagerDuty's critical, error, warning or info; other words go through the "
-            "tenant's severity map.",
-            min_length=1,
-        ),
-        "timestamp": TIMESTAMP,
-        "component": text(),
-        "group": text(),
-        "class": text(),
-        "custom_details": {"description": "Any JSON value; an object is shown as is."},
-    },
-    required=("summary", "source", "severity"),
-)
-
-_ROUTING_KEY: Json = text("The tenant's ingest key (`pdc_…`).", min_length=1)
-
-EVENTS_V2: Json = {
-    **obj(
-        {
-            "routing_key": _ROUTING_KEY,
-            "event_action": {"enum": ["trigger", "acknowledge", "resolve"]},
-            "dedup_key": text("Required to acknowledge or resolve.", min_length=1, max_length=4096),
-            "payload": _V2_PAYLOAD,
-            "client": text(),
-            "client_url": text(),
-            "links": {"type": "array", "items": _LINK},
-            "images": {"type": "array", "items": _IMAGE},
-        },
-        required=("routing_key", "event_action"),
-    ),
-    "description": "PagerDuty's Events API v2 event.",
-    "if": obj({"event_action": {"const": "trigger"}}, required=("event_action",)),
-    "then": {"required": ["payload"]},
-    "else": {"required": ["dedup_key"]},
-}
-
-CHANGE_EVENT: Json = {
-    **obj(
-        {
-            "routing_key": _ROUTING_KEY,
-            "payload": obj(
-                {
-                    "summary": text(min_length=1),
-                    "source": text(),
-                    "timestamp": TIMESTAMP,
-                    "custom_details": {"description": "Any JSON value."},
-                },
-                required=("summary",),
-            ),
-            "links": {"type": "array", "items": _LINK},
-        },
-        required=("routing_key", "payload"),
-    ),
-    "description": "PagerDuty's change event. It needs an Events API v2 service.",
-}
-
-_CONTEXT: Json = {
-    **obj(
-        {
-            "type": {"enum": ["link", "image"]},
-            "href": text("Required for a link.", min_length=1),
-            "text": text(),
-            "src": text("Required for an image.", min_length=1),
-            "alt": text(),
-        },
-        required=("type",),
-    ),
-    "if": obj({"type": {"const": "link"}}),
-    "then": {"required": ["href"]},
-    "else": {"required": ["src"]},
-}
-
-EVENTS_V1: Json = {
-    **obj(
-        {
-            "service_key": text("The tenant's ingest key (`pdc_…`).", min_length=1),
-            "event_type": {"enum": ["trigger", "acknowledge", "resolve"]},
-            "incident_key": text(
-                "Required to acknowledge or resolve.", min_length=1, max_length=4096
-            ),
-            "description": text("Required to trigger.", min_length=1),
-            "details": {"description": "Any JSON value."},
-            "client": text(),
-            "client_url": text(),
-            "contexts": {"type": "array", "items": _CONTEXT},
-        },
-        required=("service_key", "event_type"),
-    ),
-    "description": "PagerDuty's Events API v1 event.",
-    "if": obj({"event_type": {"const": "trigger"}}, required=("event_type",)),
-    "then": {"required": ["description"]},
-    "else": {"required": ["incident_key"]},
-}
-
-V2_SUCCESS: Json = obj(
-    {
-        "status": {"const": "success"},
-        "message": text(),
-        "dedup_key": text("The alert's key (a change event has none)."),
-    },
-    required=("status", "message"),
-)
-
-V1_SUCCESS: Json = obj(
-    {
-        "status": {"const": "success"},
-        "message": text(),
-        "incident_key": nullable(text()),
-    },
-    required=("status", "message", "incident_key"),
-)
-
 SCHEMAS: Json = {
     "NativeAlert": NATIVE_ALERT,
     "NativeAlertBatch": NATIVE_BATCH,
     "AcceptedEvents": ACCEPTED_EVENTS,
     "AlertmanagerWebhook": ALERTMANAGER_WEBHOOK,
-    "EventsV2Event": EVENTS_V2,
-    "ChangeEvent": CHANGE_EVENT,
-    "EventsV1Event": EVENTS_V1,
-    "EventsV2Accepted": V2_SUCCESS,
-    "EventsV1Accepted": V1_SUCCESS,
 }
 
 _NATIVE_RESPONSES: Json = {
@@ -308,7 +181,7 @@ _NATIVE_RESPONSES: Json = {
     **UNAVAILABLE,
 }
 
-_KEY_IN_PATH: Json = {
+KEY_IN_PATH: Json = {
     "name": "ingest_key",
     "in": "path",
     "required": True,
@@ -345,7 +218,7 @@ def _native(key_in_path: bool) -> Json:
         summary="Send alerts in pdconnect's format",
         tag=TAG,
         security=KEY_ELSEWHERE if key_in_path else INGEST_KEY,
-        parameters=[_KEY_IN_PATH] if key_in_path else None,
+        parameters=[KEY_IN_PATH] if key_in_path else None,
         request_body=_NATIVE_BODY,
         responses=_NATIVE_RESPONSES,
         description="Routes each alert to the tenant's services (the `service` it names; "
@@ -357,7 +230,7 @@ def _native(key_in_path: bool) -> Json:
 
 
 def _alertmanager(key_in_path: bool) -> Json:
-    parameters = [_KEY_IN_PATH, _MODE] if key_in_path else [_MODE]
+    parameters = [KEY_IN_PATH, _MODE] if key_in_path else [_MODE]
     return operation(
         operation_id="sendAlertmanagerWebhookByPathKey"
         if key_in_path
@@ -373,90 +246,9 @@ def _alertmanager(key_in_path: bool) -> Json:
     )
 
 
-def _drop_in(
-    *,
-    operation_id: str,
-    summary: str,
-    body: Json,
-    success: Json,
-    description: str,
-    key_in_path: bool,
-    throttled: str = "429",
-) -> Json:
-    where = (
-        " The key in the path authenticates; a key in the body is ignored."
-        if key_in_path
-        else ""
-    )
-    return operation(
-        operation_id=f"{operation_id}ByPathKey" if key_in_path else operation_id,
-        summary=summary,
-        tag=TAG,
-        security=KEY_ELSEWHERE,
-        parameters=[_KEY_IN_PATH] if key_in_path else None,
-        request_body=body,
-        responses={
-            **success,
-            "400": response("PagerDutyInvalid"),
-            "413": response("PagerDutyTooLarge"),
-            throttled: response("PagerDutyThrottled"),
-            **UNAVAILABLE,
-        },
-        description=description + " A trailing slash on the path is accepted, as PagerDuty "
-        "accepts it." + where,
-    )
-
-
-def _v2(key_in_path: bool) -> Json:
-    return _drop_in(
-        operation_id="enqueueEventsV2",
-        summary="PagerDuty Events API v2, drop-in",
-        body=json_body(schema("EventsV2Event"), examples=V2_EXAMPLES),
-        success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
-        description="The same body, answers and codes as PagerDuty's `/v2/enqueue`, with "
-        "the tenant's ingest key as `routing_key`: any tool that sends to PagerDuty sends "
-        "here by changing only its URL. An acknowledge or resolve goes where its alert's "
-        "trigger went; one for an alert never seen that no rule routes is answered 202 and "
-        "recorded as skipped (nothing to resolve), as PagerDuty answers it.",
-        key_in_path=key_in_path,
-    )
-
-
-def _change(key_in_path: bool) -> Json:
-    return _drop_in(
-        operation_id="enqueueChangeEvent",
-        summary="PagerDuty change events, drop-in",
-        body=json_body(schema("ChangeEvent"), examples=CHANGE_EXAMPLES),
-        success={"202": answer("Accepted, in PagerDuty's words.", schema("EventsV2Accepted"))},
-        description="PagerDuty's `/v2/change/enqueue`, with the tenant's ingest key as "
-        "`routing_key`. Every Events API v2 integration key takes change events; event "
-        "ruleset keys and v1 service keys do not (400 naming the service).",
-        key_in_path=key_in_path,
-    )
-
-
-def _v1(key_in_path: bool) -> Json:
-    return _drop_in(
-        operation_id="createEventV1",
-        summary="PagerDuty Events API v1, drop-in",
-        body=json_body(schema("EventsV1Event"), examples=V1_EXAMPLES),
-        success={"200": answer("Accepted, in PagerDuty's words.", schema("EventsV1Accepted"))},
-        description="PagerDuty's v1 `create_event.json`, with the tenant's ingest key as "
-        "`service_key`. A key that sends too fast gets 403, as PagerDuty's v1 answers it.",
-        key_in_path=key_in_path,
-        throttled="403",
-    )
-
-
 PATHS: Json = {
     "/v1/alerts": {"post": _native(key_in_path=False)},
     "/k/{ingest_key}/v1/alerts": {"post": _native(key_in_path=True)},
     "/v1/alerts/alertmanager": {"post": _alertmanager(key_in_path=False)},
     "/k/{ingest_key}/v1/alerts/alertmanager": {"post": _alertmanager(key_in_path=True)},
-    "/v2/enqueue": {"post": _v2(key_in_path=False)},
-    "/k/{ingest_key}/v2/enqueue": {"post": _v2(key_in_path=True)},
-    "/v2/change/enqueue": {"post": _change(key_in_path=False)},
-    "/k/{ingest_key}/v2/change/enqueue": {"post": _change(key_in_path=True)},
-    "/generic/2010-04-15/create_event.json": {"post": _v1(key_in_path=False)},
-    "/k/{ingest_key}/generic/2010-04-15/create_event.json": {"post": _v1(key_in_path=True)},
 }

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.web.openapi import (
     UUID,
     Json,
     json_body,
@@ -12,6 +11,7 @@ from app.openapi.common import (
     schema,
     text,
 )
+from app.web.openapi_admin import TENANT, admin_operation, list_of, ok
 
 PD_SEVERITIES = ["critical", "error", "warning", "info"]
 _CONDITION_FIELD = (

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.web.openapi import (
     TIMESTAMP,
     UUID,
     Json,
@@ -16,6 +15,7 @@ from app.openapi.common import (
     schema,
     text,
 )
+from app.web.openapi_admin import TENANT, admin_operation, list_of, ok
 
 _TENANT_FIELDS: Json = {
     "id": UUID,

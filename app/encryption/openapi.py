@@ -3,8 +3,8 @@ document."""
 
 from __future__ import annotations
 
-from app.openapi.admin import admin_operation, ok
-from app.openapi.common import Json, json_body, obj, schema, text
+from app.web.openapi import Json, json_body, obj, schema, text
+from app.web.openapi_admin import admin_operation, ok
 
 _COUNT: Json = {"type": "integer", "minimum": 0}
 _BY_KEY: Json = {
