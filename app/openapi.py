@@ -3,8 +3,8 @@
 Written by hand, a fragment beside each domain (its `openapi` module, on the builders of
 app/web/openapi.py), so that it says what the endpoints do rather than what a framework
 guesses, and states each limit from the constant the code enforces. Only this module imports
-the fragments; the tests check it route for route against the app and fuzz the
-running service with it. Built once per process: it never changes while the process lives.
+the fragments. The tests check it route for route against the app and fuzz the running
+service with it. Built once per process: it never changes while the process lives.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def document() -> Json:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "responses": RESPONSES,
+            "responses": {**RESPONSES, **tenants.RESPONSES, **drop_ins.RESPONSES},
             "headers": HEADERS,
             "securitySchemes": SECURITY_SCHEMES,
         },

@@ -3,6 +3,7 @@ document."""
 
 from __future__ import annotations
 
+from app.encryption.routes import LIMIT_DEFAULT, LIMIT_MAX
 from app.web.openapi import Json, json_body, obj, schema, text
 from app.web.openapi_admin import admin_operation, ok
 
@@ -54,8 +55,8 @@ SCHEMAS: Json = {
             "limit": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": 10_000,
-                "default": 1000,
+                "maximum": LIMIT_MAX,
+                "default": LIMIT_DEFAULT,
                 "description": "At most this many secrets are rewritten by this call.",
             }
         }

@@ -3,6 +3,7 @@ removing, disconnecting."""
 
 from __future__ import annotations
 
+from app.installations.manual import NAME_MAX_LENGTH, ROUTING_KEY
 from app.web.openapi import (
     TIMESTAMP,
     UUID,
@@ -19,10 +20,10 @@ from app.web.openapi_admin import TENANT, admin_operation, list_of, ok
 SCHEMAS: Json = {
     "NewManualService": obj(
         {
-            "name": text(min_length=1, max_length=255),
+            "name": text(min_length=1, max_length=NAME_MAX_LENGTH),
             "routing_key": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9]{32}$",
+                "pattern": ROUTING_KEY.pattern,
                 "description": "PagerDuty's integration key (v2) or service key (v1). Never "
                 "shown again.",
             },
@@ -37,7 +38,7 @@ SCHEMAS: Json = {
         required=("name", "routing_key"),
     ),
     "NewRoutingKey": obj(
-        {"routing_key": {"type": "string", "pattern": "^[A-Za-z0-9]{32}$"}},
+        {"routing_key": {"type": "string", "pattern": ROUTING_KEY.pattern}},
         required=("routing_key",),
     ),
     "Service": obj(

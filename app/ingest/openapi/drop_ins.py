@@ -4,22 +4,63 @@ routing key."""
 
 from __future__ import annotations
 
+from app.ingest.events_v2 import DEDUP_KEY_INPUT_MAX_LENGTH
 from app.ingest.openapi.examples import CHANGE_EXAMPLES, V1_EXAMPLES, V2_EXAMPLES
 from app.ingest.openapi.native import IMAGE, KEY_IN_PATH, LINK, TAG
+from app.ingest.routes.alerts import DROP_IN_MAX_BYTES
 from app.web.openapi import (
     KEY_ELSEWHERE,
     TIMESTAMP,
     UNAVAILABLE,
     Json,
     answer,
+    byte_size,
     json_body,
     nullable,
     obj,
     operation,
+    ref,
     response,
     schema,
     text,
 )
+
+PAGERDUTY_INVALID: Json = {
+    **obj(
+        {
+            "status": {"const": "invalid event"},
+            "message": text(min_length=1),
+            "errors": {"type": "array", "minItems": 1, "items": text(min_length=1)},
+        },
+        required=("status", "message", "errors"),
+    ),
+    "description": "PagerDuty's own answer to an event it refuses, word for word where "
+    "PagerDuty has words for the problem.",
+}
+
+PAGERDUTY_THROTTLE: Json = obj(
+    {"status": {"const": "throttle exceeded"}, "message": text(min_length=1)},
+    required=("status", "message"),
+)
+
+# The drop-ins answer their errors in PagerDuty's shapes, not in our Error.
+RESPONSES: Json = {
+    "PagerDutyInvalid": answer(
+        "PagerDuty's refusal: the body is not JSON or not a valid event, or the routing key "
+        "is not a live ingest key (`Invalid routing key`).",
+        schema("PagerDutyInvalidEvent"),
+    ),
+    "PagerDutyTooLarge": answer(
+        f"The body is larger than PagerDuty's limit of {byte_size(DROP_IN_MAX_BYTES)}.",
+        schema("PagerDutyInvalidEvent"),
+    ),
+    "PagerDutyThrottled": answer(
+        "PagerDuty's answer to a key that sends too fast: nothing was stored. Retry after "
+        "`Retry-After`.",
+        schema("PagerDutyThrottle"),
+        **{"Retry-After": ref("headers", "Retry-After")},
+    ),
+}
 
 _V2_PAYLOAD: Json = obj(
     {
@@ -46,7 +87,11 @@ EVENTS_V2: Json = {
         {
             "routing_key": _ROUTING_KEY,
             "event_action": {"enum": ["trigger", "acknowledge", "resolve"]},
-            "dedup_key": text("Required to acknowledge or resolve.", min_length=1, max_length=4096),
+            "dedup_key": text(
+                "Required to acknowledge or resolve.",
+                min_length=1,
+                max_length=DEDUP_KEY_INPUT_MAX_LENGTH,
+            ),
             "payload": _V2_PAYLOAD,
             "client": text(),
             "client_url": text(),
@@ -103,7 +148,9 @@ EVENTS_V1: Json = {
             "service_key": text("The tenant's ingest key (`pdc_…`).", min_length=1),
             "event_type": {"enum": ["trigger", "acknowledge", "resolve"]},
             "incident_key": text(
-                "Required to acknowledge or resolve.", min_length=1, max_length=4096
+                "Required to acknowledge or resolve.",
+                min_length=1,
+                max_length=DEDUP_KEY_INPUT_MAX_LENGTH,
             ),
             "description": text("Required to trigger.", min_length=1),
             "details": {"description": "Any JSON value."},
@@ -138,6 +185,8 @@ V1_SUCCESS: Json = obj(
 )
 
 SCHEMAS: Json = {
+    "PagerDutyInvalidEvent": PAGERDUTY_INVALID,
+    "PagerDutyThrottle": PAGERDUTY_THROTTLE,
     "EventsV2Event": EVENTS_V2,
     "ChangeEvent": CHANGE_EVENT,
     "EventsV1Event": EVENTS_V1,

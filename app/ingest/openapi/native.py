@@ -1,14 +1,26 @@
 """The ingest API in the OpenAPI document: our native format and Alertmanager's webhook, and
 what the drop-ins of PagerDuty's Events API (app/ingest/openapi/drop_ins.py) share with them.
 
-The request schemas say what is accepted; a few rules no schema states (text without NUL
-characters, details nested at most 32 deep, numbers that fit 64 bits) are in the
-descriptions, and a refusal names the field either way.
+The request schemas say what is accepted, each limit taken from the parser that enforces it;
+a few rules no schema states (text without NUL characters, how deep details nest, numbers that
+fit 64 bits) are in the descriptions, and a refusal names the field either way.
 """
 
 from __future__ import annotations
 
+from app.ingest._values import JSON_MAX_DEPTH
+from app.ingest.native import (
+    BATCH_MAX,
+    DEDUP_KEY_INPUT_MAX_LENGTH,
+    LABEL_NAME_MAX_LENGTH,
+    LABEL_VALUE_MAX_LENGTH,
+    LABELS_MAX,
+    SERVICE_MAX_LENGTH,
+    STATUSES,
+)
 from app.ingest.openapi.examples import ALERTMANAGER_EXAMPLES, NATIVE_EXAMPLES
+from app.ingest.routes.alerts import ALERTMANAGER_MAX_BYTES, NATIVE_MAX_BYTES
+from app.tenants.keys import INGEST_KEY_PREFIX, INGEST_KEY_SECRET_LENGTH
 from app.web.openapi import (
     INGEST_KEY,
     KEY_ELSEWHERE,
@@ -17,6 +29,7 @@ from app.web.openapi import (
     UUID,
     Json,
     answer,
+    byte_size,
     json_body,
     nullable,
     obj,
@@ -31,7 +44,8 @@ TAG = "Ingest"
 _STRING_MAP: Json = {"type": "object", "additionalProperties": {"type": "string"}}
 _DETAILS: Json = {
     "type": "object",
-    "description": "Any JSON object, shown in PagerDuty as the alert's details.",
+    "description": "Any JSON object, shown in PagerDuty as the alert's details; nested at "
+    f"most {JSON_MAX_DEPTH} levels deep.",
 }
 LINK: Json = obj({"href": text(min_length=1), "text": text()}, required=("href",))
 IMAGE: Json = obj({"src": text(min_length=1), "href": text(), "alt": text()}, required=("src",))
@@ -42,11 +56,15 @@ NATIVE_ALERT: Json = {
             "dedup_key": text(
                 "Identifies the alert across updates; generated for a trigger without one.",
                 min_length=1,
-                max_length=4096,
+                max_length=DEDUP_KEY_INPUT_MAX_LENGTH,
             ),
-            "id": text("Another name for dedup_key.", min_length=1, max_length=4096),
+            "id": text(
+                "Another name for dedup_key.",
+                min_length=1,
+                max_length=DEDUP_KEY_INPUT_MAX_LENGTH,
+            ),
             "status": {
-                "enum": ["firing", "acknowledged", "resolved"],
+                "enum": list(STATUSES),
                 "default": "firing",
             },
             "summary": text("Required when firing.", min_length=1),
@@ -60,9 +78,9 @@ NATIVE_ALERT: Json = {
             "class": text(),
             "labels": {
                 **_STRING_MAP,
-                "maxProperties": 100,
-                "propertyNames": {"minLength": 1, "maxLength": 100},
-                "additionalProperties": text(max_length=1024),
+                "maxProperties": LABELS_MAX,
+                "propertyNames": {"minLength": 1, "maxLength": LABEL_NAME_MAX_LENGTH},
+                "additionalProperties": text(max_length=LABEL_VALUE_MAX_LENGTH),
                 "description": "Routing rules match on these; they are also sent as "
                 "details.labels.",
             },
@@ -74,7 +92,7 @@ NATIVE_ALERT: Json = {
                 "Send to this service (our id, PagerDuty's id, or its name) instead of "
                 "by the routing rules.",
                 min_length=1,
-                max_length=255,
+                max_length=SERVICE_MAX_LENGTH,
             ),
         },
         closed=True,
@@ -92,14 +110,14 @@ NATIVE_BATCH: Json = {
             "alerts": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 1000,
+                "maxItems": BATCH_MAX,
                 "items": schema("NativeAlert"),
             }
         },
         required=("alerts",),
         closed=True,
     ),
-    "description": "Up to 1000 alerts, accepted or refused whole.",
+    "description": f"Up to {BATCH_MAX} alerts, accepted or refused whole.",
 }
 
 ACCEPTED_EVENTS: Json = obj(
@@ -187,7 +205,10 @@ KEY_IN_PATH: Json = {
     "required": True,
     "description": "The tenant's ingest key, for senders that only take a URL. It is never "
     "written to the logs.",
-    "schema": {"type": "string", "pattern": "^pdc_[A-Za-z0-9_-]{32}$"},
+    "schema": {
+        "type": "string",
+        "pattern": f"^{INGEST_KEY_PREFIX}[A-Za-z0-9_-]{{{INGEST_KEY_SECRET_LENGTH}}}$",
+    },
 }
 
 _MODE: Json = {
@@ -203,12 +224,12 @@ _MODE: Json = {
 _NATIVE_BODY = json_body(
     {"oneOf": [schema("NativeAlert"), schema("NativeAlertBatch")]},
     examples=NATIVE_EXAMPLES,
-    description="One alert, or a batch. At most 1 MiB.",
+    description=f"One alert, or a batch. At most {byte_size(NATIVE_MAX_BYTES)}.",
 )
 _ALERTMANAGER_BODY = json_body(
     schema("AlertmanagerWebhook"),
     examples=ALERTMANAGER_EXAMPLES,
-    description="At most 4 MiB.",
+    description=f"At most {byte_size(ALERTMANAGER_MAX_BYTES)}.",
 )
 
 
