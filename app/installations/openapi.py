@@ -3,7 +3,7 @@ removing, disconnecting."""
 
 from __future__ import annotations
 
-from app.installations.manual import NAME_MAX_LENGTH, ROUTING_KEY
+from app.installations.manual import NAME_MAX_LENGTH, ROUTING_KEY, ROUTING_KEY_LENGTH
 from app.web.openapi import (
     TIMESTAMP,
     UUID,
@@ -122,10 +122,14 @@ PATHS: Json = {
             body=json_body(
                 schema("NewManualService"),
                 examples={
-                    "a_v2_key": {"name": "Checkout", "routing_key": "R" * 32, "api": "v2"},
+                    "a_v2_key": {
+                        "name": "Checkout",
+                        "routing_key": "R" * ROUTING_KEY_LENGTH,
+                        "api": "v2",
+                    },
                     "an_eu_key": {
                         "name": "Billing (EU)",
-                        "routing_key": "E" * 32,
+                        "routing_key": "E" * ROUTING_KEY_LENGTH,
                         "api": "v2",
                         "region": "eu",
                     },
