@@ -43,6 +43,7 @@ SCHEMAS: Json = {
                         f"The text to equal (at most {VALUE_MAX_LENGTH} characters) or a regex "
                         f"to search (1 to {REGEX_MAX_LENGTH} characters, RE2 syntax: no "
                         "backreferences or lookarounds); none for exists.",
+                        # One field holds either, so the longer bound is the schema's.
                         max_length=max(VALUE_MAX_LENGTH, REGEX_MAX_LENGTH),
                     )
                 ),
