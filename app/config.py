@@ -35,6 +35,9 @@ ADMIN_TOKEN_MIN_LENGTH = 24
 DEFAULT_ACQUIRE_TIMEOUT = 2.0
 DEFAULT_STATEMENT_TIMEOUT = 3.0
 DEFAULT_READYZ_TIMEOUT = 2.0
+# Routing rules one tenant may keep (PDCONNECT_MAX_RULES_PER_TENANT): each alert may be matched
+# against all of them (app/ingest/routing.py).
+DEFAULT_MAX_RULES_PER_TENANT = 100
 
 
 class ConfigError(Exception):
@@ -96,7 +99,7 @@ class Config:
     max_alerts_per_request: int = 1000
     max_events_per_request: int = 1000
     max_services_per_tenant: int = 100
-    max_rules_per_tenant: int = 100
+    max_rules_per_tenant: int = DEFAULT_MAX_RULES_PER_TENANT
     # The SECRET_KEY this one replaced, still accepted while a rotation's grace period lasts:
     # sessions, sign-in links and ingest keys made under it keep working (see app/crypto.py).
     secret_key_previous: str | None = field(default=None, repr=False)
@@ -237,7 +240,9 @@ def load_config(
         max_alerts_per_request=_count("PDCONNECT_MAX_ALERTS_PER_REQUEST", get, 1000),
         max_events_per_request=_count("PDCONNECT_MAX_EVENTS_PER_REQUEST", get, 1000),
         max_services_per_tenant=_count("PDCONNECT_MAX_SERVICES_PER_TENANT", get, 100),
-        max_rules_per_tenant=_count("PDCONNECT_MAX_RULES_PER_TENANT", get, 100),
+        max_rules_per_tenant=_count(
+            "PDCONNECT_MAX_RULES_PER_TENANT", get, DEFAULT_MAX_RULES_PER_TENANT
+        ),
         secret_key_previous=_secret_key_previous(get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")),
     )
 

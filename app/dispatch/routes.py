@@ -20,7 +20,10 @@ from app.web.api import get_deps, path_uuid
 from app.web.routing import api
 
 STATUSES = tuple(str(status) for status in EventStatus)
+LIMIT_DEFAULT = 50
 LIMIT_MAX = 500
+# Seqs are bigints: a larger `before` could not be the query's parameter.
+BEFORE_MAX = 2**62
 
 
 def _iso(value: Any) -> str | None:
@@ -99,8 +102,8 @@ async def list_events(request: Request) -> Response:
     if dedup_key is not None and "\x00" in dedup_key:
         # No stored key holds one, and PostgreSQL refuses it in a query.
         raise InputError("dedup_key", "must not contain a NUL character", status=400)
-    limit = _int(request, "limit", 50, 1, LIMIT_MAX)
-    before = _int(request, "before", None, 1, 2**62)
+    limit = _int(request, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
+    before = _int(request, "before", None, 1, BEFORE_MAX)
     events = await log_store.list_events(
         get_deps(request).db,
         tenant_id,
@@ -108,7 +111,7 @@ async def list_events(request: Request) -> Response:
         service_id=service_id,
         dedup_key=dedup_key,
         before_seq=before,
-        limit=limit or 50,
+        limit=limit or LIMIT_DEFAULT,
     )
     more = len(events) == limit
     return JSONResponse(

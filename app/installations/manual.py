@@ -20,7 +20,8 @@ from app.installations.store import Installation, PdService
 from app.tenants.store import insert_audit
 
 # PagerDuty's routing keys, v2 integration keys and v1 service keys alike, are 32 characters.
-ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+ROUTING_KEY_LENGTH = 32
+ROUTING_KEY = re.compile(rf"^[A-Za-z0-9]{{{ROUTING_KEY_LENGTH}}}$")
 API_VERSIONS = ("v2", "v1")
 NAME_MAX_LENGTH = 255
 # Keys pasted before a region could be chosen share one installation under this key, in the
@@ -49,7 +50,8 @@ def validate_manual_key(
         raise InputError("routing_key", "is required")
     if not ROUTING_KEY.match(routing_key.strip()):
         raise InputError(
-            "routing_key", "must be PagerDuty's 32-character integration or service key"
+            "routing_key",
+            f"must be PagerDuty's {ROUTING_KEY_LENGTH}-character integration or service key",
         )
     api = api or "v2"
     if api not in API_VERSIONS:

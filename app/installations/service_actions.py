@@ -9,7 +9,7 @@ from uuid import UUID
 from app.deps import Deps
 from app.errors import ConflictError, InputError, NotFoundError
 from app.installations import store
-from app.installations.manual import ROUTING_KEY
+from app.installations.manual import ROUTING_KEY, ROUTING_KEY_LENGTH
 from app.installations.store import PdService
 from app.outbox import services
 from app.tenants.store import insert_audit
@@ -24,7 +24,9 @@ async def tenant_service(deps: Deps, tenant_id: UUID, service_id: UUID) -> PdSer
 
 async def rekey(deps: Deps, service: PdService, routing_key: object, *, actor: str) -> None:
     if not isinstance(routing_key, str) or not ROUTING_KEY.match(routing_key.strip()):
-        raise InputError("routing_key", "must be PagerDuty's 32-character integration key")
+        raise InputError(
+            "routing_key", f"must be PagerDuty's {ROUTING_KEY_LENGTH}-character integration key"
+        )
     key = routing_key.strip()
     digest = deps.routing_key_hasher.digest(key)
     # A tenant holds each key once, so any other holder, even in the same account, clashes.

@@ -9,6 +9,7 @@ over, and the lookup by the current hash then proceeds as for any other key.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from datetime import datetime
@@ -24,6 +25,7 @@ from app.tenants.store import IngestKey
 INGEST_KEY_PREFIX = "pdc_"
 # 24 random bytes: 32 url-safe characters after the prefix.
 INGEST_KEY_BYTES = 24
+INGEST_KEY_SECRET_LENGTH = math.ceil(INGEST_KEY_BYTES * 4 / 3)
 # How much of a key is kept in clear to tell keys apart in lists: the prefix and 4 characters.
 DISPLAY_PREFIX_LENGTH = len(INGEST_KEY_PREFIX) + 4
 INGEST_KEY_MAX_LENGTH = 128

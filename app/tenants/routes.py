@@ -18,7 +18,11 @@ from app.tenants.store import IngestKey, Tenant
 from app.web.api import path_uuid, read_json_object, require_admin, string_field
 from app.web.routing import api
 
+LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 200
+# As the tenants table's CHECKs allow.
+NAME_MAX_LENGTH = 200
+EXTERNAL_ID_MAX_LENGTH = 200
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:
@@ -43,8 +47,10 @@ def ingest_key_json(key: IngestKey) -> dict[str, Any]:
 async def create_tenant(request: Request) -> Response:
     deps = require_admin(request)
     body = await read_json_object(request)
-    name = string_field(body, "name", required=True)
-    external_id = string_field(body, "external_id", required=False)
+    name = string_field(body, "name", required=True, max_length=NAME_MAX_LENGTH)
+    external_id = string_field(
+        body, "external_id", required=False, max_length=EXTERNAL_ID_MAX_LENGTH
+    )
     assert name is not None
     async with deps.db.transaction():
         tenant = await store.insert_tenant(deps.db, name=name, external_id=external_id)
@@ -63,7 +69,7 @@ async def create_tenant(request: Request) -> Response:
 async def list_tenants(request: Request) -> Response:
     deps = require_admin(request)
     try:
-        limit = int(request.query_params.get("limit", "50"))
+        limit = int(request.query_params.get("limit", LIST_LIMIT_DEFAULT))
     except ValueError as exc:
         raise InputError("limit", "must be a whole number", status=400) from exc
     if not 1 <= limit <= LIST_LIMIT_MAX:

@@ -3,8 +3,9 @@ document."""
 
 from __future__ import annotations
 
-from app.openapi.admin import admin_operation, ok
-from app.openapi.common import Json, json_body, obj, schema, text
+from app.encryption.routes import LIMIT_DEFAULT, LIMIT_MAX
+from app.web.apidoc import Json, json_body, obj, schema, text
+from app.web.apidoc_admin import admin_operation, ok
 
 _COUNT: Json = {"type": "integer", "minimum": 0}
 _BY_KEY: Json = {
@@ -54,8 +55,8 @@ SCHEMAS: Json = {
             "limit": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": 10_000,
-                "default": 1000,
+                "maximum": LIMIT_MAX,
+                "default": LIMIT_DEFAULT,
                 "description": "At most this many secrets are rewritten by this call.",
             }
         }

@@ -3,7 +3,8 @@ PagerDuty's answers, read with the tenant's ingest key (and spending its rate li
 
 from __future__ import annotations
 
-from app.openapi.common import (
+from app.dispatch.routes import BEFORE_MAX, LIMIT_DEFAULT, LIMIT_MAX, STATUSES
+from app.web.apidoc import (
     INGEST_KEY,
     TIMESTAMP,
     UNAVAILABLE,
@@ -21,7 +22,7 @@ from app.openapi.common import (
 )
 
 TAG = "Delivery"
-STATUSES = ["queued", "sending", "delivered", "failed", "held", "cancelled", "skipped"]
+_STATUS: Json = {"enum": list(STATUSES)}
 
 EVENT: Json = obj(
     {
@@ -33,7 +34,7 @@ EVENT: Json = obj(
         "kind": {"enum": ["trigger", "acknowledge", "resolve", "change"]},
         "api": {"enum": ["v2", "v1"]},
         "source": text("The format it came in: native, alertmanager, events_v2…"),
-        "status": {"enum": STATUSES},
+        "status": _STATUS,
         "attempts": {"type": "integer", "minimum": 0},
         "next_attempt_at": nullable({**TIMESTAMP, "description": "Set while queued."}),
         "created_at": TIMESTAMP,
@@ -134,17 +135,22 @@ PATHS: Json = {
             tag=TAG,
             security=INGEST_KEY,
             parameters=[
-                query("status", {"enum": STATUSES}, "Only events in this state."),
+                query("status", _STATUS, "Only events in this state."),
                 query("service", UUID, "Only events for this service."),
                 query("dedup_key", text(), "Only events of this alert."),
                 query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": LIMIT_MAX,
+                        "default": LIMIT_DEFAULT,
+                    },
                     "Page size.",
                 ),
                 query(
                     "before",
-                    {"type": "integer", "minimum": 1, "maximum": 2**62},
+                    {"type": "integer", "minimum": 1, "maximum": BEFORE_MAX},
                     "Only events older than this `seq` (the previous page's `next_before`).",
                 ),
             ],

@@ -3,7 +3,7 @@ document itself."""
 
 from __future__ import annotations
 
-from app.openapi.common import Json, answer, obj, operation, schema, text
+from app.web.apidoc import Json, answer, obj, operation, schema, text
 
 TAG = "Operations"
 OPEN: list[Json] = []

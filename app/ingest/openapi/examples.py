@@ -3,7 +3,7 @@ one to the service for real, with a live key in place of EXAMPLE_KEY."""
 
 from __future__ import annotations
 
-from app.openapi.common import Json
+from app.web.apidoc import Json
 
 EXAMPLE_KEY = "pdc_your_ingest_key_0123456789abcdefghij"
 

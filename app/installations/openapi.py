@@ -3,8 +3,8 @@ removing, disconnecting."""
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.installations.manual import NAME_MAX_LENGTH, ROUTING_KEY, ROUTING_KEY_LENGTH
+from app.web.apidoc import (
     TIMESTAMP,
     UUID,
     Json,
@@ -15,14 +15,15 @@ from app.openapi.common import (
     schema,
     text,
 )
+from app.web.apidoc_admin import TENANT, admin_operation, list_of, ok
 
 SCHEMAS: Json = {
     "NewManualService": obj(
         {
-            "name": text(min_length=1, max_length=255),
+            "name": text(min_length=1, max_length=NAME_MAX_LENGTH),
             "routing_key": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9]{32}$",
+                "pattern": ROUTING_KEY.pattern,
                 "description": "PagerDuty's integration key (v2) or service key (v1). Never "
                 "shown again.",
             },
@@ -37,7 +38,7 @@ SCHEMAS: Json = {
         required=("name", "routing_key"),
     ),
     "NewRoutingKey": obj(
-        {"routing_key": {"type": "string", "pattern": "^[A-Za-z0-9]{32}$"}},
+        {"routing_key": {"type": "string", "pattern": ROUTING_KEY.pattern}},
         required=("routing_key",),
     ),
     "Service": obj(
@@ -121,10 +122,14 @@ PATHS: Json = {
             body=json_body(
                 schema("NewManualService"),
                 examples={
-                    "a_v2_key": {"name": "Checkout", "routing_key": "R" * 32, "api": "v2"},
+                    "a_v2_key": {
+                        "name": "Checkout",
+                        "routing_key": "R" * ROUTING_KEY_LENGTH,
+                        "api": "v2",
+                    },
                     "an_eu_key": {
                         "name": "Billing (EU)",
-                        "routing_key": "E" * 32,
+                        "routing_key": "E" * ROUTING_KEY_LENGTH,
                         "api": "v2",
                         "region": "eu",
                     },

@@ -1,8 +1,10 @@
 """Pieces every part of the OpenAPI document shares: references, bodies, our error shape and
-the error answers, security schemes.
+the error answers, security schemes. Each domain's part (its `openapi` module) builds on
+these; app/openapi.py assembles them.
 
 Everything here is plain JSON (dicts and lists), written by hand to say exactly what the
-endpoints do; the tests hold each documented answer against the running service.
+endpoints do; the tests hold each documented answer against the running service. A limit a
+schema states comes from the constant the code enforces, never a number typed here again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def text(
     if description:
         out["description"] = description
     return out
+
+
+def byte_size(count: int) -> str:
+    """A body limit as people write it: 1 MiB, 512 KiB."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count} bytes"
 
 
 def nullable(value: Json) -> Json:
@@ -138,19 +148,6 @@ ERROR: Json = obj(
     closed=True,
 )
 
-PAGERDUTY_INVALID: Json = {
-    **obj(
-        {
-            "status": {"const": "invalid event"},
-            "message": text(min_length=1),
-            "errors": {"type": "array", "minItems": 1, "items": text(min_length=1)},
-        },
-        required=("status", "message", "errors"),
-    ),
-    "description": "PagerDuty's own answer to an event it refuses, word for word where "
-    "PagerDuty has words for the problem.",
-}
-
 HEADERS: Json = {
     "WWW-Authenticate": {
         "description": "Always `Bearer`.",
@@ -188,27 +185,6 @@ RESPONSES: Json = {
     "Unprocessable": _error(
         "The body is JSON but not what this endpoint takes; `field` names the first problem."
     ),
-    "PagerDutyInvalid": answer(
-        "PagerDuty's refusal: the body is not JSON or not a valid event, or the routing key "
-        "is not a live ingest key (`Invalid routing key`).",
-        schema("PagerDutyInvalidEvent"),
-    ),
-    "PagerDutyTooLarge": answer(
-        "The body is larger than PagerDuty's limit of 512 KiB.", schema("PagerDutyInvalidEvent")
-    ),
-    "RateLimited": answer(
-        "The ingest key wrote more than `PDCONNECT_INGEST_RATE_LIMIT` events a second (one per "
-        "alert and service it goes to, at least one per request; after a burst of ten "
-        "seconds' worth); nothing of this request was stored. Retry after `Retry-After`.",
-        schema("Error"),
-        **{"Retry-After": ref("headers", "Retry-After")},
-    ),
-    "PagerDutyThrottled": answer(
-        "PagerDuty's answer to a key that sends too fast: nothing was stored. Retry after "
-        "`Retry-After`.",
-        schema("PagerDutyThrottle"),
-        **{"Retry-After": ref("headers", "Retry-After")},
-    ),
     "Unavailable": answer(
         "The database is unreachable; nothing was stored, and the same request may be sent "
         "again after `Retry-After`.",
@@ -237,16 +213,7 @@ SECURITY_SCHEMES: Json = {
     },
 }
 
-PAGERDUTY_THROTTLE: Json = obj(
-    {"status": {"const": "throttle exceeded"}, "message": text(min_length=1)},
-    required=("status", "message"),
-)
-
-COMMON_SCHEMAS: Json = {
-    "Error": ERROR,
-    "PagerDutyInvalidEvent": PAGERDUTY_INVALID,
-    "PagerDutyThrottle": PAGERDUTY_THROTTLE,
-}
+COMMON_SCHEMAS: Json = {"Error": ERROR}
 
 
 def operation(

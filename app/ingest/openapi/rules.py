@@ -1,9 +1,20 @@
-"""A tenant's routing rules and severity map in the OpenAPI document."""
+"""A tenant's routing rules and severity map in the OpenAPI document, with the limits that
+app/ingest/routing.py and severity.py enforce."""
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.config import DEFAULT_MAX_RULES_PER_TENANT
+from app.ingest.routing import (
+    CONDITIONS_MAX,
+    FIELDS,
+    LABEL_NAME_MAX_LENGTH,
+    REGEX_MAX_LENGTH,
+    RULE_NAME_MAX_LENGTH,
+    RULE_SERVICES_MAX,
+    VALUE_MAX_LENGTH,
+)
+from app.ingest.severity import OVERRIDES_MAX, PD_SEVERITIES, SEVERITY_NAME_MAX_LENGTH
+from app.web.apidoc import (
     UUID,
     Json,
     json_body,
@@ -12,11 +23,10 @@ from app.openapi.common import (
     schema,
     text,
 )
+from app.web.apidoc_admin import TENANT, admin_operation, list_of, ok
 
-PD_SEVERITIES = ["critical", "error", "warning", "info"]
-_CONDITION_FIELD = (
-    "summary, severity, source, component, group, class, dedup_key, status, or labels.<name>"
-)
+_SEVERITY: Json = {"enum": list(PD_SEVERITIES)}
+_CONDITION_FIELD = ", ".join(FIELDS) + ", or labels.<name>"
 
 
 SCHEMAS: Json = {
@@ -25,16 +35,16 @@ SCHEMAS: Json = {
             {
                 "field": {
                     **text(_CONDITION_FIELD),
-                    "pattern": "^(summary|severity|source|component|group|class|dedup_key"
-                    "|status|labels[.].{1,100})$",
+                    "pattern": f"^({'|'.join(FIELDS)}|labels[.].{{1,{LABEL_NAME_MAX_LENGTH}}})$",
                 },
                 "op": {"enum": ["equals", "regex", "exists"]},
                 "value": nullable(
                     text(
-                        "The text to equal (at most 1024 characters) or a regex to search "
-                        "(1 to 200 characters, RE2 syntax: no backreferences or lookarounds); "
-                        "none for exists.",
-                        max_length=1024,
+                        f"The text to equal (at most {VALUE_MAX_LENGTH} characters) or a regex "
+                        f"to search (1 to {REGEX_MAX_LENGTH} characters, RE2 syntax: no "
+                        "backreferences or lookarounds); none for exists.",
+                        # One field holds either, so the longer bound is the schema's.
+                        max_length=max(VALUE_MAX_LENGTH, REGEX_MAX_LENGTH),
                     )
                 ),
             },
@@ -46,17 +56,17 @@ SCHEMAS: Json = {
     },
     "NewRule": obj(
         {
-            "name": text(min_length=1, max_length=100),
+            "name": text(min_length=1, max_length=RULE_NAME_MAX_LENGTH),
             "conditions": {
                 "type": "array",
-                "maxItems": 20,
+                "maxItems": CONDITIONS_MAX,
                 "items": schema("Condition"),
                 "description": "All must hold; none makes the catch-all.",
             },
             "service_ids": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 20,
+                "maxItems": RULE_SERVICES_MAX,
                 "uniqueItems": True,
                 "items": {**UUID, "description": "One of the tenant's services."},
             },
@@ -79,20 +89,28 @@ SCHEMAS: Json = {
         required=("id", "name", "conditions", "service_ids"),
     ),
     "NewRoutes": obj(
-        {"routes": {"type": "array", "maxItems": 100, "items": schema("NewRule")}},
+        {
+            "routes": {
+                "type": "array",
+                "maxItems": DEFAULT_MAX_RULES_PER_TENANT,
+                "items": schema("NewRule"),
+                "description": "At most `PDCONNECT_MAX_RULES_PER_TENANT` rules "
+                f"({DEFAULT_MAX_RULES_PER_TENANT} unless set).",
+            }
+        },
         required=("routes",),
     ),
     "Routes": list_of("routes", "Rule"),
     "NewSeverityMap": {
         **obj(
             {
-                "default": nullable({"enum": PD_SEVERITIES}),
+                "default": nullable(_SEVERITY),
                 "overrides": nullable(
                     {
                         "type": "object",
-                        "maxProperties": 200,
-                        "propertyNames": {"minLength": 1, "maxLength": 100},
-                        "additionalProperties": {"enum": PD_SEVERITIES},
+                        "maxProperties": OVERRIDES_MAX,
+                        "propertyNames": {"minLength": 1, "maxLength": SEVERITY_NAME_MAX_LENGTH},
+                        "additionalProperties": _SEVERITY,
                         "description": "A sender's severity name to PagerDuty's. Names "
                         "compare without case, spaces, dashes or underscores, so each must "
                         "differ from the others in more than those.",
@@ -105,8 +123,8 @@ SCHEMAS: Json = {
     },
     "SeverityMap": obj(
         {
-            "default": {"enum": PD_SEVERITIES},
-            "overrides": {"type": "object", "additionalProperties": {"enum": PD_SEVERITIES}},
+            "default": _SEVERITY,
+            "overrides": {"type": "object", "additionalProperties": _SEVERITY},
         },
         required=("default", "overrides"),
     ),

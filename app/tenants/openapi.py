@@ -1,9 +1,16 @@
-"""Tenants, their ingest keys and sign-in links in the OpenAPI document."""
+"""Tenants, their ingest keys and sign-in links in the OpenAPI document, and the answer to an
+ingest key over its rate limit."""
 
 from __future__ import annotations
 
-from app.openapi.admin import TENANT, admin_operation, list_of, ok
-from app.openapi.common import (
+from app.tenants.ratelimit import BURST_SECONDS
+from app.tenants.routes import (
+    EXTERNAL_ID_MAX_LENGTH,
+    LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX,
+    NAME_MAX_LENGTH,
+)
+from app.web.apidoc import (
     TIMESTAMP,
     UUID,
     Json,
@@ -13,9 +20,11 @@ from app.openapi.common import (
     obj,
     path_id,
     query,
+    ref,
     schema,
     text,
 )
+from app.web.apidoc_admin import TENANT, admin_operation, list_of, ok
 
 _TENANT_FIELDS: Json = {
     "id": UUID,
@@ -36,9 +45,13 @@ _KEY_PLAINTEXT = text("The key itself, shown only in this answer.", min_length=1
 SCHEMAS: Json = {
     "NewTenant": obj(
         {
-            "name": text("Printable text.", min_length=1, max_length=200),
+            "name": text("Printable text.", min_length=1, max_length=NAME_MAX_LENGTH),
             "external_id": nullable(
-                text("The tenant's id in your product; unique.", min_length=1, max_length=200)
+                text(
+                    "The tenant's id in your product; unique.",
+                    min_length=1,
+                    max_length=EXTERNAL_ID_MAX_LENGTH,
+                )
             ),
         },
         required=("name",),
@@ -75,6 +88,18 @@ SCHEMAS: Json = {
 
 _KEY = path_id("key_id", "ingest key")
 
+# Ingest and delivery answer it alike: the limit is the ingest key's.
+RESPONSES: Json = {
+    "RateLimited": answer(
+        "The ingest key wrote more than `PDCONNECT_INGEST_RATE_LIMIT` events a second (one per "
+        "alert and service it goes to, at least one per request; after a burst of "
+        f"{BURST_SECONDS} seconds' worth); nothing of this request was stored. Retry after "
+        "`Retry-After`.",
+        schema("Error"),
+        **{"Retry-After": ref("headers", "Retry-After")},
+    ),
+}
+
 PATHS: Json = {
     "/admin/v1/tenants": {
         "post": admin_operation(
@@ -94,7 +119,12 @@ PATHS: Json = {
             parameters=[
                 query(
                     "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": LIST_LIMIT_MAX,
+                        "default": LIST_LIMIT_DEFAULT,
+                    },
                     "Page size.",
                 ),
                 query("after", UUID, "The previous page's `next_after`."),

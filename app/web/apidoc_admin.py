@@ -3,7 +3,7 @@ tenant in the path, and the answers that follow from those."""
 
 from __future__ import annotations
 
-from app.openapi.common import (
+from app.web.apidoc import (
     ADMIN_TOKEN,
     UNAVAILABLE,
     Json,

@@ -1,8 +1,10 @@
 """`GET /openapi.json`: the ingest, delivery and admin APIs as an OpenAPI 3.1 document.
 
-Written by hand, one module per domain, so that it says what the endpoints do rather than
-what a framework guesses; the tests check it route for route against the app and fuzz the
-running service with it. Built once per process: it never changes while the process lives.
+Written by hand, a fragment beside each domain (its `openapi` module, on the builders of
+app/web/apidoc.py), so that it says what the endpoints do rather than what a framework
+guesses, and states each limit from the constant the code enforces. Only this module imports
+the fragments. The tests check it route for route against the app and fuzz the running
+service with it. Built once per process: it never changes while the process lives.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.openapi import admin, delivery, encryption, ingest, ops, routing, services, tenants
-from app.openapi.common import COMMON_SCHEMAS, HEADERS, RESPONSES, SECURITY_SCHEMES, Json
+from app.dispatch import openapi as delivery
+from app.encryption import openapi as encryption
+from app.ingest.openapi import drop_ins, native, rules
+from app.installations import openapi as services
+from app.ops import openapi as ops
+from app.tenants import openapi as tenants
+from app.web import apidoc_admin as admin
+from app.web.apidoc import COMMON_SCHEMAS, HEADERS, RESPONSES, SECURITY_SCHEMES, Json
 from app.web.routing import api
 
 OPENAPI_VERSION = "3.1.0"
@@ -36,7 +44,7 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (ingest, delivery, tenants, services, routing, encryption, ops)
+    parts = (native, drop_ins, delivery, tenants, services, rules, encryption, ops)
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:
@@ -45,7 +53,7 @@ def document() -> Json:
         "openapi": OPENAPI_VERSION,
         "info": {"title": "pdconnect", "version": API_VERSION, "description": DESCRIPTION},
         "tags": [
-            {"name": ingest.TAG, "description": "Alerts in, by ingest key."},
+            {"name": native.TAG, "description": "Alerts in, by ingest key."},
             {"name": delivery.TAG, "description": "What became of each event."},
             {"name": admin.TAG, "description": "The operator's API."},
             {"name": ops.TAG, "description": "For load balancers and monitoring."},
@@ -53,7 +61,7 @@ def document() -> Json:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "responses": RESPONSES,
+            "responses": {**RESPONSES, **tenants.RESPONSES, **drop_ins.RESPONSES},
             "headers": HEADERS,
             "securitySchemes": SECURITY_SCHEMES,
         },
