@@ -28,6 +28,7 @@ from app.alerts.life import Lives, live_services
 from app.errors import InputError
 from app.ingest import store
 from app.ingest.alert import Alert, ChangeEvent
+from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
 from app.ingest.routing import (
     Condition,
@@ -35,7 +36,6 @@ from app.ingest.routing import (
     NoRoute,
     Rule,
     Target,
-    off_the_loop,
     resolve_targets,
 )
 from app.ingest.severity import SeverityMap, parse_severity_map

@@ -8,19 +8,16 @@ service, that service. Anything else is `NoRoute`: refused, never dropped.
 Regex conditions are RE2 patterns (app/ingest/_regex.py), linear in the value they search. What
 one request may spend matching is still a product (up to 100 rules, 20 conditions each, 1 000
 alerts of 1 KiB values, times the size of each compiled pattern), so it runs against a
-`MatchBudget` of CPU time, in a thread of its own (`off_the_loop`) so that the event loop,
-which serves every tenant, never waits for it.
+`MatchBudget` of CPU time, in a thread of its own (app/ingest/lanes.py) so that the event
+loop, which serves every tenant, never waits for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import time
-from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 from uuid import UUID
 
 from app.errors import InputError
@@ -46,15 +43,6 @@ MATCH_CPU_SECONDS_MAX = 0.25
 # once the work since the last reading could have cost about a millisecond (a work unit costs
 # at most about 8 ns, see app/ingest/_regex.py).
 WORK_BETWEEN_CLOCK_READS = 125_000
-# Routing threads: RE2 lets go of the GIL while it scans, so two cores match in parallel; a
-# pool of our own keeps the loop's default executor (DNS lookups of the dispatcher and the
-# database pool) free whatever routing does.
-ROUTING_THREADS = 4
-# Of which one tenant's requests hold at most this many at once; its others wait on the loop,
-# holding no thread. So one tenant's heavy requests, however many, cannot fill the pool that
-# every tenant routes in (each request's routing is short: a tenant loses little by the wait).
-ROUTING_THREADS_PER_TENANT = 1
-
 Op = Literal["equals", "regex", "exists"]
 OPS: tuple[Op, ...] = ("equals", "regex", "exists")
 FIELDS = ("summary", "severity", "source", "component", "group", "class", "dedup_key", "status")
@@ -121,50 +109,6 @@ class MatchBudget:
         self._unread = 0
         if time.thread_time() - self._started > self.seconds:
             raise MatchingTooCostly(self.seconds)
-
-
-T = TypeVar("T")
-_routing_threads = ThreadPoolExecutor(ROUTING_THREADS, thread_name_prefix="pdconnect-routing")
-
-
-@dataclass
-class _Lane:
-    slots: asyncio.Semaphore
-    users: int = 0
-
-
-# Per event loop (tests run several) and tenant; a lane no request uses is dropped.
-_lanes: dict[tuple[asyncio.AbstractEventLoop, Hashable], _Lane] = {}
-
-
-async def off_the_loop(work: Callable[[], T], *, lane: Hashable) -> T:
-    """`work()` in a routing thread, once one of `lane`'s (a tenant's) slots is free."""
-    loop = asyncio.get_running_loop()
-    key = (loop, lane)
-    entry = _lanes.setdefault(key, _Lane(asyncio.Semaphore(ROUTING_THREADS_PER_TENANT)))
-    entry.users += 1
-    try:
-        await entry.slots.acquire()
-    except BaseException:
-        _leave(key, entry)
-        raise
-    running = loop.run_in_executor(_routing_threads, contextvars.copy_context().run, work)
-
-    def finished(_: object) -> None:
-        entry.slots.release()
-        _leave(key, entry)
-
-    # The slot is freed when the thread is done, not when the request is: one cancelled
-    # meanwhile (its client gone, its deadline past) leaves the work to finish, which its
-    # `MatchBudget` bounds, and must not let the tenant start more beside it.
-    running.add_done_callback(finished)
-    return await asyncio.shield(running)
-
-
-def _leave(key: tuple[asyncio.AbstractEventLoop, Hashable], entry: _Lane) -> None:
-    entry.users -= 1
-    if entry.users == 0 and _lanes.get(key) is entry:
-        del _lanes[key]
 
 
 def parse_rule(

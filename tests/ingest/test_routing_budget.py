@@ -16,13 +16,13 @@ from databases import Database
 from app.ingest import store
 from app.ingest.alert import Alert
 from app.ingest.intake import accept
+from app.ingest.lanes import off_the_loop
 from app.ingest.routing import (
     MATCH_CPU_SECONDS_MAX,
     Condition,
     MatchBudget,
     MatchingTooCostly,
     Rule,
-    off_the_loop,
     resolve_targets,
 )
 from tests.conftest import admin_headers
