@@ -7,10 +7,12 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test test-unit test-browser check install clean
 
-$(STAMP): pyproject.toml
+# pdconnect with its `sandbox` extra, both editable in one pip call: the extra's
+# pdconnect-sandbox is then the checkout's sandbox/, never one from an index.
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./sandbox -e '.[test,sandbox]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,7 +38,7 @@ test-browser: $(STAMP)
 	fi
 
 check: $(STAMP)
-	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff check app sandbox tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import logging.config
 import os
@@ -136,8 +137,23 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise SystemExit(f"error: the PagerDuty sandbox did not start listening on port {port}")
 
 
+# The sandbox is a separate distribution (pdconnect's `sandbox` extra) that the product never
+# imports: it is run as a process of its own, and may be missing, as in the production image.
+SANDBOX_MISSING = (
+    "error: the PagerDuty sandbox (pdsandbox) is not installed: `pip install -e ./sandbox` in a "
+    "pdconnect checkout (`make run` does it), or configure your PagerDuty app instead"
+)
+
+
+def _sandbox_argv(port: int) -> list[str]:
+    if importlib.util.find_spec("pdsandbox") is None:
+        raise SystemExit(SANDBOX_MISSING)
+    return [sys.executable, "-m", "pdsandbox", "--port", str(port)]
+
+
 def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
     assert config.pagerduty_client_secret is not None
+    argv = _sandbox_argv(port)
     env = dict(os.environ)
     env.update(
         {
@@ -146,14 +162,9 @@ def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
             "SANDBOX_CLIENT_SECRET": config.pagerduty_client_secret,
             "SANDBOX_REDIRECT_URIS": config.oauth_redirect_uri,
             "SANDBOX_APP_ID": config.pagerduty_app_id or SANDBOX_APP_ID,
-            # The sandbox is a development tool for people: plain lines, which also keeps them
-            # apart from the product's JSON lines on the same terminal.
-            "PDCONNECT_LOG_FORMAT": "text",
         }
     )
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "app.cli", "sandbox", "--port", str(port)], env=env
-    )
+    process = subprocess.Popen(argv, env=env)  # noqa: S603 - our own interpreter and module
     _wait_for_port(port, process)
     return process
 
@@ -279,12 +290,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from app.sandbox import config_from_env, run_sandbox
-
+    argv = _sandbox_argv(args.port)
     env = dict(os.environ)
     env.setdefault("SANDBOX_BASE_URL", f"http://127.0.0.1:{args.port}")
-    run_sandbox(config_from_env(env), host="127.0.0.1", port=args.port)
-    return 0
+    # Replaced by the sandbox, so that signals and the exit status are its own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter and module
 
 
 async def _tenant_create(config: Config, name: str, external_id: str | None) -> int:

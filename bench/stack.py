@@ -206,7 +206,7 @@ def _find_sandbox(web_pid: int) -> Any:
     with suppress(psutil.Error):
         for child in psutil.Process(web_pid).children():
             with suppress(psutil.Error):
-                if "sandbox" in child.cmdline():
+                if "pdsandbox" in child.cmdline():
                     return child
     return None
 

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 import uvicorn
 
-from app.sandbox import SandboxApp, SandboxConfig, SandboxState, create_sandbox_app, sandbox_state
+from pdsandbox import SandboxApp, SandboxConfig, SandboxState, create_sandbox_app, sandbox_state
 from tests.conftest import BASE_URL, FakeClock
 
 CLIENT_ID = "pdconnect-test"

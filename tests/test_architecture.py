@@ -26,7 +26,8 @@ def _tree(tmp_path: Path) -> Path:
     copy = tmp_path / "tree"
     copy.mkdir()
     shutil.copy(ROOT / "pyproject.toml", copy)
-    shutil.copytree(ROOT / "app", copy / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (ROOT / "app", ROOT / "sandbox" / "pdsandbox"):
+        shutil.copytree(package, copy / package.name, ignore=shutil.ignore_patterns("__pycache__"))
     return copy
 
 
@@ -74,6 +75,9 @@ def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
             "from app.ingest import intake",
             "Dependencies point one way",
         ),
+        # The product importing the PagerDuty sandbox, or the sandbox the product.
+        ("app.ingest.intake", "import pdsandbox", "know nothing of each other"),
+        ("pdsandbox.state", "from app.crypto import Vault", "know nothing of each other"),
         # PagerDuty's wire formats learning about the product.
         (
             "app.pagerduty.events",

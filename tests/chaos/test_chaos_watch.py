@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState, create_sandbox_app, sandbox_state
 from bench.chaos.watch import Watcher
+from pdsandbox import SandboxState, create_sandbox_app, sandbox_state
 from tests.sandbox.events_flow import send, trigger
 from tests.sandbox.events_flow import v2_key as key_of
 from tests.sandbox.flow import BASE_URL, FakeClock, sandbox_config

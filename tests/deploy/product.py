@@ -29,9 +29,9 @@ from app.main import create_app
 from tests.conftest import make_settings
 from tests.deploy.sources import ENV_NAME, ROOT, env_file
 
+# Only app/: the sandbox (sandbox/pdsandbox) is a development tool with settings of its own;
+# deployments never set them.
 APP = ROOT / "app"
-# The sandbox is a development tool with settings of its own; deployments never set them.
-SANDBOX = APP / "sandbox"
 
 
 def pdconnect(argv: Sequence[str]) -> argparse.Namespace:
@@ -73,7 +73,7 @@ def _is_environ(node: ast.expr) -> bool:
 
 
 def _product_sources() -> list[Path]:
-    return [p for p in APP.rglob("*.py") if SANDBOX not in p.parents]
+    return list(APP.rglob("*.py"))
 
 
 def _string_literals(tree: ast.AST) -> set[str]:

@@ -16,10 +16,10 @@ from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound
 from app.ingest.routing import Condition, NoRoute, Rule, Target, resolve_targets
 from app.ingest.severity import PD_SEVERITIES, SeverityMap
-from app.sandbox.events_bodies import DEDUP_KEY_MAX, MAX_EVENT_BYTES, SUMMARY_MAX
-from app.sandbox.events_rules import is_iso_timestamp
-from app.sandbox.events_v1 import validate_v1
-from app.sandbox.events_v2 import validate_alert, validate_change
+from pdsandbox.events.bodies import DEDUP_KEY_MAX, MAX_EVENT_BYTES, SUMMARY_MAX
+from pdsandbox.events.rules import is_iso_timestamp
+from pdsandbox.events.v1 import validate_v1
+from pdsandbox.events.v2 import validate_alert, validate_change
 
 ROUTING_KEY = "R" + "0" * 31
 NEW_KEY = "generated-dedup-key"

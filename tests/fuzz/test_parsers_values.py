@@ -29,7 +29,7 @@ from app.ingest.severity import (
     parse_severity_map,
     severity_map_to_json,
 )
-from app.sandbox.events_rules import is_iso_timestamp
+from pdsandbox.events.rules import is_iso_timestamp
 from tests.fuzz.checks import assert_maps, assert_names_a_field
 from tests.fuzz.outcome import outcome, storable
 from tests.fuzz.strategies import (

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from app.sandbox import SandboxState, create_sandbox_app, sandbox_state
+from pdsandbox import SandboxState, create_sandbox_app, sandbox_state
 from tests.sandbox.flow import BASE_URL, FakeClock, bearer, connect, sandbox_config
 
 

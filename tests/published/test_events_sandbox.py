@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.published import events_documented as doc
 from tests.published.shapes import Value, conforms
 from tests.sandbox.events_flow import change, follow_up, trigger, v1_event, v1_key, v2_key

@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from app.sandbox import (
+from pdsandbox import (
     SandboxState,
     WebhookSender,
     create_sandbox_app,

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx2
 
-from app.sandbox import SandboxState
-from app.sandbox.models import Integration
+from pdsandbox import SandboxState
+from pdsandbox.models import Integration
 
 V2 = "/v2/enqueue"
 CHANGE = "/v2/change/enqueue"

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from app.sandbox import SandboxApp, SandboxConfig, WebhookSettings
+from pdsandbox import SandboxApp, SandboxConfig, WebhookSettings
 
 BASE_URL = "http://127.0.0.1:8900"
 CLIENT_ID = "test-client"

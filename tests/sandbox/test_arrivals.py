@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx2
 
-from app.sandbox import SandboxState
-from app.sandbox.arrivals import ArrivalLog
+from pdsandbox import SandboxState
+from pdsandbox.events.arrivals import ArrivalLog
 from tests.sandbox.events_flow import (
     CHANGE,
     V1,

@@ -7,9 +7,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState, config_from_env
-from app.sandbox.config import SandboxConfig
-from app.sandbox.server import SandboxConfigError
+from pdsandbox import SandboxState, config_from_env
+from pdsandbox.config import SandboxConfig
+from pdsandbox.server import SandboxConfigError
 from tests.sandbox.flow import FakeClock, connect
 
 

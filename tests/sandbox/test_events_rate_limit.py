@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.events_flow import CHANGE, arrivals, change, follow_up, send, trigger, v2_key
 from tests.sandbox.flow import FakeClock
 

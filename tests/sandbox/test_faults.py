@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.events_flow import V1, arrivals, incidents, send, trigger, v1_event, v1_key
 from tests.sandbox.events_flow import v2_key as key_of
 from tests.sandbox.flow import bearer
@@ -235,7 +235,7 @@ async def test_default_timeout_is_30_seconds(
 
 
 async def test_reject_fault_refuses_valid_events_with_the_given_errors() -> None:
-    from app.sandbox.faults import FaultInjector
+    from pdsandbox.controls.faults import FaultInjector
 
     injector = FaultInjector()
     injector.configure({"reject": {"errors": ["'payload.timestamp' is in the future"]}})

@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.events_flow import V1, arrivals, incidents, send, trigger, v1_event, v1_key
 from tests.sandbox.events_flow import v2_key as key_of
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState, WebhookSender
+from pdsandbox import SandboxState, WebhookSender
 from tests.sandbox.events_flow import follow_up, incidents, send, trigger, v2_key
 from tests.sandbox.flow import ACME_USER, GLOBEX_USER
 from tests.sandbox.webhook_flow import Receiver, settle, subscribe, verify

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
-from app.sandbox.incidents import Incident
-from app.sandbox.models import Integration
-from app.sandbox.timefmt import iso
+from pdsandbox import SandboxState
+from pdsandbox.events.incidents import Incident
+from pdsandbox.models import Integration
+from pdsandbox.timefmt import iso
 from tests.sandbox.events_flow import follow_up, incidents, send, trigger, v2_key
 from tests.sandbox.flow import FakeClock
 

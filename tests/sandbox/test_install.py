@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.flow import ACME_USER, APP_ID
 
 PAGE = "/app/install/integration"

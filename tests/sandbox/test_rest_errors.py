@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.flow import FakeClock, bearer, connect
 
 UNAUTHORIZED = {"error": {"message": "Unauthorized", "code": 2006}}

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx2
 
-from app.sandbox import SandboxState, create_sandbox_app, sandbox_state
+from pdsandbox import SandboxState, create_sandbox_app, sandbox_state
 from tests.sandbox.flow import BASE_URL, GLOBEX_USER, bearer, connect, sandbox_config
 
 

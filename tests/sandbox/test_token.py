@@ -7,7 +7,7 @@ import base64
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.flow import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx2
 
-from app.sandbox import SandboxState, WebhookSender
+from pdsandbox import SandboxState, WebhookSender
 from tests.sandbox.events_flow import send, trigger, v2_key
 from tests.sandbox.flow import bearer, connect
 from tests.sandbox.webhook_flow import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx2
 
-from app.sandbox import SandboxState, WebhookSender
+from pdsandbox import SandboxState, WebhookSender
 from tests.sandbox.events_flow import follow_up, send, trigger, v2_key
 from tests.sandbox.flow import FakeClock
 from tests.sandbox.webhook_flow import Receiver, settle, signed_with, subscribe, verify

@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.sandbox import SandboxState
+from pdsandbox import SandboxState
 from tests.sandbox.flow import INITECH_USER, bearer, connect
 
 

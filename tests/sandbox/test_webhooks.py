@@ -6,7 +6,7 @@ import re
 
 import httpx2
 
-from app.sandbox import SandboxState, WebhookSender
+from pdsandbox import SandboxState, WebhookSender
 from tests.sandbox.events_flow import follow_up, send, trigger, v2_key
 from tests.sandbox.flow import ACME_USER, INITECH_USER, bearer, connect
 from tests.sandbox.webhook_flow import (

@@ -15,7 +15,7 @@ import httpx2
 import uvicorn
 from starlette.types import ASGIApp
 
-from app.sandbox import create_sandbox_app, sandbox_state
+from pdsandbox import create_sandbox_app, sandbox_state
 from tests.sandbox.events_flow import incidents, send, trigger, v2_key
 from tests.sandbox.flow import ACME_USER, connect, sandbox_config
 from tests.sandbox.webhook_flow import Receiver, subscribe, verify

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.sandbox import SandboxState, WebhookSender
+from pdsandbox import SandboxState, WebhookSender
 from tests.sandbox.flow import bearer
 
 HOOK_URL = "http://receiver.test/pagerduty/webhooks"

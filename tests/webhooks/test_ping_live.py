@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from app.deps import Deps, new_http_client
 from app.main import create_app
-from app.sandbox import SandboxApp, SandboxConfig, create_sandbox_app, sandbox_state
+from pdsandbox import SandboxApp, SandboxConfig, create_sandbox_app, sandbox_state
 from tests.conftest import admin_headers, make_settings
 from tests.installations.conftest import consent
 from tests.installations.test_lifecycle import csrf_of

@@ -1,0 +1,81 @@
+"""Serving the sandbox on its own, configured from the environment:
+
+    python -m pdsandbox [--port 8900]      (or the `pdsandbox` command)
+
+Environment variables (all optional):
+
+- `SANDBOX_BASE_URL`: the address clients reach the sandbox at, no trailing slash; URLs
+  and id_token claims are built from it. Default `http://127.0.0.1:<port>`.
+- `SANDBOX_CLIENT_ID`, `SANDBOX_CLIENT_SECRET`: the registered app's OAuth credentials.
+  Default `sandbox-client-id` and `sandbox-client-secret`.
+- `SANDBOX_REDIRECT_URIS`: comma-separated OAuth redirect URIs, matched exactly. Default
+  `http://127.0.0.1:8000/pagerduty/callback,http://localhost:8000/pagerduty/callback`.
+- `SANDBOX_APP_ID`: the Events Integration app id for the Simple Install Flow. Default
+  `PSANDBX`; set it empty to register no app id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import uvicorn
+
+from pdsandbox.app import create_sandbox_app
+from pdsandbox.config import SandboxApp, SandboxConfig
+from pdsandbox.urls import is_http_url
+
+DEFAULT_PORT = 8900
+DEFAULT_CLIENT_ID = "sandbox-client-id"
+DEFAULT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a published demo credential
+DEFAULT_REDIRECT_URIS = (
+    "http://127.0.0.1:8000/pagerduty/callback",
+    "http://localhost:8000/pagerduty/callback",
+)
+DEFAULT_APP_ID = "PSANDBX"
+
+
+class SandboxConfigError(ValueError):
+    """A sandbox environment variable is wrong; the message names it."""
+
+
+def config_from_env(
+    environ: Mapping[str, str] | None = None, *, port: int = DEFAULT_PORT
+) -> SandboxConfig:
+    env = os.environ if environ is None else environ
+    base_url = env.get("SANDBOX_BASE_URL", "").strip().rstrip("/") or f"http://127.0.0.1:{port}"
+    if not is_http_url(base_url):
+        raise SandboxConfigError(f"SANDBOX_BASE_URL must be an http(s) URL, got {base_url!r}")
+    raw_uris = env.get("SANDBOX_REDIRECT_URIS")
+    uris = (
+        tuple(u.strip() for u in raw_uris.split(",") if u.strip())
+        if raw_uris is not None
+        else DEFAULT_REDIRECT_URIS
+    )
+    if not uris or not all(is_http_url(u) for u in uris):
+        raise SandboxConfigError("SANDBOX_REDIRECT_URIS must be a comma list of http(s) URLs")
+    client_id = env.get("SANDBOX_CLIENT_ID", "").strip() or DEFAULT_CLIENT_ID
+    secret = env.get("SANDBOX_CLIENT_SECRET", "").strip() or DEFAULT_CLIENT_SECRET
+    app_id = env.get("SANDBOX_APP_ID", DEFAULT_APP_ID).strip() or None
+    app = SandboxApp(client_id, secret, uris, app_id=app_id)
+    return SandboxConfig(base_url=base_url, apps=(app,))
+
+
+def run_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    """Serve the sandbox until interrupted."""
+    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="info")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cli = argparse.ArgumentParser(prog="pdsandbox", description="Run the PagerDuty sandbox.")
+    cli.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = cli.parse_args(argv)
+    try:
+        config = config_from_env(port=args.port)
+    except SandboxConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_sandbox(config, host="127.0.0.1", port=args.port)
+    return 0

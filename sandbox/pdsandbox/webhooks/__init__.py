@@ -1,0 +1,1 @@
+"""v3 webhooks: payloads, signatures, delivery with retries, and the delivery log."""
