@@ -35,15 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from app.config import (
-    Config,
-    ConfigError,
-    load_config,
-    pagerduty_app_configured,
-    read_env_file,
-)
+from app.config.load import load_config, pagerduty_app_configured, read_env_file
+from app.config.model import Config
+from app.config.values import ConfigError
 from app.crypto import Hasher, Vault, new_fernet_key, random_token
-from app.db import apply_migrations, open_database, start_embedded_postgres
+from app.db.embedded import start_embedded_postgres
+from app.db.migrations import apply_migrations
+from app.db.pool import open_database
 from app.encryption.reencrypt import BATCH_SIZE, BATCH_SIZE_MAX, Report, reencrypt, status
 from app.observability.logs import logging_config
 from app.tenants import store

@@ -23,15 +23,10 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, ops
-from app.config import load_config
-from app.db import (
-    DATABASE_UNREACHABLE,
-    Deadlines,
-    RequestDeadlines,
-    close_database,
-    database_unreachable,
-    open_database,
-)
+from app.config.load import load_config
+from app.db.deadlines import Deadlines, RequestDeadlines
+from app.db.errors import DATABASE_UNREACHABLE, database_unreachable
+from app.db.pool import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch import api as delivery_api
 from app.dispatch import pages as delivery_pages
@@ -141,7 +136,7 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_database_unreachable(request: Request, exc: Exception) -> Response:
-    """503 with Retry-After while PostgreSQL is away, frozen or broken (app/db.py lists what
+    """503 with Retry-After while PostgreSQL is away, frozen or broken (app/db/errors.py lists what
     counts). A 202 is sent only once its commit has returned, so nothing answered here was
     acknowledged, a commit whose outcome is unknown included, and the sender should retry (at
     worst repeating an event whose commit raced the outage, which PagerDuty deduplicates)."""

@@ -37,7 +37,8 @@ import httpx2
 from databases import Database
 
 from app.crypto import Vault
-from app.db import DATABASE_UNREACHABLE, asyncpg_dsn, in_own_task
+from app.db.errors import DATABASE_UNREACHABLE
+from app.db.pool import asyncpg_dsn, in_own_task
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
 from app.dispatch.store import NOTIFY_CHANNEL, Claimed

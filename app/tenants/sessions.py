@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.crypto import random_token
-from app.db import DATABASE_UNREACHABLE
+from app.db.errors import DATABASE_UNREACHABLE
 from app.deps import Deps
 from app.tenants import session_store
 from app.web.session import SESSION_MAX_AGE, TENANT_KEY, session_token, sign_in

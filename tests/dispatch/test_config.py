@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError
+from app.config.values import ConfigError
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.runner import dispatch_config_of
 from tests.conftest import make_settings
