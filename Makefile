@@ -22,7 +22,8 @@ run: $(STAMP)
 	$(BIN)/pdconnect serve
 
 ## Run the whole suite: lint and types, the tests, then the browser tests in their own run
-## (Playwright's sync API and pytest-asyncio do not share one pytest process).
+## (Playwright's sync API and pytest-asyncio do not share one pytest process; the browser run's
+## settings are tests/browser/pytest.ini).
 test: $(STAMP) check test-unit test-browser
 
 test-unit: $(STAMP)
@@ -30,7 +31,7 @@ test-unit: $(STAMP)
 
 test-browser: $(STAMP)
 	@if [ -x "$(CHROMIUM)" ]; then \
-		$(BIN)/python -m pytest tests/browser -q -p no:asyncio -W ignore::pytest.PytestConfigWarning; \
+		$(BIN)/python -m pytest tests/browser -q; \
 	elif [ -n "$$PDCONNECT_REQUIRE_BROWSER" ]; then \
 		echo "error: browser tests need Chromium at $(CHROMIUM) (apt-get install chromium)"; exit 1; \
 	else \

@@ -12,7 +12,7 @@
 
 Every command reads settings the same way (environment, then `.env`). With no DATABASE_URL
 the embedded PostgreSQL under PDCONNECT_DATA_DIR is used. With no PagerDuty app configured the
-commands use the built-in sandbox's app, and development secrets are generated once into the
+commands use the PagerDuty sandbox's app, and development secrets are generated once into the
 data directory (mode 0600) so that ingest keys and sign-in links stay valid across restarts.
 """
 
@@ -36,15 +36,12 @@ from pathlib import Path
 from uuid import UUID
 
 from app.composition import connected, run_worker
-from app.config import (
-    Config,
-    ConfigError,
-    load_config,
-    pagerduty_app_configured,
-    read_env_file,
-)
+from app.config.load import load_config, pagerduty_app_configured, read_env_file
+from app.config.model import Config
+from app.config.values import ConfigError
 from app.crypto import new_fernet_key, random_token
-from app.db import apply_migrations, start_embedded_postgres
+from app.db.embedded import start_embedded_postgres
+from app.db.migrations import apply_migrations
 from app.encryption.reencrypt import BATCH_SIZE, BATCH_SIZE_MAX, Report, reencrypt, status
 from app.observability.logs import logging_config
 from app.tenants import store

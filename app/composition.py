@@ -18,8 +18,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
-from app.config import Config
-from app.db import close_database, open_database
+from app.config.model import Config
+from app.db.pool import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx2
 from databases import Database
 
-from app.config import Config
+from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts

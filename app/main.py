@@ -23,14 +23,10 @@ from starlette.staticfiles import StaticFiles
 
 from app import openapi, settings
 from app.composition import WEB_POOL_SIZE, build_deps, dispatch_config_of, run_background
-from app.config import load_config
-from app.db import (
-    DATABASE_UNREACHABLE,
-    Deadlines,
-    RequestDeadlines,
-    close_database,
-    database_unreachable,
-)
+from app.config.load import load_config
+from app.db.deadlines import Deadlines, RequestDeadlines
+from app.db.errors import DATABASE_UNREACHABLE, database_unreachable
+from app.db.pool import close_database
 from app.deps import Deps
 from app.dispatch import routes as delivery_routes
 from app.dispatch.policy import DispatchConfig
@@ -130,7 +126,7 @@ async def on_server_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_database_unreachable(request: Request, exc: Exception) -> Response:
-    """503 with Retry-After while PostgreSQL is away, frozen or broken (app/db.py lists what
+    """503 with Retry-After while PostgreSQL is away, frozen or broken (app/db/errors.py lists what
     counts). A 202 is sent only once its commit has returned, so nothing answered here was
     acknowledged, a commit whose outcome is unknown included, and the sender should retry (at
     worst repeating an event whose commit raced the outage, which PagerDuty deduplicates)."""

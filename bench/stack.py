@@ -27,7 +27,7 @@ import asyncpg
 import httpx2
 import psutil  # type: ignore[import-untyped]
 
-from app.config import read_env_file
+from app.config.load import read_env_file
 from bench.cpu import CpuMeter
 
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -22,9 +22,11 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.config import Config, load_config
+from app.config.load import load_config
+from app.config.model import Config
 from app.crypto import new_fernet_key
-from app.db import apply_migrations, asyncpg_dsn
+from app.db.migrations import apply_migrations
+from app.db.pool import asyncpg_dsn
 from app.deps import Deps, new_http_client
 
 BASE_URL = "http://127.0.0.1:8000"

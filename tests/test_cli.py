@@ -106,7 +106,7 @@ def test_tenants_persist_in_the_embedded_database_across_processes(data_dir: Pat
 
 
 def test_keygen_prints_a_usable_key(data_dir: Path) -> None:
-    from app.config import parse_encryption_keys
+    from app.config.values import parse_encryption_keys
 
     result = run(["keygen"], data_dir)
     assert result.returncode == 0

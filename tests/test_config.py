@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, load_config
+from app.config.load import load_config
+from app.config.values import ConfigError
 from app.crypto import new_fernet_key
 
 GOOD = {

@@ -13,19 +13,15 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.db import (
-    DatabaseTimeout,
-    Deadlines,
+from app.db.deadlines import Deadlines, deadlines
+from app.db.errors import DatabaseTimeout, database_unreachable
+from app.db.migrations import (
     MigrationError,
     apply_migrations,
-    asyncpg_dsn,
-    close_database,
-    database_unreachable,
-    deadlines,
     discover_migrations,
-    open_database,
     pending_migrations,
 )
+from app.db.pool import asyncpg_dsn, close_database, open_database
 from app.deps import Deps
 from app.main import create_app
 from tests.conftest import _with_database

@@ -14,9 +14,9 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.config import Config
+from app.config.model import Config
 from app.crypto import DecryptionError, Vault, new_fernet_key
-from app.db import asyncpg_dsn
+from app.db.pool import asyncpg_dsn
 from app.deps import Deps, new_http_client
 from app.encryption.reencrypt import reencrypt, status
 from app.encryption.store import ENCRYPTED_COLUMNS

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.config import ConfigError
+from app.config.values import ConfigError
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from app.tenants.links import redeem_login_link

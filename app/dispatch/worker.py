@@ -36,7 +36,8 @@ import httpx2
 from databases import Database
 
 from app.crypto import Vault
-from app.db import DATABASE_UNREACHABLE, in_own_task
+from app.db.errors import DATABASE_UNREACHABLE
+from app.db.pool import in_own_task
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe

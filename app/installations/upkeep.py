@@ -12,7 +12,8 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from app.db import database_unreachable, in_own_task
+from app.db.errors import database_unreachable
+from app.db.pool import in_own_task
 from app.deps import Deps
 from app.installations import store
 from app.installations.health import check_installation

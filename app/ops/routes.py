@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.crypto import same
-from app.db import Deadlines, database_unreachable, deadlines, pending_migrations
+from app.db.deadlines import Deadlines, deadlines
+from app.db.errors import database_unreachable
+from app.db.migrations import pending_migrations
 from app.dispatch.log_store import outbox_snapshot
 from app.errors import Unauthenticated
 from app.observability.metrics import CONTENT_TYPE_LATEST, OutboxSnapshot, render

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from databases import Database
 
-from app.db import asyncpg_dsn
+from app.db.pool import asyncpg_dsn
 from app.outbox.states import NOTIFY_CHANNEL
 
 

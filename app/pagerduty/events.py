@@ -29,8 +29,12 @@ from app.pagerduty._text import clean_message
 V2_PATH = "/v2/enqueue"
 CHANGE_PATH = "/v2/change/enqueue"
 V1_PATH = "/generic/2010-04-15/create_event.json"
-# PagerDuty answers in well under a second; waiting longer only holds a worker.
+# PagerDuty's answers are a few hundred bytes of JSON. A bigger one is not PagerDuty's (a
+# proxy's error page, say): it is neither parsed nor kept in the delivery log, and its status
+# alone decides the outcome.
 ANSWER_MAX_BYTES = 64 * 1024
+# A 400 lists one error per problem with the event; the first ones say enough, and they are
+# stored with the failed event (each cut to 300 characters).
 ERRORS_KEPT = 20
 
 Outcome = Literal["accepted", "rejected", "key_rejected", "rate_limited", "try_again"]

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import DATABASE_UNREACHABLE
+from app.db.errors import DATABASE_UNREACHABLE
 from app.deps import Deps
 from app.tenants.sessions import live_record_tenant
 from app.web.session import TENANT_KEY, session_token

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from databases import Database
 
-from app.config import Config
+from app.config.model import Config
 from app.errors import InputError
 from app.tenants import ratelimit_store
 

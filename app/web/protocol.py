@@ -39,7 +39,7 @@ from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from app.config import Config
+from app.config.model import Config
 
 HEAD_MAX_BYTES = 64 * 1024
 # Connections plus requests in flight per web process; past it uvicorn answers 503 at once

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.config import Config
+from app.config.model import Config
 
 
 def trusted_proxy_middleware(config: Config) -> list[Middleware]:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from app.config import Config
+from app.config.model import Config
 from app.urls import is_web_url
 from app.web.session import CSRF_FIELD, csrf_token
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
-from app.db import MIGRATIONS_DIR, apply_migrations, asyncpg_dsn
+from app.db.migrations import MIGRATIONS_DIR, apply_migrations
+from app.db.pool import asyncpg_dsn
 from tests.test_db import empty_database
 
 __all__ = ["empty_database"]

@@ -10,7 +10,7 @@ from contextlib import suppress
 import asyncpg
 import pytest
 
-from app.db import apply_migrations
+from app.db.migrations import apply_migrations
 from bench.chaos.postgres import Postgres, PostgresError, throwaway_postgres
 from bench.stack import free_port
 

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.db import close_database
+from app.db.pool import close_database
 from app.deps import Deps
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.worker import LISTENER_NAME, Dispatcher

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.db import close_database
+from app.db.pool import close_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from bench.chaos.postgres import Postgres

@@ -24,7 +24,8 @@ import asyncpg
 import httpx2
 import pytest
 
-from app.db import apply_migrations, close_database, open_database
+from app.db.migrations import apply_migrations
+from app.db.pool import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from bench.chaos.postgres import Postgres, throwaway_postgres

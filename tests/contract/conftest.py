@@ -27,8 +27,8 @@ import uvicorn
 from databases import Database
 
 from app.cli import REQUEST_DRAIN_SECONDS
-from app.config import Config
-from app.db import open_database
+from app.config.model import Config
+from app.db.pool import open_database
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from app.cli import parser
-from app.config import Config
+from app.config.model import Config
 from app.deps import Deps
 from app.dispatch.policy import DispatchConfig
 from app.main import create_app

@@ -9,7 +9,7 @@ import shlex
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from app.db import MIGRATIONS_DIR
+from app.db.migrations import MIGRATIONS_DIR
 from tests.deploy.product import pdconnect
 from tests.deploy.sources import (
     GUIDE,
@@ -54,7 +54,7 @@ def test_it_is_a_multi_stage_build_without_a_compiler_in_the_final_image() -> No
 
 
 def test_migrations_stay_beside_the_editable_app() -> None:
-    # app/db.py looks for them there; a site-packages install would leave them behind.
+    # app/db/migrations.py looks for them there; a site-packages install would leave them behind.
     assert MIGRATIONS_DIR.parent == (ROOT / "app").parent
     (build, *_) = dockerfile_stages()
     copies = _copies(build)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Config, load_config
+from app.config.load import load_config
+from app.config.model import Config
 from app.crypto import new_fernet_key
 from tests.deploy.sources import (
     DEPLOY,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.composition import dispatch_config_of
-from app.config import ConfigError
+from app.config.values import ConfigError
 from app.dispatch.policy import DispatchConfig
 from tests.conftest import make_settings
 

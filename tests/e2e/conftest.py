@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from databases import Database
 
-from app.config import Config
+from app.config.model import Config
 from app.crypto import new_fernet_key
 from app.deps import Deps, new_http_client
 from app.main import create_app

@@ -28,9 +28,10 @@ import asyncpg
 import httpx2
 from databases import Database
 
-from app.config import Config, load_config
+from app.config.load import load_config
+from app.config.model import Config
 from app.crypto import ROUTING_KEY_SALT, Hasher, Vault, new_fernet_key
-from app.db import asyncpg_dsn
+from app.db.pool import asyncpg_dsn
 from app.installations import store
 from app.installations.store import PdService
 from tests.conftest import ADMIN_TOKEN

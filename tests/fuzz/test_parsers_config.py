@@ -1,4 +1,4 @@
-"""The configuration from the environment and `.env` (app/config.py), and the ingest key a sender
+"""The configuration from the environment and `.env` (app/config/), and the ingest key a sender
 presents (app/tenants/keys.py). Any value either loads, and then everything start-up builds
 from it works, or stops start-up with one ConfigError line naming the variable."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.config import ConfigError, load_config
+from app.config.load import load_config
+from app.config.values import ConfigError
 from app.crypto import INGEST_KEY_SALT, Hasher, Vault
 from app.pagerduty.hosts import pagerduty_hosts
 from app.tenants.keys import INGEST_KEY_MAX_LENGTH, is_well_formed, new_ingest_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError
+from app.config.values import ConfigError
 from app.tenants.ratelimit import IngestRateLimit
 from tests.conftest import make_settings
 

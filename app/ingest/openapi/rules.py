@@ -3,7 +3,7 @@ app/ingest/routing.py and severity.py enforce."""
 
 from __future__ import annotations
 
-from app.config import DEFAULT_MAX_RULES_PER_TENANT
+from app.config.model import DEFAULT_MAX_RULES_PER_TENANT
 from app.ingest.routing import (
     CONDITIONS_MAX,
     FIELDS,

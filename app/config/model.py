@@ -1,0 +1,102 @@
+"""The configuration: what `load_config` (app/config/load.py) returns and everything else
+receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A web request's database work, in seconds. A healthy PostgreSQL answers the product's
+# statements in milliseconds, and a restart or failover lasts longer than these: waiting more
+# only holds senders that should be retrying. A frozen database costs a request 5 s at most
+# (a connection to open, then the first statement that gets no answer). /readyz answers
+# within a probe's usual 3 s timeout (deploy/k8s sets 3).
+DEFAULT_ACQUIRE_TIMEOUT = 2.0
+DEFAULT_STATEMENT_TIMEOUT = 3.0
+DEFAULT_READYZ_TIMEOUT = 2.0
+# Routing rules one tenant may keep (PDCONNECT_MAX_RULES_PER_TENANT): each alert may be matched
+# against all of them (app/ingest/routing.py).
+DEFAULT_MAX_RULES_PER_TENANT = 100
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None
+    data_dir: Path
+    base_url: str
+    secret_key: str = field(repr=False)
+    encryption_keys: tuple[bytes, ...] = field(repr=False)
+    admin_token: str = field(repr=False)
+    pagerduty_client_id: str | None
+    pagerduty_client_secret: str | None = field(repr=False)
+    pagerduty_app_id: str | None
+    pagerduty_region: str
+    pagerduty_identity_url: str | None
+    pagerduty_api_url: str | None
+    pagerduty_events_url: str | None
+    pagerduty_app_url: str | None
+    sandbox: bool
+    dispatch_concurrency: int = 16
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 600.0
+    give_up_after_hours: float = 24.0
+    rate_limited_pause_seconds: float = 30.0
+    # Sends in flight to one routing key (all workers together), and to one PagerDuty host
+    # (each process; None: three quarters of dispatch_concurrency).
+    max_in_flight_per_key: int = 4
+    max_in_flight_per_host: int | None = None
+    health_check_seconds: float = 300.0
+    # Client-side deadlines of a web request's database work (see app/db/deadlines.py): the
+    # wait for a connection and for each statement; past them the request answers 503 with
+    # Retry-After. /readyz's whole check gets its own, below a probe's usual 3 s timeout.
+    db_acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT
+    db_statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    readyz_timeout: float = DEFAULT_READYZ_TIMEOUT
+    # /metrics: a bearer token it demands when set; `pdconnect worker` serves it on this
+    # host and port when a port is set (the web app serves it on its own port).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    # Events a second one ingest key may write, sustained, counted after fan-out (each request
+    # costs at least one; 0: no limit); see app/tenants/ratelimit.py for the burst on top.
+    ingest_rate_limit: float = 100.0
+    # Peers (IPs and CIDR networks) whose X-Forwarded-For/-Proto are believed; none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # A whole request (head and body) must arrive within this many seconds of its first byte;
+    # the Events API drop-ins, whose key is in the body, within the shorter drop-in time.
+    request_timeout_seconds: float = 20.0
+    drop_in_body_seconds: float = 5.0
+    # Connections one client address may hold open at once in one web process (through a
+    # trusted proxy: requests in flight for the address it forwards).
+    max_connections_per_client: int = 100
+    # What one ingest request may carry and write, and what one tenant may set up: bounds on
+    # the events a request fans out to (README, Security).
+    max_alerts_per_request: int = 1000
+    max_events_per_request: int = 1000
+    max_services_per_tenant: int = 100
+    max_rules_per_tenant: int = DEFAULT_MAX_RULES_PER_TENANT
+    # The SECRET_KEY this one replaced, still accepted while a rotation's grace period lasts:
+    # sessions, sign-in links and ingest keys made under it keep working (see app/crypto.py).
+    secret_key_previous: str | None = field(default=None, repr=False)
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Every SECRET_KEY still accepted, the current one first."""
+        previous = self.secret_key_previous
+        return (self.secret_key,) if previous is None else (self.secret_key, previous)
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return self.pagerduty_client_id is not None
+
+    @property
+    def simple_install_enabled(self) -> bool:
+        return self.pagerduty_app_id is not None
+
+    @property
+    def oauth_redirect_uri(self) -> str:
+        return f"{self.base_url}/pagerduty/callback"

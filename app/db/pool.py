@@ -1,0 +1,261 @@
+"""The `databases` pool our code uses: PostgreSQL connections that honour `Deadlines`, are
+dropped when their session is in doubt and come back to the pool after a failed transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Coroutine
+from contextlib import suppress
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+from databases import Database
+from databases.backends.postgres import PostgresBackend, PostgresConnection, PostgresTransaction
+from databases.core import Transaction
+from databases.interfaces import Record, TransactionBackend
+from sqlalchemy.sql import ClauseElement
+
+from app.db.deadlines import current_deadlines
+from app.db.errors import DatabaseTimeout, database_unreachable
+
+log = logging.getLogger("pdconnect.db")
+# How long closing a pool may wait for its connections to be returned (see close_database).
+CLOSE_SECONDS = 10.0
+
+T = TypeVar("T")
+
+
+async def in_own_task(work: Coroutine[Any, Any, T]) -> T:
+    """Run database work in a task of its own, for loops that live as long as the process.
+
+    `databases` ties a connection to the task that uses it. When the database drops that
+    connection under a statement or a transaction, the tie can be left broken for the rest of
+    the task: every later statement fails ("Connection is already acquired", "connection has
+    been released back to the pool") long after the database is back. A new task starts with
+    no tie, so a loop that does each round's work this way recovers with the database."""
+    return await asyncio.create_task(work)
+
+
+class _Connection(PostgresConnection):
+    """A pool connection that keeps the deadlines of the task using it, and is dropped rather
+    than reused once it may be in an unknown state.
+
+    After a deadline, asyncpg would wait for the server to acknowledge the cancelled statement
+    before the connection could be used (or released) again: with a frozen server, for as long
+    as the freeze. Terminating the connection instead answers at once; PostgreSQL rolls back
+    whatever the session left open when it notices the session is gone."""
+
+    _broken = False
+
+    def _pool(self) -> asyncpg.Pool:
+        pool = self._database._pool
+        assert pool is not None, "DatabaseBackend is not running"
+        return pool
+
+    async def acquire(self) -> None:
+        assert self._connection is None, "Connection is already acquired"
+        limit = current_deadlines().acquire
+        try:
+            self._connection = await self._pool().acquire(timeout=limit)
+        except TimeoutError as exc:
+            # Without a limit of ours, the driver's own (connecting) ran out: left as it is.
+            if limit is None:
+                raise
+            raise DatabaseTimeout(f"no database connection within {limit:g} s") from exc
+        self._broken = False
+
+    async def release(self) -> None:
+        assert self._connection is not None, "Connection is not acquired"
+        connection, self._connection = self._connection, None
+        if self._broken:
+            _drop(connection)
+        # A dropped connection is already back in the pool (as a slot to reconnect), and
+        # asyncpg then does nothing here. Otherwise the reset is bounded like a statement.
+        try:
+            await self._pool().release(connection, timeout=current_deadlines().statement)
+        except Exception as exc:
+            # The work is done (or has failed) whatever happens here, and a connection whose
+            # reset failed is terminated by asyncpg: turning a commit that returned into a 503
+            # would only have the sender repeat its event.
+            if not database_unreachable(exc):
+                raise
+            log.info("a database connection was dropped on release: %s", type(exc).__name__)
+
+    def drop(self) -> None:
+        """Terminate the connection now: its session may be in any state."""
+        self._broken = True
+        if self._connection is not None:
+            _drop(self._connection)
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """`work` under the statement deadline; a connection left in doubt is not reused."""
+        limit = current_deadlines().statement
+        try:
+            async with asyncio.timeout(limit):
+                return await work
+        except TimeoutError as exc:
+            self._broken = True
+            if limit is None:
+                raise
+            raise DatabaseTimeout(f"no answer from the database within {limit:g} s") from exc
+        except asyncio.CancelledError:
+            self._broken = True
+            raise
+        except Exception as exc:
+            if database_unreachable(exc):
+                self._broken = True
+            raise
+
+    async def fetch_all(self, query: ClauseElement) -> list[Record]:
+        return await self.bounded(super().fetch_all(query))
+
+    async def fetch_one(self, query: ClauseElement) -> Record | None:
+        return await self.bounded(super().fetch_one(query))
+
+    # fetch_val goes through fetch_one.
+
+    async def execute(self, query: ClauseElement) -> Any:
+        return await self.bounded(super().execute(query))
+
+    async def execute_many(self, queries: list[ClauseElement]) -> None:
+        await self.bounded(super().execute_many(queries))
+
+    def transaction(self) -> TransactionBackend:
+        return _BackendTransaction(connection=self)
+
+
+def _drop(connection: Any) -> None:
+    # Once terminated, the pool's proxy refuses every call, terminate() included.
+    with suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
+class _BackendTransaction(PostgresTransaction):
+    """BEGIN, COMMIT and ROLLBACK under the statement deadline, on a connection that is
+    dropped when one of them fails: its session is in doubt."""
+
+    _connection: _Connection
+
+    async def start(self, is_root: bool, extra_options: dict[Any, Any]) -> None:
+        await self._connection.bounded(super().start(is_root, extra_options))
+
+    async def commit(self) -> None:
+        try:
+            await self._connection.bounded(super().commit())
+        except BaseException:
+            self._connection.drop()
+            raise
+
+    async def rollback(self) -> None:
+        if self._connection._broken:
+            # Nothing to wait for: the server rolls back a session that ends.
+            self._connection.drop()
+            return
+        try:
+            await self._connection.bounded(super().rollback())
+        except BaseException:
+            self._connection.drop()
+            raise
+
+
+class _Transaction(Transaction):
+    """`databases`' transaction, giving its connection back whatever BEGIN, COMMIT or
+    ROLLBACK did.
+
+    `databases` releases the connection only after one that succeeded. After a failure the
+    connection stayed checked out of the pool for good (a pool drained that way answers 503
+    long after the database is back) and tied to the task, whose next statement then failed
+    with "Connection is already acquired"."""
+
+    async def start(self) -> _Transaction:
+        connection = self._connection
+        self._transaction = connection._connection.transaction()
+        async with connection._transaction_lock:
+            is_root = not connection._transaction_stack
+            await connection.__aenter__()
+            try:
+                await self._transaction.start(is_root=is_root, extra_options=self._extra_options)
+            except BaseException:
+                self._transaction = None
+                await connection.__aexit__()
+                raise
+            connection._transaction_stack.append(self)
+        return self
+
+    async def commit(self) -> None:
+        await self._end(commit=True)
+
+    async def rollback(self) -> None:
+        await self._end(commit=False)
+
+    async def _end(self, *, commit: bool) -> None:
+        connection = self._connection
+        async with connection._transaction_lock:
+            assert connection._transaction_stack[-1] is self
+            connection._transaction_stack.pop()
+            backend = self._transaction
+            assert backend is not None
+            try:
+                await (backend.commit() if commit else backend.rollback())
+            finally:
+                self._transaction = None
+                await connection.__aexit__()
+
+
+class _Backend(PostgresBackend):
+    def connection(self) -> _Connection:
+        return _Connection(self, self._dialect)
+
+
+class PooledDatabase(Database):
+    """`databases.Database` whose PostgreSQL connections honour `Deadlines` and come back to
+    the pool after a failed transaction."""
+
+    SUPPORTED_BACKENDS = {  # noqa: RUF012 - as `databases` declares it
+        **Database.SUPPORTED_BACKENDS,
+        "postgresql": f"{__name__}:_Backend",
+        "postgres": f"{__name__}:_Backend",
+    }
+
+    def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
+        return _Transaction(self.connection, force_rollback=force_rollback, **kwargs)
+
+
+def open_database(
+    url: str, *, min_size: int | None = None, max_size: int | None = None
+) -> Database:
+    """A `databases` pool for DATABASE_URL, honouring its `sslmode` and `Deadlines`.
+
+    `databases` hands asyncpg only the host, port, user, password and database of the URL, so
+    `?sslmode=require` (what managed PostgreSQL services tell you to add) would be dropped and
+    the pool would talk in plaintext; asyncpg itself takes the mode as `ssl`."""
+    options: dict[str, Any] = {}
+    if min_size is not None:
+        options["min_size"] = min_size
+    if max_size is not None:
+        options["max_size"] = max_size
+    sslmode = parse_qs(urlsplit(url).query).get("sslmode")
+    if sslmode:
+        options["ssl"] = sslmode[-1]
+    return PooledDatabase(url, **options)
+
+
+async def close_database(db: Database, *, within: float = CLOSE_SECONDS) -> None:
+    """Close a pool, by force after `within` seconds.
+
+    asyncpg closes a pool by waiting for every connection to come back. One that the database
+    cut off mid-transaction can stay checked out of the pool for good (`databases` never
+    releases it), and the wait would never end: the process would hang on SIGTERM. Cancelling
+    the wait makes asyncpg terminate the pool, which is what asyncpg recommends."""
+    try:
+        await asyncio.wait_for(db.disconnect(), within)
+    except TimeoutError:
+        log.warning("the database pool did not close within %g s; its connections were cut", within)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """`databases` accepts `postgresql+asyncpg://`; asyncpg wants the plain scheme."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
