@@ -1,7 +1,7 @@
 """The one place a process's parts are built: its `Deps` (database pool, HTTP client, keys and
 hashers derived from the configuration) and its background work (the dispatcher and the
 installations' upkeep). The web app (app/main.py), `pdconnect worker` and the command line's
-one-off commands (app/cli.py) all start here, so none of them can build a part differently:
+one-off commands (app/cli/) all start here, so none of them can build a part differently:
 an ingest key issued by the command line is hashed exactly as the web app checks it.
 
 Tests build their own `Deps` around a rolled-back database and a mock transport."""

@@ -44,13 +44,13 @@ def app_factory() -> Starlette:
 def main() -> None:
     import uvicorn
 
-    from app.cli import REQUEST_DRAIN_SECONDS
+    from app.cli.serve import REQUEST_DRAIN_SECONDS
     from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same arguments app/cli.py's cmd_serve passes, apart from the app.
+    # The same arguments app/cli/serve.py's cmd_serve passes, apart from the app.
     uvicorn.run(
         "bench.hello:app_factory",
         factory=True,

@@ -9,7 +9,7 @@ When no PagerDuty app is configured (neither `PAGERDUTY_CLIENT_ID` nor `PAGERDUT
 there and passes its credentials and URLs in as defaults with `PDCONNECT_SANDBOX=1`; only
 then may `SECRET_KEY`, `ENCRYPTION_KEYS` and `ADMIN_TOKEN` be left out, and the command line
 generates them into the data directory so that a first run needs no configuration at all (see
-app/cli.py).
+app/cli/environment.py).
 
 The modules: `model` (Config), `load` (load_config, the `.env` file), `values` (how each
 setting is checked, and ConfigError).

@@ -26,7 +26,7 @@ import pytest
 import uvicorn
 from databases import Database
 
-from app.cli import REQUEST_DRAIN_SECONDS
+from app.cli.serve import REQUEST_DRAIN_SECONDS
 from app.config.model import Config
 from app.db.pool import open_database
 from app.deps import Deps, new_http_client
@@ -110,7 +110,7 @@ async def serving(settings: Config, tls: TlsFiles | None) -> AsyncIterator[str]:
     deps = Deps(config=settings, db=open_database(settings.database_url), http=new_http_client())
     app = create_app(deps, owns_resources=True, dispatch=FAST)
     sock = _loopback_socket()
-    # The protocol and limits `pdconnect serve` runs with (app/cli.py).
+    # The protocol and limits `pdconnect serve` runs with (app/cli/serve.py).
     config = uvicorn.Config(
         app,
         log_level="warning",

@@ -36,7 +36,7 @@ def test_the_wheel_holds_the_product_and_no_sandbox(tmp_path: Path) -> None:
     )
     (wheel,) = out.glob("pdconnect-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "app/cli.py" in names
+    assert "app/cli/__init__.py" in names
     assert "app/web/templates/base.html" in names
     assert not [name for name in names if _is_sandbox(name)]
 
@@ -68,4 +68,4 @@ def test_the_image_copies_and_installs_no_sandbox() -> None:
 def test_the_sandbox_stays_out_of_the_build_context() -> None:
     assert not in_context("sandbox/pyproject.toml")
     assert not in_context("sandbox/pdsandbox/__init__.py")
-    assert in_context("app/cli.py")
+    assert in_context("app/cli/__init__.py")

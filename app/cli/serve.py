@@ -1,0 +1,203 @@
+"""`pdconnect serve`, `worker`, `migrate` and `sandbox`: the commands that run something.
+
+`serve` runs the web app under uvicorn (the dispatcher in its processes) and, when no PagerDuty
+app is configured, the PagerDuty sandbox beside it with a demo tenant. The sandbox is a
+separate distribution (pdconnect's `sandbox` extra) that the product never imports: it is run
+as a process of its own, and may be missing, as in the production image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.cli.environment import (
+    SANDBOX_APP_ID,
+    SANDBOX_CLIENT_ID,
+    environment,
+    migrate,
+    resolve,
+)
+from app.composition import connected, run_worker
+from app.config.model import Config
+from app.tenants import store
+from app.tenants.keys import issue_ingest_key
+from app.tenants.links import issue_login_link
+
+DEMO_EXTERNAL_ID = "demo"
+REQUEST_DRAIN_SECONDS = 10
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: the PagerDuty sandbox exited (status {process.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"error: the PagerDuty sandbox did not start listening on port {port}")
+
+
+SANDBOX_MISSING = (
+    "error: the PagerDuty sandbox (pdsandbox) is not installed: `pip install -e ./sandbox` in a "
+    "pdconnect checkout (`make run` does it), or configure your PagerDuty app instead"
+)
+
+
+def _sandbox_argv(port: int) -> list[str]:
+    if importlib.util.find_spec("pdsandbox") is None:
+        raise SystemExit(SANDBOX_MISSING)
+    return [sys.executable, "-m", "pdsandbox", "--port", str(port)]
+
+
+def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
+    assert config.pagerduty_client_secret is not None
+    argv = _sandbox_argv(port)
+    env = dict(os.environ)
+    env.update(
+        {
+            "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}",
+            "SANDBOX_CLIENT_ID": config.pagerduty_client_id or SANDBOX_CLIENT_ID,
+            "SANDBOX_CLIENT_SECRET": config.pagerduty_client_secret,
+            "SANDBOX_REDIRECT_URIS": config.oauth_redirect_uri,
+            "SANDBOX_APP_ID": config.pagerduty_app_id or SANDBOX_APP_ID,
+        }
+    )
+    process = subprocess.Popen(argv, env=env)  # noqa: S603 - our own interpreter and module
+    _wait_for_port(port, process)
+    return process
+
+
+async def _demo_link(config: Config) -> tuple[str, str | None]:
+    """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
+    async with connected(config) as deps:
+        plaintext = None
+        tenant = await store.insert_tenant(deps.db, name="Demo", external_id=DEMO_EXTERNAL_ID)
+        if tenant is None:
+            existing = await store.tenant_by_external_id(deps.db, DEMO_EXTERNAL_ID)
+            assert existing is not None
+            tenant_id = existing.id
+        else:
+            tenant_id = tenant.id
+            _, plaintext = await issue_ingest_key(deps.db, deps.ingest_key_hasher, tenant_id)
+        link = await issue_login_link(
+            deps.db,
+            deps.link_signer,
+            base_url=config.base_url,
+            tenant_id=tenant_id,
+            now=deps.clock(),
+        )
+        return link.url, plaintext
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.web.protocol import CONCURRENCY_LIMIT, LimitedHttpToolsProtocol
+
+    env = environment()
+    config, defaults = resolve(
+        env,
+        base_url=env.get("BASE_URL") or f"http://{args.host}:{args.port}",
+        sandbox_port=args.sandbox_port,
+    )
+    asyncio.run(migrate(config))
+    if args.workers > 1:
+        _share_metrics_between_workers(config.data_dir)
+    # Uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit then
+    # lets the sandbox and the embedded PostgreSQL be stopped on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    sandbox = None
+    try:
+        if config.sandbox:
+            sandbox = _start_sandbox(config, args.sandbox_port)
+            print(
+                f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
+                "(no PagerDuty app is configured)",
+                flush=True,
+            )
+            url, key = asyncio.run(_demo_link(config))
+            if key:
+                print(f"Demo tenant ingest key (shown once): {key}", flush=True)
+            print(f"Sign in to the demo tenant's settings page: {url}", flush=True)
+        # Workers are separate processes that read settings from the environment: hand them
+        # every default filled in here, so they see exactly the settings checked above.
+        for name, value in defaults.items():
+            os.environ.setdefault(name, value)
+        uvicorn.run(
+            "app.main:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            # X-Forwarded-* are applied by the app, from PDCONNECT_TRUSTED_PROXIES only.
+            proxy_headers=False,
+            # Limits on request heads and idle connections (app/web/protocol.py).
+            http=LimitedHttpToolsProtocol,
+            limit_concurrency=CONCURRENCY_LIMIT,
+            # On SIGTERM: requests in progress get this long, then the dispatcher stops
+            # claiming and waits for its sends (at most a lease); the whole stays within the
+            # 45 s that deploy/ gives a process to stop.
+            timeout_graceful_shutdown=REQUEST_DRAIN_SECONDS,
+            # Every worker process configures its logging from this (JSON, redacted)...
+            log_config=args.log_config,
+            # ...and ours (app/web/access_log.py) leaves sign-in tokens and ingest keys out.
+            access_log=False,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait(timeout=10)
+    return 0
+
+
+def _share_metrics_between_workers(data_dir: Path) -> None:
+    """Uvicorn's worker processes each count their own requests and deliveries; with a shared
+    directory for prometheus-client, `/metrics` from any one of them sums them all."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = data_dir / "metrics"
+    # Samples of a previous run's processes would be counted again.
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    config, _ = resolve(environment())
+    asyncio.run(migrate(config))
+    asyncio.run(run_worker(config))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config, _ = resolve(environment())
+    asyncio.run(migrate(config))
+    print("migrations applied", flush=True)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    argv = _sandbox_argv(args.port)
+    env = dict(os.environ)
+    env.setdefault("SANDBOX_BASE_URL", f"http://127.0.0.1:{args.port}")
+    # Replaced by the sandbox, so that signals and the exit status are its own.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - our own interpreter and module
