@@ -104,6 +104,9 @@ def _start_server(data_dir: Path) -> Server:
                 found.append(match.group(1))
             if listening in line:
                 ready.set()
+        # The pipe is at its end once the server and its sandbox have exited: this thread,
+        # its only reader, closes it.
+        process.stdout.close()
         ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
