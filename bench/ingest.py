@@ -1,8 +1,12 @@
-"""Ingest throughput and latency: POST /v1/alerts (one alert per request) from N concurrent
-clients, against a hello-world endpoint served the same way in the same run (bench.hello); the
+"""Ingest throughput and latency: POST /v1/alerts (one alert per request) driven by wrk, against
+a hello-world endpoint served the same way (bench.hello), measured interleaved in one run; the
 ratios between the two are the figures. Peak memory of the servers is sampled throughout.
 
-    .venv/bin/python -m bench.ingest [--quick] [--clients 1,16,64] [--seconds 15]
+    .venv/bin/python -m bench.ingest [--quick] [--connections 1,64] [--seconds 15] [--rounds 2]
+
+At each connection count the runs go hello-world, pdconnect, hello-world, … (`--rounds`
+pdconnect runs, each between two hello-world runs), and each pdconnect run's req/s is divided
+by the mean of the two around it: the hello-world runs' spread says how steady the machine was.
 
 The alerts all go to one tenant's one PagerDuty service, with its default budget (120 events a
 minute): the dispatcher runs in the same process, as `pdconnect serve` runs it, and delivers
@@ -13,19 +17,29 @@ tenant sends faster than PagerDuty accepts. The outbox's size after the run is p
 from __future__ import annotations
 
 import argparse
-import itertools
+import statistics
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
+from functools import partial
 
 import httpx2
 
-from bench.cpu import CLIENT, OTHER
-from bench.load import LoadResult, closed_loop, encode, run_benchmark
+from bench.load import run_benchmark
 from bench.memory import PeakRss
-from bench.report import mib, ms, pct, ratio, table
+from bench.report import mib, ratio, table
+from bench.runs import (
+    RUN_HEADERS,
+    Run,
+    Target,
+    interleaved,
+    loadavg_line,
+    mean_ratio,
+    measured,
+    run_row,
+    spread,
+)
 from bench.stack import (
-    Stack,
     add_service,
     alert,
     create_tenant,
@@ -35,40 +49,33 @@ from bench.stack import (
     sandbox_routing_keys,
     wait_until_ready,
 )
+from bench.wrk import wrk_or_exit
 
-# CPU use (in cores) above which the one-process load generator is taken to be the limit.
-CLIENT_BOUND = 0.9
-LOAD_HEADERS = (
-    *("server", "clients", "accepted", "req/s", "p50 ms", "p99 ms"),
-    *("failed", "server CPU", "db CPU", "client CPU", "other CPU"),
-)
+HELLO = "hello-world"
+PDCONNECT = "pdconnect"
+Results = Sequence[tuple[int, list[Run], list[Run]]]  # connections, baselines, measured
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a small run for smoke tests")
-    p.add_argument("--clients", default=None, help="comma list of client counts (1,16,64)")
-    p.add_argument("--seconds", type=float, default=None, help="measured seconds per run (15)")
-    p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds first (2)")
+    p.add_argument("--connections", default="1,64", help="comma list of connection counts")
+    p.add_argument("--seconds", type=int, default=None, help="measured seconds per run (15)")
+    p.add_argument("--warmup", type=int, default=None, help="unmeasured seconds first (2)")
+    p.add_argument("--rounds", type=int, default=None, help="pdconnect runs per count (2)")
     args = p.parse_args(argv)
-    args.clients = [
-        int(c) for c in (args.clients or ("1,8" if args.quick else "1,16,64")).split(",")
-    ]
+    args.connections = [int(c) for c in args.connections.split(",")]
     if args.seconds is None:
-        args.seconds = 3.0 if args.quick else 15.0
+        args.seconds = 3 if args.quick else 15
     if args.warmup is None:
-        args.warmup = 1.0 if args.quick else 2.0
+        args.warmup = 1 if args.quick else 2
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
     return args
 
 
-def body_maker(prefix: str) -> Callable[[], bytes]:
-    """Bodies with distinct dedup keys: a repeated key would make events wait on each other
-    (events of one dedup key are sent in order)."""
-    counter = itertools.count()
-    return lambda: encode(alert(f"{prefix}-{next(counter)}"))
-
-
 async def measure(args: argparse.Namespace) -> None:
+    print(loadavg_line("before"), flush=True)
     with running_stack() as stack:
         hello_port = free_port()
         hello = stack.start_extra("hello", ["-m", "bench.hello", "--port", str(hello_port)])
@@ -79,96 +86,43 @@ async def measure(args: argparse.Namespace) -> None:
             (key,) = await sandbox_routing_keys(http, stack, 1)
             await add_service(http, stack, tenant, "ingest", key)
 
+        # The same body and headers to both (hello-world ignores the key): the same bytes in.
+        targets = {
+            HELLO: Target(HELLO, f"{hello_url}/v1/alerts", tenant.auth, hello.pid),
+            PDCONNECT: Target(
+                PDCONNECT,
+                f"{stack.web_url}/v1/alerts",
+                tenant.auth,
+                stack.web.pid,
+                stack.postgres_pid,
+            ),
+        }
         run_id = uuid.uuid4().hex[:8]
-        pids = {**stack.server_pids(), "hello-world": hello.pid}
-        hello_runs: list[LoadResult] = []
-        pd_runs: list[LoadResult] = []
+        body = alert("replaced per request")
+        serial = iter(range(1_000_000))
+
+        async def run(label: str, connections: int, seconds: int) -> Run:
+            prefix = f"{label}-{run_id}-{next(serial)}"
+            return await measured(
+                targets[label], body, key_prefix=prefix, connections=connections, seconds=seconds
+            )
+
+        pids = {**stack.server_pids(), HELLO: hello.pid}
+        results: list[tuple[int, list[Run], list[Run]]] = []
         with PeakRss(pids) as memory:
-            # Every hello-world run first: pdconnect's dispatcher keeps working on the outbox
-            # after a pdconnect run, and would otherwise share the CPU with the baseline.
-            for clients in args.clients:
-                hello_runs.append(
-                    await closed_loop(
-                        label="hello-world",
-                        url=f"{hello_url}/v1/alerts",
-                        headers={},
-                        make_body=body_maker(f"hello-{run_id}-{clients}"),
-                        clients=clients,
-                        seconds=args.seconds,
-                        warmup=args.warmup,
-                        server_pid=hello.pid,
-                    )
+            for label in (HELLO, PDCONNECT):
+                await run(label, max(args.connections), args.warmup)
+            for conns in args.connections:
+                baselines, runs = await interleaved(
+                    partial(run, HELLO, conns, args.seconds),
+                    partial(run, PDCONNECT, conns, args.seconds),
+                    args.rounds,
                 )
-            for clients in args.clients:
-                pd_runs.append(
-                    await closed_loop(
-                        label="pdconnect",
-                        url=f"{stack.web_url}/v1/alerts",
-                        headers=tenant.auth,
-                        make_body=body_maker(f"pd-{run_id}-{clients}"),
-                        clients=clients,
-                        seconds=args.seconds,
-                        warmup=args.warmup,
-                        server_pid=stack.web.pid,
-                        db_pid=stack.postgres_pid,
-                    )
-                )
+                results.append((conns, baselines, runs))
         backlog = await outbox_counts(stack, tenant)
-        print_results(args, stack, hello_runs, pd_runs, memory, backlog)
 
-
-def print_results(
-    args: argparse.Namespace,
-    stack: Stack,
-    hello_runs: list[LoadResult],
-    pd_runs: list[LoadResult],
-    memory: PeakRss,
-    backlog: dict[str, int],
-) -> None:
-    rows: list[list[object]] = []
-    for run in [*hello_runs, *pd_runs]:
-        failures = sum(run.failures.values())
-        rows.append(
-            [
-                run.label,
-                run.clients,
-                len(run.latencies),
-                f"{run.rps:.0f}",
-                ms(run.p(50)),
-                ms(run.p(99)),
-                failures,
-                pct(run.cpu["server"]),
-                pct(run.cpu["db"]) if "db" in run.cpu else "-",
-                pct(run.cpu[CLIENT]),
-                pct(run.cpu[OTHER]),
-            ]
-        )
-    print()
-    print(
-        table(
-            f"Ingest: POST /v1/alerts, one alert per request, {args.seconds:g} s per run "
-            f"after {args.warmup:g} s warm-up",
-            LOAD_HEADERS,
-            rows,
-        )
-    )
-    ratios = [
-        [
-            pd.clients,
-            ratio(pd.rps, hello.rps),
-            ratio(pd.p(50), hello.p(50)),
-            ratio(pd.p(99), hello.p(99)),
-        ]
-        for hello, pd in zip(hello_runs, pd_runs, strict=True)
-    ]
-    print()
-    print(
-        table(
-            "pdconnect / hello-world (same client load, same uvicorn settings, same run)",
-            ["clients", "req/s ratio", "p50 ratio", "p99 ratio"],
-            ratios,
-        )
-    )
+    print_runs(args, results)
+    print_ratios(results)
     print()
     print(
         table(
@@ -177,30 +131,67 @@ def print_results(
             [[name, mib(peak), mib(hwm)] for name, peak, hwm in memory.rows()],
         )
     )
-    limited = sorted(
-        {f"{r.label} at {r.clients}" for r in hello_runs + pd_runs if r.cpu[CLIENT] > CLIENT_BOUND}
-    )
-    if limited:
-        print()
-        print(
-            "note: the load generator used a whole core for "
-            + ", ".join(limited)
-            + " clients: there the client, not the server, set the pace, so that req/s is a "
-            "floor of the server's capacity (and a ratio against it a ceiling)."
-        )
-    pd_failures = {k: v for run in pd_runs for k, v in run.failures.items()}
     pending = backlog.get("queued", 0) + backlog.get("sending", 0)
     print()
     print(
         f"pdconnect outbox after the runs: {pending} waiting, "
         f"{backlog.get('delivered', 0)} delivered (budget: 120/min on the one routing key)"
     )
-    if pd_failures:
-        print(f"pdconnect failures by status: {pd_failures}")
+    print(loadavg_line("after"))
+
+
+def print_runs(args: argparse.Namespace, results: Results) -> None:
+    rows: list[list[object]] = []
+    for _, baselines, runs in results:
+        # In the order they ran: baseline, measured, baseline, …
+        for i, baseline in enumerate(baselines):
+            rows.append(run_row(baseline))
+            if i < len(runs):
+                rows.append(run_row(runs[i]))
+    print()
+    print(
+        table(
+            f"Ingest: POST /v1/alerts, one alert per request, wrk for {args.seconds} s per run "
+            f"after {args.warmup} s warm-up; ratio = req/s over the hello-world runs around it",
+            RUN_HEADERS,
+            rows,
+        )
+    )
+
+
+def print_ratios(results: Results) -> None:
+    rows: list[list[object]] = []
+    for conns, baselines, runs in results:
+        rows.append(
+            [
+                conns,
+                spread([b.rps for b in baselines]),
+                f"{statistics.mean(r.rps for r in runs):.0f}",
+                mean_ratio(runs),
+                ratio(_median_latency(runs, 50), _median_latency(baselines, 50)),
+                ratio(_median_latency(runs, 99), _median_latency(baselines, 99)),
+            ]
+        )
+    headers = ["conns", "hello req/s: median (range, spread)", "pdconnect req/s"]
+    headers += ["req/s ratio", "p50 ratio", "p99 ratio"]
+    print()
+    print(
+        table(
+            "pdconnect / hello-world (same wrk load, same uvicorn settings, interleaved)",
+            headers,
+            rows,
+        )
+    )
+
+
+def _median_latency(runs: Sequence[Run], pct: int) -> float | None:
+    values = [v for r in runs if (v := r.result.p50 if pct == 50 else r.result.p99) is not None]
+    return statistics.median(values) if values else None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    wrk_or_exit()
     return run_benchmark(lambda: measure(args))
 
 
