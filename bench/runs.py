@@ -15,7 +15,7 @@ from bench.report import pct
 from bench.wrk import WrkResult, run_wrk
 
 RUN_HEADERS = (
-    *("server", "conns", "req/s", "p50 ms", "p99 ms", "all 202 (others)", "ratio"),
+    *("run", "conns", "req/s", "p50 ms", "p99 ms", "all 202 (others)", "ratio"),
     *("server CPU", "db CPU", "wrk CPU", "other CPU", "load 1m"),
 )
 

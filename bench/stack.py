@@ -223,7 +223,8 @@ def _find_postmaster(data_dir: Path) -> Any:
 
 
 @contextmanager
-def running_stack() -> Iterator[Stack]:
+def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """`settings`: more environment for `pdconnect serve` (PDCONNECT_… names)."""
     root = Path(tempfile.mkdtemp(prefix="pdconnect-bench-", dir="/tmp"))
     web_port, sandbox_port = free_port(), free_port()
     stack: Stack | None = None
@@ -236,6 +237,7 @@ def running_stack() -> Iterator[Stack]:
                 {
                     "PDCONNECT_DATA_DIR": str(root / "data"),
                     "PDCONNECT_INGEST_RATE_LIMIT": BENCH_INGEST_RATE_LIMIT,
+                    **(settings or {}),
                 }
             ),
             cwd=root,
