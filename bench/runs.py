@@ -96,6 +96,8 @@ def run_row(run: Run) -> list[object]:
     r = run.result
     answers = "yes" if r.unexpected == 0 and r.socket_errors == 0 else "no"
     others = f"{answers} ({r.unexpected})"
+    if r.non_2xx:
+        others += f", {r.non_2xx} non-2xx"
     if r.socket_errors:
         others += f", {r.socket_errors} socket errors"
     return [

@@ -86,7 +86,8 @@ class WrkResult:
     rps: float
     p50: float | None  # seconds
     p99: float | None
-    unexpected: int  # answers whose status was not the expected one
+    unexpected: int  # answers whose status was not the expected one (counted by our script)
+    non_2xx: int  # answers neither 2xx nor 3xx (counted by wrk)
     socket_errors: int  # connect, read, write and timeout errors together
     wrk_cpu: float  # cores wrk kept busy on average
     output: str
@@ -180,6 +181,7 @@ def parse_output(text: str, connections: int, seconds: int, wrk_cpu: float) -> W
             raise SetupError(f"wrk's output has no match for {pattern!r}:\n{text}")
         return match.group(1)
 
+    non_2xx = re.search(r"^\s*Non-2xx or 3xx responses: (\d+)", text, re.MULTILINE)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
     )
@@ -191,6 +193,8 @@ def parse_output(text: str, connections: int, seconds: int, wrk_cpu: float) -> W
         p50=_latency(text, "50%"),
         p99=_latency(text, "99%"),
         unexpected=int(number(rf"^{UNEXPECTED_MARK} (\d+)")),
+        # wrk prints these two lines only when there was something to count.
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in socket_errors.groups()) if socket_errors else 0,
         wrk_cpu=wrk_cpu,
         output=text,
