@@ -88,8 +88,9 @@ async def interleaved(
 
 
 def mean_ratio(runs: Sequence[Run]) -> str:
+    """Three significant figures: pdconnect's share of hello-world is a few hundredths."""
     ratios = [r.ratio for r in runs if r.ratio is not None]
-    return f"{statistics.mean(ratios):.2f}x" if ratios else "-"
+    return f"{statistics.mean(ratios):.3g}x" if ratios else "-"
 
 
 def run_row(run: Run) -> list[object]:
@@ -107,7 +108,7 @@ def run_row(run: Run) -> list[object]:
         _ms(r.p50),
         _ms(r.p99),
         others,
-        "-" if run.ratio is None else f"{run.ratio:.2f}x",
+        "-" if run.ratio is None else f"{run.ratio:.3g}x",
         pct(run.cpu["server"]),
         pct(run.cpu["db"]) if "db" in run.cpu else "-",
         pct(r.wrk_cpu),
