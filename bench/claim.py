@@ -3,15 +3,16 @@ arguments a dispatcher at rest calls it with, against backlogs of queued events 
 500 routing keys of one tenant; then the same backlog beside many finished (delivered) events.
 
     .venv/bin/python -m bench.claim [--quick] [--backlogs 100,1000,10000,100000]
-        [--finished 1000000] [--claims 50] [--keys 500]
+        [--finished 1000000] [--claims 50] [--keys 500] [--concurrency 16] [--fresh]
 
 Only a database runs: an embedded PostgreSQL (pgserver, as the test suite starts it) in a temp
 directory, with the migrations applied. The events are written by one INSERT … generate_series
 per size, not through HTTP, in chains of trigger, acknowledge and resolve per dedup key, so the
 claim's ordering rule has earlier events to look for. After each fill the table is vacuumed
-and analysed, as autovacuum would soon do: the figure is the steady state, not the first
-minutes after a burst. Each claim is released at once (back to queued, as a dispatcher that
-could not send does), so the backlog stays the same size through its N claims.
+and analysed, as autovacuum would soon do: the figure is the steady state; `--fresh` leaves
+that out, for the first minutes after a burst. Each claim is released at once (back to
+queued, as a dispatcher that could not send does), so the backlog stays the same size through
+its N claims.
 
 The figure is the median claim's time at each size as a ratio to the smallest backlog's: a
 claim whose cost is flat in the backlog reads about 1x all the way down.
@@ -114,6 +115,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=Config.dispatch_concurrency,
         help="the dispatcher's PDCONNECT_DISPATCH_CONCURRENCY, which sizes its claims (16)",
     )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="no VACUUM ANALYZE after a fill: the minutes after a burst, before autovacuum",
+    )
     args = p.parse_args(argv)
     default_backlogs = "100,1000,5000" if args.quick else "100,1000,10000,100000"
     args.backlogs = sorted(int(b) for b in (args.backlogs or default_backlogs).split(","))
@@ -145,14 +151,15 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-async def fill(url: str, first: int, end: int, keys: int, status: str) -> None:
-    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE."""
+async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum: bool) -> None:
+    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE unless not."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if end > first:
             prefix = f"{status[0]}{secrets.token_hex(2)}-"
             await conn.execute(FILL, first, end, keys, prefix, status)
-        await conn.execute("VACUUM ANALYZE events")
+        if vacuum:
+            await conn.execute("VACUUM ANALYZE events")
     finally:
         await conn.close()
 
@@ -202,6 +209,7 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
         db = Database(url, min_size=1, max_size=2)
         await db.connect()
         try:
+            vacuum = not args.fresh
             queued = 0
             sizes = [(b, 0) for b in args.backlogs]
             if args.finished:
@@ -210,9 +218,11 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
                 started = time.monotonic()
                 if finished:
                     # Numbered after the queued ones, so their chains are their own.
-                    await fill(url, queued, queued + finished, args.keys, "delivered")
+                    await fill(
+                        url, queued, queued + finished, args.keys, "delivered", vacuum=vacuum
+                    )
                 else:
-                    await fill(url, queued, backlog, args.keys, "queued")
+                    await fill(url, queued, backlog, args.keys, "queued", vacuum=vacuum)
                     queued = backlog
                 print(
                     f"{backlog} queued, {finished} finished: filled in "
@@ -242,7 +252,8 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
     title = (
         f"Claim cost: one claim() of an idle dispatcher (concurrency {args.concurrency}) "
         f"against queued events over {args.keys} routing keys of one tenant; "
-        f"ratio to the {rows[0].queued if rows else '-'}-event backlog (flat = 1x)"
+        f"ratio to the {rows[0].queued if rows else '-'}-event backlog (flat = 1x); "
+        + ("no VACUUM ANALYZE after the fills" if args.fresh else "VACUUM ANALYZE after each fill")
     )
     after = os.getloadavg()
     return "\n".join(

@@ -16,6 +16,8 @@ import pytest
         ("bench.ingest", ["hello-world", "pdconnect", "req/s ratio", "Peak memory"]),
         ("bench.time_to_page", ["idle", "under load", "p50", "p99"]),
         ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
+        ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
+        ("bench.claim", ["median ms", "p95 ms", "median ratio", "finished", "load average"]),
     ],
 )
 def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str]) -> None:
