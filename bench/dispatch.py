@@ -156,8 +156,16 @@ def over_budget(arrivals: list[Arrival]) -> tuple[int, int]:
     return over, throttled
 
 
-async def drain(world: World, fleet: Fleet, watcher: Watcher, load: Load, args: argparse.Namespace,
-                outcome: Outcome) -> None:  # fmt: skip
+async def drain(
+    world: World,
+    fleet: Fleet,
+    watcher: Watcher,
+    load: Load,
+    args: argparse.Namespace,
+    outcome: Outcome,
+) -> None:
+    """Start the worker and wait until every event has reached the sandbox."""
+    # The worker reads its concurrency from its environment, a copy of the world's.
     world.env["PDCONNECT_DISPATCH_CONCURRENCY"] = str(args.concurrency)
     started = time.time()  # the sandbox's clock is the wall clock of this machine
     await fleet.worker("worker")
