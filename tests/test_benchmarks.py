@@ -32,6 +32,8 @@ def need_wrk() -> None:
         ("bench.rules", ["1 rule", "200 rules", "req/s ratio", "time per request"]),
         ("bench.time_to_page", ["idle", "under load", "p50", "p99"]),
         ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
+        ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
+        ("bench.claim", ["median ms", "p95 ms", "median ratio", "finished", "load average"]),
     ],
 )
 def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str]) -> None:
