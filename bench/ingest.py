@@ -17,7 +17,6 @@ tenant sends faster than PagerDuty accepts. The outbox's size after the run is p
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import uuid
 from collections.abc import Sequence
@@ -27,17 +26,16 @@ import httpx2
 
 from bench.load import run_benchmark
 from bench.memory import PeakRss
-from bench.report import mib, ratio, table
+from bench.report import mib, table
 from bench.runs import (
     RUN_HEADERS,
     Run,
     Target,
+    compare_row,
     interleaved,
     loadavg_line,
-    mean_ratio,
     measured,
-    run_row,
-    spread,
+    rows_in_order,
 )
 from bench.stack import (
     add_service,
@@ -141,13 +139,7 @@ async def measure(args: argparse.Namespace) -> None:
 
 
 def print_runs(args: argparse.Namespace, results: Results) -> None:
-    rows: list[list[object]] = []
-    for _, baselines, runs in results:
-        # In the order they ran: baseline, measured, baseline, …
-        for i, baseline in enumerate(baselines):
-            rows.append(run_row(baseline))
-            if i < len(runs):
-                rows.append(run_row(runs[i]))
+    rows = [row for _, baselines, runs in results for row in rows_in_order(baselines, runs)]
     print()
     print(
         table(
@@ -160,18 +152,7 @@ def print_runs(args: argparse.Namespace, results: Results) -> None:
 
 
 def print_ratios(results: Results) -> None:
-    rows: list[list[object]] = []
-    for conns, baselines, runs in results:
-        rows.append(
-            [
-                conns,
-                spread([b.rps for b in baselines]),
-                f"{statistics.mean(r.rps for r in runs):.0f}",
-                mean_ratio(runs),
-                ratio(_median_latency(runs, 50), _median_latency(baselines, 50)),
-                ratio(_median_latency(runs, 99), _median_latency(baselines, 99)),
-            ]
-        )
+    rows = [compare_row(conns, baselines, runs) for conns, baselines, runs in results]
     headers = ["conns", "hello req/s: median (range, spread)", "pdconnect req/s"]
     headers += ["req/s ratio", "p50 ratio", "p99 ratio"]
     print()
@@ -182,11 +163,6 @@ def print_ratios(results: Results) -> None:
             rows,
         )
     )
-
-
-def _median_latency(runs: Sequence[Run], pct: int) -> float | None:
-    values = [v for r in runs if (v := r.result.p50 if pct == 50 else r.result.p99) is not None]
-    return statistics.median(values) if values else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,17 +23,16 @@ from typing import Any
 import httpx2
 
 from bench.load import run_benchmark
-from bench.report import ratio, table
+from bench.report import table
 from bench.runs import (
     RUN_HEADERS,
     Run,
     Target,
+    compare_row,
     interleaved,
     loadavg_line,
-    mean_ratio,
     measured,
-    run_row,
-    spread,
+    rows_in_order,
 )
 from bench.stack import (
     SetupError,
@@ -177,11 +176,7 @@ async def measure_rules(
 
 
 def print_results(args: argparse.Namespace, baselines: list[Run], runs: list[Run]) -> None:
-    rows: list[list[object]] = []
-    for i, baseline in enumerate(baselines):
-        rows.append(run_row(baseline))
-        if i < len(runs):
-            rows.append(run_row(runs[i]))
+    rows = rows_in_order(baselines, runs)
     print()
     print(
         table(
@@ -192,18 +187,7 @@ def print_results(args: argparse.Namespace, baselines: list[Run], runs: list[Run
         )
     )
 
-    def median(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return statistics.median(known) if known else None
-
-    summary = [
-        args.connections,
-        spread([b.rps for b in baselines]),
-        f"{statistics.mean(r.rps for r in runs):.0f}",
-        mean_ratio(runs),
-        ratio(median([r.result.p50 for r in runs]), median([b.result.p50 for b in baselines])),
-        ratio(median([r.result.p99 for r in runs]), median([b.result.p99 for b in baselines])),
-    ]
+    summary = compare_row(args.connections, baselines, runs)
     headers = ["conns", "1 rule req/s: median (range, spread)", f"{args.rules} rules req/s"]
     headers += ["req/s ratio", "p50 ratio", "p99 ratio"]
     print()

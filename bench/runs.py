@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.cpu import OTHER, CpuMeter
-from bench.report import pct
+from bench.report import pct, ratio
 from bench.wrk import WrkResult, run_wrk
 
 RUN_HEADERS = (
@@ -133,3 +133,31 @@ def loadavg_line(when: str) -> str:
 def _ms(seconds: float | None) -> str:
     # Two decimals: hello-world answers one connection in a tenth of a millisecond.
     return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def rows_in_order(baselines: Sequence[Run], runs: Sequence[Run]) -> list[list[object]]:
+    """The runs' rows in the order they ran: baseline, measured, baseline, …"""
+    rows: list[list[object]] = []
+    for i, baseline in enumerate(baselines):
+        rows.append(run_row(baseline))
+        if i < len(runs):
+            rows.append(run_row(runs[i]))
+    return rows
+
+
+def compare_row(connections: int, baselines: Sequence[Run], runs: Sequence[Run]) -> list[object]:
+    """Connections, the baseline's req/s spread, the measured mean req/s, and the ratios of
+    req/s, median p50 and median p99 to the baseline's."""
+    return [
+        connections,
+        spread([b.rps for b in baselines]),
+        f"{statistics.mean(r.rps for r in runs):.0f}",
+        mean_ratio(runs),
+        ratio(_median_latency(runs, 50), _median_latency(baselines, 50)),
+        ratio(_median_latency(runs, 99), _median_latency(baselines, 99)),
+    ]
+
+
+def _median_latency(runs: Sequence[Run], pct: int) -> float | None:
+    values = [v for r in runs if (v := r.result.p50 if pct == 50 else r.result.p99) is not None]
+    return statistics.median(values) if values else None

@@ -51,7 +51,11 @@ def _content_length(scope: Scope) -> int | None:
 
 class BodyLimit:
     """Raises InputError(413) from `receive` once the body is announced or grown past
-    `max_bytes`."""
+    `max_bytes`.
+
+    Not Starlette's own `Route(max_body_size=…)`: it answers a plain-text 413 itself, before any
+    handler of ours sees it, so a drop-in could not answer in PagerDuty's shape nor an API in
+    JSON; and it refuses an announced size before the route runs, ahead of its credentials."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

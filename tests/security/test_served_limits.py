@@ -5,97 +5,28 @@ the lower header limits and body limits in its JSON before any body is read."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
 
-from app.crypto import new_fernet_key
 from app.web.limits import MAX_HEADER_BYTES
 from app.web.protocol import HEAD_MAX_BYTES
 from app.web.routing import DEFAULT_MAX_BYTES
 from tests.conftest import ADMIN_TOKEN
+from tests.security.served import pdconnect_serve
 
 READY_TIMEOUT = 60.0
 # Bounds a wait for an answer; never a measure of speed.
 PATIENCE = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(database_url: str) -> Iterator[int]:
-    """The port of a `pdconnect serve` on the test database, with an OAuth app configured (so
-    no sandbox) and no dispatcher."""
-    port = free_port()
-    folder = Path(tempfile.mkdtemp(prefix="pdc-served-", dir="/tmp"))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PAGERDUTY_", "PDCONNECT_", "SANDBOX_", "DATABASE_URL", "BASE_URL"))
-    }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": "s" * 48,
-            "ENCRYPTION_KEYS": new_fernet_key(),
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "PAGERDUTY_CLIENT_ID": "test-client",
-            "PAGERDUTY_CLIENT_SECRET": "test-client-secret-0123456789",
-            "PDCONNECT_DATA_DIR": str(folder / "data"),
-            "PDCONNECT_RUN_DISPATCHER": "0",
-        }
-    )
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_until_ready(port, process, folder / "serve.log")
+    """The port of a `pdconnect serve` on the test database (tests/security/served.py)."""
+    with pdconnect_serve(database_url) as port:
         yield port
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    with httpx2.Client(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.2)
-    raise AssertionError("pdconnect serve did not start:\n" + log.read_text(errors="replace"))
 
 
 def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:

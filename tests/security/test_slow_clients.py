@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from app.crypto import new_fernet_key
 from app.web.protocol import CONCURRENCY_LIMIT
 from tests.conftest import ADMIN_TOKEN
-from tests.security.test_served_limits import _wait_until_ready, free_port
+from tests.security.served import pdconnect_serve
 
 REQUEST_TIMEOUT = 4.0
 DROP_IN_BODY = 2.0
@@ -89,59 +82,23 @@ def served_as_shipped(database_url: str) -> Iterator[Served]:
 
 @contextmanager
 def serve(database_url: str, **settings: str) -> Iterator[Served]:
-    port = free_port()
-    folder = Path(tempfile.mkdtemp(prefix="pdc-slow-", dir="/tmp"))
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PAGERDUTY_", "PDCONNECT_", "SANDBOX_", "DATABASE_URL", "BASE_URL"))
+    limits = {
+        "PDCONNECT_INGEST_RATE_LIMIT": "0",
+        "PDCONNECT_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT),
     }
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": "s" * 48,
-            "ENCRYPTION_KEYS": new_fernet_key(),
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "PAGERDUTY_CLIENT_ID": "test-client",
-            "PAGERDUTY_CLIENT_SECRET": "test-client-secret-0123456789",
-            "PDCONNECT_DATA_DIR": str(folder / "data"),
-            "PDCONNECT_RUN_DISPATCHER": "0",
-            "PDCONNECT_INGEST_RATE_LIMIT": "0",
-            "PDCONNECT_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT),
-            **settings,
-        }
-    )
-    log = (folder / "serve.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_until_ready(port, process, folder / "serve.log")
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=PATIENCE) as http:
-            prompt_id, prompt_key = _tenant(http, "Prompt")
-            slow_id, slow_key = _tenant(http, "Slow")
-            yield Served(port, prompt_key, slow_key, [prompt_id, slow_id])
-            # The database is the test run's, not rolled back: leave nothing behind.
-            for tenant_id in (prompt_id, slow_id):
-                http.delete(
-                    f"/admin/v1/tenants/{tenant_id}",
-                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                )
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        shutil.rmtree(folder, ignore_errors=True)
+    with (
+        pdconnect_serve(database_url, **{**limits, **settings}) as port,
+        httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=PATIENCE) as http,
+    ):
+        prompt_id, prompt_key = _tenant(http, "Prompt")
+        slow_id, slow_key = _tenant(http, "Slow")
+        yield Served(port, prompt_key, slow_key, [prompt_id, slow_id])
+        # The database is the test run's, not rolled back: leave nothing behind.
+        for tenant_id in (prompt_id, slow_id):
+            http.delete(
+                f"/admin/v1/tenants/{tenant_id}",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
 
 
 def head(method: str, path: str, *lines: str) -> bytes:

@@ -1,0 +1,92 @@
+"""`pdconnect serve` as a user runs it: a real uvicorn in a subprocess on loopback, on the test
+database, with an OAuth app configured (so no sandbox) and no dispatcher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+
+from app.crypto import new_fernet_key
+from tests.conftest import ADMIN_TOKEN
+
+READY_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def pdconnect_serve(database_url: str, **settings: str) -> Iterator[int]:
+    """The port of the server, with `settings` added to its environment; stopped with Ctrl-C
+    (SIGINT) on the way out."""
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="pdc-serve-", dir="/tmp"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PAGERDUTY_", "PDCONNECT_", "SANDBOX_", "DATABASE_URL", "BASE_URL"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "BASE_URL": f"http://127.0.0.1:{port}",
+            "SECRET_KEY": "s" * 48,
+            "ENCRYPTION_KEYS": new_fernet_key(),
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            "PAGERDUTY_CLIENT_ID": "test-client",
+            "PAGERDUTY_CLIENT_SECRET": "test-client-secret-0123456789",
+            "PDCONNECT_DATA_DIR": str(folder / "data"),
+            "PDCONNECT_RUN_DISPATCHER": "0",
+            **settings,
+        }
+    )
+    log = (folder / "serve.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until_ready(port, process, folder / "serve.log")
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    with httpx2.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.2)
+    raise AssertionError("pdconnect serve did not start:\n" + log.read_text(errors="replace"))
