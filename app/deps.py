@@ -15,6 +15,7 @@ from databases import Database
 
 from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
+from app.db.group import GroupCommits
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
 
@@ -41,6 +42,8 @@ class Deps:
     # PagerDuty's OpenID discovery document, cached for the life of the application.
     pd_openid: OpenIdDiscovery = field(init=False)
     link_signer: LinkSigner = field(init=False)
+    # Writes of concurrent requests committed together (app/db/group.py).
+    group_commits: GroupCommits = field(init=False)
 
     def __post_init__(self) -> None:
         # Derived from the configuration once; frozen, so set through object.__setattr__.
@@ -62,6 +65,7 @@ class Deps:
             ),
         )
         object.__setattr__(self, "pd_openid", OpenIdDiscovery(self.pd_hosts))
+        object.__setattr__(self, "group_commits", GroupCommits(self.db))
 
 
 def new_http_client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:

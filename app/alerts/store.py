@@ -5,8 +5,9 @@ events' `created_at`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -34,21 +35,29 @@ class AlertRecord:
     severity: str | None
 
 
-async def latest_lives(db: Database, tenant_id: UUID, dedup_keys: Sequence[str]) -> dict[str, Life]:
+# A request's alerts, or a whole batch of requests' alerts: (tenant, dedup key) pairs.
+Key = tuple[UUID, str]
+
+
+async def latest_lives(db: Database, keys: Sequence[Key]) -> dict[Key, Life]:
     """The newest life of each key (open or not): a resolve repeated after its alert closed
-    still goes where the alert was, and PagerDuty ignores it there."""
-    if not dedup_keys:
+    still goes where the alert was, and PagerDuty ignores it there. One statement for any
+    number of tenants and keys."""
+    unique = list(dict.fromkeys(keys))
+    if not unique:
         return {}
     rows = await db.fetch_all(
         """
-        SELECT DISTINCT ON (dedup_key) id, dedup_key, service_ids, state FROM alerts
-        WHERE tenant_id = :tenant_id AND dedup_key = ANY(:keys)
-        ORDER BY dedup_key, opened_at DESC, id
+        SELECT DISTINCT ON (a.tenant_id, a.dedup_key)
+            a.id, a.tenant_id, a.dedup_key, a.service_ids, a.state
+        FROM unnest(CAST(:tenants AS uuid[]), CAST(:keys AS text[])) AS k(tenant_id, dedup_key)
+        JOIN alerts a ON a.tenant_id = k.tenant_id AND a.dedup_key = k.dedup_key
+        ORDER BY a.tenant_id, a.dedup_key, a.opened_at DESC, a.id
         """,
-        {"tenant_id": tenant_id, "keys": list(dict.fromkeys(dedup_keys))},
+        {"tenants": [t for t, _ in unique], "keys": [k for _, k in unique]},
     )
     return {
-        r._mapping["dedup_key"]: Life(
+        (r._mapping["tenant_id"], r._mapping["dedup_key"]): Life(
             id=r._mapping["id"],
             dedup_key=r._mapping["dedup_key"],
             service_ids=tuple(r._mapping["service_ids"]),
@@ -62,23 +71,30 @@ async def latest_lives(db: Database, tenant_id: UUID, dedup_keys: Sequence[str])
 # alert, so the later open joins the earlier and takes its id.
 OPEN = """
 INSERT INTO alerts (id, tenant_id, dedup_key, service_ids, summary, severity)
-VALUES (:id, :tenant_id, :dedup_key, :service_ids, :summary, :severity)
+SELECT id, tenant_id, dedup_key, service_ids, summary, severity
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    id uuid, tenant_id uuid, dedup_key text, service_ids uuid[], summary text, severity text)
+-- One order for every writer, so that two batches opening the same alerts lock them alike.
+ORDER BY tenant_id, dedup_key
 ON CONFLICT (tenant_id, dedup_key) WHERE state <> 'resolved' DO UPDATE SET
     service_ids = alerts.service_ids || ARRAY(
         SELECT s FROM unnest(EXCLUDED.service_ids) AS s WHERE s <> ALL(alerts.service_ids)),
     summary = COALESCE(EXCLUDED.summary, alerts.summary),
     severity = COALESCE(EXCLUDED.severity, alerts.severity),
     last_event_at = now()
-RETURNING id
+RETURNING id, tenant_id, dedup_key
 """
 
 FOLLOW = """
 UPDATE alerts SET
-    service_ids = service_ids || ARRAY(
-        SELECT s FROM unnest(CAST(:service_ids AS uuid[])) AS s WHERE s <> ALL(service_ids)),
-    summary = COALESCE(:summary, summary), severity = COALESCE(:severity, severity),
+    service_ids = alerts.service_ids || ARRAY(
+        SELECT s FROM unnest(f.service_ids) AS s WHERE s <> ALL(alerts.service_ids)),
+    summary = COALESCE(f.summary, alerts.summary),
+    severity = COALESCE(f.severity, alerts.severity),
     last_event_at = now()
-WHERE id = :id
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
+    id uuid, service_ids uuid[], summary text, severity text)
+WHERE alerts.id = f.id
 """
 
 ACKNOWLEDGE = """
@@ -87,49 +103,111 @@ UPDATE alerts SET
     acknowledged_at = CASE WHEN state = 'resolved' THEN acknowledged_at
         ELSE COALESCE(acknowledged_at, now()) END,
     last_event_at = now()
-WHERE id = :id
+WHERE id = ANY(CAST(:ids AS uuid[]))
 """
 
 RESOLVE = """
 UPDATE alerts SET state = 'resolved', resolved_at = COALESCE(resolved_at, now()),
     last_event_at = now()
-WHERE id = :id
+WHERE id = ANY(CAST(:ids AS uuid[]))
 """
 
 
-async def apply_steps(db: Database, tenant_id: UUID, steps: Sequence[Step]) -> dict[UUID, UUID]:
-    """Apply steps in order (inside the request's transaction). Returns the id each life
-    planned in memory really has: an open that joined a racing request's life takes its id."""
-    actual: dict[UUID, UUID] = {}
-    for step in steps:
-        alert_id = actual.get(step.alert_id, step.alert_id)
+@dataclass
+class _Segment:
+    """Steps that may be applied kind by kind: opens, then follows, then acknowledges, then
+    resolves. Within one life that is the order its steps can come in (a follow and an
+    acknowledge touch different columns, so they commute); a life of the same key opened
+    after another step of that key starts the next segment."""
+
+    opens: dict[Key, Step] = field(default_factory=dict)
+    follows: dict[UUID, Step] = field(default_factory=dict)
+    acknowledges: set[UUID] = field(default_factory=set)
+    resolves: set[UUID] = field(default_factory=set)
+    touched: set[Key] = field(default_factory=set)
+
+
+def _segments(steps: Sequence[tuple[UUID, Step]]) -> list[_Segment]:
+    segments = [_Segment()]
+    for tenant_id, step in steps:
+        key = (tenant_id, step.dedup_key)
+        if step.kind == "open" and key in segments[-1].touched:
+            segments.append(_Segment())
+        segment = segments[-1]
+        segment.touched.add(key)
         if step.kind == "open":
-            joined = await db.fetch_val(
+            segment.opens[key] = step
+        elif step.kind == "follow":
+            earlier = segment.follows.get(step.alert_id)
+            segment.follows[step.alert_id] = step if earlier is None else _merged(earlier, step)
+        elif step.kind == "acknowledge":
+            segment.acknowledges.add(step.alert_id)
+        else:
+            segment.resolves.add(step.alert_id)
+    return segments
+
+
+def _merged(earlier: Step, later: Step) -> Step:
+    """Two follows of one life as one: the services of both, the later summary and severity."""
+    added = earlier.service_ids + tuple(
+        s for s in later.service_ids if s not in earlier.service_ids
+    )
+    return replace(
+        later,
+        service_ids=added,
+        summary=later.summary if later.summary is not None else earlier.summary,
+        severity=later.severity if later.severity is not None else earlier.severity,
+    )
+
+
+async def apply_steps(db: Database, steps: Sequence[tuple[UUID, Step]]) -> dict[UUID, UUID]:
+    """Apply (tenant, step) pairs in order, inside the transaction that writes their events:
+    a few statements for any number of steps. Returns the id each life planned in memory
+    really has: an open that joined a racing request's life takes its id."""
+    actual: dict[UUID, UUID] = {}
+    for segment in _segments(steps):
+        if segment.opens:
+            rows = await db.fetch_all(
                 OPEN,
                 {
-                    "id": alert_id,
-                    "tenant_id": tenant_id,
-                    "dedup_key": step.dedup_key,
-                    "service_ids": list(step.service_ids),
-                    "summary": step.summary,
-                    "severity": step.severity,
+                    "rows": json.dumps(
+                        [
+                            {
+                                "id": str(actual.get(step.alert_id, step.alert_id)),
+                                "tenant_id": str(tenant_id),
+                                "dedup_key": step.dedup_key,
+                                "service_ids": [str(s) for s in step.service_ids],
+                                "summary": step.summary,
+                                "severity": step.severity,
+                            }
+                            for (tenant_id, _), step in segment.opens.items()
+                        ]
+                    )
                 },
             )
-            assert isinstance(joined, UUID)
-            actual[step.alert_id] = joined
-        elif step.kind == "follow":
+            for row in rows:
+                key = (row._mapping["tenant_id"], row._mapping["dedup_key"])
+                actual[segment.opens[key].alert_id] = row._mapping["id"]
+        if segment.follows:
             await db.execute(
                 FOLLOW,
                 {
-                    "id": alert_id,
-                    "service_ids": list(step.service_ids),
-                    "summary": step.summary,
-                    "severity": step.severity,
+                    "rows": json.dumps(
+                        [
+                            {
+                                "id": str(actual.get(alert_id, alert_id)),
+                                "service_ids": [str(s) for s in step.service_ids],
+                                "summary": step.summary,
+                                "severity": step.severity,
+                            }
+                            for alert_id, step in segment.follows.items()
+                        ]
+                    )
                 },
             )
-        else:
-            sql = ACKNOWLEDGE if step.kind == "acknowledge" else RESOLVE
-            await db.execute(sql, {"id": alert_id})
+        for ids, sql in ((segment.acknowledges, ACKNOWLEDGE), (segment.resolves, RESOLVE)):
+            if ids:
+                await db.execute(sql, {"ids": sorted(actual.get(i, i) for i in ids)})
     return actual
 
 

@@ -11,6 +11,16 @@ Where an event goes, in order:
    alert was resolved, which opens a new one in PagerDuty).
 An acknowledge or resolve that none of these places is accepted and recorded as skipped:
 PagerDuty answers 202 to one for an alert it does not have, and does nothing with it.
+
+A request's work is split in two, so that neither its matching nor its write holds others up:
+1. In the request, off the event loop in its tenant's lane (app/ingest/lanes.py), its alerts are
+   matched against the tenant's rules (`RoutingView`): the CPU-heavy part, bounded per request.
+2. In a group commit (app/db/group.py) with whatever other requests are writing: the lives of
+   all their alerts are read in one statement, each request chooses between its alerts' lives
+   and its rule matches (cheap), pays its rate budget, and all their steps and events are
+   written in a few statements and one COMMIT. Requests are taken in order, so a later request
+   of the batch sees the lives an earlier one changed; one refused (no route, rate limited)
+   writes nothing and costs the others nothing.
 """
 
 from __future__ import annotations
@@ -19,30 +29,25 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from databases import Database
 
 from app.alerts import store as alerts_store
-from app.alerts.life import Lives, live_services
+from app.alerts.life import Life, Lives, Step, live_services
+from app.deps import Deps
 from app.errors import InputError
-from app.ingest import store
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import (
-    Condition,
-    MatchBudget,
-    NoRoute,
-    Rule,
-    Target,
-    resolve_targets,
-)
-from app.ingest.severity import SeverityMap, parse_severity_map
+from app.ingest.routing import MatchBudget, NoRoute, Target, resolve_targets
 from app.ingest.store import RoutableService
+from app.ingest.view import RoutingView, load_view
 from app.observability.metrics import INGESTED
-from app.outbox.events import NewEvent, enqueue
-from app.outbox.states import EventStatus, ServiceHealth
+from app.outbox.events import NewEvent, ServicesChanged, enqueue
+from app.outbox.states import EventStatus
+from app.tenants.ratelimit import IngestRateLimited
 
 Item = Alert | ChangeEvent
 # Takes the number of events a request would write; raises to refuse the request whole.
@@ -63,6 +68,7 @@ class Accepted:
     # None when the event was recorded with nowhere to go (status SKIPPED).
     service: RoutableService | None
     status: EventStatus
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -71,18 +77,25 @@ class _Planned:
     service: RoutableService | None
 
 
-def _rules(stored: Sequence[store.StoredRule]) -> list[Rule]:
-    return [
-        Rule(
-            id=r.id,
-            name=r.name,
-            conditions=tuple(
-                Condition(field=c["field"], op=c["op"], value=c.get("value")) for c in r.conditions
-            ),
-            service_ids=r.service_ids,
-        )
-        for r in stored
-    ]
+@dataclass(frozen=True)
+class _Matched:
+    """One item after matching: an alert (with the dedup key it will have) and the services
+    the rules give it, or why none; a change event with its services (it has no life)."""
+
+    item: Item
+    where: str
+    by_rules: tuple[RoutableService, ...] | NoRoute
+    # Not sent before this much time has passed (a test event's resolve).
+    due_in: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class _Submission:
+    tenant_id: UUID
+    view: RoutingView
+    matched: tuple[_Matched, ...]
+    source: str
+    budget: Budget | None
 
 
 def takes_change_events(service: RoutableService) -> bool:
@@ -91,61 +104,90 @@ def takes_change_events(service: RoutableService) -> bool:
     return service.api_version == "v2" and service.kind not in RULESET_KINDS
 
 
-class _Router:
-    """Routes one request's items, keeping the lives of its alerts as they change."""
+def _match(
+    view: RoutingView, items: Sequence[Item], due_in: Sequence[timedelta | None]
+) -> tuple[_Matched, ...]:
+    """Every item's rule matches. Runs in a routing thread (`off_the_loop`): matching may take
+    up to its budget of CPU time, which the event loop must not spend."""
+    budget = MatchBudget()
+    by_id = {s.id: s for s in view.services}
+    targets = [Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in view.services]
+    matched: list[_Matched] = []
+    for index, item in enumerate(items):
+        where = f"alerts[{index}]" if len(items) > 1 else ""
+        if isinstance(item, Alert) and item.dedup_key is None:
+            # One key for every service the alert goes to, so later updates find them all.
+            item = replace(item, dedup_key=uuid.uuid4().hex)
+        try:
+            chosen = resolve_targets(item, view.rules, targets, budget)
+            by_rules: tuple[RoutableService, ...] | NoRoute = tuple(
+                by_id[target.id] for target in chosen
+            )
+        except NoRoute as exc:
+            field = f"{where}.{exc.field}" if where and exc.field else where or exc.field
+            by_rules = NoRoute(field.rstrip("."), exc.message)
+            if isinstance(item, ChangeEvent):
+                # A change event has no life to follow: no route is final now.
+                raise by_rules from exc
+        if isinstance(item, ChangeEvent):
+            assert not isinstance(by_rules, NoRoute)
+            for service in by_rules:
+                _check_takes_change_events(service, where)
+        matched.append(_Matched(item, where, by_rules, due_in[index] if due_in else None))
+    return tuple(matched)
 
-    def __init__(
-        self,
-        tenant_id: UUID,
-        source: str,
-        services: Sequence[RoutableService],
-        rules: Sequence[Rule],
-        severities: SeverityMap,
-        lives: Lives,
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.source = source
-        self.by_id = {s.id: s for s in services}
-        self.targets = [
-            Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in services
-        ]
-        self.rules = rules
-        self.severities = severities
+
+def _check_takes_change_events(service: RoutableService, where: str) -> None:
+    if not takes_change_events(service):
+        why = "a v1 service key" if service.api_version == "v1" else "an event ruleset key"
+        raise InputError(
+            f"{where}.service" if where else "service",
+            f"{service.name} is {why}, and PagerDuty takes change events only on "
+            "Events API v2 integration keys",
+        )
+
+
+class _Planner:
+    """One request's events, from its matches and its alerts' lives (as the batch left them)."""
+
+    def __init__(self, submission: _Submission, lives: Lives) -> None:
+        self.submission = submission
+        self.tenant_id = submission.tenant_id
+        self.by_id = {s.id: s for s in submission.view.services}
+        self.severities = submission.view.severities
         self.lives = lives
-        self.budget: MatchBudget | None = None
 
-    def plan(self, items: Sequence[Item]) -> list[_Planned]:
-        """Every item's events. Runs in a routing thread (`off_the_loop`): matching may take
-        up to its budget of CPU time, which the event loop must not spend."""
-        self.budget = MatchBudget()
+    def plan(self) -> list[_Planned]:
         planned: list[_Planned] = []
-        for index, item in enumerate(items):
-            where = f"alerts[{index}]" if len(items) > 1 else ""
-            planned.extend(self.route(item, where))
+        for matched in self.submission.matched:
+            planned.extend(
+                replace(p, event=replace(p.event, due_in=matched.due_in))
+                for p in self._route(matched)
+            )
         return planned
 
-    def route(self, item: Item, where: str) -> list[_Planned]:
+    def _route(self, matched: _Matched) -> list[_Planned]:
+        item = matched.item
         if isinstance(item, ChangeEvent):
-            return [self._change(item, service, where) for service in self._by_rules(item, where)]
-        dedup_key = item.dedup_key
-        if dedup_key is None:
-            # One key for every service the alert goes to, so later updates find them all.
-            dedup_key = uuid.uuid4().hex
-            item = replace(item, dedup_key=dedup_key)
-        key = wire_dedup_key(dedup_key)
+            assert not isinstance(matched.by_rules, NoRoute)
+            return [
+                _Planned(self._event(change_to_outbound(item), service, None), service)
+                for service in matched.by_rules
+            ]
+        assert item.dedup_key is not None
+        key = wire_dedup_key(item.dedup_key)
         life = self.lives.current(key)
         followed = live_services(life, self.by_id) if life is not None else ()
         # A trigger after the resolve opens a new alert: today's rules route that one.
         follows = life is not None and (life.is_open or item.status != "firing")
         if item.service is None and followed and follows:
             chosen = [self.by_id[s] for s in followed]
+        elif isinstance(matched.by_rules, NoRoute):
+            if item.status == "firing" or item.service is not None:
+                raise matched.by_rules
+            return [self._skipped(item)]
         else:
-            try:
-                chosen = self._by_rules(item, where)
-            except NoRoute:
-                if item.status == "firing" or item.service is not None:
-                    raise
-                return [self._skipped(item)]
+            chosen = list(matched.by_rules)
         outbound = [self._outbound(item, service) for service in chosen]
         alert_id: UUID | None
         if item.status == "firing":
@@ -163,14 +205,6 @@ class _Router:
             for out, service in zip(outbound, chosen, strict=True)
         ]
 
-    def _by_rules(self, item: Item, where: str) -> list[RoutableService]:
-        try:
-            chosen = resolve_targets(item, self.rules, self.targets, self.budget)
-        except NoRoute as exc:
-            field = f"{where}.{exc.field}" if where and exc.field else where or exc.field
-            raise NoRoute(field.rstrip("."), exc.message) from exc
-        return [self.by_id[target.id] for target in chosen]
-
     def _outbound(self, item: Alert, service: RoutableService) -> OutboundEvent:
         return to_outbound(
             item,
@@ -178,16 +212,6 @@ class _Router:
             severity_map=self.severities,
             new_dedup_key=lambda: uuid.uuid4().hex,
         )
-
-    def _change(self, item: ChangeEvent, service: RoutableService, where: str) -> _Planned:
-        if not takes_change_events(service):
-            why = "a v1 service key" if service.api_version == "v1" else "an event ruleset key"
-            raise InputError(
-                f"{where}.service" if where else "service",
-                f"{service.name} is {why}, and PagerDuty takes change events only on "
-                "Events API v2 integration keys",
-            )
-        return _Planned(self._event(change_to_outbound(item), service, None), service)
 
     def _event(
         self, out: OutboundEvent, service: RoutableService, alert_id: UUID | None
@@ -201,10 +225,9 @@ class _Router:
             api=out.api,
             body=out.body,
             notes=out.notes,
-            source=self.source,
-            status=(
-                EventStatus.QUEUED if service.health == ServiceHealth.HEALTHY else EventStatus.HELD
-            ),
+            source=self.submission.source,
+            # Queued or held as the service's row says when the event is written.
+            status=EventStatus.QUEUED,
             alert_id=alert_id,
         )
 
@@ -221,57 +244,108 @@ class _Router:
             api=out.api,
             body=out.body,
             notes=out.notes,
-            source=self.source,
+            source=self.submission.source,
             status=EventStatus.SKIPPED,
             reason=NOTHING_TO_RESOLVE,
         )
         return _Planned(event, None)
 
 
-def _dedup_keys(items: Sequence[Item]) -> list[str]:
-    return [
-        wire_dedup_key(item.dedup_key)
-        for item in items
-        if isinstance(item, Alert) and item.dedup_key is not None
+async def write_batch(
+    db: Database, submissions: Sequence[_Submission]
+) -> list[list[Accepted] | Exception]:
+    """The group commit's work (inside its transaction): every request's events and steps,
+    or the error that refuses that request alone."""
+    keys = [
+        (s.tenant_id, wire_dedup_key(m.item.dedup_key))
+        for s in submissions
+        for m in s.matched
+        if isinstance(m.item, Alert) and m.item.dedup_key is not None
     ]
+    known: dict[UUID, dict[str, Life]] = {}
+    for (tenant_id, key), life in (await alerts_store.latest_lives(db, keys)).items():
+        known.setdefault(tenant_id, {})[key] = life
+    answers: list[list[_Planned] | Exception] = []
+    steps: list[tuple[UUID, Step]] = []
+    for submission in submissions:
+        tenant_known = known.setdefault(submission.tenant_id, {})
+        # A copy: a request refused halfway leaves the lives as the one before it left them.
+        lives = Lives(dict(tenant_known))
+        try:
+            planned = _Planner(submission, lives).plan()
+            if submission.budget is not None:
+                # Paid for after fan-out and before anything is written: a request the budget
+                # refuses stores nothing, not even its alerts' lives.
+                await submission.budget(len(planned))
+        except (InputError, IngestRateLimited) as exc:
+            answers.append(exc)
+            continue
+        tenant_known.update(lives.known)
+        steps.extend((submission.tenant_id, step) for step in lives.steps)
+        answers.append(planned)
+    actual = await alerts_store.apply_steps(db, steps)
+    events = [
+        _with_alert(p.event, actual) for a in answers if not isinstance(a, Exception) for p in a
+    ]
+    created = iter(await enqueue(db, events))
+    results: list[list[Accepted] | Exception] = []
+    for answer in answers:
+        if isinstance(answer, Exception):
+            results.append(answer)
+            continue
+        accepted = []
+        for one in answer:
+            event_id, status = next(created)
+            accepted.append(
+                Accepted(
+                    id=event_id,
+                    dedup_key=one.event.dedup_key,
+                    service=one.service,
+                    status=status,
+                    kind=one.event.kind,
+                )
+            )
+        results.append(accepted)
+    return results
 
 
-def _final(event: NewEvent, actual: dict[UUID, UUID], due_in: timedelta | None) -> NewEvent:
+def _with_alert(event: NewEvent, actual: dict[UUID, UUID]) -> NewEvent:
     alert_id = event.alert_id
-    if alert_id is not None:
-        alert_id = actual.get(alert_id, alert_id)
-    return replace(event, alert_id=alert_id, due_in=due_in)
+    if alert_id is None:
+        return event
+    return replace(event, alert_id=actual.get(alert_id, alert_id))
+
+
+async def view_of(deps: Deps, tenant_id: UUID) -> RoutingView:
+    """What routing needs of the tenant."""
+    return await load_view(deps.db, tenant_id)
 
 
 async def accept(
-    db: Database,
+    deps: Deps,
     tenant_id: UUID,
     items: Sequence[Item],
     *,
     source: str,
-    due_in: timedelta | None = None,
+    due_in: Sequence[timedelta | None] = (),
     budget: Budget | None = None,
 ) -> list[Accepted]:
-    """Route, map and commit `items` (all or none). `due_in` holds the events back that long
-    before their first send (a test event's resolve). `budget` is paid the number of events
-    (one per alert and service) before they are written, and raises to refuse them."""
-    services = await store.routable_services(db, tenant_id)
-    rules = _rules(await store.list_rules(db, tenant_id))
-    severities = parse_severity_map(await store.severity_map(db, tenant_id))
-    lives = Lives(await alerts_store.latest_lives(db, tenant_id, _dedup_keys(items)))
-    router = _Router(tenant_id, source, services, rules, severities, lives)
-    planned = await off_the_loop(lambda: router.plan(items), lane=tenant_id)
-    if budget is not None:
-        # Paid for after fan-out and before anything is written: a batch the budget refuses
-        # stores nothing, not even its alerts' lives.
-        await budget(len(planned))
-    async with db.transaction():
-        actual = await alerts_store.apply_steps(db, tenant_id, lives.steps)
-        events = [_final(p.event, actual, due_in) for p in planned]
-        created = await enqueue(db, events)
-    for event in events:
-        INGESTED.labels(source, event.kind).inc()
-    return [
-        Accepted(id=event_id, dedup_key=event.dedup_key, service=p.service, status=status)
-        for (event_id, status), event, p in zip(created, events, planned, strict=True)
-    ]
+    """Route, map and commit `items` (all or none), with other requests' in one transaction.
+    `due_in`, one per item when given, holds an item's events back that long before their
+    first send (a test event's resolve). `budget` is paid the number of events (one per alert
+    and service) before they are written, and raises to refuse them."""
+    view = await view_of(deps, tenant_id)
+    for last_try in (False, True):
+        matched = await off_the_loop(partial(_match, view, items, due_in), lane=tenant_id)
+        submission = _Submission(tenant_id, view, matched, source, budget)
+        try:
+            accepted = await deps.group_commits.of(write_batch).submit(submission)
+            break
+        except ServicesChanged:
+            # A service was removed after the view was read: route again on what is there.
+            if last_try:
+                raise
+            view = await load_view(deps.db, tenant_id)
+    for a in accepted:
+        INGESTED.labels(source, a.kind).inc()
+    return accepted

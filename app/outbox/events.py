@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,42 +37,99 @@ class NewEvent:
     due_in: timedelta | None = None
 
 
+# One statement for any number of events: the arrays are the events' columns, in order. The
+# status of an event for a service is read from the service's row here, not taken from the
+# caller: routing works from a view of the tenant that may be a moment old (a cache), and an
+# event for a service held since must be held too. `FOR KEY SHARE` keeps each service from being
+# deleted until the transaction ends, so the check and the insert agree.
+ENQUEUE = """
+WITH given AS (
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
+        CAST(:routing_key_hashes AS text[]), CAST(:dedup_keys AS text[]),
+        CAST(:kinds AS text[]), CAST(:apis AS text[]), CAST(:bodies AS text[]),
+        CAST(:notes AS text[]), CAST(:sources AS text[]), CAST(:statuses AS text[]),
+        CAST(:alert_ids AS uuid[]), CAST(:reasons AS text[]), CAST(:due_ins AS interval[])
+    ) WITH ORDINALITY AS g(id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
+        body, notes, source, status, alert_id, reason, due_in, n)
+), services AS (
+    SELECT id, health FROM pd_services
+    WHERE id IN (SELECT service_id FROM given) FOR KEY SHARE
+), planned AS (
+    SELECT g.*, CASE
+            WHEN g.status = 'skipped' THEN 'skipped'
+            WHEN s.health = 'healthy' THEN 'queued'
+            ELSE 'held'
+        END AS actual
+    FROM given g LEFT JOIN services s ON s.id = g.service_id
+    -- An event whose service is gone is not written: the caller is told (ServicesChanged).
+    WHERE g.service_id IS NULL OR s.id IS NOT NULL
+    ORDER BY g.n
+)
+INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
+    notes, source, status, alert_id, last_error, next_attempt_at, finished_at)
+SELECT id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, CAST(body AS jsonb),
+    ARRAY(SELECT jsonb_array_elements_text(CAST(notes AS jsonb))), source, actual, alert_id,
+    reason, clock_timestamp() + due_in,
+    CASE WHEN actual = 'skipped' THEN clock_timestamp() END
+FROM planned
+-- Rows are inserted in this order, so each event's seq is its place in acceptance order.
+ORDER BY n
+RETURNING id, status
+"""
+
+
+class ServicesChanged(Exception):
+    """Some events were for services deleted since their request was routed: nothing was
+    written for them, and the request is to be routed again."""
+
+    def __init__(self, missing: set[UUID]) -> None:
+        super().__init__(f"{len(missing)} event(s) were for services that no longer exist")
+        self.missing = missing
+
+
 async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, EventStatus]]:
-    """Insert events in order (their seq is their acceptance order) and wake the dispatchers.
-    Call inside the transaction that answers the sender: committed means accepted."""
-    created: list[tuple[UUID, EventStatus]] = []
+    """Insert events in order (their seq is their acceptance order) and wake the dispatchers,
+    in one statement and one NOTIFY however many there are. Call inside the transaction that
+    answers the senders: committed means accepted.
+
+    An event for a service that has been deleted since it was routed raises ServicesChanged
+    with nothing written of the rest either (the transaction is to be rolled back); one whose
+    service is held (unhealthy) is written as held whatever `status` says."""
+    if not events:
+        return []
+    ids = [uuid.uuid4() for _ in events]
     for event in events:
         assert event.status in (EventStatus.QUEUED, EventStatus.HELD, EventStatus.SKIPPED)
-        row = await db.fetch_one(
-            """
-            INSERT INTO events (tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
-                body, notes, source, status, alert_id, last_error, next_attempt_at, finished_at)
-            VALUES (:tenant_id, :service_id, :routing_key_hash, :dedup_key, :kind, :api,
-                CAST(:body AS jsonb), :notes, :source, :status, :alert_id, :reason,
-                clock_timestamp() + CAST(:due_in AS interval),
-                CASE WHEN :status = 'skipped' THEN clock_timestamp() END)
-            RETURNING id, status
-            """,
-            {
-                "tenant_id": event.tenant_id,
-                "service_id": event.service_id,
-                "routing_key_hash": event.routing_key_hash,
-                "dedup_key": event.dedup_key,
-                "kind": event.kind,
-                "api": event.api,
-                "body": json.dumps(event.body),
-                "notes": list(event.notes),
-                "source": event.source,
-                "status": str(event.status),
-                "alert_id": event.alert_id,
-                "reason": event.reason,
-                "due_in": event.due_in or timedelta(0),
-            },
-        )
-        assert row is not None
-        created.append((row._mapping["id"], EventStatus(row._mapping["status"])))
+    rows = await db.fetch_all(
+        ENQUEUE,
+        {
+            "ids": ids,
+            "tenant_ids": [e.tenant_id for e in events],
+            "service_ids": [e.service_id for e in events],
+            "routing_key_hashes": [e.routing_key_hash for e in events],
+            "dedup_keys": [e.dedup_key for e in events],
+            "kinds": [e.kind for e in events],
+            "apis": [e.api for e in events],
+            "bodies": [json.dumps(e.body) for e in events],
+            "notes": [json.dumps(list(e.notes)) for e in events],
+            "sources": [e.source for e in events],
+            "statuses": [str(e.status) for e in events],
+            "alert_ids": [e.alert_id for e in events],
+            "reasons": [e.reason for e in events],
+            "due_ins": [e.due_in or timedelta(0) for e in events],
+        },
+    )
+    written = {r._mapping["id"]: EventStatus(r._mapping["status"]) for r in rows}
+    if len(written) != len(ids):
+        gone = {
+            e.service_id
+            for event_id, e in zip(ids, events, strict=True)
+            if event_id not in written and e.service_id is not None
+        }
+        raise ServicesChanged(gone)
     await wake_dispatchers(db)
-    return created
+    return [(event_id, written[event_id]) for event_id in ids]
 
 
 async def send_now(db: Database, tenant_id: UUID, event_id: UUID) -> bool:

@@ -76,11 +76,13 @@ async def send_test_event(request: Request) -> Response:
     resolve = Alert(status="resolved", dedup_key=dedup_key, service=str(service_id))
     try:
         # One commit for both: a test event is never left without its resolve.
-        async with deps.db.transaction():
-            [accepted] = await accept(deps.db, tenant_id, [trigger], source="test")
-            await accept(
-                deps.db, tenant_id, [resolve], source="test", due_in=TEST_EVENT_RESOLVES_AFTER
-            )
+        accepted, _ = await accept(
+            deps,
+            tenant_id,
+            [trigger, resolve],
+            source="test",
+            due_in=[None, TEST_EVENT_RESOLVES_AFTER],
+        )
     except InputError as exc:
         # An unknown service (or another tenant's) reads as not found.
         raise NotFoundError("service") from exc

@@ -60,6 +60,12 @@ def test_removed_services_drop_out_of_where_an_alert_goes() -> None:
     assert live_services(Life(A, "k", (B, C), "triggered"), [C]) == (C,)
 
 
+async def _lives(db: Database, tenant_id: UUID) -> dict[str, Life]:
+    return {
+        key: life for (_, key), life in (await store.latest_lives(db, [(tenant_id, "k")])).items()
+    }
+
+
 async def _tenant(db: Database) -> UUID:
     tenant = await insert_tenant(db, name="T", external_id=None)
     assert tenant is not None
@@ -71,15 +77,15 @@ async def test_two_requests_opening_one_alert_join_into_one_life(cdb: Database) 
     service_a, service_b = uuid4(), uuid4()
 
     async def open_with(service: UUID) -> UUID:
-        lives = Lives(await store.latest_lives(cdb, tenant_id, ["k"]))
+        lives = Lives(await _lives(cdb, tenant_id))
         planned = lives.trigger("k", [service], summary="s", severity="error")
         async with cdb.connection() as connection, connection.transaction():
-            actual = await store.apply_steps(cdb, tenant_id, lives.steps)
+            actual = await store.apply_steps(cdb, [(tenant_id, s) for s in lives.steps])
         return actual.get(planned, planned)
 
     first, second = await asyncio.gather(open_with(service_a), open_with(service_b))
     assert first == second
-    [life] = (await store.latest_lives(cdb, tenant_id, ["k"])).values()
+    [life] = (await _lives(cdb, tenant_id)).values()
     assert set(life.service_ids) == {service_a, service_b}
     assert life.state == "triggered"
 
@@ -90,7 +96,7 @@ async def test_times_of_each_state_are_kept(db: Database) -> None:
     planned = lives.trigger("k", [A], summary="Disk full", severity="critical")
     lives.update("k", "acknowledged")
     lives.update("k", "resolved")
-    actual = await store.apply_steps(db, tenant_id, lives.steps)
+    actual = await store.apply_steps(db, [(tenant_id, s) for s in lives.steps])
     record = await store.get_alert(db, tenant_id, actual[planned])
     assert record is not None
     assert record.state == "resolved"
@@ -99,8 +105,8 @@ async def test_times_of_each_state_are_kept(db: Database) -> None:
     assert record.resolved_at is not None
     assert record.opened_at <= record.acknowledged_at <= record.resolved_at
     # A late acknowledge does not reopen it or move its times.
-    later = Lives(await store.latest_lives(db, tenant_id, ["k"]))
+    later = Lives(await _lives(db, tenant_id))
     later.update("k", "acknowledged")
-    await store.apply_steps(db, tenant_id, later.steps)
+    await store.apply_steps(db, [(tenant_id, s) for s in later.steps])
     again = await store.get_alert(db, tenant_id, actual[planned])
     assert again == record

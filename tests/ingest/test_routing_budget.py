@@ -15,6 +15,7 @@ from databases import Database
 
 from app.ingest import store
 from app.ingest.alert import Alert
+from app.deps import Deps
 from app.ingest.intake import accept
 from app.ingest.lanes import off_the_loop
 from app.ingest.routing import (
@@ -172,7 +173,7 @@ async def tenant_with_service(client: httpx2.AsyncClient) -> tuple[UUID, UUID, s
 
 
 async def test_a_request_over_budget_is_refused_whole_and_writes_nothing(
-    db: Database, client: httpx2.AsyncClient
+    db: Database, deps: Deps, client: httpx2.AsyncClient
 ) -> None:
     tenant_id, service_id, key = await tenant_with_service(client)
     conditions = [{"field": "summary", "op": "regex", "value": COSTLY}] * 20
@@ -188,7 +189,7 @@ async def test_a_request_over_budget_is_refused_whole_and_writes_nothing(
     )
     assert written == 0
     with pytest.raises(MatchingTooCostly):
-        await accept(db, tenant_id, long_alerts(200), source="native")
+        await accept(deps, tenant_id, long_alerts(200), source="native")
 
 
 async def test_a_drop_in_over_budget_answers_in_pagerdutys_shape(

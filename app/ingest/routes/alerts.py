@@ -44,7 +44,7 @@ async def _accept(
 ) -> list[Accepted]:
     deps = get_deps(request)
     budget = EventBudget.from_config(deps.db, key.id, deps.config, deps.clock())
-    return await accept(deps.db, key.tenant_id, items, source=source, budget=budget.spend)
+    return await accept(deps, key.tenant_id, items, source=source, budget=budget.spend)
 
 
 def _accepted_json(accepted: list[Accepted]) -> dict[str, Any]:
