@@ -26,7 +26,7 @@ from app.config.load import load_config
 from app.config.model import Config
 from app.crypto import new_fernet_key
 from app.db.migrations import apply_migrations
-from app.db.pool import asyncpg_dsn
+from app.db.pool import PooledDatabase, asyncpg_dsn
 from app.deps import Deps, new_http_client
 
 BASE_URL = "http://127.0.0.1:8000"
@@ -74,7 +74,8 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, force_rollback=True)
+    # The product's pool class, so that its transactions behave as they do when served.
+    database = PooledDatabase(database_url, force_rollback=True)
     await database.connect()
     try:
         yield database

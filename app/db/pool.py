@@ -167,7 +167,12 @@ class _Transaction(Transaction):
     `databases` releases the connection only after one that succeeded. After a failure the
     connection stayed checked out of the pool for good (a pool drained that way answers 503
     long after the database is back) and tied to the task, whose next statement then failed
-    with "Connection is already acquired"."""
+    with "Connection is already acquired".
+
+    BEGIN, COMMIT and ROLLBACK (or their savepoints) also take the connection's query lock, as
+    every statement does: where tasks share one connection (a `force_rollback` database, which
+    the tests use), `databases` would otherwise send them while another task's statement is
+    running, and asyncpg refuses that ("another operation is in progress")."""
 
     async def start(self) -> _Transaction:
         connection = self._connection
@@ -176,7 +181,10 @@ class _Transaction(Transaction):
             is_root = not connection._transaction_stack
             await connection.__aenter__()
             try:
-                await self._transaction.start(is_root=is_root, extra_options=self._extra_options)
+                async with connection._query_lock:
+                    await self._transaction.start(
+                        is_root=is_root, extra_options=self._extra_options
+                    )
             except BaseException:
                 self._transaction = None
                 await connection.__aexit__()
@@ -198,7 +206,8 @@ class _Transaction(Transaction):
             backend = self._transaction
             assert backend is not None
             try:
-                await (backend.commit() if commit else backend.rollback())
+                async with connection._query_lock:
+                    await (backend.commit() if commit else backend.rollback())
             finally:
                 self._transaction = None
                 await connection.__aexit__()

@@ -13,9 +13,9 @@ import httpx2
 import pytest
 from databases import Database
 
+from app.deps import Deps
 from app.ingest import store
 from app.ingest.alert import Alert
-from app.deps import Deps
 from app.ingest.intake import accept
 from app.ingest.lanes import off_the_loop
 from app.ingest.routing import (
