@@ -15,8 +15,9 @@ repetitions inflate (`(x*y*z*){1000}q` compiles to 6 000 instructions and one se
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import re2
@@ -101,14 +102,37 @@ def encode(value: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
+# The last CACHE_SIZE patterns compiled, least recently used first. Routing threads and the
+# event loop share it, hence the lock (held for dictionary work only, never while compiling).
+_cache: OrderedDict[str, Regex | RegexRefused] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def compiled(pattern: str) -> Regex | RegexRefused:
     """The pattern compiled, or why not (kept too: a stored pattern that RE2 refuses is asked
     for on every alert, and must cost a lookup, not a compile)."""
+    found = already_compiled(pattern)
+    if found is not None:
+        return found
     try:
-        return Regex(pattern)
+        made: Regex | RegexRefused = Regex(pattern)
     except RegexRefused as refused:
-        return refused
+        made = refused
+    with _cache_lock:
+        _cache[pattern] = made
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return made
+
+
+def already_compiled(pattern: str) -> Regex | RegexRefused | None:
+    """The pattern from the cache, or None if it would have to be compiled: matching on the
+    event loop must not compile (a large pattern takes milliseconds)."""
+    with _cache_lock:
+        found = _cache.get(pattern)
+        if found is not None:
+            _cache.move_to_end(pattern)
+        return found
 
 
 def _message(exc: Exception) -> str:

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import partial
 from uuid import UUID
 
 from databases import Database
@@ -41,7 +40,7 @@ from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import MatchBudget, NoRoute, Target, resolve_targets
+from app.ingest.routing import MatchBudget, NoRoute, NotInline, Target, resolve_targets
 from app.ingest.store import RoutableService
 from app.ingest.view import RoutingView, load_view
 from app.observability.metrics import INGESTED
@@ -104,12 +103,27 @@ def takes_change_events(service: RoutableService) -> bool:
     return service.api_version == "v2" and service.kind not in RULESET_KINDS
 
 
-def _match(
-    view: RoutingView, items: Sequence[Item], due_in: Sequence[timedelta | None]
+async def _matched(
+    view: RoutingView, tenant_id: UUID, items: Sequence[Item], due_in: Sequence[timedelta | None]
 ) -> tuple[_Matched, ...]:
-    """Every item's rule matches. Runs in a routing thread (`off_the_loop`): matching may take
-    up to its budget of CPU time, which the event loop must not spend."""
-    budget = MatchBudget()
+    """Every item's rule matches: on the event loop when that is cheap (most requests), else in
+    a routing thread of the tenant's lane (`off_the_loop`), where matching may take up to its
+    budget of CPU time, which the event loop must not spend."""
+    try:
+        return _match(view, items, due_in, MatchBudget.inline())
+    except NotInline:
+        # Made in the thread: the budget reads that thread's CPU clock.
+        return await off_the_loop(
+            lambda: _match(view, items, due_in, MatchBudget()), lane=tenant_id
+        )
+
+
+def _match(
+    view: RoutingView,
+    items: Sequence[Item],
+    due_in: Sequence[timedelta | None],
+    budget: MatchBudget,
+) -> tuple[_Matched, ...]:
     by_id = {s.id: s for s in view.services}
     targets = [Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in view.services]
     matched: list[_Matched] = []
@@ -336,7 +350,7 @@ async def accept(
     and service) before they are written, and raises to refuse them."""
     view = await view_of(deps, tenant_id)
     for last_try in (False, True):
-        matched = await off_the_loop(partial(_match, view, items, due_in), lane=tenant_id)
+        matched = await _matched(view, tenant_id, items, due_in)
         submission = _Submission(tenant_id, view, matched, source, budget)
         try:
             accepted = await deps.group_commits.of(write_batch).submit(submission)

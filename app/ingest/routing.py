@@ -21,7 +21,7 @@ from typing import Literal
 from uuid import UUID
 
 from app.errors import InputError
-from app.ingest._regex import CALL_WORK, Regex, RegexRefused, compiled, encode
+from app.ingest._regex import CALL_WORK, Regex, RegexRefused, already_compiled, compiled, encode
 from app.ingest._values import text_problem
 from app.ingest.alert import Alert, ChangeEvent
 
@@ -43,6 +43,9 @@ MATCH_CPU_SECONDS_MAX = 0.25
 # once the work since the last reading could have cost about a millisecond (a work unit costs
 # at most about 8 ns, see app/ingest/_regex.py).
 WORK_BETWEEN_CLOCK_READS = 125_000
+# What matching may cost on the event loop before it moves to a routing thread: at most about
+# 8 ns a unit, so some 0.2 ms, about what handing the work to a thread and back costs.
+INLINE_WORK = 25_000
 Op = Literal["equals", "regex", "exists"]
 OPS: tuple[Op, ...] = ("equals", "regex", "exists")
 FIELDS = ("summary", "severity", "source", "component", "group", "class", "dedup_key", "status")
@@ -93,16 +96,41 @@ class MatchingTooCostly(InputError):
         )
 
 
+class NotInline(Exception):
+    """Matching would cost more than the event loop may spend on it: match in a thread."""
+
+
 class MatchBudget:
     """The CPU time one request may spend matching, read from the clock of the thread that
-    matches (so make one in that thread): other requests' work never counts against it."""
+    matches (so make one in that thread): other requests' work never counts against it.
+
+    `MatchBudget.inline()` is for matching on the event loop itself: it allows only
+    `INLINE_WORK` units of work (an upper bound of the time) and then raises `NotInline`, so
+    that the request is matched again in a routing thread. Most requests (a few alerts, rules
+    of labels and short patterns) cost far less than handing them to a thread would."""
 
     def __init__(self, seconds: float = MATCH_CPU_SECONDS_MAX) -> None:
         self.seconds = seconds
         self._started = time.thread_time()
         self._unread = 0
+        self._work_left: int | None = None
+
+    @property
+    def is_inline(self) -> bool:
+        return self._work_left is not None
+
+    @classmethod
+    def inline(cls) -> MatchBudget:
+        budget = cls()
+        budget._work_left = INLINE_WORK
+        return budget
 
     def spend(self, work: int) -> None:
+        if self._work_left is not None:
+            self._work_left -= work
+            if self._work_left < 0:
+                raise NotInline()
+            return
         self._unread += work
         if self._unread < WORK_BETWEEN_CLOCK_READS:
             return
@@ -270,7 +298,13 @@ def _holds(condition: Condition, values: _Values, budget: MatchBudget | None) ->
         return value == condition.value
     if condition.op != "regex":
         return False
-    regex = compiled(condition.value)
+    if budget is not None and budget.is_inline:
+        cached = already_compiled(condition.value)
+        if cached is None:
+            raise NotInline()
+        regex: Regex | RegexRefused = cached
+    else:
+        regex = compiled(condition.value)
     # A stored pattern that RE2 refuses (saved before rules were RE2) matches nothing rather
     # than failing ingest; the rules API and the settings page say so.
     if not isinstance(regex, Regex):

@@ -23,6 +23,7 @@ from app.ingest.routing import (
     Condition,
     MatchBudget,
     MatchingTooCostly,
+    NotInline,
     Rule,
     resolve_targets,
 )
@@ -55,6 +56,30 @@ def route_all(alerts: list[Alert], rules: list[Rule], seconds: float) -> None:
     budget = MatchBudget(seconds)
     for alert in alerts:
         resolve_targets(alert, rules, TARGETS, budget)
+
+
+def test_cheap_matching_stays_on_the_event_loop_and_costly_matching_leaves_it() -> None:
+    """Matching on the event loop is allowed only a small amount of work and never a compile:
+    past that, `NotInline` sends the request to a routing thread."""
+    labels = [
+        Rule(
+            id=uuid4(),
+            name=f"r{i}",
+            conditions=(Condition("labels.team", "equals", f"team-{i}"),),
+            service_ids=(DB.id,),
+        )
+        for i in range(20)
+    ] + [CATCH_ALL]
+    assert resolve_targets(ALERT, labels, TARGETS, MatchBudget.inline()) == (DB,)
+    with pytest.raises(NotInline):
+        resolve_targets(long_alerts(1)[0], costly_rules(1, 1), TARGETS, MatchBudget.inline())
+    never_seen = Condition("summary", "regex", f"^never-seen-{uuid4().hex}")
+    fresh = [Rule(id=uuid4(), name="new", conditions=(never_seen,), service_ids=(DB.id,))]
+    with pytest.raises(NotInline):
+        resolve_targets(ALERT, [*fresh, CATCH_ALL], TARGETS, MatchBudget.inline())
+    # Once compiled (in a thread, by a budget of time), the same pattern is matched inline.
+    resolve_targets(ALERT, [*fresh, CATCH_ALL], TARGETS, MatchBudget())
+    assert resolve_targets(ALERT, [*fresh, CATCH_ALL], TARGETS, MatchBudget.inline()) == (DB,)
 
 
 def test_the_budget_stops_matching_soon_after_it_is_spent() -> None:
