@@ -109,11 +109,12 @@ class MatchBudget:
     that the request is matched again in a routing thread. Most requests (a few alerts, rules
     of labels and short patterns) cost far less than handing them to a thread would."""
 
-    def __init__(self, seconds: float = MATCH_CPU_SECONDS_MAX) -> None:
+    def __init__(self, seconds: float = MATCH_CPU_SECONDS_MAX, *, inline: bool = False) -> None:
         self.seconds = seconds
-        self._started = time.thread_time()
         self._unread = 0
-        self._work_left: int | None = None
+        self._work_left = INLINE_WORK if inline else None
+        # Inline, work units bound the time and the clock is never read.
+        self._started = 0.0 if inline else time.thread_time()
 
     @property
     def is_inline(self) -> bool:
@@ -121,9 +122,7 @@ class MatchBudget:
 
     @classmethod
     def inline(cls) -> MatchBudget:
-        budget = cls()
-        budget._work_left = INLINE_WORK
-        return budget
+        return cls(inline=True)
 
     def spend(self, work: int) -> None:
         if self._work_left is not None:
