@@ -34,6 +34,16 @@ def free_port() -> int:
 def pdconnect_serve(database_url: str, **settings: str) -> Iterator[int]:
     """The port of the server, with `settings` added to its environment; stopped with Ctrl-C
     (SIGINT) on the way out."""
+    with served_process(database_url, **settings) as (port, _):
+        yield port
+
+
+@contextmanager
+def served_process(
+    database_url: str, **settings: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """The port and the process of the server (for a test that kills it); stopped with Ctrl-C
+    (SIGINT) on the way out if it is still running."""
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="pdc-serve-", dir="/tmp"))
     env = {
@@ -66,9 +76,10 @@ def pdconnect_serve(database_url: str, **settings: str) -> Iterator[int]:
     )
     try:
         _wait_until_ready(port, process, folder / "serve.log")
-        yield port
+        yield port, process
     finally:
-        process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
