@@ -2,9 +2,9 @@
 
 A request can carry several events of one alert (a batch, an Alertmanager group): each sees
 the life as the previous one left it. The changes are kept as a list of steps that the store
-applies in order in the request's transaction. Steps say what happened (opened, followed,
-acknowledged, resolved), never a whole new state, so that two requests racing on one alert
-cannot undo each other's resolve.
+applies in order in the transaction that writes their events. Steps say what happened
+(opened, followed, acknowledged, resolved), never a whole new state, so that two requests
+racing on one alert cannot undo each other's resolve.
 
     (none) --trigger--> triggered --acknowledge--> acknowledged --resolve--> resolved
                         triggered --resolve--> resolved
