@@ -88,6 +88,9 @@ class Dispatcher:
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
+        # The PagerDuty host each routing key's events were last seen going to, as recorded in
+        # dispatch_keys: a send writes it only when it changes.
+        self._known_hosts: dict[str, str] = {}
         self._away_pause = AWAY_PAUSE_FIRST
         self._settler = Settler(self.db, self.config, self.rng)
 
@@ -254,9 +257,13 @@ class Dispatcher:
             await store.learn_host(self.db, event.routing_key_hash, host)
             await claims.release(self.db, event)
             return
+        # Counted before any await: the check above and this count are one step.
         self._host_in_flight[host] += 1
         try:
-            attempt_id = await store.reserve_budget(
+            if self._known_hosts.get(event.routing_key_hash) != host:
+                await store.learn_host(self.db, event.routing_key_hash, host)
+                self._known_hosts[event.routing_key_hash] = host
+            attempt = await store.reserve_budget(
                 self.db,
                 event,
                 host=host,
@@ -265,9 +272,9 @@ class Dispatcher:
                 max_in_flight=self.config.max_in_flight_per_key,
                 lease=self.config.lease,
             )
-            if attempt_id == "budget_spent":
+            if attempt == "budget_spent":
                 observe.budget_spent()
-            if not isinstance(attempt_id, int):
+            if not isinstance(attempt, store.Attempt):
                 return
             key_field = "service_key" if event.api == "v1" else "routing_key"
             body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
@@ -276,7 +283,7 @@ class Dispatcher:
             self._host_in_flight[host] -= 1
             if self._host_in_flight[host] <= 0:
                 del self._host_in_flight[host]
-        await self._record(event, attempt_id, answer)
+        await self._record(event, attempt, answer)
 
     def _time_left(self, lease_ends: float) -> float:
         """Seconds a send may still take: its own deadline, and never past the lease's end
@@ -307,16 +314,42 @@ class Dispatcher:
                 timed_out=True,
             )
 
-    async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
+    async def _record(self, event: Claimed, attempt: store.Attempt, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else describe(answer)
+        if answer.outcome == "accepted":
+            # The common case in two statements and no transaction: the fenced outcome, then
+            # the attempt and the key. Were the worker to die between them, the event is
+            # delivered and only its attempt stays unfinished (shown open), and the key's
+            # send in flight drops out when its lease is over: nothing is sent twice.
+            current = await outcomes.mark_delivered(self.db, event)
+            await store.finish_attempt(
+                self.db,
+                attempt,
+                event.routing_key_hash,
+                outcome=outcome,
+                http_status=answer.status,
+                latency_ms=answer.latency_ms,
+                response=answer.response,
+                error=None if current else f"{STALE_NOTE}PagerDuty accepted it",
+                delivered=current,
+                # A retry got through: the key's other retries go now, not at their
+                # backoff's end. A first attempt proves nothing of them (one event that
+                # PagerDuty keeps failing must not ride on every other event's success).
+                retry_others=current and event.attempts > 0,
+            )
+            observe.paged(event.created_at)
+            if not current:
+                log.warning("an answer came after its lease had passed on; the event is left as is")
+            return
         async with self.db.transaction():
             # The fence: from here to the commit the event is this sender's, or it is left
             # alone. A late sender records what it got on its attempt, and nothing else.
             current = await claims.fence(self.db, event)
             await store.finish_attempt(
                 self.db,
-                attempt_id,
+                attempt,
+                event.routing_key_hash,
                 outcome=outcome,
                 http_status=answer.status,
                 latency_ms=answer.latency_ms,

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
 from app.outbox.wakeups import wake_dispatchers
 
@@ -71,6 +72,14 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
         assert row is not None
         created.append((row._mapping["id"], EventStatus(row._mapping["status"])))
     await wake_dispatchers(db)
+    await keys_have_work(
+        db,
+        (
+            (e.tenant_id, e.routing_key_hash)
+            for e in events
+            if e.status == EventStatus.QUEUED and e.routing_key_hash is not None
+        ),
+    )
     return created
 
 
@@ -82,11 +91,12 @@ async def send_now(db: Database, tenant_id: UUID, event_id: UUID) -> bool:
         UPDATE events SET next_attempt_at = clock_timestamp()
         WHERE id = :id AND tenant_id = :tenant_id AND status = 'queued' AND attempts = 0
           AND next_attempt_at > clock_timestamp()
-        RETURNING id
+        RETURNING routing_key_hash
         """,
         {"id": event_id, "tenant_id": tenant_id},
     )
     if moved is None:
         return False
     await wake_dispatchers(db)
+    await keys_have_work(db, [(tenant_id, moved)])
     return True

@@ -14,6 +14,7 @@ from typing import Literal
 from databases import Database
 
 from app.outbox.claims import FENCE, Claimed
+from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
 
 
@@ -64,7 +65,12 @@ async def schedule_retry(db: Database, claimed: Claimed, *, delay: timedelta, er
         """,  # noqa: S608 - only FENCE, a constant
         {"id": claimed.id, "token": claimed.lease_token, "error": error, "delay": delay},
     )
-    return queued is not None
+    if queued is None:
+        return False
+    # Still pending, so its key keeps its ready row (ready.py); asserted as every path to
+    # `queued` does, since a retry is what the claims must find again.
+    await keys_have_work(db, [(claimed.tenant_id, claimed.routing_key_hash)])
+    return True
 
 
 async def hold(db: Database, claimed: Claimed, *, error: str) -> bool:

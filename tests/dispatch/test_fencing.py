@@ -182,7 +182,7 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
         )
         return claimed
 
-    async def reserve(claimed: claims.Claimed) -> int | str:
+    async def reserve(claimed: claims.Claimed) -> store.Attempt | str:
         return await store.reserve_budget(
             world.db,
             claimed,
@@ -207,7 +207,7 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
     assert not await outcomes.mark_delivered(world.db, old)
     assert await world.status(event) == "sending"
     # The current lease writes as ever.
-    assert isinstance(await reserve(new), int)
+    assert isinstance(await reserve(new), store.Attempt)
     assert await outcomes.mark_delivered(world.db, new)
     assert not await outcomes.schedule_retry(world.db, new, delay=timedelta(0), error="again")
     assert await world.status(event) == "delivered"
