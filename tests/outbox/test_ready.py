@@ -62,9 +62,7 @@ async def test_held_events_come_back_with_their_key(cdb: Database) -> None:
     assert [c.id for c in await _claim(cdb)] == [event]
 
 
-async def test_an_enqueue_not_yet_committed_keeps_its_key(
-    cdb: Database, database_url: str
-) -> None:
+async def test_an_enqueue_not_yet_committed_keeps_its_key(cdb: Database, database_url: str) -> None:
     """The remover cannot see an event whose transaction has not committed; the row lock the
     enqueue holds on its key makes the remover leave the key alone."""
     tenant, service = await _service(cdb, KEY)
