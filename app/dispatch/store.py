@@ -32,6 +32,7 @@ from uuid import UUID
 from databases import Database
 
 from app.outbox.claims import FENCE, Claimed, release
+from app.outbox.outcomes import Beside
 from app.outbox.states import ServiceHealth
 
 
@@ -61,8 +62,10 @@ async def target_of(db: Database, service_id: UUID) -> Target | None:
 
 
 # Why reserve_budget opened no attempt: the key's budget is spent (the key now rests), the key
-# has its cap of sends in flight (counted across every worker), or the lease was lost.
-Refusal = Literal["budget_spent", "key_busy", "lease_lost"]
+# has its cap of sends in flight (counted across every worker), the lease was lost, or the
+# service is no longer healthy or no longer there (the event goes back to be claimed again, and
+# the next claim sees what became of its service).
+Refusal = Literal["budget_spent", "key_busy", "lease_lost", "target_changed"]
 
 # The key's sends in the budget window, and its sends still waiting for an answer (one whose
 # lease is over was time-boxed below it: it is over, whatever its worker recorded). Read from
@@ -80,8 +83,15 @@ _FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
 # One statement: spend one of the key's sends and open the attempt, or do nothing. The row lock
 # the UPDATE takes lasts only for this statement, and serialises the key's spends across every
 # worker, so the budget and the cap on sends in flight are exact however many workers claim.
+# The service is read here too, as it is now: nothing is spent for a service that stopped being
+# healthy, and the send goes with the key and the URL of this instant.
 SPEND = f"""
 WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
+target AS MATERIALIZED (
+    SELECT s.routing_key_enc, s.rate_limit_per_minute, i.events_url
+    FROM pd_services s JOIN installations i ON i.id = s.installation_id
+    WHERE s.id = :service_id AND s.health = 'healthy'
+),
 spent AS (
     UPDATE dispatch_keys k SET
         sends = ARRAY(
@@ -90,9 +100,9 @@ spent AS (
         open_sends = ARRAY(
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
             UNION ALL SELECT now.t ORDER BY 1)
-    FROM now
-    WHERE k.routing_key_hash = :h AND {_IN_WINDOW} < :limit AND {_OPEN} < :max_in_flight
-      AND {_FENCED}
+    FROM now, target
+    WHERE k.routing_key_hash = :h AND {_IN_WINDOW} < target.rate_limit_per_minute
+      AND {_OPEN} < :max_in_flight AND {_FENCED}
     RETURNING now.t
 ),
 counted AS (
@@ -117,11 +127,13 @@ opened AS (
     SELECT counted.id, :h, :token, spent.t FROM counted, spent
     RETURNING id
 )
-SELECT (SELECT id FROM opened) AS attempt_id, (SELECT t FROM spent) AS spent_at
+SELECT (SELECT id FROM opened) AS attempt_id, (SELECT t FROM spent) AS spent_at,
+    target.routing_key_enc, target.events_url, target.rate_limit_per_minute
+FROM (SELECT 1) AS one LEFT JOIN target ON true
 """
 
-# Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until its
-# oldest send in the window leaves it.
+# Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
+# send that makes it full leaves the window.
 REFUSE = f"""
 WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t)
 UPDATE dispatch_keys k SET
@@ -141,11 +153,14 @@ RETURNING {_IN_WINDOW} >= :limit AS spent, {_OPEN} >= :max_in_flight AS busy,
 
 @dataclass(frozen=True)
 class Attempt:
-    """An opened attempt: its id, and the instant its send was counted at (which the outcome
-    hands back, to take the send off the key's sends in flight)."""
+    """An opened attempt: its id; the instant its send was counted at (which the outcome hands
+    back, to take the send off the key's sends in flight); and where it goes, as the service
+    stood when the send was spent (the key still encrypted)."""
 
     id: int
     spent_at: datetime
+    routing_key_enc: str
+    events_url: str
 
 
 async def reserve_budget(
@@ -153,20 +168,19 @@ async def reserve_budget(
     claimed: Claimed,
     *,
     host: str,
-    limit: int,
     window: timedelta,
     max_in_flight: int,
     lease: timedelta,
 ) -> Attempt | Refusal:
-    """Spend one of the key's sends in the window and open an attempt, or say why not.
-    When not, the event goes back to the queue untouched; a spent budget also pauses the key
-    until its oldest send leaves the window. One statement when the send is spent."""
+    """Spend one of the key's sends in the window (its service's budget) and open an attempt,
+    or say why not. When not, the event goes back to the queue untouched; a spent budget also
+    pauses the key until a send leaves the window. One statement when the send is spent."""
     h = claimed.routing_key_hash
     params = {
         "h": h,
         "id": claimed.id,
         "token": claimed.lease_token,
-        "limit": limit,
+        "service_id": claimed.service_id,
         "window": window,
         "max_in_flight": max_in_flight,
         "lease": lease,
@@ -174,16 +188,27 @@ async def reserve_budget(
     for _ in range(3):
         row = await db.fetch_one(SPEND, params)
         assert row is not None
-        if row._mapping["attempt_id"] is not None:
-            return Attempt(row._mapping["attempt_id"], row._mapping["spent_at"])
-        if row._mapping["spent_at"] is not None:
+        found = row._mapping
+        if found["attempt_id"] is not None:
+            return Attempt(
+                found["attempt_id"],
+                found["spent_at"],
+                found["routing_key_enc"],
+                found["events_url"],
+            )
+        if found["spent_at"] is not None:
             # Spent, but the event was taken over between the two: the send never happens,
-            # and its place in the window goes back with the lease.
+            # and its place among the sends in flight goes with the lease.
             return "lease_lost"
+        limit = found["rate_limit_per_minute"]
+        if limit is None:
+            await release(db, claimed)
+            return "target_changed"
         why = await db.fetch_one(
             REFUSE,
             {
-                **params,
+                **{k: v for k, v in params.items() if k != "service_id"},
+                "limit": limit,
                 "reason": f"waiting: its routing key has spent its budget of {limit} "
                 f"events in {window.total_seconds():g} seconds",
             },
@@ -227,45 +252,90 @@ async def finish_attempt(
     latency_ms: int,
     response: Mapping[str, Any] | None,
     error: str | None,
-    delivered: bool = False,
-    retry_others: bool = False,
 ) -> None:
-    """Record the attempt's answer and take its send off the key's sends in flight, in one
-    statement. `delivered` (PagerDuty accepted a current attempt): whatever made the key back
-    off, refuse or time out is over. `retry_others`: the key's other events waiting out a
-    retry backoff are due now (see `retry_key_now`)."""
+    """Record the attempt's answer and take its send off the key's sends in flight."""
     await db.execute(
-        """
-        WITH attempt AS (
-            UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
-                http_status = :status, latency_ms = :latency,
-                response = CAST(:response AS jsonb), error = :error
-            WHERE id = :id
-        ),
-        key AS (
-            UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at),
-                backoff_level = CASE WHEN :delivered THEN 0 ELSE backoff_level END,
-                key_rejections = CASE WHEN :delivered THEN 0 ELSE key_rejections END,
-                timeouts = CASE WHEN :delivered THEN 0 ELSE timeouts END
-            WHERE routing_key_hash = :h
-        )
-        UPDATE events SET next_attempt_at = clock_timestamp()
-        WHERE :retry_others AND routing_key_hash = :h AND status = 'queued' AND attempts > 0
-          AND next_attempt_at > clock_timestamp()
+        f"""
+        WITH {_FINISH}
+        UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at)
+        WHERE routing_key_hash = :h
         """,
-        {
-            "id": attempt.id,
-            "spent_at": attempt.spent_at,
-            "h": routing_key_hash,
-            "outcome": outcome,
-            "status": http_status,
-            "latency": latency_ms,
-            "response": None if response is None else json.dumps(response),
-            "error": error,
-            "delivered": delivered,
-            "retry_others": retry_others,
-        },
+        _finish_params(attempt, routing_key_hash, outcome, http_status, latency_ms, response)
+        | {"error": error},
     )
+
+
+_FINISH_AS = """
+attempt AS (
+    UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
+        http_status = :status, latency_ms = :latency,
+        response = CAST(:response AS jsonb), error = {error}
+    WHERE id = :id
+)
+"""
+_FINISH = _FINISH_AS.format(error=":error")
+# A delivery's attempt has no error, unless its fence did not hold.
+_FINISH_DELIVERED = _FINISH_AS.format(
+    error="CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN NULL ELSE :error END"
+)
+
+
+def _finish_params(
+    attempt: Attempt,
+    routing_key_hash: str,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: int,
+    response: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "spent_at": attempt.spent_at,
+        "h": routing_key_hash,
+        "outcome": outcome,
+        "status": http_status,
+        "latency": latency_ms,
+        "response": None if response is None else json.dumps(response),
+    }
+
+
+def delivered_beside(
+    attempt: Attempt,
+    routing_key_hash: str,
+    *,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: int,
+    response: Mapping[str, Any] | None,
+    stale_error: str,
+    retry_others: bool,
+) -> Beside:
+    """What a delivery writes besides the event's status, for `outcomes.mark_delivered` to run
+    in its statement (its CTE `delivered` holds the event when the fence held): the attempt's
+    answer (`stale_error` when the fence did not hold); the send off the key's sends in flight;
+    when current, whatever made the key back off, refuse or time out is over; and with
+    `retry_others` (a retry got through) the key's other events waiting out a retry backoff are
+    due now (see `retry_key_now`)."""
+    sql = f"""
+    {_FINISH_DELIVERED},
+    key AS (
+        UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at),
+            backoff_level = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
+                ELSE backoff_level END,
+            key_rejections = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
+                ELSE key_rejections END,
+            timeouts = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0 ELSE timeouts END
+        WHERE routing_key_hash = :h
+    ),
+    others AS (
+        UPDATE events SET next_attempt_at = clock_timestamp()
+        WHERE :retry_others AND EXISTS (SELECT 1 FROM delivered)
+          AND routing_key_hash = :h AND status = 'queued' AND attempts > 0
+          AND next_attempt_at > clock_timestamp()
+    )
+    """
+    params = _finish_params(attempt, routing_key_hash, outcome, http_status, latency_ms, response)
+    return Beside(sql, params | {"error": stale_error, "retry_others": retry_others})
 
 
 async def key_delivered(db: Database, routing_key_hash: str) -> None:

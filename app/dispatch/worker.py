@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import httpx2
 from databases import Database
@@ -42,7 +44,7 @@ from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
 from app.observability.logs import bound
-from app.outbox import claims, outcomes, wakeups
+from app.outbox import claims, outcomes, ready, wakeups
 from app.outbox.claims import Claimed
 from app.outbox.states import EventStatus, ServiceHealth
 from app.pagerduty.events import EventAnswer, send_event
@@ -63,6 +65,12 @@ LISTEN_CHECK_TIMEOUT = 5.0
 AWAY_PAUSE_FIRST = 0.5
 AWAY_PAUSE_CAP = 5.0
 # Begins the error of an attempt whose answer came after its lease had passed to another claim.
+# How often a dispatcher removes the ready keys left with nothing pending, and adds any key with
+# pending events that has no row (see app/outbox/ready.py).
+FORGET_IDLE_SECONDS = 1.0
+RESTORE_LOST_SECONDS = 300.0
+# How long a worker keeps a service's target (where its events go) before reading it again.
+TARGET_SECONDS = 5.0
 STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
 
 
@@ -91,7 +99,11 @@ class Dispatcher:
         # The PagerDuty host each routing key's events were last seen going to, as recorded in
         # dispatch_keys: a send writes it only when it changes.
         self._known_hosts: dict[str, str] = {}
+        # Each service's target as last read, until its expiry (time.monotonic()).
+        self._targets: dict[UUID, tuple[float, store.Target]] = {}
         self._away_pause = AWAY_PAUSE_FIRST
+        self._forgot_at = -math.inf
+        self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
 
     def wake(self, *_: Any) -> None:
@@ -102,6 +114,7 @@ class Dispatcher:
         listening = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
+                await self._tidy()
                 claimed = await self._claim_some()
                 if claimed:
                     continue
@@ -192,6 +205,26 @@ class Dispatcher:
             task.add_done_callback(self._done)
         return len(events)
 
+    async def _tidy(self) -> None:
+        """Now and then, the ready keys' upkeep (app/outbox/ready.py): keys left with nothing
+        pending are removed, or every claim would probe them again; rarely, keys with pending
+        events but no row (written by an older release) are added."""
+        now = time.monotonic()
+        try:
+            if now - self._forgot_at >= FORGET_IDLE_SECONDS:
+                self._forgot_at = now
+                await in_own_task(ready.forget_idle_keys(self.db))
+            if now - self._restored_at >= RESTORE_LOST_SECONDS:
+                self._restored_at = now
+                if added := await in_own_task(ready.restore_lost_keys(self.db)):
+                    log.warning(
+                        "%d routing keys with pending events were not ready; now they are", added
+                    )
+        except DATABASE_UNREACHABLE:
+            pass  # the claim that follows says so, and backs off
+        except Exception:
+            log.exception("the ready keys' upkeep failed; it runs again later")
+
     def _host_rooms(self) -> dict[str, int]:
         """How many more sends this worker may start to each host it is sending to."""
         cap = self.config.max_in_flight_per_host
@@ -235,9 +268,7 @@ class Dispatcher:
             log.exception("delivering event %s failed; it will be retried", event.id)
 
     async def _deliver_one(self, event: Claimed, lease_ends: float) -> None:
-        target = (
-            None if event.service_id is None else await store.target_of(self.db, event.service_id)
-        )
+        target = await self._target(event)
         if target is None:
             if await outcomes.mark_final(
                 self.db, event, status=EventStatus.CANCELLED, error="its service was removed"
@@ -267,23 +298,43 @@ class Dispatcher:
                 self.db,
                 event,
                 host=host,
-                limit=target.rate_limit_per_minute,
                 window=self.config.budget_window,
                 max_in_flight=self.config.max_in_flight_per_key,
                 lease=self.config.lease,
             )
             if attempt == "budget_spent":
                 observe.budget_spent()
+            if attempt == "target_changed" and event.service_id is not None:
+                # Back in the queue; its next claim reads the service afresh.
+                self._targets.pop(event.service_id, None)
             if not isinstance(attempt, store.Attempt):
                 return
             key_field = "service_key" if event.api == "v1" else "routing_key"
-            body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
-            answer = await self._send(target.events_url, event, body, lease_ends)
+            body = {**event.body, key_field: self.vault.decrypt(attempt.routing_key_enc)}
+            answer = await self._send(attempt.events_url, event, body, lease_ends)
         finally:
             self._host_in_flight[host] -= 1
             if self._host_in_flight[host] <= 0:
                 del self._host_in_flight[host]
         await self._record(event, attempt, answer)
+
+    async def _target(self, event: Claimed) -> store.Target | None:
+        """The event's service, as this worker last read it (within TARGET_SECONDS). What a
+        send must have current (health, key, URL, budget) is read again by the statement that
+        spends it (store.reserve_budget); this one only decides where to look, so a service's
+        events need not read it once each."""
+        if event.service_id is None:
+            return None
+        now = time.monotonic()
+        cached = self._targets.get(event.service_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        target = await store.target_of(self.db, event.service_id)
+        if target is None or target.health != ServiceHealth.HEALTHY:
+            self._targets.pop(event.service_id, None)
+        else:
+            self._targets[event.service_id] = (now + TARGET_SECONDS, target)
+        return target
 
     def _time_left(self, lease_ends: float) -> float:
         """Seconds a send may still take: its own deadline, and never past the lease's end
@@ -318,25 +369,23 @@ class Dispatcher:
         outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else describe(answer)
         if answer.outcome == "accepted":
-            # The common case in two statements and no transaction: the fenced outcome, then
-            # the attempt and the key. Were the worker to die between them, the event is
-            # delivered and only its attempt stays unfinished (shown open), and the key's
-            # send in flight drops out when its lease is over: nothing is sent twice.
-            current = await outcomes.mark_delivered(self.db, event)
-            await store.finish_attempt(
+            # The common case in one statement: the fenced outcome, the attempt and the key.
+            current = await outcomes.mark_delivered(
                 self.db,
-                attempt,
-                event.routing_key_hash,
-                outcome=outcome,
-                http_status=answer.status,
-                latency_ms=answer.latency_ms,
-                response=answer.response,
-                error=None if current else f"{STALE_NOTE}PagerDuty accepted it",
-                delivered=current,
-                # A retry got through: the key's other retries go now, not at their
-                # backoff's end. A first attempt proves nothing of them (one event that
-                # PagerDuty keeps failing must not ride on every other event's success).
-                retry_others=current and event.attempts > 0,
+                event,
+                store.delivered_beside(
+                    attempt,
+                    event.routing_key_hash,
+                    outcome=outcome,
+                    http_status=answer.status,
+                    latency_ms=answer.latency_ms,
+                    response=answer.response,
+                    stale_error=f"{STALE_NOTE}PagerDuty accepted it",
+                    # A retry got through: the key's other retries go now, not at their
+                    # backoff's end. A first attempt proves nothing of them (one event that
+                    # PagerDuty keeps failing must not ride on every other event's success).
+                    retry_others=event.attempts > 0,
+                ),
             )
             observe.paged(event.created_at)
             if not current:

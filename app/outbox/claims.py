@@ -1,15 +1,17 @@
 """Leasing due events to a dispatcher, and the fence every later write of its sender passes.
 
 Claiming (one statement) starts from the ready keys (ready.py), never from the events behind
-them: paused keys and keys of a full host drop out; each tenant's keys are taken in turn (least
-recently looked at first) until as many keys as the batch has events, each with an event due
-(or a lease run out), are found, one index probe each; those keys are locked SKIP LOCKED, so two workers claiming at once
-take different keys. For each, its oldest claimable events through the index of its pending
-events (at most the room under its cap, and its share of the batch). These are interleaved so that each key of a tenant
-gets one event before any gets a second and each tenant a turn before any gets a second, then
-locked with SKIP LOCKED and leased; the keys looked at go to the back of the turns. What a
-claim reads is so bounded by the batch and the keys with work: its cost is flat in the backlog
-(bench/claim.py measures it).
+them. For each tenant with work, its keys least recently looked at first, through an index:
+paused keys and keys of a host this worker has no room for drop out, and so do keys with no
+event due and no lease run out (one index probe each), until as many keys as the batch has
+events are found. The tenants' lists are merged (each tenant's first key before any tenant's
+second), and the keys locked SKIP LOCKED, so two workers claiming at once take different keys.
+For each key, its oldest claimable events through the index of its pending events: at most the
+room under its cap and its share of the batch (one event each when the keys are many). These
+are interleaved (each key of a tenant one event before any gets a second, each tenant a turn
+before any gets a second), locked with SKIP LOCKED and leased; the keys looked at go to the
+back of their tenant's turns. What a claim reads is so bounded by its batch and the tenants
+with work, never by the backlog: bench/claim.py measures it flat.
 
 An event is claimable when it is due, its key is not paused, and no earlier event of the same
 (routing key, dedup key) is still pending: that last rule is the ordering promise, and it holds

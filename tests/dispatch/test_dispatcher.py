@@ -221,7 +221,6 @@ async def test_an_event_left_by_a_dead_worker_is_sent_again(
         world.db,
         claimed,
         host="events.pagerduty.test",
-        limit=120,
         window=timedelta(seconds=62),
         max_in_flight=4,
         lease=timedelta(milliseconds=200),

@@ -187,7 +187,6 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
             world.db,
             claimed,
             host="events.pagerduty.test",
-            limit=120,
             window=timedelta(seconds=62),
             max_in_flight=4,
             lease=timedelta(seconds=30),
