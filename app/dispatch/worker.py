@@ -69,6 +69,10 @@ AWAY_PAUSE_CAP = 5.0
 # pending events that has no row (see app/outbox/ready.py).
 FORGET_IDLE_SECONDS = 1.0
 RESTORE_LOST_SECONDS = 300.0
+# Events in a worker's hands (claimed, spending, on the wire, being recorded), as a multiple of
+# its concurrency (the sends on the wire); and how long a claim waits for a quarter of that room.
+PIPELINE = 2
+GATHER_SECONDS = 0.005
 # How long a worker keeps a service's target (where its events go) before reading it again.
 TARGET_SECONDS = 5.0
 STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
@@ -92,6 +96,9 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
+        self._room_freed = asyncio.Event()
+        # Sends on the wire at once: the configured concurrency.
+        self._sends = asyncio.Semaphore(self.config.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
@@ -163,7 +170,7 @@ class Dispatcher:
             conn.terminate()
 
     async def _claim_some(self) -> int:
-        free = self.config.concurrency - len(self._in_flight)
+        free = await self._gather_room()
         if free <= 0:
             return 0
         self._wake.clear()
@@ -205,6 +212,25 @@ class Dispatcher:
             task.add_done_callback(self._done)
         return len(events)
 
+    async def _gather_room(self) -> int:
+        """How many events to claim now. Events in this worker's hands are up to PIPELINE times
+        the concurrency (the sends themselves are `concurrency` at most, `_sends`): an event
+        spends as long in its statements (spending its budget, recording its answer) as on the
+        wire, and those need no send slot. A claim costs about the same for one event as for
+        sixteen, so when few slots are free it waits a moment (GATHER_SECONDS) for more to
+        free up, rather than claim them one at a time."""
+        depth = self.config.concurrency * PIPELINE
+        enough = max(1, depth // 4)
+        deadline = time.monotonic() + GATHER_SECONDS
+        while self._in_flight and depth - len(self._in_flight) < enough:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._room_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room_freed.wait(), left)
+        return depth - len(self._in_flight)
+
     async def _tidy(self) -> None:
         """Now and then, the ready keys' upkeep (app/outbox/ready.py): keys left with nothing
         pending are removed, or every claim would probe them again; rarely, keys with pending
@@ -232,6 +258,7 @@ class Dispatcher:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._room_freed.set()
         # A finished send frees a slot and may unblock the next event of its dedup key.
         self._wake.set()
 
@@ -349,6 +376,12 @@ class Dispatcher:
     ) -> EventAnswer:
         """One deadline for the whole send. The HTTP client's timeouts bound each phase alone,
         so an answer trickling in a byte every few seconds would satisfy them for ever."""
+        async with self._sends:
+            return await self._send_now(events_url, event, body, lease_ends)
+
+    async def _send_now(
+        self, events_url: str, event: Claimed, body: dict[str, Any], lease_ends: float
+    ) -> EventAnswer:
         deadline = max(self._time_left(lease_ends), 0.0)
         started = time.perf_counter()
         try:
