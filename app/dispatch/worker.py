@@ -1,8 +1,12 @@
 """The dispatcher: claims due events, spends each key's budget, sends, records the answer.
 
 Any number of dispatchers (threads of one process, processes, machines) share the outbox:
-claims are leased with SKIP LOCKED, budgets are decided under a per-key row lock, and the
-ordering rule lives in the claim query (app/outbox/claims.py). A dispatcher sleeps until
+claims are leased with SKIP LOCKED, a key's budget is spent by one conditional UPDATE of its
+row (store.reserve_budget), and the ordering rule lives in the claim query
+(app/outbox/claims.py). A worker holds up to twice its concurrency in events and has at most
+its concurrency of sends on the wire (`PIPELINE`): an event spends about as long in its two
+statements as on the wire. Its database pool and its HTTP client are its own
+(app/composition.py), the client keeping a connection alive per send in flight. A dispatcher sleeps until
 PostgreSQL notifies it of new events, an in-flight send finishes, or the earliest retry falls
 due. What PagerDuty's answer does to the event and its key is settle.py's.
 
