@@ -6,9 +6,11 @@ row (store.reserve_budget), and the ordering rule lives in the claim query
 (app/outbox/claims.py). A worker holds up to twice its concurrency in events and has at most
 its concurrency of sends on the wire (`PIPELINE`): an event spends about as long in its two
 statements as on the wire. Its database pool and its HTTP client are its own
-(app/composition.py), the client keeping a connection alive per send in flight. A dispatcher sleeps until
-PostgreSQL notifies it of new events, an in-flight send finishes, or the earliest retry falls
-due. What PagerDuty's answer does to the event and its key is settle.py's.
+(app/composition.py), the client keeping a connection alive per send in flight.
+
+A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
+or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
+settle.py's.
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
 event again (PagerDuty deduplicates a repeated trigger by its dedup_key). One that only

@@ -59,8 +59,8 @@ failed, cancelled, held, requeued) applies only `WHERE status = 'sending' AND le
 transaction; when it does not, the attempt gets what PagerDuty said, marked late, and nothing
 else changes. A delivery, the common case, is one statement: `mark_delivered` runs the
 caller's own writes (`Beside`: the attempt, the key) as CTEs beside its fenced UPDATE, which
-tell from the CTE `delivered` whether the fence held. A sender whose lease ran out but was never taken over still holds the token:
-nobody else can have sent the event, so its outcome stands.
+tell from the CTE `delivered` whether the fence held. A sender whose lease ran out but was
+never taken over still holds the token: nobody else can have sent the event, so its outcome stands.
 
 What stays with the dispatcher (app/dispatch): the retry policy, the budgets and pauses of a
 routing key (`dispatch_keys`, written beside an outcome in the same transaction but by
