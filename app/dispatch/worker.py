@@ -77,7 +77,7 @@ FORGET_IDLE_SECONDS = 1.0
 RESTORE_LOST_SECONDS = 300.0
 # Events in a worker's hands (claimed, spending, on the wire, being recorded), as a multiple of
 # its concurrency (the sends on the wire); and how long a claim waits for a quarter of that room.
-PIPELINE = 2
+PIPELINE = 4
 GATHER_SECONDS = 0.005
 # How long a worker keeps a service's target (where its events go) before reading it again.
 TARGET_SECONDS = 5.0
@@ -105,6 +105,9 @@ class Dispatcher:
         self._room_freed = asyncio.Event()
         # Sends on the wire at once: the configured concurrency.
         self._sends = asyncio.Semaphore(self.config.concurrency)
+        # Sends on the wire at once to each PagerDuty host (`max_in_flight_per_host`); events
+        # in hand for a host are up to PIPELINE times that (`_host_in_flight`).
+        self._host_sends: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
@@ -259,7 +262,7 @@ class Dispatcher:
 
     def _host_rooms(self) -> dict[str, int]:
         """How many more sends this worker may start to each host it is sending to."""
-        cap = self.config.max_in_flight_per_host
+        cap = self.config.max_in_flight_per_host * PIPELINE
         return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -313,7 +316,7 @@ class Dispatcher:
                 observe.not_sent(EventStatus.HELD, f"service_{target.health}")
             return
         host = urlsplit(target.events_url).netloc
-        if self._host_in_flight[host] >= self.config.max_in_flight_per_host or (
+        if self._host_in_flight[host] >= self.config.max_in_flight_per_host * PIPELINE or (
             self._time_left(lease_ends) <= 0
         ):
             # Claimed before this worker knew the key's host, or held up until its lease is
@@ -382,8 +385,28 @@ class Dispatcher:
     ) -> EventAnswer:
         """One deadline for the whole send. The HTTP client's timeouts bound each phase alone,
         so an answer trickling in a byte every few seconds would satisfy them for ever."""
-        async with self._sends:
-            return await self._send_now(events_url, event, body, lease_ends)
+        host = urlsplit(events_url).netloc
+        if host not in self._host_sends:
+            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
+        started = time.perf_counter()
+        try:
+            # A host that hangs holds its own slots, never the others' (isolation); waiting
+            # for one ends before the lease does.
+            async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
+                await self._host_sends[host].acquire()
+        except TimeoutError:
+            return EventAnswer(
+                "try_again",
+                status=None,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                message="not sent: every send to its PagerDuty host stayed busy until the "
+                "lease was nearly over",
+            )
+        try:
+            async with self._sends:
+                return await self._send_now(events_url, event, body, lease_ends)
+        finally:
+            self._host_sends[host].release()
 
     async def _send_now(
         self, events_url: str, event: Claimed, body: dict[str, Any], lease_ends: float
