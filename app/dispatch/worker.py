@@ -3,10 +3,11 @@
 Any number of dispatchers (threads of one process, processes, machines) share the outbox:
 claims are leased with SKIP LOCKED, a key's budget is spent by one conditional UPDATE of its
 row (store.reserve_budget), and the ordering rule lives in the claim query
-(app/outbox/claims.py). A worker holds up to twice its concurrency in events and has at most
-its concurrency of sends on the wire (`PIPELINE`): an event spends about as long in its two
-statements as on the wire. Its database pool and its HTTP client are its own
-(app/composition.py), the client keeping a connection alive per send in flight.
+(app/outbox/claims.py). A worker holds up to PIPELINE times its concurrency in events (claimed
+in batches, waiting for a slot) and has at most its concurrency of sends going at once (a slot
+is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
+Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
+connection alive per send in flight.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
@@ -75,8 +76,9 @@ AWAY_PAUSE_CAP = 5.0
 # pending events that has no row (see app/outbox/ready.py).
 FORGET_IDLE_SECONDS = 1.0
 RESTORE_LOST_SECONDS = 300.0
-# Events in a worker's hands (claimed, spending, on the wire, being recorded), as a multiple of
-# its concurrency (the sends on the wire); and how long a claim waits for a quarter of that room.
+# Events in a worker's hands (claimed, waiting for a slot, sending, being recorded), as a
+# multiple of its concurrency (the sends going at once); and how long a claim waits for a
+# quarter of that room.
 PIPELINE = 4
 GATHER_SECONDS = 0.005
 # How long a worker keeps a service's target (where its events go) before reading it again.
@@ -223,11 +225,10 @@ class Dispatcher:
 
     async def _gather_room(self) -> int:
         """How many events to claim now. Events in this worker's hands are up to PIPELINE times
-        the concurrency (the sends themselves are `concurrency` at most, `_sends`): an event
-        spends as long in its statements (spending its budget, recording its answer) as on the
-        wire, and those need no send slot. A claim costs about the same for one event as for
-        sixteen, so when few slots are free it waits a moment (GATHER_SECONDS) for more to
-        free up, rather than claim them one at a time."""
+        the concurrency (the sends themselves are `concurrency` at most, `_sends`), so that
+        claims come in batches and an event's recording needs no send slot. A claim costs
+        about the same for one event as for sixteen, so when little room is free it waits a
+        moment (GATHER_SECONDS) for more, rather than claim events one at a time."""
         depth = self.config.concurrency * PIPELINE
         enough = max(1, depth // 4)
         deadline = time.monotonic() + GATHER_SECONDS
@@ -330,24 +331,34 @@ class Dispatcher:
             if self._known_hosts.get(event.routing_key_hash) != host:
                 await store.learn_host(self.db, event.routing_key_hash, host)
                 self._known_hosts[event.routing_key_hash] = host
-            attempt = await store.reserve_budget(
-                self.db,
-                event,
-                host=host,
-                window=self.config.budget_window,
-                max_in_flight=self.config.max_in_flight_per_key,
-                lease=self.config.lease,
-            )
-            if attempt == "budget_spent":
-                observe.budget_spent()
-            if attempt == "target_changed" and event.service_id is not None:
-                # Back in the queue; its next claim reads the service afresh.
-                self._targets.pop(event.service_id, None)
-            if not isinstance(attempt, store.Attempt):
+            if not await self._wire_slot(host, lease_ends):
+                # Every slot stayed busy until the lease was nearly over: nothing was spent.
+                await claims.release(self.db, event)
                 return
-            key_field = "service_key" if event.api == "v1" else "routing_key"
-            body = {**event.body, key_field: self.vault.decrypt(attempt.routing_key_enc)}
-            answer = await self._send(attempt.events_url, event, body, lease_ends)
+            try:
+                # The budget is spent only once the send can go at once: a send spent and
+                # then kept waiting would reach PagerDuty later than its budget counted it.
+                attempt = await store.reserve_budget(
+                    self.db,
+                    event,
+                    host=host,
+                    window=self.config.budget_window,
+                    max_in_flight=self.config.max_in_flight_per_key,
+                    lease=self.config.lease,
+                )
+                if attempt == "budget_spent":
+                    observe.budget_spent()
+                if attempt == "target_changed" and event.service_id is not None:
+                    # Back in the queue; its next claim reads the service afresh.
+                    self._targets.pop(event.service_id, None)
+                if not isinstance(attempt, store.Attempt):
+                    return
+                key_field = "service_key" if event.api == "v1" else "routing_key"
+                body = {**event.body, key_field: self.vault.decrypt(attempt.routing_key_enc)}
+                answer = await self._send(attempt.events_url, event, body, lease_ends)
+            finally:
+                self._sends.release()
+                self._host_sends[host].release()
         finally:
             self._host_in_flight[host] -= 1
             if self._host_in_flight[host] <= 0:
@@ -385,32 +396,6 @@ class Dispatcher:
     ) -> EventAnswer:
         """One deadline for the whole send. The HTTP client's timeouts bound each phase alone,
         so an answer trickling in a byte every few seconds would satisfy them for ever."""
-        host = urlsplit(events_url).netloc
-        if host not in self._host_sends:
-            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
-        started = time.perf_counter()
-        try:
-            # A host that hangs holds its own slots, never the others' (isolation); waiting
-            # for one ends before the lease does.
-            async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
-                await self._host_sends[host].acquire()
-        except TimeoutError:
-            return EventAnswer(
-                "try_again",
-                status=None,
-                latency_ms=int((time.perf_counter() - started) * 1000),
-                message="not sent: every send to its PagerDuty host stayed busy until the "
-                "lease was nearly over",
-            )
-        try:
-            async with self._sends:
-                return await self._send_now(events_url, event, body, lease_ends)
-        finally:
-            self._host_sends[host].release()
-
-    async def _send_now(
-        self, events_url: str, event: Claimed, body: dict[str, Any], lease_ends: float
-    ) -> EventAnswer:
         deadline = max(self._time_left(lease_ends), 0.0)
         started = time.perf_counter()
         try:
@@ -426,6 +411,25 @@ class Dispatcher:
                 message=f"PagerDuty did not answer in full within {deadline:.3g} s",
                 timed_out=True,
             )
+
+    async def _wire_slot(self, host: str, lease_ends: float) -> bool:
+        """One of the host's slots and one of the worker's (`max_in_flight_per_host`,
+        `concurrency`), waiting no later than the lease allows; False when that wait ran out.
+        A host that hangs holds its own slots, never more of the worker's (isolation)."""
+        if host not in self._host_sends:
+            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
+        host_slots = self._host_sends[host]
+        try:
+            async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
+                await host_slots.acquire()
+                try:
+                    await self._sends.acquire()
+                except BaseException:
+                    host_slots.release()
+                    raise
+        except TimeoutError:
+            return False
+        return True
 
     async def _record(self, event: Claimed, attempt: store.Attempt, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
