@@ -28,10 +28,26 @@ from app.installations.upkeep import Upkeep
 # The worker's lines, under the dispatcher's name as before.
 log = logging.getLogger("pdconnect.dispatch")
 
-# A web process's pool: its requests, the dispatcher beside them, and the upkeep.
+# A web process's pool: its requests and the upkeep. The dispatcher beside them has its own
+# (`dispatch_pool_size`): a burst of sends must not take the connections ingest answers with,
+# nor a burst of ingest starve the sends.
 WEB_POOL_SIZE = 24
 # A one-off command runs a few statements, one at a time.
 COMMAND_POOL_SIZE = 2
+# `pdconnect worker`'s pool beside its dispatcher's: the upkeep's statements, one at a time.
+WORKER_POOL_SIZE = 4
+
+
+def dispatch_pool_size(dispatch: DispatchConfig) -> int:
+    """The dispatcher's own pool. A send holds a connection only for its own statements (the
+    spend, the outcome), never while PagerDuty answers, and `databases` gives it back after
+    each one outside a transaction; so even with PagerDuty answering at once about half of
+    the sends are in a statement at a time. Half the concurrency, plus the claim loop and the
+    removal of idle keys. Beyond the pool, a send waits for a connection: back-pressure, not an
+    error. With the defaults (16) that is 10, and two web processes and two workers stay
+    within PostgreSQL's default max_connections of 100: 2 x (24 + 10) + 2 x (4 + 10) + one
+    LISTEN connection each."""
+    return max(4, dispatch.concurrency // 2 + 2)
 
 
 def dispatch_config_of(config: Config) -> DispatchConfig:
@@ -67,18 +83,23 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
-    """The dispatcher and the upkeep, until `stop` is set (sends in flight then finish, bounded
-    by their lease)."""
-    assert deps.config.database_url is not None
-    dispatcher = Dispatcher(
-        db=deps.db,
-        http=deps.http,
-        vault=deps.vault,
-        database_url=deps.config.database_url,
-        config=dispatch,
-    )
-    upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
-    await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
+    """The dispatcher (on a pool and an HTTP client of its own) and the upkeep (on the deps'),
+    until `stop` is set (sends in flight then finish, bounded by their lease)."""
+    url = deps.config.database_url
+    assert url is not None
+    size = dispatch_pool_size(dispatch)
+    db = open_database(url, min_size=min(2, size), max_size=size)
+    await db.connect()
+    http = new_http_client(pool_size=dispatch.concurrency)
+    try:
+        dispatcher = Dispatcher(
+            db=db, http=http, vault=deps.vault, database_url=url, config=dispatch
+        )
+        upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
+        await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
+    finally:
+        await http.aclose()
+        await close_database(db)
 
 
 async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> None:
@@ -92,7 +113,7 @@ async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> 
         loop.add_signal_handler(sig, stop.set)
     metrics = _serve_metrics(config)
     try:
-        async with connected(config, pool_size=dispatch.concurrency + 4) as deps:
+        async with connected(config, pool_size=WORKER_POOL_SIZE) as deps:
             log.info("worker started")
             await run_background(deps, dispatch, stop)
             log.info("worker stopped")

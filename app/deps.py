@@ -68,9 +68,21 @@ class Deps:
         object.__setattr__(self, "group_commits", GroupCommits(self.db))
 
 
-def new_http_client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
+def new_http_client(
+    transport: httpx2.AsyncBaseTransport | None = None, *, pool_size: int | None = None
+) -> httpx2.AsyncClient:
+    """`pool_size`: requests this client has in flight at most (the dispatcher's concurrency).
+    Each keeps its HTTP/1.1 connection alive after its answer, so back-to-back sends to
+    PagerDuty reuse connections instead of opening (and TLS-handshaking) new ones; the default
+    keeps only 20, fewer than a busy dispatcher's sends."""
+    limits = (
+        httpx2.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
+        if pool_size is not None
+        else httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+    )
     return httpx2.AsyncClient(
         transport=transport,
+        limits=limits,
         timeout=PAGERDUTY_TIMEOUT,
         follow_redirects=False,
         headers={"User-Agent": "pdconnect"},

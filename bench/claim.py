@@ -87,6 +87,13 @@ JOIN (SELECT tenant_id, id, routing_key_hash,
 """
 
 
+READY = """
+INSERT INTO ready_keys (tenant_id, routing_key_hash)
+SELECT DISTINCT tenant_id, routing_key_hash FROM events WHERE status IN ('queued', 'sending')
+ON CONFLICT DO NOTHING
+"""
+
+
 @dataclass
 class Row:
     queued: int
@@ -158,6 +165,9 @@ async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum
         if end > first:
             prefix = f"{status[0]}{secrets.token_hex(2)}-"
             await conn.execute(FILL, first, end, keys, prefix, status)
+            # What enqueue does beside its INSERT (app/outbox/ready.py keys_have_work): the
+            # claims start from the keys with pending events.
+            await conn.execute(READY)
         if vacuum:
             await conn.execute("VACUUM ANALYZE events")
     finally:

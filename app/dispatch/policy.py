@@ -69,7 +69,7 @@ def dispatch_config(
         concurrency=concurrency,
         max_in_flight_per_key=max_in_flight_per_key,
         max_in_flight_per_host=max_in_flight_per_host or max(1, concurrency * 3 // 4),
-        batch_size=max(concurrency * 2, 8),
+        batch_size=max(concurrency * 4, 8),
         retry_base=timedelta(seconds=retry_base_seconds),
         retry_cap=timedelta(seconds=retry_cap_seconds),
         give_up_after=timedelta(hours=give_up_after_hours),

@@ -6,8 +6,16 @@ the writes here that sit beside an outcome run in the sender's fenced transactio
 with a live lease (counted over all workers, from a small index of `sending` events) and takes
 at most the room left of the others; it skips keys of a PagerDuty host (`dispatch_keys.host`)
 the claiming worker has no room for, and gives each host no more of the claim than its room.
-The cap per key is exact across workers where it matters: an attempt is opened only under the
-key's row lock, after counting the key's open attempts (`reserve_budget`).
+The cap per key is exact across workers where it matters: an attempt is opened only by the one
+UPDATE of the key's row that counts its open sends and spends one (`reserve_budget`).
+
+**Budget without a lock held across statements.** The key's row carries its recent sends
+(`sends`, the start times in the budget window) and its sends waiting for an answer
+(`open_sends`). Spending is one conditional UPDATE of that row, which also counts the attempt on
+the event and opens it (a CTE), so the row is locked only for that statement. Finishing an
+attempt takes its send off `open_sends` in the statement that records the answer; one whose
+worker died drops out when its lease is over. The arrays stay small: a key's budget's worth
+of sends at most (120 by default).
 
 Times are the database's (`clock_timestamp()`), so workers on several machines agree.
 """
@@ -17,13 +25,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from databases import Database
 
 from app.outbox.claims import FENCE, Claimed, release
+from app.outbox.outcomes import Beside
 from app.outbox.states import ServiceHealth
 
 
@@ -53,8 +62,105 @@ async def target_of(db: Database, service_id: UUID) -> Target | None:
 
 
 # Why reserve_budget opened no attempt: the key's budget is spent (the key now rests), the key
-# has its cap of sends in flight (counted across every worker), or the lease was lost.
-Refusal = Literal["budget_spent", "key_busy", "lease_lost"]
+# has its cap of sends in flight (counted across every worker), the lease was lost, or the
+# service is no longer healthy or no longer there (the event goes back to be claimed again, and
+# the next claim sees what became of its service).
+Refusal = Literal["budget_spent", "key_busy", "lease_lost", "target_changed"]
+
+# The key's sends in the budget window, and its sends still waiting for an answer (one whose
+# lease is over was time-boxed below it: it is over, whatever its worker recorded). Read from
+# the key's row itself, so that the UPDATE holding the row's lock reads them as the previous
+# holder left them: PostgreSQL re-evaluates an UPDATE's conditions on the newest version of a
+# row it waited for, but subqueries over other tables only under the statement's snapshot.
+_IN_WINDOW = (
+    "(SELECT count(*) FROM unnest(k.sends) AS s WHERE s > now.t - CAST(:window AS interval))"
+)
+_OPEN = (
+    "(SELECT count(*) FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval))"
+)
+_FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
+
+# One statement: spend one of the key's sends and open the attempt, or do nothing. The row lock
+# the UPDATE takes lasts only for this statement, and serialises the key's spends across every
+# worker, so the budget and the cap on sends in flight are exact however many workers claim.
+# The service is read here too, as it is now: nothing is spent for a service that stopped being
+# healthy, and the send goes with the key and the URL of this instant.
+SPEND = f"""
+WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
+target AS MATERIALIZED (
+    SELECT s.routing_key_enc, s.rate_limit_per_minute, i.events_url
+    FROM pd_services s JOIN installations i ON i.id = s.installation_id
+    WHERE s.id = :service_id AND s.health = 'healthy'
+),
+spent AS (
+    UPDATE dispatch_keys k SET
+        sends = ARRAY(
+            SELECT s FROM unnest(k.sends) AS s WHERE s > now.t - CAST(:window AS interval)
+            UNION ALL SELECT now.t ORDER BY 1),
+        open_sends = ARRAY(
+            SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
+            UNION ALL SELECT now.t ORDER BY 1)
+    FROM now, target
+    WHERE k.routing_key_hash = :h AND {_IN_WINDOW} < target.rate_limit_per_minute
+      AND {_OPEN} < :max_in_flight AND {_FENCED}
+    RETURNING now.t
+),
+counted AS (
+    UPDATE events SET attempts = attempts + 1
+    WHERE id = :id AND {FENCE} AND EXISTS (SELECT 1 FROM spent)
+    RETURNING id
+),
+abandoned AS (
+    -- An attempt left open under an earlier lease: its worker died, or is still waiting for
+    -- an answer it can no longer act on. One whose sender is recording it right now (its row
+    -- locked) is skipped: that sender writes its own outcome.
+    UPDATE delivery_attempts SET outcome = 'abandoned', finished_at = clock_timestamp(),
+        error = 'its lease ran out before PagerDuty answered; another attempt took over'
+    WHERE id IN (
+        SELECT id FROM delivery_attempts
+        WHERE event_id = :id AND finished_at IS NULL AND EXISTS (SELECT 1 FROM counted)
+        FOR UPDATE SKIP LOCKED
+    )
+),
+opened AS (
+    INSERT INTO delivery_attempts (event_id, routing_key_hash, lease_token, started_at)
+    SELECT counted.id, :h, :token, spent.t FROM counted, spent
+    RETURNING id
+)
+SELECT (SELECT id FROM opened) AS attempt_id, (SELECT t FROM spent) AS spent_at,
+    target.routing_key_enc, target.events_url, target.rate_limit_per_minute
+FROM (SELECT 1) AS one LEFT JOIN target ON true
+"""
+
+# Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
+# send that makes it full leaves the window.
+REFUSE = f"""
+WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t)
+UPDATE dispatch_keys k SET
+    paused_until = CASE WHEN {_IN_WINDOW} >= :limit
+        THEN GREATEST(k.paused_until, (
+            SELECT s FROM unnest(k.sends) AS s ORDER BY s DESC OFFSET :limit - 1 LIMIT 1
+        ) + CAST(:window AS interval))
+        ELSE k.paused_until END,
+    pause_reason = CASE WHEN {_IN_WINDOW} >= :limit AND k.paused_until <= now.t
+        THEN :reason ELSE k.pause_reason END
+FROM now
+WHERE k.routing_key_hash = :h
+RETURNING {_IN_WINDOW} >= :limit AS spent, {_OPEN} >= :max_in_flight AS busy,
+    {_FENCED} AS fenced
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An opened attempt: its id; the instant its send was counted at (which the outcome hands
+    back, to take the send off the key's sends in flight); and where it goes, as the service
+    stood when the send was spent (the key still encrypted)."""
+
+    id: int
+    spent_at: datetime
+    routing_key_enc: str
+    events_url: str
 
 
 async def reserve_budget(
@@ -62,92 +168,66 @@ async def reserve_budget(
     claimed: Claimed,
     *,
     host: str,
-    limit: int,
     window: timedelta,
     max_in_flight: int,
     lease: timedelta,
-) -> int | Refusal:
-    """Spend one of the key's sends in the window and open an attempt: its id, or why not.
-    When not, the event goes back to the queue untouched; a spent budget also pauses the key
-    until its oldest send leaves the window."""
+) -> Attempt | Refusal:
+    """Spend one of the key's sends in the window (its service's budget) and open an attempt,
+    or say why not. When not, the event goes back to the queue untouched; a spent budget also
+    pauses the key until a send leaves the window. One statement when the send is spent."""
     h = claimed.routing_key_hash
-    async with db.transaction():
-        await learn_host(db, h, host)
-        # The row lock makes count-then-insert atomic for this key across all workers: the
-        # budget and the cap on sends in flight are exact, however many workers claim.
-        await db.execute(
-            "SELECT 1 FROM dispatch_keys WHERE routing_key_hash = :h FOR UPDATE", {"h": h}
-        )
-        used = await db.fetch_one(
-            """
-            SELECT count(*) AS n, min(started_at) AS oldest FROM delivery_attempts
-            WHERE routing_key_hash = :h
-              AND started_at > clock_timestamp() - CAST(:window AS interval)
-            """,
-            {"h": h, "window": window},
-        )
-        assert used is not None
-        if used._mapping["n"] >= limit:
-            until = "CAST(:oldest AS timestamptz) + CAST(:window AS interval)"
-            await db.execute(
-                f"""
-                UPDATE dispatch_keys SET paused_until = GREATEST(paused_until, {until}),
-                    pause_reason = CASE WHEN paused_until >= {until} THEN pause_reason
-                        ELSE :reason END
-                WHERE routing_key_hash = :h
-                """,
-                {
-                    "h": h,
-                    "oldest": used._mapping["oldest"],
-                    "window": window,
-                    "reason": f"waiting: its routing key has spent its budget of {limit} "
-                    f"events in {window.total_seconds():g} seconds",
-                },
+    params = {
+        "h": h,
+        "id": claimed.id,
+        "token": claimed.lease_token,
+        "service_id": claimed.service_id,
+        "window": window,
+        "max_in_flight": max_in_flight,
+        "lease": lease,
+    }
+    for _ in range(3):
+        row = await db.fetch_one(SPEND, params)
+        assert row is not None
+        found = row._mapping
+        if found["attempt_id"] is not None:
+            return Attempt(
+                found["attempt_id"],
+                found["spent_at"],
+                found["routing_key_enc"],
+                found["events_url"],
             )
+        if found["spent_at"] is not None:
+            # Spent, but the event was taken over between the two: the send never happens,
+            # and its place among the sends in flight goes with the lease.
+            return "lease_lost"
+        limit = found["rate_limit_per_minute"]
+        if limit is None:
+            await release(db, claimed)
+            return "target_changed"
+        why = await db.fetch_one(
+            REFUSE,
+            {
+                **{k: v for k, v in params.items() if k != "service_id"},
+                "limit": limit,
+                "reason": f"waiting: its routing key has spent its budget of {limit} "
+                f"events in {window.total_seconds():g} seconds",
+            },
+        )
+        if why is None:
+            # The key has no row yet: the dispatcher learns its host first.
+            await learn_host(db, h, host)
+            continue
+        if not why._mapping["fenced"]:
+            return "lease_lost"
+        if why._mapping["spent"]:
             await release(db, claimed)
             return "budget_spent"
-        # Attempts still waiting for PagerDuty; one older than a lease is over (its send was
-        # time-boxed below the lease), whatever its worker recorded.
-        in_flight = await db.fetch_val(
-            """
-            SELECT count(*) FROM delivery_attempts
-            WHERE routing_key_hash = :h AND finished_at IS NULL
-              AND started_at > clock_timestamp() - CAST(:lease AS interval)
-            """,
-            {"h": h, "lease": lease},
-        )
-        if int(in_flight) >= max_in_flight:
+        if why._mapping["busy"]:
             await release(db, claimed)
             return "key_busy"
-        counted = await db.fetch_val(
-            f"UPDATE events SET attempts = attempts + 1 WHERE id = :id AND {FENCE} RETURNING id",
-            {"id": claimed.id, "token": claimed.lease_token},
-        )
-        if counted is None:
-            return "lease_lost"
-        # An attempt left open under an earlier lease: its worker died, or is still waiting
-        # for an answer it can no longer act on. One whose sender is recording it right now
-        # (its row locked) is skipped: that sender writes its own outcome.
-        await db.execute(
-            """
-            UPDATE delivery_attempts SET outcome = 'abandoned', finished_at = clock_timestamp(),
-                error = 'its lease ran out before PagerDuty answered; another attempt took over'
-            WHERE id IN (
-                SELECT id FROM delivery_attempts
-                WHERE event_id = :id AND finished_at IS NULL FOR UPDATE SKIP LOCKED
-            )
-            """,
-            {"id": claimed.id},
-        )
-        attempt_id = await db.fetch_val(
-            """
-            INSERT INTO delivery_attempts (event_id, routing_key_hash, lease_token)
-            VALUES (:id, :h, :token) RETURNING id
-            """,
-            {"id": claimed.id, "h": h, "token": claimed.lease_token},
-        )
-        assert isinstance(attempt_id, int)
-        return attempt_id
+        # A send of the key finished between the two statements: try again.
+    await release(db, claimed)
+    return "key_busy"
 
 
 async def learn_host(db: Database, routing_key_hash: str, host: str) -> None:
@@ -164,7 +244,8 @@ async def learn_host(db: Database, routing_key_hash: str, host: str) -> None:
 
 async def finish_attempt(
     db: Database,
-    attempt_id: int,
+    attempt: Attempt,
+    routing_key_hash: str,
     *,
     outcome: str,
     http_status: int | None,
@@ -172,22 +253,89 @@ async def finish_attempt(
     response: Mapping[str, Any] | None,
     error: str | None,
 ) -> None:
+    """Record the attempt's answer and take its send off the key's sends in flight."""
     await db.execute(
-        """
-        UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
-            http_status = :status, latency_ms = :latency, response = CAST(:response AS jsonb),
-            error = :error
-        WHERE id = :id
+        f"""
+        WITH {_FINISH}
+        UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at)
+        WHERE routing_key_hash = :h
         """,
-        {
-            "id": attempt_id,
-            "outcome": outcome,
-            "status": http_status,
-            "latency": latency_ms,
-            "response": None if response is None else json.dumps(response),
-            "error": error,
-        },
+        _finish_params(attempt, routing_key_hash, outcome, http_status, latency_ms, response)
+        | {"error": error},
     )
+
+
+_FINISH_AS = """
+attempt AS (
+    UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
+        http_status = :status, latency_ms = :latency,
+        response = CAST(:response AS jsonb), error = {error}
+    WHERE id = :id
+)
+"""
+_FINISH = _FINISH_AS.format(error=":error")
+# A delivery's attempt has no error, unless its fence did not hold.
+_FINISH_DELIVERED = _FINISH_AS.format(
+    error="CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN NULL ELSE :error END"
+)
+
+
+def _finish_params(
+    attempt: Attempt,
+    routing_key_hash: str,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: int,
+    response: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "spent_at": attempt.spent_at,
+        "h": routing_key_hash,
+        "outcome": outcome,
+        "status": http_status,
+        "latency": latency_ms,
+        "response": None if response is None else json.dumps(response),
+    }
+
+
+def delivered_beside(
+    attempt: Attempt,
+    routing_key_hash: str,
+    *,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: int,
+    response: Mapping[str, Any] | None,
+    stale_error: str,
+    retry_others: bool,
+) -> Beside:
+    """What a delivery writes besides the event's status, for `outcomes.mark_delivered` to run
+    in its statement (its CTE `delivered` holds the event when the fence held): the attempt's
+    answer (`stale_error` when the fence did not hold); the send off the key's sends in flight;
+    when current, whatever made the key back off, refuse or time out is over; and with
+    `retry_others` (a retry got through) the key's other events waiting out a retry backoff are
+    due now (see `retry_key_now`)."""
+    sql = f"""
+    {_FINISH_DELIVERED},
+    key AS (
+        UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at),
+            backoff_level = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
+                ELSE backoff_level END,
+            key_rejections = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
+                ELSE key_rejections END,
+            timeouts = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0 ELSE timeouts END
+        WHERE routing_key_hash = :h
+    ),
+    others AS (
+        UPDATE events SET next_attempt_at = clock_timestamp()
+        WHERE :retry_others AND EXISTS (SELECT 1 FROM delivered)
+          AND routing_key_hash = :h AND status = 'queued' AND attempts > 0
+          AND next_attempt_at > clock_timestamp()
+    )
+    """
+    params = _finish_params(attempt, routing_key_hash, outcome, http_status, latency_ms, response)
+    return Beside(sql, params | {"error": stale_error, "retry_others": retry_others})
 
 
 async def key_delivered(db: Database, routing_key_hash: str) -> None:
@@ -284,19 +432,22 @@ async def next_due_in(
 ) -> timedelta | None:
     """How long until the earliest queued event becomes due, its key's pause included. Keys
     with their cap of sends in flight, and keys of a host this worker has no room for, are
-    left out: a finished send wakes the worker for them, not the clock."""
+    left out: a finished send wakes the worker for them, not the clock. Read from the ready
+    keys, one index probe each, so its cost does not grow with the backlog."""
     value = await db.fetch_val(
         """
         SELECT min(GREATEST(q.due, COALESCE(k.paused_until, '-infinity'))) - clock_timestamp()
-        FROM (
-            SELECT routing_key_hash, min(next_attempt_at) AS due FROM events
-            WHERE status = 'queued' GROUP BY routing_key_hash
+        FROM (SELECT DISTINCT routing_key_hash FROM ready_keys) AS r
+        CROSS JOIN LATERAL (
+            SELECT e.next_attempt_at AS due FROM events e
+            WHERE e.routing_key_hash = r.routing_key_hash AND e.status = 'queued'
+            ORDER BY e.next_attempt_at LIMIT 1
         ) AS q
-        LEFT JOIN dispatch_keys k ON k.routing_key_hash = q.routing_key_hash
+        LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
         WHERE (k.host IS NULL OR k.host <> ALL(CAST(:full_hosts AS text[])))
           AND (
             SELECT count(*) FROM events s
-            WHERE s.routing_key_hash = q.routing_key_hash
+            WHERE s.routing_key_hash = r.routing_key_hash
               AND s.status = 'sending' AND s.lease_until > clock_timestamp()
           ) < :key_cap
         """,

@@ -1,10 +1,17 @@
 """The dispatcher: claims due events, spends each key's budget, sends, records the answer.
 
 Any number of dispatchers (threads of one process, processes, machines) share the outbox:
-claims are leased with SKIP LOCKED, budgets are decided under a per-key row lock, and the
-ordering rule lives in the claim query (app/outbox/claims.py). A dispatcher sleeps until
-PostgreSQL notifies it of new events, an in-flight send finishes, or the earliest retry falls
-due. What PagerDuty's answer does to the event and its key is settle.py's.
+claims are leased with SKIP LOCKED, a key's budget is spent by one conditional UPDATE of its
+row (store.reserve_budget), and the ordering rule lives in the claim query
+(app/outbox/claims.py). A worker holds up to PIPELINE times its concurrency in events (claimed
+in batches, waiting for a slot) and has at most its concurrency of sends going at once (a slot
+is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
+Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
+connection alive per send in flight.
+
+A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
+or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
+settle.py's.
 
 A dispatcher that dies mid-send loses nothing: its lease expires and another one sends the
 event again (PagerDuty deduplicates a repeated trigger by its dedup_key). One that only
@@ -26,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import httpx2
 from databases import Database
@@ -42,7 +51,7 @@ from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
 from app.observability.logs import bound
-from app.outbox import claims, outcomes, wakeups
+from app.outbox import claims, outcomes, ready, wakeups
 from app.outbox.claims import Claimed
 from app.outbox.states import EventStatus, ServiceHealth
 from app.pagerduty.events import EventAnswer, send_event
@@ -63,6 +72,17 @@ LISTEN_CHECK_TIMEOUT = 5.0
 AWAY_PAUSE_FIRST = 0.5
 AWAY_PAUSE_CAP = 5.0
 # Begins the error of an attempt whose answer came after its lease had passed to another claim.
+# How often a dispatcher removes the ready keys left with nothing pending, and adds any key with
+# pending events that has no row (see app/outbox/ready.py).
+FORGET_IDLE_SECONDS = 1.0
+RESTORE_LOST_SECONDS = 300.0
+# Events in a worker's hands (claimed, waiting for a slot, sending, being recorded), as a
+# multiple of its concurrency (the sends going at once); and how long a claim waits for a
+# quarter of that room.
+PIPELINE = 4
+GATHER_SECONDS = 0.005
+# How long a worker keeps a service's target (where its events go) before reading it again.
+TARGET_SECONDS = 5.0
 STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
 
 
@@ -84,11 +104,24 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
+        self._room_freed = asyncio.Event()
+        # Sends on the wire at once: the configured concurrency.
+        self._sends = asyncio.Semaphore(self.config.concurrency)
+        # Sends on the wire at once to each PagerDuty host (`max_in_flight_per_host`); events
+        # in hand for a host are up to PIPELINE times that (`_host_in_flight`).
+        self._host_sends: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
+        # The PagerDuty host each routing key's events were last seen going to, as recorded in
+        # dispatch_keys: a send writes it only when it changes.
+        self._known_hosts: dict[str, str] = {}
+        # Each service's target as last read, until its expiry (time.monotonic()).
+        self._targets: dict[UUID, tuple[float, store.Target]] = {}
         self._away_pause = AWAY_PAUSE_FIRST
+        self._forgot_at = -math.inf
+        self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
 
     def wake(self, *_: Any) -> None:
@@ -99,6 +132,7 @@ class Dispatcher:
         listening = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
+                await self._tidy()
                 claimed = await self._claim_some()
                 if claimed:
                     continue
@@ -147,7 +181,7 @@ class Dispatcher:
             conn.terminate()
 
     async def _claim_some(self) -> int:
-        free = self.config.concurrency - len(self._in_flight)
+        free = await self._gather_room()
         if free <= 0:
             return 0
         self._wake.clear()
@@ -189,13 +223,52 @@ class Dispatcher:
             task.add_done_callback(self._done)
         return len(events)
 
+    async def _gather_room(self) -> int:
+        """How many events to claim now. Events in this worker's hands are up to PIPELINE times
+        the concurrency (the sends themselves are `concurrency` at most, `_sends`), so that
+        claims come in batches and an event's recording needs no send slot. A claim costs
+        about the same for one event as for sixteen, so when little room is free it waits a
+        moment (GATHER_SECONDS) for more, rather than claim events one at a time."""
+        depth = self.config.concurrency * PIPELINE
+        enough = max(1, depth // 4)
+        deadline = time.monotonic() + GATHER_SECONDS
+        while self._in_flight and depth - len(self._in_flight) < enough:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._room_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room_freed.wait(), left)
+        return depth - len(self._in_flight)
+
+    async def _tidy(self) -> None:
+        """Now and then, the ready keys' upkeep (app/outbox/ready.py): keys left with nothing
+        pending are removed, or every claim would probe them again; rarely, keys with pending
+        events but no row (written by an older release) are added."""
+        now = time.monotonic()
+        try:
+            if now - self._forgot_at >= FORGET_IDLE_SECONDS:
+                self._forgot_at = now
+                await in_own_task(ready.forget_idle_keys(self.db))
+            if now - self._restored_at >= RESTORE_LOST_SECONDS:
+                self._restored_at = now
+                if added := await in_own_task(ready.restore_lost_keys(self.db)):
+                    log.warning(
+                        "%d routing keys with pending events were not ready; now they are", added
+                    )
+        except DATABASE_UNREACHABLE:
+            pass  # the claim that follows says so, and backs off
+        except Exception:
+            log.exception("the ready keys' upkeep failed; it runs again later")
+
     def _host_rooms(self) -> dict[str, int]:
         """How many more sends this worker may start to each host it is sending to."""
-        cap = self.config.max_in_flight_per_host
+        cap = self.config.max_in_flight_per_host * PIPELINE
         return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._room_freed.set()
         # A finished send frees a slot and may unblock the next event of its dedup key.
         self._wake.set()
 
@@ -232,9 +305,7 @@ class Dispatcher:
             log.exception("delivering event %s failed; it will be retried", event.id)
 
     async def _deliver_one(self, event: Claimed, lease_ends: float) -> None:
-        target = (
-            None if event.service_id is None else await store.target_of(self.db, event.service_id)
-        )
+        target = await self._target(event)
         if target is None:
             if await outcomes.mark_final(
                 self.db, event, status=EventStatus.CANCELLED, error="its service was removed"
@@ -246,7 +317,7 @@ class Dispatcher:
                 observe.not_sent(EventStatus.HELD, f"service_{target.health}")
             return
         host = urlsplit(target.events_url).netloc
-        if self._host_in_flight[host] >= self.config.max_in_flight_per_host or (
+        if self._host_in_flight[host] >= self.config.max_in_flight_per_host * PIPELINE or (
             self._time_left(lease_ends) <= 0
         ):
             # Claimed before this worker knew the key's host, or held up until its lease is
@@ -254,29 +325,63 @@ class Dispatcher:
             await store.learn_host(self.db, event.routing_key_hash, host)
             await claims.release(self.db, event)
             return
+        # Counted before any await: the check above and this count are one step.
         self._host_in_flight[host] += 1
         try:
-            attempt_id = await store.reserve_budget(
-                self.db,
-                event,
-                host=host,
-                limit=target.rate_limit_per_minute,
-                window=self.config.budget_window,
-                max_in_flight=self.config.max_in_flight_per_key,
-                lease=self.config.lease,
-            )
-            if attempt_id == "budget_spent":
-                observe.budget_spent()
-            if not isinstance(attempt_id, int):
+            if self._known_hosts.get(event.routing_key_hash) != host:
+                await store.learn_host(self.db, event.routing_key_hash, host)
+                self._known_hosts[event.routing_key_hash] = host
+            if not await self._wire_slot(host, lease_ends):
+                # Every slot stayed busy until the lease was nearly over: nothing was spent.
+                await claims.release(self.db, event)
                 return
-            key_field = "service_key" if event.api == "v1" else "routing_key"
-            body = {**event.body, key_field: self.vault.decrypt(target.routing_key_enc)}
-            answer = await self._send(target.events_url, event, body, lease_ends)
+            try:
+                # The budget is spent only once the send can go at once: a send spent and
+                # then kept waiting would reach PagerDuty later than its budget counted it.
+                attempt = await store.reserve_budget(
+                    self.db,
+                    event,
+                    host=host,
+                    window=self.config.budget_window,
+                    max_in_flight=self.config.max_in_flight_per_key,
+                    lease=self.config.lease,
+                )
+                if attempt == "budget_spent":
+                    observe.budget_spent()
+                if attempt == "target_changed" and event.service_id is not None:
+                    # Back in the queue; its next claim reads the service afresh.
+                    self._targets.pop(event.service_id, None)
+                if not isinstance(attempt, store.Attempt):
+                    return
+                key_field = "service_key" if event.api == "v1" else "routing_key"
+                body = {**event.body, key_field: self.vault.decrypt(attempt.routing_key_enc)}
+                answer = await self._send(attempt.events_url, event, body, lease_ends)
+            finally:
+                self._sends.release()
+                self._host_sends[host].release()
         finally:
             self._host_in_flight[host] -= 1
             if self._host_in_flight[host] <= 0:
                 del self._host_in_flight[host]
-        await self._record(event, attempt_id, answer)
+        await self._record(event, attempt, answer)
+
+    async def _target(self, event: Claimed) -> store.Target | None:
+        """The event's service, as this worker last read it (within TARGET_SECONDS). What a
+        send must have current (health, key, URL, budget) is read again by the statement that
+        spends it (store.reserve_budget); this one only decides where to look, so a service's
+        events need not read it once each."""
+        if event.service_id is None:
+            return None
+        now = time.monotonic()
+        cached = self._targets.get(event.service_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        target = await store.target_of(self.db, event.service_id)
+        if target is None or target.health != ServiceHealth.HEALTHY:
+            self._targets.pop(event.service_id, None)
+        else:
+            self._targets[event.service_id] = (now + TARGET_SECONDS, target)
+        return target
 
     def _time_left(self, lease_ends: float) -> float:
         """Seconds a send may still take: its own deadline, and never past the lease's end
@@ -307,16 +412,59 @@ class Dispatcher:
                 timed_out=True,
             )
 
-    async def _record(self, event: Claimed, attempt_id: int, answer: EventAnswer) -> None:
+    async def _wire_slot(self, host: str, lease_ends: float) -> bool:
+        """One of the host's slots and one of the worker's (`max_in_flight_per_host`,
+        `concurrency`), waiting no later than the lease allows; False when that wait ran out.
+        A host that hangs holds its own slots, never more of the worker's (isolation)."""
+        if host not in self._host_sends:
+            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
+        host_slots = self._host_sends[host]
+        try:
+            async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
+                await host_slots.acquire()
+                try:
+                    await self._sends.acquire()
+                except BaseException:
+                    host_slots.release()
+                    raise
+        except TimeoutError:
+            return False
+        return True
+
+    async def _record(self, event: Claimed, attempt: store.Attempt, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else describe(answer)
+        if answer.outcome == "accepted":
+            # The common case in one statement: the fenced outcome, the attempt and the key.
+            current = await outcomes.mark_delivered(
+                self.db,
+                event,
+                store.delivered_beside(
+                    attempt,
+                    event.routing_key_hash,
+                    outcome=outcome,
+                    http_status=answer.status,
+                    latency_ms=answer.latency_ms,
+                    response=answer.response,
+                    stale_error=f"{STALE_NOTE}PagerDuty accepted it",
+                    # A retry got through: the key's other retries go now, not at their
+                    # backoff's end. A first attempt proves nothing of them (one event that
+                    # PagerDuty keeps failing must not ride on every other event's success).
+                    retry_others=event.attempts > 0,
+                ),
+            )
+            observe.paged(event.created_at)
+            if not current:
+                log.warning("an answer came after its lease had passed on; the event is left as is")
+            return
         async with self.db.transaction():
             # The fence: from here to the commit the event is this sender's, or it is left
             # alone. A late sender records what it got on its attempt, and nothing else.
             current = await claims.fence(self.db, event)
             await store.finish_attempt(
                 self.db,
-                attempt_id,
+                attempt,
+                event.routing_key_hash,
                 outcome=outcome,
                 http_status=answer.status,
                 latency_ms=answer.latency_ms,

@@ -32,6 +32,11 @@ An event (`events.status`):
   happens to its events, below.
 - A `sending` event whose lease ran out is claimed again as it stands (its worker died or
   stalled): a new lease, a new token.
+- keys_have_work, forget_idle_keys (ready.py): the ready keys, one row per (tenant, routing
+  key) with queued or sending events, which claims start from so that their cost does not grow
+  with the backlog. Every path above that makes an event queued or due adds its key in its own
+  transaction; a dispatcher removes keys left with nothing pending, under a lock protocol that
+  cannot race an enqueue (ready.py says why).
 
 A service (`pd_services.health`), and its events with it:
 
@@ -52,8 +57,10 @@ failed, cancelled, held, requeued) applies only `WHERE status = 'sending' AND le
 :token` (`FENCE`). Recording an answer starts by locking the event under that condition
 (`fence`): when it holds, the outcome and its effects on the key are written in that
 transaction; when it does not, the attempt gets what PagerDuty said, marked late, and nothing
-else changes. A sender whose lease ran out but was never taken over still holds the token:
-nobody else can have sent the event, so its outcome stands.
+else changes. A delivery, the common case, is one statement: `mark_delivered` runs the
+caller's own writes (`Beside`: the attempt, the key) as CTEs beside its fenced UPDATE, which
+tell from the CTE `delivered` whether the fence held. A sender whose lease ran out but was
+never taken over still holds the token: nobody else can have sent the event, so its outcome stands.
 
 What stays with the dispatcher (app/dispatch): the retry policy, the budgets and pauses of a
 routing key (`dispatch_keys`, written beside an outcome in the same transaction but by

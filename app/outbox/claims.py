@@ -1,13 +1,23 @@
 """Leasing due events to a dispatcher, and the fence every later write of its sender passes.
 
-Claiming (one statement): the (tenant, routing key) pairs with pending events are read from an
-index and paused or saturated keys dropped; for each open pair, its oldest claimable events
-(`per_tenant_scan`); these are interleaved by rank so each tenant gets a turn before any gets
-a second, then locked with SKIP LOCKED and leased. An event is claimable when it is due, its
-key is not paused, and no earlier event of the same (routing key, dedup key) is still pending:
-that last rule is the ordering promise, and it holds across workers because an event leaves
-the pending states only for a final one. The caps (`max_in_flight_per_key`, the rooms per
-PagerDuty host) are the dispatcher's to choose; the statement only honours them.
+Claiming (one statement) starts from the ready keys (ready.py), never from the events behind
+them. For each tenant with work, its keys least recently looked at first, through an index:
+paused keys and keys of a host this worker has no room for drop out, and so do keys with no
+event due and no lease run out (one index probe each), until as many keys as the batch has
+events are found. The tenants' lists are merged (each tenant's first key before any tenant's
+second), and the keys locked SKIP LOCKED, so two workers claiming at once take different keys.
+For each key, its oldest claimable events through the index of its pending events: at most the
+room under its cap and its share of the batch (one event each when the keys are many). These
+are interleaved (each key of a tenant one event before any gets a second, each tenant a turn
+before any gets a second), locked with SKIP LOCKED and leased; the keys looked at go to the
+back of their tenant's turns. What a claim reads is so bounded by its batch and the tenants
+with work, never by the backlog: bench/claim.py measures it flat.
+
+An event is claimable when it is due, its key is not paused, and no earlier event of the same
+(routing key, dedup key) is still pending: that last rule is the ordering promise, and it holds
+across workers because an event leaves the pending states only for a final one. The caps
+(`max_in_flight_per_key`, the rooms per PagerDuty host) are the dispatcher's to choose; the
+statement only honours them.
 
 Times are the database's (`clock_timestamp()`), so workers on several machines agree.
 """
@@ -22,6 +32,8 @@ from typing import Any
 from uuid import UUID
 
 from databases import Database
+
+from app.outbox.ready import keys_have_work
 
 # Every write a sender makes to its event after the claim carries this condition: the event is
 # still being sent, under the lease this sender's claim took (see app/outbox/__init__.py).
@@ -46,66 +58,125 @@ class Claimed:
 
 
 CLAIM = """
+WITH due_keys AS (
+    -- Keys with pending events, from the ready keys alone (never from the events behind
+    -- them). For each tenant with any, its keys least recently looked at first, through the
+    -- index on (tenant, turn): paused keys and keys of a host this worker has no room for
+    -- drop out, and so do keys with no event due and no lease run out (one index probe
+    -- each), until :keys are found. Then the tenants' lists side by side, each tenant's first
+    -- key before any tenant's second.
+    SELECT x.* FROM (SELECT DISTINCT tenant_id FROM ready_keys) AS t
+    CROSS JOIN LATERAL (
+        SELECT o.*, row_number() OVER (ORDER BY o.turn_at) AS key_turn FROM (
+            -- OFFSET 0 keeps the probes below out of this ordered scan: they run on its rows
+            -- in turn order and stop at the limit.
+            SELECT r.tenant_id, r.routing_key_hash, r.turn_at, k.host,
+                -- Room under this worker's cap for the key's PagerDuty host.
+                COALESCE(CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :batch)
+                    AS host_room
+            FROM ready_keys r
+            LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
+            WHERE r.tenant_id = t.tenant_id
+              AND (k.paused_until IS NULL OR k.paused_until <= clock_timestamp())
+            ORDER BY r.turn_at
+            OFFSET 0
+        ) AS o
+        WHERE o.host_room > 0
+          AND (EXISTS (
+                  SELECT 1 FROM events q
+                  WHERE q.routing_key_hash = o.routing_key_hash AND q.status = 'queued'
+                    AND q.next_attempt_at <= clock_timestamp())
+               OR EXISTS (
+                  SELECT 1 FROM events s
+                  WHERE s.routing_key_hash = o.routing_key_hash AND s.status = 'sending'
+                    AND s.lease_until < clock_timestamp()))
+        ORDER BY o.turn_at
+        LIMIT :keys
+    ) AS x
+    ORDER BY x.key_turn, x.turn_at
+    LIMIT :keys
+),
+picked AS (
+    -- Another worker claiming the same keys right now keeps them; this one takes others.
+    SELECT r.tenant_id, r.routing_key_hash, d.host, d.host_room, d.key_turn
+    FROM due_keys d
+    JOIN ready_keys r ON r.tenant_id = d.tenant_id AND r.routing_key_hash = d.routing_key_hash
+    FOR NO KEY UPDATE OF r SKIP LOCKED
+),
+candidates AS (
+    SELECT c.id, c.seq, p.tenant_id, p.routing_key_hash, p.host, p.host_room, p.key_turn,
+        row_number() OVER (PARTITION BY p.tenant_id, p.routing_key_hash ORDER BY c.seq)
+            AS key_rank
+    FROM picked p
+    CROSS JOIN (
+        SELECT CAST(ceil(CAST(:batch AS numeric) / GREATEST(count(*), 1)) AS integer) AS n
+        FROM picked
+    ) AS share
+    CROSS JOIN LATERAL (
+        -- Room under the per-key cap: sends with a live lease, any worker's.
+        SELECT :key_cap - count(*) AS room FROM events s
+        WHERE s.routing_key_hash = p.routing_key_hash
+          AND s.status = 'sending' AND s.lease_until > clock_timestamp()
+    ) AS key_room
+    CROSS JOIN LATERAL (
+        -- The key's oldest claimable events, through its index of pending events.
+        SELECT e.id, e.seq FROM events e
+        WHERE e.tenant_id = p.tenant_id
+          AND e.routing_key_hash = p.routing_key_hash
+          AND e.status IN ('queued', 'sending')
+          AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
+               OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
+          AND (e.dedup_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM events b
+                WHERE b.routing_key_hash = e.routing_key_hash
+                  AND b.dedup_key = e.dedup_key
+                  AND b.seq < e.seq
+                  AND b.status IN ('queued', 'sending', 'held')))
+        ORDER BY e.seq
+        -- A saturated key is skipped, not waited for: its events stay queued. A key gives
+        -- no more than its share of the batch: with many keys that is one event, and one
+        -- index probe, each.
+        LIMIT GREATEST(LEAST(:per_tenant, key_room.room, share.n), 0)
+    ) AS c
+),
+chosen AS (
+    SELECT turns.id, turns.tenant_id, turns.routing_key_hash FROM (
+        SELECT ranked.*, row_number() OVER (
+            PARTITION BY ranked.host ORDER BY ranked.turn, ranked.seq) AS host_rank
+        FROM (
+            -- Each tenant's keys in turn, one event each before any gets a second; tenants
+            -- side by side: an alert storm in one tenant waits behind another tenant's
+            -- single page, never the other way round.
+            SELECT candidates.*, row_number() OVER (
+                PARTITION BY tenant_id ORDER BY key_rank, key_turn, seq) AS turn
+            FROM candidates
+        ) AS ranked
+    ) AS turns
+    -- A host with room for n more sends takes the n best turns of this claim.
+    WHERE turns.host_rank <= turns.host_room
+    ORDER BY turns.turn, turns.seq
+    LIMIT :batch
+),
+turned AS (
+    -- The keys looked at go to the back of their tenant's turns, except those whose events
+    -- lost only to this claim's size: they keep their place for the next claim.
+    UPDATE ready_keys r SET turn_at = clock_timestamp()
+    FROM picked p
+    WHERE r.tenant_id = p.tenant_id AND r.routing_key_hash = p.routing_key_hash
+      AND (EXISTS (
+              SELECT 1 FROM chosen c
+              WHERE c.tenant_id = p.tenant_id AND c.routing_key_hash = p.routing_key_hash)
+           OR NOT EXISTS (
+              SELECT 1 FROM candidates c
+              WHERE c.tenant_id = p.tenant_id AND c.routing_key_hash = p.routing_key_hash))
+)
 UPDATE events SET status = 'sending', lease_until = clock_timestamp() + CAST(:lease AS interval),
     lease_token = lease_token + 1
 WHERE id IN (
     SELECT id FROM events
-    WHERE id IN (
-        SELECT turns.id FROM (
-            SELECT ranked.*, row_number() OVER (
-                PARTITION BY ranked.host ORDER BY ranked.turn, ranked.seq) AS host_rank
-            FROM (
-                SELECT c.id, c.seq, open_keys.host, open_keys.host_room,
-                    -- Each tenant's oldest first, one tenant's turn at a time: an alert storm
-                    -- in one tenant waits behind another tenant's single page, never the
-                    -- other way round.
-                    row_number() OVER (PARTITION BY open_keys.tenant_id ORDER BY c.seq) AS turn
-                FROM (
-                    -- Every (tenant, key) with pending events, from the index alone; paused
-                    -- keys drop out here, before any of their events is looked at.
-                    SELECT p.tenant_id, p.routing_key_hash, k.host,
-                        -- Room under the per-key cap: sends with a live lease, any worker's.
-                        :key_cap - (
-                            SELECT count(*) FROM events s
-                            WHERE s.routing_key_hash = p.routing_key_hash
-                              AND s.status = 'sending' AND s.lease_until > clock_timestamp()
-                        ) AS key_room,
-                        -- Room under this worker's cap for the key's PagerDuty host.
-                        COALESCE(CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :batch)
-                            AS host_room
-                    FROM (
-                        SELECT DISTINCT tenant_id, routing_key_hash FROM events
-                        WHERE status IN ('queued', 'sending')
-                    ) AS p
-                    LEFT JOIN dispatch_keys k ON k.routing_key_hash = p.routing_key_hash
-                    WHERE k.paused_until IS NULL OR k.paused_until <= clock_timestamp()
-                ) AS open_keys
-                CROSS JOIN LATERAL (
-                    SELECT e.id, e.seq FROM events e
-                    WHERE e.tenant_id = open_keys.tenant_id
-                      AND e.routing_key_hash = open_keys.routing_key_hash
-                      AND ((e.status = 'queued' AND e.next_attempt_at <= clock_timestamp())
-                           OR (e.status = 'sending' AND e.lease_until < clock_timestamp()))
-                      AND (e.dedup_key IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM events p
-                            WHERE p.routing_key_hash = e.routing_key_hash
-                              AND p.dedup_key = e.dedup_key
-                              AND p.seq < e.seq
-                              AND p.status IN ('queued', 'sending', 'held')))
-                    ORDER BY e.seq
-                    LIMIT LEAST(:per_tenant, open_keys.key_room)
-                ) AS c
-                -- A saturated key or host is skipped, not waited for: its events stay queued.
-                WHERE open_keys.key_room > 0 AND open_keys.host_room > 0
-            ) AS ranked
-        ) AS turns
-        -- A host with room for n more sends takes the n best turns of this claim.
-        WHERE turns.host_rank <= turns.host_room
-        ORDER BY turns.turn, turns.seq
-        LIMIT :batch
-    )
-    AND ((status = 'queued' AND next_attempt_at <= clock_timestamp())
-         OR (status = 'sending' AND lease_until < clock_timestamp()))
+    WHERE id IN (SELECT id FROM chosen)
+      AND ((status = 'queued' AND next_attempt_at <= clock_timestamp())
+           OR (status = 'sending' AND lease_until < clock_timestamp()))
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
@@ -128,6 +199,11 @@ async def claim(
         CLAIM,
         {
             "batch": batch,
+            # As many keys as events wanted: each key's share of the batch is then one event.
+            # A key that turns out to have nothing claimable (its due events wait behind an
+            # earlier one in flight, or it is at its cap) makes the claim smaller; the next
+            # claim looks at the keys after it.
+            "keys": batch,
             "per_tenant": per_tenant,
             "lease": lease,
             "key_cap": max_in_flight_per_key,
@@ -163,4 +239,9 @@ async def release(db: Database, claimed: Claimed) -> bool:
         """,  # noqa: S608 - only FENCE, a constant
         {"id": claimed.id, "token": claimed.lease_token},
     )
-    return moved is not None
+    if moved is None:
+        return False
+    # Sending to queued never leaves the pending states, so the key's row cannot have been
+    # removed meanwhile (ready.py); asserted all the same, as every path to `queued` does.
+    await keys_have_work(db, [(claimed.tenant_id, claimed.routing_key_hash)])
+    return True

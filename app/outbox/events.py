@@ -12,6 +12,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
 from app.outbox.wakeups import wake_dispatchers
 
@@ -128,6 +129,14 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
             if event_id not in written and e.service_id is not None
         }
         raise ServicesChanged(gone)
+    await keys_have_work(
+        db,
+        (
+            (e.tenant_id, e.routing_key_hash)
+            for event_id, e in zip(ids, events, strict=True)
+            if written[event_id] == EventStatus.QUEUED and e.routing_key_hash is not None
+        ),
+    )
     await wake_dispatchers(db)
     return [(event_id, written[event_id]) for event_id in ids]
 
@@ -140,11 +149,12 @@ async def send_now(db: Database, tenant_id: UUID, event_id: UUID) -> bool:
         UPDATE events SET next_attempt_at = clock_timestamp()
         WHERE id = :id AND tenant_id = :tenant_id AND status = 'queued' AND attempts = 0
           AND next_attempt_at > clock_timestamp()
-        RETURNING id
+        RETURNING routing_key_hash
         """,
         {"id": event_id, "tenant_id": tenant_id},
     )
     if moved is None:
         return False
     await wake_dispatchers(db)
+    await keys_have_work(db, [(tenant_id, moved)])
     return True

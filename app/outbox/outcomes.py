@@ -7,26 +7,47 @@ False means the lease passed to another claim and the event was left as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from databases import Database
 
 from app.outbox.claims import FENCE, Claimed
+from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
 
 
-async def mark_delivered(db: Database, claimed: Claimed) -> bool:
+@dataclass(frozen=True)
+class Beside:
+    """A caller's own writes to run in the statement that records an outcome, so the two share
+    one round trip and one commit: common table expressions (`name AS (…)`, comma-separated)
+    that may read the CTE `delivered` (the event's id, when the fence held), and their
+    parameters (named apart from `id` and `token`)."""
+
+    sql: str
+    params: Mapping[str, Any]
+
+
+async def mark_delivered(db: Database, claimed: Claimed, beside: Beside | None = None) -> bool:
+    ctes = f", {beside.sql}" if beside is not None else ""
     delivered = await db.fetch_val(
         f"""
-        UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
-            lease_until = NULL, last_error = NULL
-        WHERE id = :id AND {FENCE} RETURNING id
-        """,  # noqa: S608 - only FENCE, a constant
-        {"id": claimed.id, "token": claimed.lease_token},
+        WITH delivered AS (
+            UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
+                lease_until = NULL, last_error = NULL
+            WHERE id = :event_id AND {FENCE.replace(":token", ":event_token")} RETURNING id
+        ){ctes}
+        SELECT EXISTS (SELECT 1 FROM delivered)
+        """,  # noqa: S608 - FENCE and the caller's own fixed SQL
+        {
+            **(beside.params if beside is not None else {}),
+            "event_id": claimed.id,
+            "event_token": claimed.lease_token,
+        },
     )
-    return delivered is not None
+    return bool(delivered)
 
 
 async def mark_final(
@@ -64,7 +85,12 @@ async def schedule_retry(db: Database, claimed: Claimed, *, delay: timedelta, er
         """,  # noqa: S608 - only FENCE, a constant
         {"id": claimed.id, "token": claimed.lease_token, "error": error, "delay": delay},
     )
-    return queued is not None
+    if queued is None:
+        return False
+    # Still pending, so its key keeps its ready row (ready.py); asserted as every path to
+    # `queued` does, since a retry is what the claims must find again.
+    await keys_have_work(db, [(claimed.tenant_id, claimed.routing_key_hash)])
+    return True
 
 
 async def hold(db: Database, claimed: Claimed, *, error: str) -> bool:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.outbox.ready import keys_have_work
 from app.outbox.states import ServiceHealth
 from app.outbox.wakeups import wake_dispatchers
 
@@ -73,14 +74,21 @@ async def release_service(db: Database, service_id: UUID) -> None:
     """The service is healthy again: its held events go back to the queue, in their order,
     under the service's current routing key, and the dispatchers are woken for them."""
     await mark_healthy(db, service_id)
-    await db.execute(
+    requeued = await db.fetch_all(
         """
-        UPDATE events e SET status = 'queued', next_attempt_at = now(), last_error = NULL,
-            routing_key_hash = s.routing_key_hash
-        FROM pd_services s
-        WHERE s.id = e.service_id AND e.service_id = :id AND e.status = 'held'
+        WITH requeued AS (
+            UPDATE events e SET status = 'queued', next_attempt_at = now(), last_error = NULL,
+                routing_key_hash = s.routing_key_hash
+            FROM pd_services s
+            WHERE s.id = e.service_id AND e.service_id = :id AND e.status = 'held'
+            RETURNING e.tenant_id, e.routing_key_hash
+        )
+        SELECT DISTINCT tenant_id, routing_key_hash FROM requeued
         """,
         {"id": service_id},
+    )
+    await keys_have_work(
+        db, [(r._mapping["tenant_id"], r._mapping["routing_key_hash"]) for r in requeued]
     )
     await wake_dispatchers(db)
 

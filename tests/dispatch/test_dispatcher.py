@@ -221,12 +221,11 @@ async def test_an_event_left_by_a_dead_worker_is_sent_again(
         world.db,
         claimed,
         host="events.pagerduty.test",
-        limit=120,
         window=timedelta(seconds=62),
         max_in_flight=4,
         lease=timedelta(milliseconds=200),
     )
-    assert isinstance(attempt, int)
+    assert isinstance(attempt, store.Attempt)
     async with Running(world.dispatcher(database_url)):
         await world.wait_for(lambda: _is(world, event, "delivered"))
     assert [a["outcome"] for a in await attempts_of(world, event)] == ["abandoned", "delivered"]

@@ -182,12 +182,11 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
         )
         return claimed
 
-    async def reserve(claimed: claims.Claimed) -> int | str:
+    async def reserve(claimed: claims.Claimed) -> store.Attempt | str:
         return await store.reserve_budget(
             world.db,
             claimed,
             host="events.pagerduty.test",
-            limit=120,
             window=timedelta(seconds=62),
             max_in_flight=4,
             lease=timedelta(seconds=30),
@@ -207,7 +206,7 @@ async def test_writes_under_a_lost_lease_change_nothing(world: World) -> None:
     assert not await outcomes.mark_delivered(world.db, old)
     assert await world.status(event) == "sending"
     # The current lease writes as ever.
-    assert isinstance(await reserve(new), int)
+    assert isinstance(await reserve(new), store.Attempt)
     assert await outcomes.mark_delivered(world.db, new)
     assert not await outcomes.schedule_retry(world.db, new, delay=timedelta(0), error="again")
     assert await world.status(event) == "delivered"
