@@ -24,6 +24,7 @@ from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
 from app.installations.upkeep import Upkeep
+from app.outbox.retention import Retention
 
 # The worker's lines, under the dispatcher's name as before.
 log = logging.getLogger("pdconnect.dispatch")
@@ -67,8 +68,8 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
-    """The dispatcher and the upkeep, until `stop` is set (sends in flight then finish, bounded
-    by their lease)."""
+    """The dispatcher, the upkeep and the retention sweep, until `stop` is set (sends in flight
+    then finish, bounded by their lease)."""
     assert deps.config.database_url is not None
     dispatcher = Dispatcher(
         db=deps.db,
@@ -78,7 +79,8 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         config=dispatch,
     )
     upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
-    await asyncio.gather(dispatcher.run(stop), upkeep.run(stop))
+    retention = Retention(deps.db, days=deps.config.retention_days)
+    await asyncio.gather(dispatcher.run(stop), upkeep.run(stop), retention.run(stop))
 
 
 async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> None:
