@@ -10,7 +10,9 @@ from uuid import UUID, uuid4
 
 from databases import Database
 
+from app.composition import dispatch_config_of, run_background
 from app.db.migrations import MIGRATIONS_DIR
+from app.deps import Deps, new_http_client
 from app.outbox.events import NewEvent, enqueue
 from app.outbox.retention import DELETE_EVENTS, Retention, Swept, delete_batch, kept_for, sweep
 from app.outbox.states import EventStatus
@@ -271,3 +273,27 @@ async def test_the_migration_applies_twice(db: Database) -> None:
         {"names": ["events_finished", "alerts_resolved", "incident_states_changed"]},
     )
     assert len(indexes) == 3
+
+
+async def test_a_worker_sweeps_in_its_background(cdb: Database, database_url: str) -> None:
+    """What `pdconnect worker` (and each `serve` process) runs: retention beside the
+    dispatcher."""
+    tenant_id, service_id = await _service(cdb, "key-hash")
+    await _event(cdb, tenant_id, service_id, status=EventStatus.DELIVERED, age=OLD)
+    young = await _event(cdb, tenant_id, service_id, status=EventStatus.DELIVERED, age=YOUNG)
+    config = make_settings(DATABASE_URL=database_url)
+    http = new_http_client()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_background(Deps(config=config, db=cdb, http=http), dispatch_config_of(config), stop)
+    )
+    try:
+        for _ in range(1000):
+            if await _ids(cdb, "events") == {young}:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        await http.aclose()
+    assert await _ids(cdb, "events") == {young}
