@@ -191,6 +191,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backlog", type=int, help="queued events the claims see (10000; quick 1000)")
     p.add_argument("--claims", type=int, help="claims timed per database and round (30; quick 5)")
     p.add_argument("--keys", type=int, default=500, help="routing keys of the queued backlog")
+    p.add_argument(
+        "--rest-factor",
+        type=float,
+        default=REST_FACTOR,
+        help=f"the sweep's rest after each batch, in batch lengths ({REST_FACTOR:g})",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -315,10 +321,10 @@ async def measured_by_second(
     return SecondRun(run, counts)
 
 
-async def sweeping(db: Database, stop: asyncio.Event, into: Sweep) -> None:
-    """The workers' sweep (same batch, same pause) until it is done or `stop` is set."""
+async def sweeping(db: Database, stop: asyncio.Event, into: Sweep, rest_factor: float) -> None:
+    """The workers' sweep (same batch, same rests) until it is done or `stop` is set."""
     into.started = time.time()
-    swept = await sweep(db, KEEP, batch=BATCH, pause=PAUSE, stop=stop)
+    swept = await sweep(db, KEEP, batch=BATCH, pause=PAUSE, rest_factor=rest_factor, stop=stop)
     into.ended = time.time()
     into.events = swept.events
     into.done = not stop.is_set()
@@ -378,7 +384,7 @@ async def measure(args: argparse.Namespace) -> None:
             into = Sweep()
             task = None
             if sweep_db is not None:
-                task = asyncio.create_task(sweeping(sweep_db, stop, into))
+                task = asyncio.create_task(sweeping(sweep_db, stop, into, args.rest_factor))
             try:
                 second_run = await measured_by_second(
                     targets[label],
@@ -480,9 +486,10 @@ def report(
     print(
         table(
             f"(b) Ingest on the {FULL} stack while retention removes events older than "
-            f"{KEEP.days} days (batches of {BATCH}, each followed by a rest {REST_FACTOR:g}x its "
-            f"time, at least {PAUSE.total_seconds() * 1000:.0f} ms) vs without; worst 1 s = "
-            "fewest answers in one whole second (sweep runs: seconds in which the sweep ran)",
+            f"{KEEP.days} days (batches of {BATCH}, each followed by a rest "
+            f"{args.rest_factor:g}x its time, at least {PAUSE.total_seconds() * 1000:.0f} ms) "
+            "vs without; worst 1 s = fewest answers in one whole second (sweep runs: seconds "
+            "in which the sweep ran)",
             (*RUN_HEADERS, "worst 1 s"),
             _rows(quiet_runs, sweep_runs),
         )

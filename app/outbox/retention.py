@@ -56,12 +56,15 @@ log = logging.getLogger("pdconnect.retention")
 # short enough that a sweep's row locks and WAL never stand out beside ingest's.
 BATCH = 1000
 # A rest between batches, at least PAUSE and otherwise REST_FACTOR times as long as the batch
-# took: a sweep through a large backlog keeps at most a quarter of one backend busy and leaves
-# the rest of the machine to ingest and the claims, and it slows down by itself when the
-# database is busy (its batches take longer). On a 2-core machine a batch takes about 50 ms:
-# some 5 000 events a second, far above what a deployment finishes a second over a day.
+# took: a sweep through a large backlog keeps at most a tenth of one backend busy and leaves the
+# rest of the machine to ingest and the claims, and it slows down by itself when the database is
+# busy (its batches take longer). Loaded 2-core machine, a million old events: about 2 000
+# events a second (`python -m bench.retention`), 170 million a day. Events finish no faster
+# than PagerDuty's budgets let them go (120 a minute per routing key: 2 a second): a hundred
+# keys sending at their full budget all day finish a tenth of that, and the sweep goes faster
+# on a machine that is not busy with other work.
 PAUSE = timedelta(milliseconds=50)
-REST_FACTOR = 3.0
+REST_FACTOR = 9.0
 # How often a process looks for what has aged out: a day's worth of finished events is swept a
 # few hundred at a time, and nothing depends on their going at once.
 INTERVAL = timedelta(minutes=10)
@@ -150,10 +153,12 @@ async def sweep(
     *,
     batch: int = BATCH,
     pause: timedelta = PAUSE,
+    rest_factor: float = REST_FACTOR,
     stop: asyncio.Event | None = None,
 ) -> Swept:
-    """Delete everything older than `keep`, a batch at a time with a rest after each (see
-    REST_FACTOR), until a batch comes back short (or `stop` is set). None deletes nothing."""
+    """Delete everything older than `keep`, a batch at a time with a rest after each of
+    `rest_factor` times its length (at least `pause`; see REST_FACTOR), until a batch comes
+    back short (or `stop` is set). None deletes nothing."""
     counts = dict.fromkeys((name for name, _ in STEPS), 0)
     if keep is None:
         return Swept()
@@ -165,7 +170,7 @@ async def sweep(
             if deleted < batch:
                 break
             took = time.monotonic() - started
-            await asyncio.sleep(max(pause.total_seconds(), took * REST_FACTOR))
+            await asyncio.sleep(max(pause.total_seconds(), took * rest_factor))
     return Swept(**counts)
 
 
