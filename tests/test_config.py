@@ -48,6 +48,10 @@ def load(**overrides: str) -> object:
         ({"PDCONNECT_DB_ACQUIRE_TIMEOUT": "soon"}, "PDCONNECT_DB_ACQUIRE_TIMEOUT"),
         ({"PDCONNECT_DB_STATEMENT_TIMEOUT": "0"}, "PDCONNECT_DB_STATEMENT_TIMEOUT"),
         ({"PDCONNECT_READYZ_TIMEOUT": "600"}, "PDCONNECT_READYZ_TIMEOUT"),
+        ({"PDCONNECT_RETENTION_DAYS": "-1"}, "PDCONNECT_RETENTION_DAYS"),
+        ({"PDCONNECT_RETENTION_DAYS": "2.5"}, "PDCONNECT_RETENTION_DAYS"),
+        ({"PDCONNECT_RETENTION_DAYS": "a month"}, "PDCONNECT_RETENTION_DAYS"),
+        ({"PDCONNECT_RETENTION_DAYS": "3651"}, "PDCONNECT_RETENTION_DAYS"),
     ],
 )
 def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str) -> None:
@@ -76,6 +80,14 @@ def test_defaults_and_derived_values() -> None:
     # A frozen database answers 503 within 5 s, and /readyz within a probe's 3 s.
     assert settings.db_acquire_timeout + settings.db_statement_timeout <= 5
     assert settings.readyz_timeout < 3
+    # Finished events are kept 30 days unless set otherwise.
+    assert settings.retention_days == 30
+
+
+@pytest.mark.parametrize(("raw", "days"), [("0", 0), ("1", 1), ("90", 90), ("3650", 3650)])
+def test_retention_days_take_zero_for_forever(raw: str, days: int) -> None:
+    settings = load_config(environ={**GOOD, "PDCONNECT_RETENTION_DAYS": raw}, env_file=None)
+    assert settings.retention_days == days
 
 
 def test_simple_install_alone_is_enough() -> None:

@@ -11,7 +11,9 @@ from app.config.model import (
     DEFAULT_ACQUIRE_TIMEOUT,
     DEFAULT_MAX_RULES_PER_TENANT,
     DEFAULT_READYZ_TIMEOUT,
+    DEFAULT_RETENTION_DAYS,
     DEFAULT_STATEMENT_TIMEOUT,
+    MAX_RETENTION_DAYS,
     Config,
 )
 from app.config.values import REGIONS, ConfigError
@@ -142,6 +144,9 @@ def load_config(
         max_services_per_tenant=values.count("PDCONNECT_MAX_SERVICES_PER_TENANT", get, 100),
         max_rules_per_tenant=values.count(
             "PDCONNECT_MAX_RULES_PER_TENANT", get, DEFAULT_MAX_RULES_PER_TENANT
+        ),
+        retention_days=values.whole(
+            "PDCONNECT_RETENTION_DAYS", get, DEFAULT_RETENTION_DAYS, 0, MAX_RETENTION_DAYS
         ),
         secret_key_previous=values.secret_key_previous(
             get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")

@@ -17,6 +17,10 @@ DEFAULT_READYZ_TIMEOUT = 2.0
 # Routing rules one tenant may keep (PDCONNECT_MAX_RULES_PER_TENANT): each alert may be matched
 # against all of them (app/ingest/routing.py).
 DEFAULT_MAX_RULES_PER_TENANT = 100
+# Days finished events and their attempts are kept (PDCONNECT_RETENTION_DAYS; 0: forever), see
+# app/outbox/retention.py.
+DEFAULT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class Config:
     # The SECRET_KEY this one replaced, still accepted while a rotation's grace period lasts:
     # sessions, sign-in links and ingest keys made under it keep working (see app/crypto.py).
     secret_key_previous: str | None = field(default=None, repr=False)
+    # Days a finished event (delivered, failed, cancelled, skipped) and its attempts are kept
+    # after it finished; 0 keeps them forever. The tenant's delivery history says so.
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

@@ -94,6 +94,16 @@ def count(name: str, get: Callable[[str], str | None], default: int) -> int:
     return int(raw)
 
 
+def whole(name: str, get: Callable[[str], str | None], default: int, low: int, high: int) -> int:
+    """A whole number within bounds, where (unlike `count`) the low end may be 0."""
+    raw = get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number between {low} and {high}, not {raw!r}")
+    return int(raw)
+
+
 def parse_encryption_keys(value: str | None) -> tuple[bytes, ...]:
     """A comma list of Fernet keys (urlsafe base64 of 32 bytes); the first one encrypts."""
     if not value:

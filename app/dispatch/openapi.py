@@ -106,6 +106,15 @@ EVENT_LIST: Json = obj(
         "next_before": nullable(
             {"type": "integer", "description": "Pass as `before` for the next page."}
         ),
+        "retention_days": nullable(
+            {
+                "type": "integer",
+                "minimum": 1,
+                "description": "How far back the history goes: an event and its attempts are "
+                "removed this many days after they finish (delivered, failed, cancelled, "
+                "skipped). Null: kept forever (`PDCONNECT_RETENTION_DAYS=0`).",
+            }
+        ),
     },
     required=("events", "next_before"),
 )
@@ -132,6 +141,13 @@ PATHS: Json = {
         "get": operation(
             operation_id="listEvents",
             summary="List the tenant's events, newest first",
+            description=(
+                "The history goes back as far as the deployment keeps it: a finished event "
+                "(delivered, failed, cancelled, skipped) and its delivery attempts are removed "
+                "`PDCONNECT_RETENTION_DAYS` after they finish (30 days unless set otherwise; "
+                "`retention_days` in the answer says how many). Events still on their way or "
+                "held are kept until they finish."
+            ),
             tag=TAG,
             security=INGEST_KEY,
             parameters=[

@@ -115,8 +115,18 @@ async def list_events(request: Request) -> Response:
     )
     more = len(events) == limit
     return JSONResponse(
-        {"events": [event_json(e) for e in events], "next_before": events[-1].seq if more else None}
+        {
+            "events": [event_json(e) for e in events],
+            "next_before": events[-1].seq if more else None,
+            # How far back the list can go: finished events leave after this many days.
+            "retention_days": _retention_days(request),
+        }
     )
+
+
+def _retention_days(request: Request) -> int | None:
+    days = get_deps(request).config.retention_days
+    return days if days > 0 else None
 
 
 async def get_event(request: Request) -> Response:

@@ -27,6 +27,18 @@ REFRESH_SECONDS = 2
 TEST_EVENT_RESOLVES_AFTER = timedelta(seconds=60)
 
 
+def history_kept(retention_days: int) -> str:
+    """How far back the delivery history goes (PDCONNECT_RETENTION_DAYS), said where it is
+    shown: the settings page's deliveries and each event's page."""
+    if retention_days <= 0:
+        return "History is kept indefinitely."
+    days = "1 day" if retention_days == 1 else f"{retention_days} days"
+    return (
+        f"History is kept for {days}: an event and its delivery attempts are removed {days} "
+        "after they finish (events still on their way or held are kept)."
+    )
+
+
 async def event_page(request: Request) -> Response:
     deps = get_deps(request)
     tenant_id = current_tenant_id(request)
@@ -50,6 +62,7 @@ async def event_page(request: Request) -> Response:
             "now": deps.clock(),
             "alert_events": list(reversed(alert_events)) if len(alert_events) > 1 else [],
             "refresh": REFRESH_SECONDS if on_its_way else None,
+            "history": history_kept(deps.config.retention_days),
         },
     )
 

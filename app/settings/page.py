@@ -21,6 +21,7 @@ from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.simple_install import start_install
 from app.installations.store import PdService
 from app.settings.connect import CONNECT_KEY
+from app.settings.deliveries import history_kept
 from app.tenants.store import get_tenant, list_audit
 from app.web.api import get_deps, path_uuid
 from app.web.render import flash, redirect, render
@@ -61,6 +62,7 @@ async def settings_page(request: Request) -> Response:
             "severities": severities,
             "pd_severities": PD_SEVERITIES,
             "events": await list_events(deps.db, tenant_id, limit=EVENTS_SHOWN),
+            "history": history_kept(deps.config.retention_days),
             "oauth_enabled": deps.config.oauth_enabled,
             "install_enabled": deps.config.simple_install_enabled,
             "method_labels": METHOD_LABELS,
