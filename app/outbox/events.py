@@ -44,38 +44,35 @@ class NewEvent:
 # event for a service held since must be held too. `FOR KEY SHARE` keeps each service from being
 # deleted until the transaction ends, so the check and the insert agree.
 ENQUEUE = """
-WITH given AS (
-    SELECT * FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
-        CAST(:routing_key_hashes AS text[]), CAST(:dedup_keys AS text[]),
-        CAST(:kinds AS text[]), CAST(:apis AS text[]), CAST(:bodies AS text[]),
-        CAST(:notes AS text[]), CAST(:sources AS text[]), CAST(:statuses AS text[]),
-        CAST(:alert_ids AS uuid[]), CAST(:reasons AS text[]), CAST(:due_ins AS interval[])
-    ) WITH ORDINALITY AS g(id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
-        body, notes, source, status, alert_id, reason, due_in, n)
-), services AS (
-    SELECT id, health FROM pd_services
-    WHERE id IN (SELECT service_id FROM given) FOR KEY SHARE
-), planned AS (
-    SELECT g.*, CASE
-            WHEN g.status = 'skipped' THEN 'skipped'
-            WHEN s.health = 'healthy' THEN 'queued'
-            ELSE 'held'
-        END AS actual
-    FROM given g LEFT JOIN services s ON s.id = g.service_id
-    -- An event whose service is gone is not written: the caller is told (ServicesChanged).
-    WHERE g.service_id IS NULL OR s.id IS NOT NULL
-    ORDER BY g.n
-)
 INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
     notes, source, status, alert_id, last_error, next_attempt_at, finished_at)
-SELECT id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, CAST(body AS jsonb),
-    ARRAY(SELECT jsonb_array_elements_text(CAST(notes AS jsonb))), source, actual, alert_id,
-    reason, clock_timestamp() + due_in,
-    CASE WHEN actual = 'skipped' THEN clock_timestamp() END
-FROM planned
+SELECT g.id, g.tenant_id, g.service_id, g.routing_key_hash, g.dedup_key, g.kind, g.api,
+    CAST(g.body AS jsonb), ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
+    g.source, a.status, g.alert_id, g.reason, clock_timestamp() + g.due_in,
+    CASE WHEN a.status = 'skipped' THEN clock_timestamp() END
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
+    CAST(:routing_key_hashes AS text[]), CAST(:dedup_keys AS text[]), CAST(:kinds AS text[]),
+    CAST(:apis AS text[]), CAST(:bodies AS text[]), CAST(:notes AS text[]),
+    CAST(:sources AS text[]), CAST(:statuses AS text[]), CAST(:alert_ids AS uuid[]),
+    CAST(:reasons AS text[]), CAST(:due_ins AS interval[])
+) WITH ORDINALITY AS g(id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
+    body, notes, source, status, alert_id, reason, due_in, n)
+LEFT JOIN (
+    SELECT id, health FROM pd_services
+    WHERE id = ANY(CAST(:service_ids AS uuid[])) FOR KEY SHARE
+) AS s ON s.id = g.service_id
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN g.status = 'skipped' THEN 'skipped'
+        WHEN s.health = 'healthy' THEN 'queued'
+        ELSE 'held'
+    END AS status
+) AS a
+-- An event whose service is gone is not written: the caller is told (ServicesChanged).
+WHERE g.service_id IS NULL OR s.id IS NOT NULL
 -- Rows are inserted in this order, so each event's seq is its place in acceptance order.
-ORDER BY n
+ORDER BY g.n
 RETURNING id, status
 """
 
