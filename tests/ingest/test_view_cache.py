@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx2
@@ -70,8 +70,28 @@ async def admin(cached: Deps) -> AsyncIterator[httpx2.AsyncClient]:
         yield http
 
 
-async def new_tenant(admin: httpx2.AsyncClient, name: str = "Acme") -> tuple[UUID, str, UUID]:
-    """A tenant with one service: its id, its ingest key and the service's id."""
+async def settled(deps: Deps) -> None:
+    """Every notice sent so far has reached the cache: notices arrive in commit order, so once
+    one sent now has dropped its entry, those before it were heard."""
+    assert deps.cache is not None
+    barrier = uuid4()
+    table = deps.cache.table("the tests' barrier", 1)
+    table.put("barrier", barrier, True)
+    await deps.db.execute(
+        "SELECT pg_notify(:channel, :tenant)", {"channel": CHANGES_CHANNEL, "tenant": str(barrier)}
+    )
+
+    async def heard() -> bool:
+        return table.get("barrier") is None
+
+    await eventually(heard)
+
+
+async def new_tenant(
+    admin: httpx2.AsyncClient, deps: Deps, name: str = "Acme"
+) -> tuple[UUID, str, UUID]:
+    """A tenant with one service: its id, its ingest key and the service's id; the notices of
+    their writes heard, so that what a test reads next is kept."""
     created = await admin.post("/admin/v1/tenants", json={"name": name})
     assert created.status_code == 201, created.text
     tenant = created.json()
@@ -80,6 +100,7 @@ async def new_tenant(admin: httpx2.AsyncClient, name: str = "Acme") -> tuple[UUI
         json={"name": "Ops", "routing_key": name.encode().hex().ljust(32, "0"), "api": "v2"},
     )
     assert service.status_code == 201, service.text
+    await settled(deps)
     return UUID(tenant["id"]), tenant["ingest_key"], UUID(service.json()["id"])
 
 
@@ -90,7 +111,7 @@ async def changed_from(deps: Deps, tenant_id: UUID, before: RoutingView) -> bool
 async def test_a_view_is_read_once_then_again_after_each_change(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, _, ops = await new_tenant(admin)
+    tenant_id, _, ops = await new_tenant(admin, cached)
     first = await view_of(cached, tenant_id)
     assert await view_of(cached, tenant_id) is first
 
@@ -110,7 +131,7 @@ async def test_a_view_is_read_once_then_again_after_each_change(
 
 
 async def test_a_service_added_or_removed_is_seen(cached: Deps, admin: httpx2.AsyncClient) -> None:
-    tenant_id, _, ops = await new_tenant(admin)
+    tenant_id, _, ops = await new_tenant(admin, cached)
     before = await view_of(cached, tenant_id)
     added = await admin.post(
         f"/admin/v1/tenants/{tenant_id}/services",
@@ -130,7 +151,7 @@ async def test_a_service_added_or_removed_is_seen(cached: Deps, admin: httpx2.As
 async def test_keys_are_kept_until_revoked_and_a_new_key_works_at_once(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, plaintext, _ = await new_tenant(admin)
+    tenant_id, plaintext, _ = await new_tenant(admin, cached)
     hasher, cache = cached.ingest_key_hasher, cached.cache
     key = await authenticate(cdb, hasher, plaintext, cache=cache)
     assert key is not None
@@ -153,7 +174,7 @@ async def test_keys_are_kept_until_revoked_and_a_new_key_works_at_once(
 async def test_a_deleted_tenant_loses_its_keys(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, plaintext, _ = await new_tenant(admin)
+    tenant_id, plaintext, _ = await new_tenant(admin, cached)
     hasher, cache = cached.ingest_key_hasher, cached.cache
     assert await authenticate(cdb, hasher, plaintext, cache=cache) is not None
     assert await tenant_store.delete_tenant(cdb, tenant_id)
@@ -168,8 +189,8 @@ async def test_stamping_a_keys_last_use_keeps_it(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
     """The writes that change nothing a cache holds send no notice."""
-    _, plaintext, _ = await new_tenant(admin, "Acme")
-    other_id, _, _ = await new_tenant(admin, "Globex")
+    _, plaintext, _ = await new_tenant(admin, cached, "Acme")
+    other_id, _, _ = await new_tenant(admin, cached, "Globex")
     hasher, cache = cached.ingest_key_hasher, cached.cache
     key = await authenticate(cdb, hasher, plaintext, cache=cache)
     assert key is not None
@@ -201,7 +222,7 @@ async def test_without_its_listener_the_cache_reads_through(
 async def test_a_lost_listener_drops_everything_and_comes_back(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, _, _ = await new_tenant(admin)
+    tenant_id, _, _ = await new_tenant(admin, cached)
     cache = cached.cache
     assert cache is not None
     first = await view_of(cached, tenant_id)
@@ -222,7 +243,7 @@ async def test_a_lost_listener_drops_everything_and_comes_back(
 async def test_a_read_that_raced_a_change_is_not_kept(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, _, _ = await new_tenant(admin)
+    tenant_id, _, _ = await new_tenant(admin, cached)
     cache = cached.cache
     assert cache is not None
     table = cache.table("a table of this test", 10)
@@ -245,8 +266,8 @@ async def test_a_read_that_raced_a_change_is_not_kept(
 async def test_one_notice_per_statement_and_tenant(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database, database_url: str
 ) -> None:
-    acme, _, acme_ops = await new_tenant(admin, "Acme")
-    globex, _, globex_ops = await new_tenant(admin, "Globex")
+    acme, _, acme_ops = await new_tenant(admin, cached, "Acme")
+    globex, _, globex_ops = await new_tenant(admin, cached, "Globex")
     await ingest_store.replace_rules(cdb, acme, [("a", [], (acme_ops,)), ("b", [], (acme_ops,))])
     await ingest_store.replace_rules(cdb, globex, [("c", [], (globex_ops,))])
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
