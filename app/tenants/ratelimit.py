@@ -240,18 +240,6 @@ class EventBudget:
     local: LocalBudgets | None = None
 
     @classmethod
-    def from_config(
-        cls, db: Database, key_id: UUID, config: Config, now: datetime
-    ) -> EventBudget:
-        return cls(
-            db=db,
-            key_id=key_id,
-            limit=IngestRateLimit.from_config(config),
-            max_events=config.max_events_per_request,
-            now=now,
-        )
-
-    @classmethod
     def of_request(cls, deps: Deps, key_id: UUID) -> EventBudget:
         """The budget of a request authenticated with `key_id`, where this process keeps it."""
         return cls(
