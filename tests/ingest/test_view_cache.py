@@ -14,6 +14,7 @@ import pytest
 from databases import Database
 
 from app.config.model import Config
+from app.crypto import INGEST_KEY_SALT, Hasher
 from app.db.changes import CHANGES_CHANNEL, LISTENER_NAME, ChangeCache
 from app.db.migrations import MIGRATIONS_DIR
 from app.db.pool import asyncpg_dsn
@@ -23,7 +24,7 @@ from app.ingest.intake import view_of
 from app.ingest.view import RoutingView
 from app.main import create_app
 from app.tenants import store as tenant_store
-from app.tenants.keys import authenticate
+from app.tenants.keys import authenticate, issue_ingest_key
 from tests.conftest import BASE_URL, FakeClock, admin_headers
 
 # The issue's promise: a change is seen by every process within a second.
@@ -298,3 +299,22 @@ async def test_the_migration_applies_twice(cdb: Database, database_url: str) -> 
     finally:
         await conn.close()
     assert await cdb.fetch_val(count) == before == 15
+
+
+async def test_a_key_moved_to_a_new_secret_key_is_kept_under_its_new_hash(
+    cached: Deps, admin: httpx2.AsyncClient, cdb: Database
+) -> None:
+    """SECRET_KEY rotated: the key hashed under the previous one is found, moved over, and its
+    entry kept under the hash the current key gives it."""
+    tenant_id, _, _ = await new_tenant(admin, cached)
+    old = Hasher("o" * 48, INGEST_KEY_SALT)
+    rotated = Hasher("n" * 48, INGEST_KEY_SALT, ["o" * 48])
+    issued, plaintext = await issue_ingest_key(cdb, old, tenant_id)
+    moved = await authenticate(cdb, rotated, plaintext, cache=cached.cache)
+    assert moved is not None
+    assert moved.id == issued.id
+    # The move's own notice may drop the entry once; read after it, the key stays.
+    await settled(cached)
+    kept = await authenticate(cdb, rotated, plaintext, cache=cached.cache)
+    assert await authenticate(cdb, rotated, plaintext, cache=cached.cache) is kept
+    assert await authenticate(cdb, old, plaintext, cache=cached.cache) is None
