@@ -53,6 +53,8 @@ LISTEN_RETRY_CAP = 5.0
 # is a cache serving what may have changed, so it is found out within seconds.
 LISTEN_CHECK_SECONDS = 5.0
 LISTEN_CHECK_TIMEOUT = 2.0
+# Opening the connection: meanwhile every read goes to PostgreSQL (or fails there).
+CONNECT_TIMEOUT = 10.0
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -183,26 +185,39 @@ class ChangeCache:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hold the LISTEN connection until `stop`, opening a new one whenever the database
-        drops or refuses it."""
+        drops or refuses it. Stops at once when told, even while connecting to a database
+        that does not answer."""
+        listening = asyncio.create_task(self._keep_listening())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({listening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    async def _keep_listening(self) -> None:
         pause = LISTEN_RETRY_FIRST
-        while not stop.is_set():
+        while True:
             try:
-                await self._listen_until_lost(stop)
+                await self._listen_until_lost()
             except DATABASE_UNREACHABLE as exc:
                 log.warning(
                     "no LISTEN connection for changes (%s); reading through, reconnecting in %g s",
                     type(exc).__name__,
                     pause,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), pause)
+                await asyncio.sleep(pause)
                 pause = min(pause * 2, LISTEN_RETRY_CAP)
             else:
                 pause = LISTEN_RETRY_FIRST
 
-    async def _listen_until_lost(self, stop: asyncio.Event) -> None:
+    async def _listen_until_lost(self) -> None:
         conn = await asyncpg.connect(
-            asyncpg_dsn(self.database_url), server_settings={"application_name": LISTENER_NAME}
+            asyncpg_dsn(self.database_url),
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": LISTENER_NAME},
         )
         lost = asyncio.Event()
         try:
@@ -211,27 +226,13 @@ class ChangeCache:
             # Whatever changed while nobody listened was not announced: start empty.
             self.changed(None)
             self._live = True
-            ended = asyncio.create_task(_first_of(lost, stop))
-            try:
-                while not ended.done():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(ended), LISTEN_CHECK_SECONDS)
-                    if not ended.done():
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), LISTEN_CHECK_TIMEOUT)
-            finally:
-                ended.cancel()
-            if lost.is_set():
-                log.warning("the LISTEN connection for changes was closed; reconnecting")
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)
+                if not lost.is_set():
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), LISTEN_CHECK_TIMEOUT)
+            log.warning("the LISTEN connection for changes was closed; reconnecting")
         finally:
             self._live = False
             self.changed(None)
             conn.terminate()
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()

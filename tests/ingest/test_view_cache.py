@@ -318,3 +318,24 @@ async def test_a_key_moved_to_a_new_secret_key_is_kept_under_its_new_hash(
     kept = await authenticate(cdb, rotated, plaintext, cache=cached.cache)
     assert await authenticate(cdb, rotated, plaintext, cache=cached.cache) is kept
     assert await authenticate(cdb, old, plaintext, cache=cached.cache) is None
+
+
+async def test_while_the_database_refuses_the_listener_every_read_goes_through() -> None:
+    nowhere = ChangeCache("postgresql://pdconnect@127.0.0.1:1/nowhere")
+    stop = asyncio.Event()
+    running = asyncio.create_task(nowhere.run(stop))
+    tenant_id = uuid4()
+    table = nowhere.table("a table of this test", 10)
+    reads = 0
+
+    async def load() -> str:
+        nonlocal reads
+        reads += 1
+        return "read"
+
+    for _ in range(3):
+        await asyncio.sleep(0.05)
+        assert await nowhere.read(table, "k", load, lambda _: tenant_id) == "read"
+    assert (reads, len(table), nowhere.live) == (3, 0, False)
+    stop.set()
+    await running
