@@ -19,6 +19,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from app.config.model import Config
+from app.db.changes import ChangeCache
 from app.db.pool import close_database, open_database
 from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
@@ -68,7 +69,10 @@ def build_deps(config: Config, *, pool_size: int) -> Deps:
     if config.database_url is None:
         raise RuntimeError("DATABASE_URL must be set (pdconnect serve sets it)")
     db = open_database(config.database_url, min_size=min(2, pool_size), max_size=pool_size)
-    return Deps(config=config, db=db, http=new_http_client())
+    # The cache is used only while its listener runs (the web app's lifespan starts it); a
+    # process that never starts it (a one-off command, the worker) reads through, as before.
+    cache = ChangeCache(config.database_url)
+    return Deps(config=config, db=db, http=new_http_client(), cache=cache)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from databases import Database
 
 from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
+from app.db.changes import ChangeCache
 from app.db.group import GroupCommits
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
@@ -35,6 +36,11 @@ class Deps:
     db: Database
     http: httpx2.AsyncClient
     clock: Clock = utc_now
+    # What ingest reads on every request (routing views, ingest keys, rate budgets), kept in
+    # this process and dropped on PostgreSQL's change notices (app/db/changes.py). None reads
+    # PostgreSQL every time: the tests' rolled-back database never commits, so no notice would
+    # ever tell a cache that a test changed something.
+    cache: ChangeCache | None = None
     vault: Vault = field(init=False)
     ingest_key_hasher: Hasher = field(init=False)
     routing_key_hasher: Hasher = field(init=False)

@@ -157,12 +157,16 @@ def create_app(
         runner: asyncio.Task[None] | None = None
         if dispatch is not None and deps.config.database_url is not None:
             runner = asyncio.create_task(run_background(deps, dispatch, stop))
+        # The listener that keeps the process's cache (app/db/changes.py) current.
+        listener = None if deps.cache is None else asyncio.create_task(deps.cache.run(stop))
         try:
             yield
         finally:
             stop.set()
             if runner is not None:
                 await runner
+            if listener is not None:
+                await listener
             if owns_resources:
                 await deps.http.aclose()
                 await close_database(deps.db)

@@ -42,7 +42,7 @@ from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
 from app.ingest.routing import MatchBudget, NoRoute, NotInline, Target, resolve_targets
 from app.ingest.store import RoutableService
-from app.ingest.view import RoutingView, load_view
+from app.ingest.view import RoutingView, cached_view, load_view
 from app.observability.metrics import INGESTED
 from app.outbox.events import NewEvent, ServicesChanged, enqueue
 from app.outbox.states import EventStatus
@@ -331,8 +331,8 @@ def _with_alert(event: NewEvent, actual: dict[UUID, UUID]) -> NewEvent:
 
 
 async def view_of(deps: Deps, tenant_id: UUID) -> RoutingView:
-    """What routing needs of the tenant."""
-    return await load_view(deps.db, tenant_id)
+    """What routing needs of the tenant, from memory while the process's cache is current."""
+    return await cached_view(deps.cache, deps.db, tenant_id)
 
 
 async def accept(

@@ -1,9 +1,12 @@
 """What routing needs of a tenant: its services, its rules (parsed) and its severity map.
 
-One `RoutingView` is read (or taken from a cache) per request, before the request's alerts are
-matched: routing itself then reads nothing. Its services' health is only a hint: whether an
-event is queued or held is decided from the service's row in the transaction that writes it
-(app/outbox/events.py), so a view a moment old never sends to a service already held.
+One `RoutingView` is taken per request, before the request's alerts are matched: routing
+itself then reads nothing. With the process's cache (app/db/changes.py) it comes from memory,
+read from PostgreSQL once per tenant and again only after a change notice for that tenant
+(a service added, removed, renamed or its health changed, a rule, the severity map). Its
+services' health is only a hint: whether an event is queued or held is decided from the
+service's row in the transaction that writes it (app/outbox/events.py), so a view a moment old
+never sends to a service already held.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ from uuid import UUID
 
 from databases import Database
 
+from app.db.changes import ChangeCache, TenantTable
 from app.ingest import store
 from app.ingest.routing import Condition, Rule
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
+
+# The cache's table of views. A tenant's view is at most 100 services and 100 rules
+# (PDCONNECT_MAX_SERVICES_PER_TENANT, _RULES_): a few hundred KiB at the very worst, a few KiB
+# as tenants have them. 1 000 tenants is every tenant of most deployments, and bounds the
+# table's worst case to a few hundred MiB; a tenant past it is read again on its next request.
+VIEWS_TABLE = "routing views"
+VIEWS_MAX_TENANTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -48,3 +59,15 @@ async def load_view(db: Database, tenant_id: UUID) -> RoutingView:
         rules=_rules(await store.list_rules(db, tenant_id)),
         severities=parse_severity_map(await store.severity_map(db, tenant_id)),
     )
+
+
+async def cached_view(cache: ChangeCache | None, db: Database, tenant_id: UUID) -> RoutingView:
+    """The tenant's view: from the process's cache when it has a current one, else read."""
+    if cache is None:
+        return await load_view(db, tenant_id)
+    table: TenantTable[UUID, RoutingView] = cache.table(VIEWS_TABLE, VIEWS_MAX_TENANTS)
+    found = await cache.read(
+        table, tenant_id, lambda: load_view(db, tenant_id), lambda _: tenant_id
+    )
+    assert found is not None
+    return found

@@ -12,7 +12,7 @@ from app.deps import Deps
 from app.errors import NotFoundError, Unauthenticated
 from app.tenants import store
 from app.tenants.keys import authenticate_and_spend
-from app.tenants.ratelimit import IngestRateLimit
+from app.tenants.ratelimit import IngestRateLimit, local_budgets
 from app.tenants.store import IngestKey, Tenant
 from app.web.api import get_deps, path_uuid, require_admin
 
@@ -28,7 +28,8 @@ async def admin_tenant(request: Request) -> tuple[Deps, Tenant]:
 
 async def request_ingest_key(request: Request, presented: str | None) -> IngestKey:
     """The ingest key `presented` (a drop-in's body carries it), else the one in the path
-    (`/k/<key>/…`), else `Authorization: Bearer`; its use is counted against its rate limit."""
+    (`/k/<key>/…`), else `Authorization: Bearer`; its use is counted against its rate limit.
+    With the process's cache, both from memory (app/tenants/keys.py, ratelimit.py)."""
     deps = get_deps(request)
     if presented is None:
         presented = request.path_params.get("ingest_key")
@@ -42,6 +43,8 @@ async def request_ingest_key(request: Request, presented: str | None) -> IngestK
             presented,
             limit=IngestRateLimit.from_config(deps.config),
             now=deps.clock(),
+            cache=deps.cache,
+            budgets=local_budgets(deps),
         )
         if presented
         else None

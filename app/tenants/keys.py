@@ -5,6 +5,11 @@ The hash is keyed by SECRET_KEY. While a rotation's grace period lasts (SECRET_K
 set), a key that matches nothing under the current key is looked for under the previous one and,
 when found, re-hashed under the current key in place: each sender's next request moves its key
 over, and the lookup by the current hash then proceeds as for any other key.
+
+With the process's cache (app/db/changes.py) a key found live is kept in memory by its hash, and
+forgotten on the change notice of its tenant (a key issued, revoked or moved to a new hash, the
+tenant deleted): a request then authenticates without reading PostgreSQL. A miss (an unknown or
+revoked key) is not kept, and reads PostgreSQL as before.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from uuid import UUID
 from databases import Database
 
 from app.crypto import Hasher
+from app.db.changes import ChangeCache
 from app.tenants import ratelimit_store, store
-from app.tenants.ratelimit import IngestRateLimit, IngestRateLimited
+from app.tenants.ratelimit import IngestRateLimit, IngestRateLimited, LocalBudgets
 from app.tenants.store import IngestKey
 
 INGEST_KEY_PREFIX = "pdc_"
@@ -31,6 +37,10 @@ DISPLAY_PREFIX_LENGTH = len(INGEST_KEY_PREFIX) + 4
 INGEST_KEY_MAX_LENGTH = 128
 # A key as `new_ingest_key` writes it: the prefix, then url-safe base64.
 _WELL_FORMED = re.compile(re.escape(INGEST_KEY_PREFIX) + r"[A-Za-z0-9_-]+")
+# The cache's table of live keys, by hash. An entry is a few hundred bytes: 10 000 keys (a few
+# MiB) is more than the keys that send to one deployment at once; one past it is read again.
+KEYS_TABLE = "ingest keys"
+KEYS_MAX = 10_000
 
 
 def new_ingest_key() -> str:
@@ -71,12 +81,25 @@ async def _rehashed(db: Database, hasher: Hasher, presented: str, key_hash: str)
     return bool(previous)
 
 
-async def authenticate(db: Database, hasher: Hasher, presented: str) -> IngestKey | None:
+async def authenticate(
+    db: Database, hasher: Hasher, presented: str, *, cache: ChangeCache | None = None
+) -> IngestKey | None:
     """The live key matching `presented`, or None. The lookup is by keyed hash, so timing
-    reveals nothing about stored keys."""
+    reveals nothing about stored keys; from memory when `cache` holds it."""
     key_hash = _key_hash(hasher, presented)
     if key_hash is None:
         return None
+    if cache is None:
+        return await _find(db, hasher, presented, key_hash)
+    return await cache.read(
+        cache.table(KEYS_TABLE, KEYS_MAX),
+        key_hash,
+        lambda: _find(db, hasher, presented, key_hash),
+        lambda key: key.tenant_id,
+    )
+
+
+async def _find(db: Database, hasher: Hasher, presented: str, key_hash: str) -> IngestKey | None:
     key = await store.find_ingest_key(db, key_hash)
     if key is None and await _rehashed(db, hasher, presented, key_hash):
         key = await store.find_ingest_key(db, key_hash)
@@ -90,11 +113,27 @@ async def authenticate_and_spend(
     *,
     limit: IngestRateLimit | None,
     now: datetime,
+    cache: ChangeCache | None = None,
+    budgets: LocalBudgets | None = None,
 ) -> IngestKey | None:
-    """As `authenticate`, spending one request of the key's rate limit in the same statement;
-    raises IngestRateLimited when the key has none left. With no limit, just `authenticate`."""
+    """As `authenticate`, spending one request of the key's rate limit; raises
+    IngestRateLimited when the key has none left. With `budgets` (a process keeping them in
+    memory) the key comes from `cache` and the budget from memory: no statement at all when
+    both hold the key. Else one statement finds the key and spends. With no limit, just
+    `authenticate`."""
+    if budgets is not None:
+        key = await authenticate(db, hasher, presented, cache=cache)
+        if key is None:
+            return None
+        if limit is None:
+            budgets.note_use(key.id)
+            return key
+        spent = budgets.take(key.id, now=now, cost=limit.interval, fits=limit.tolerance)
+        if not spent.allowed:
+            raise IngestRateLimited(limit, limit.retry_after(spent.tat, now))
+        return key
     if limit is None:
-        return await authenticate(db, hasher, presented)
+        return await authenticate(db, hasher, presented, cache=cache)
     key_hash = _key_hash(hasher, presented)
     if key_hash is None:
         return None

@@ -1,14 +1,16 @@
-"""SQL of the ingest rate limit: find a live key and spend from its budget in one statement."""
+"""SQL of the ingest rate limit: find a live key and spend from its budget in one statement;
+or, for a process that keeps budgets in memory, add what it spent to the shared budgets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from databases import Database
 
-from app.tenants.store import FIND_AND_STAMP_KEY, IngestKey
+from app.tenants.store import FIND_AND_STAMP_KEY, LAST_USED_RESOLUTION, IngestKey
 
 _KEY_FIELDS = tuple(f.name for f in fields(IngestKey))
 
@@ -87,3 +89,50 @@ async def spend_more(
         return Spent(allowed=True, tat=m["spent_tat"])
     # No row at all only if the key was deleted meanwhile: then nothing is owed either.
     return Spent(allowed=m["current_tat"] is None, tat=m["current_tat"] or now)
+
+
+# A process's spending since its last sync, for every key it used, added to the shared tat in
+# one statement (app/tenants/ratelimit.py, LocalBudgets), which answers with each key's tat as
+# every process's syncs have left it. A key deleted meanwhile is skipped (the join), so its
+# spending is forgotten with it. Rows are upserted in key order: two processes syncing the same
+# keys lock them in the same order and never deadlock. The keys' last use is stamped here too,
+# since a process that authenticates from memory no longer touches the key's row.
+_SYNC = f"""
+WITH spent AS (
+    SELECT * FROM unnest(
+        CAST(:key_ids AS uuid[]), CAST(:seconds AS float8[]), CAST(:limited AS boolean[])
+    ) AS s(key_id, seconds, limited)
+), synced AS (
+    INSERT INTO ingest_key_budgets AS b (key_id, tat, last_allowed)
+    SELECT s.key_id, CAST(:now AS timestamptz) + make_interval(secs => s.seconds), true
+    FROM spent AS s JOIN ingest_keys AS k ON k.id = s.key_id
+    WHERE s.limited
+    ORDER BY s.key_id
+    ON CONFLICT (key_id) DO UPDATE SET
+        tat = GREATEST(b.tat, CAST(:now AS timestamptz))
+              + (EXCLUDED.tat - CAST(:now AS timestamptz))
+    RETURNING key_id, tat
+), stamped AS (
+    UPDATE ingest_keys SET last_used_at = now()
+    WHERE id IN (SELECT key_id FROM spent)
+      AND (last_used_at IS NULL OR last_used_at < now() - INTERVAL '{LAST_USED_RESOLUTION}')
+)
+SELECT key_id, tat FROM synced
+"""  # noqa: S608
+
+
+async def sync_budgets(
+    db: Database, spent: Sequence[tuple[UUID, timedelta, bool]], *, now: datetime
+) -> dict[UUID, datetime]:
+    """Add each (key, spent, limited) to the key's shared tat (limited keys only; every key's
+    last use is stamped); the shared tat of each limited key afterwards."""
+    rows = await db.fetch_all(
+        _SYNC,
+        {
+            "key_ids": [key_id for key_id, _, _ in spent],
+            "seconds": [cost.total_seconds() for _, cost, _ in spent],
+            "limited": [limited for _, _, limited in spent],
+            "now": now,
+        },
+    )
+    return {row._mapping["key_id"]: row._mapping["tat"] for row in rows}

@@ -43,7 +43,7 @@ async def _accept(
     request: Request, key: IngestKey, items: list[Item], source: str
 ) -> list[Accepted]:
     deps = get_deps(request)
-    budget = EventBudget.from_config(deps.db, key.id, deps.config, deps.clock())
+    budget = EventBudget.of_request(deps, key.id)
     return await accept(deps, key.tenant_id, items, source=source, budget=budget.spend)
 
 
