@@ -1,6 +1,6 @@
 """The rate limit of each ingest key, counted in events written (after a request's alerts are
-fanned out to their services), kept in PostgreSQL so that it binds every web process of a
-deployment as one.
+fanned out to their services), shared through PostgreSQL so that it binds every web process
+of a deployment as one.
 
 A request pays one event when its key is checked, before its body is read, so that even
 requests that write nothing are limited; once routed, it pays for the rest of its events
