@@ -43,9 +43,13 @@ MATCH_CPU_SECONDS_MAX = 0.25
 # once the work since the last reading could have cost about a millisecond (a work unit costs
 # at most about 8 ns, see app/ingest/_regex.py).
 WORK_BETWEEN_CLOCK_READS = 125_000
-# What matching may cost on the event loop before it moves to a routing thread: at most about
-# 8 ns a unit, so some 0.2 ms, about what handing the work to a thread and back costs.
-INLINE_WORK = 25_000
+# Matching on the event loop (most requests: a few alerts, rules on labels, short patterns)
+# is allowed this much time in all, read from a clock cheap to read, and no single search whose
+# bound (work units, at most about 8 ns each) exceeds INLINE_SEARCH_WORK: so it holds the loop
+# for at most about INLINE_SECONDS plus one such search, some 1.2 ms. Past either, it moves to
+# a routing thread.
+INLINE_SECONDS = 0.001
+INLINE_SEARCH_WORK = 25_000
 Op = Literal["equals", "regex", "exists"]
 OPS: tuple[Op, ...] = ("equals", "regex", "exists")
 FIELDS = ("summary", "severity", "source", "component", "group", "class", "dedup_key", "status")
@@ -104,30 +108,27 @@ class MatchBudget:
     """The CPU time one request may spend matching, read from the clock of the thread that
     matches (so make one in that thread): other requests' work never counts against it.
 
-    `MatchBudget.inline()` is for matching on the event loop itself: it allows only
-    `INLINE_WORK` units of work (an upper bound of the time) and then raises `NotInline`, so
-    that the request is matched again in a routing thread. Most requests (a few alerts, rules
-    of labels and short patterns) cost far less than handing them to a thread would."""
+    `MatchBudget.inline()` is for matching on the event loop itself: it raises `NotInline` as
+    soon as matching has taken INLINE_SECONDS, or before a search whose bound is more than
+    INLINE_SEARCH_WORK, so that the request is matched again in a routing thread (where the
+    budget is the whole MATCH_CPU_SECONDS_MAX). Handing a request to a thread and back costs
+    more than matching most requests does."""
 
     def __init__(self, seconds: float = MATCH_CPU_SECONDS_MAX, *, inline: bool = False) -> None:
         self.seconds = seconds
         self._unread = 0
-        self._work_left = INLINE_WORK if inline else None
-        # Inline, work units bound the time and the clock is never read.
-        self._started = 0.0 if inline else time.thread_time()
-
-    @property
-    def is_inline(self) -> bool:
-        return self._work_left is not None
+        self.is_inline = inline
+        # Inline, the wall clock (cheap to read, and the loop's thread does nothing else
+        # meanwhile); in a thread, that thread's CPU clock (read now and then: it costs more).
+        self._started = time.perf_counter() if inline else time.thread_time()
 
     @classmethod
     def inline(cls) -> MatchBudget:
         return cls(inline=True)
 
     def spend(self, work: int) -> None:
-        if self._work_left is not None:
-            self._work_left -= work
-            if self._work_left < 0:
+        if self.is_inline:
+            if work > INLINE_SEARCH_WORK or time.perf_counter() - self._started > INLINE_SECONDS:
                 raise NotInline()
             return
         self._unread += work
