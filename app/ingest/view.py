@@ -38,13 +38,24 @@ class RoutingView:
     severities: SeverityMap
 
 
+# A rule's conditions all have to hold, so the order they are tried in changes only the cost:
+# the cheap ones (a lookup, a comparison) first, so that a rule that fails on one never searches.
+_COST = {"exists": 0, "equals": 1, "regex": 2}
+
+
 def _rules(stored: Sequence[store.StoredRule]) -> tuple[Rule, ...]:
     return tuple(
         Rule(
             id=r.id,
             name=r.name,
             conditions=tuple(
-                Condition(field=c["field"], op=c["op"], value=c.get("value")) for c in r.conditions
+                sorted(
+                    (
+                        Condition(field=c["field"], op=c["op"], value=c.get("value"))
+                        for c in r.conditions
+                    ),
+                    key=lambda c: _COST.get(c.op, 3),
+                )
             ),
             service_ids=r.service_ids,
         )

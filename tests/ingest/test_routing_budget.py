@@ -82,6 +82,24 @@ def test_cheap_matching_stays_on_the_event_loop_and_costly_matching_leaves_it() 
     assert resolve_targets(ALERT, [*fresh, CATCH_ALL], TARGETS, MatchBudget.inline()) == (DB,)
 
 
+def test_a_pattern_repeated_across_rules_is_searched_once_per_alert() -> None:
+    """Tenants repeat conditions (a cluster, a severity) in many rules: one alert pays for
+    each distinct search once, so a hundred rules with one costly pattern cost one search."""
+    repeated = costly_rules(count=100, conditions=1)
+    assert resolve_targets(long_alerts(1)[0], repeated, TARGETS, MatchBudget()) == (DB,)
+    distinct = [
+        Rule(
+            id=uuid4(),
+            name=f"r{i}",
+            conditions=(Condition("summary", "regex", f"{COSTLY}{i}"),),
+            service_ids=(DB.id,),
+        )
+        for i in range(100)
+    ]
+    with pytest.raises(MatchingTooCostly):
+        resolve_targets(long_alerts(1)[0], distinct, TARGETS, MatchBudget())
+
+
 def test_the_budget_stops_matching_soon_after_it_is_spent() -> None:
     started = time.thread_time()
     with pytest.raises(MatchingTooCostly) as refused:
@@ -221,10 +239,16 @@ async def test_a_drop_in_over_budget_answers_in_pagerdutys_shape(
     db: Database, client: httpx2.AsyncClient
 ) -> None:
     tenant_id, service_id, key = await tenant_with_service(client)
-    conditions = [{"field": "summary", "op": "regex", "value": COSTLY}] * 20
-    await store.replace_rules(
-        db, tenant_id, [(f"r{i}", conditions, (service_id,)) for i in range(100)]
-    )
+    # Distinct patterns: one alert searches a pattern repeated across rules only once.
+    rules = [
+        (
+            f"r{i}",
+            [{"field": "summary", "op": "regex", "value": f"{COSTLY}{i}-{j}"} for j in range(20)],
+            (service_id,),
+        )
+        for i in range(100)
+    ]
+    await store.replace_rules(db, tenant_id, rules)
     event = {
         "routing_key": key,
         "event_action": "trigger",
