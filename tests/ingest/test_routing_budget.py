@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 from uuid import UUID, uuid4
 
 import httpx2
@@ -240,7 +241,7 @@ async def test_a_drop_in_over_budget_answers_in_pagerdutys_shape(
 ) -> None:
     tenant_id, service_id, key = await tenant_with_service(client)
     # Distinct patterns: one alert searches a pattern repeated across rules only once.
-    rules = [
+    rules: list[tuple[str, list[dict[str, Any]], tuple[UUID, ...]]] = [
         (
             f"r{i}",
             [{"field": "summary", "op": "regex", "value": f"{COSTLY}{i}-{j}"} for j in range(20)],
