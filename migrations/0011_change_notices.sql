@@ -80,62 +80,45 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER IF EXISTS pd_services_inserted_notice ON pd_services;
-CREATE TRIGGER pd_services_inserted_notice AFTER INSERT ON pd_services
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS pd_services_deleted_notice ON pd_services;
-CREATE TRIGGER pd_services_deleted_notice AFTER DELETE ON pd_services
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS pd_services_updated_notice ON pd_services;
-CREATE TRIGGER pd_services_updated_notice AFTER UPDATE ON pd_services
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_services_updated();
-DROP TRIGGER IF EXISTS pd_services_truncated_notice ON pd_services;
-CREATE TRIGGER pd_services_truncated_notice AFTER TRUNCATE ON pd_services
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-
-DROP TRIGGER IF EXISTS routes_inserted_notice ON routes;
-CREATE TRIGGER routes_inserted_notice AFTER INSERT ON routes
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS routes_deleted_notice ON routes;
-CREATE TRIGGER routes_deleted_notice AFTER DELETE ON routes
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS routes_updated_notice ON routes;
-CREATE TRIGGER routes_updated_notice AFTER UPDATE ON routes
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS routes_truncated_notice ON routes;
-CREATE TRIGGER routes_truncated_notice AFTER TRUNCATE ON routes
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-
-DROP TRIGGER IF EXISTS ingest_keys_inserted_notice ON ingest_keys;
-CREATE TRIGGER ingest_keys_inserted_notice AFTER INSERT ON ingest_keys
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS ingest_keys_deleted_notice ON ingest_keys;
-CREATE TRIGGER ingest_keys_deleted_notice AFTER DELETE ON ingest_keys
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-DROP TRIGGER IF EXISTS ingest_keys_updated_notice ON ingest_keys;
-CREATE TRIGGER ingest_keys_updated_notice AFTER UPDATE ON ingest_keys
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_keys_updated();
-DROP TRIGGER IF EXISTS ingest_keys_truncated_notice ON ingest_keys;
-CREATE TRIGGER ingest_keys_truncated_notice AFTER TRUNCATE ON ingest_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
-
-DROP TRIGGER IF EXISTS tenants_updated_notice ON tenants;
-CREATE TRIGGER tenants_updated_notice AFTER UPDATE ON tenants
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants_changed();
-DROP TRIGGER IF EXISTS tenants_deleted_notice ON tenants;
-CREATE TRIGGER tenants_deleted_notice AFTER DELETE ON tenants
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants_changed();
-DROP TRIGGER IF EXISTS tenants_truncated_notice ON tenants;
-CREATE TRIGGER tenants_truncated_notice AFTER TRUNCATE ON tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION pdconnect_notify_tenants();
+-- Four triggers on each table (after INSERT, DELETE, UPDATE and TRUNCATE), named
+-- <table>_<event>_notice; the function each calls is in the list below. Made in a loop, so that
+-- every table gets the same four, each dropped first (the migration applies cleanly twice).
+DO $$
+DECLARE
+    wanted record;
+    referencing text;
+BEGIN
+    FOR wanted IN
+        SELECT * FROM (VALUES
+            ('pd_services', 'INSERT', 'pdconnect_notify_tenants'),
+            ('pd_services', 'DELETE', 'pdconnect_notify_tenants'),
+            ('pd_services', 'UPDATE', 'pdconnect_notify_services_updated'),
+            ('pd_services', 'TRUNCATE', 'pdconnect_notify_tenants'),
+            ('routes', 'INSERT', 'pdconnect_notify_tenants'),
+            ('routes', 'DELETE', 'pdconnect_notify_tenants'),
+            ('routes', 'UPDATE', 'pdconnect_notify_tenants'),
+            ('routes', 'TRUNCATE', 'pdconnect_notify_tenants'),
+            ('ingest_keys', 'INSERT', 'pdconnect_notify_tenants'),
+            ('ingest_keys', 'DELETE', 'pdconnect_notify_tenants'),
+            ('ingest_keys', 'UPDATE', 'pdconnect_notify_keys_updated'),
+            ('ingest_keys', 'TRUNCATE', 'pdconnect_notify_tenants'),
+            -- A tenant's rows are never inserted with anything cached yet.
+            ('tenants', 'DELETE', 'pdconnect_notify_tenants_changed'),
+            ('tenants', 'UPDATE', 'pdconnect_notify_tenants_changed'),
+            ('tenants', 'TRUNCATE', 'pdconnect_notify_tenants')
+        ) AS t (tab, happening, func)
+    LOOP
+        referencing := CASE wanted.happening
+            WHEN 'INSERT' THEN 'REFERENCING NEW TABLE AS new_rows'
+            WHEN 'DELETE' THEN 'REFERENCING OLD TABLE AS old_rows'
+            WHEN 'UPDATE' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+            ELSE ''
+        END;
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I',
+            wanted.tab || '_' || lower(wanted.happening) || '_notice', wanted.tab);
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+            wanted.tab || '_' || lower(wanted.happening) || '_notice', wanted.happening,
+            wanted.tab, referencing, wanted.func);
+    END LOOP;
+END
+$$;
