@@ -31,19 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -54,12 +49,18 @@ from app.config.model import Config
 from app.dispatch.policy import dispatch_config
 from app.outbox.retention import BATCH, PAUSE, REST_FACTOR, sweep
 from bench.claim import SEED, Row, fill, time_claims
-from bench.cpu import OTHER, CpuMeter
 from bench.load import run_benchmark
 from bench.report import percentile, ratio, table
-from bench.runs import RUN_HEADERS, Run, Target, compare_row, loadavg_line, run_row
+from bench.runs import (
+    RUN_HEADERS,
+    Run,
+    Target,
+    compare_row,
+    loadavg_line,
+    measured,
+    run_row,
+)
 from bench.stack import (
-    SetupError,
     Stack,
     add_service,
     alert,
@@ -68,11 +69,6 @@ from bench.stack import (
     sandbox_routing_keys,
 )
 from bench.wrk import (
-    MAX_THREADS,
-    REQUEST_TIMEOUT,
-    lua_script,
-    parse_output,
-    require_wrk,
     wrk_or_exit,
 )
 
@@ -264,34 +260,6 @@ async def time_claims_in_turn(
     return rows
 
 
-def run_wrk_by_second(
-    *,
-    url: str,
-    body: Mapping[str, Any],
-    headers: Mapping[str, str],
-    key_prefix: str,
-    connections: int,
-    seconds: int,
-) -> tuple[Any, dict[int, int]]:
-    """bench/wrk.py's run, with answers counted per second."""
-    wrk = require_wrk()
-    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(lua_script(body, headers, key_prefix, 202) + PER_SECOND_LUA)
-        args = [wrk, f"-t{min(MAX_THREADS, connections)}", f"-c{connections}", f"-d{seconds}s"]
-        args += ["--timeout", REQUEST_TIMEOUT, "--latency", "-s", str(script), url]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        done = subprocess.run(args, capture_output=True, text=True, check=False)  # noqa: S603
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SetupError(f"wrk exited with status {done.returncode}: {done.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result = parse_output(done.stdout, connections, seconds, cpu / wall if wall else 0.0)
-    return result, per_second(done.stdout)
-
-
 def per_second(output: str) -> dict[int, int]:
     return {int(s): int(n) for s, n in re.findall(rf"^{SECOND_MARK} (\d+) (\d+)$", output, re.M)}
 
@@ -299,26 +267,16 @@ def per_second(output: str) -> dict[int, int]:
 async def measured_by_second(
     target: Target, body: Mapping[str, Any], *, key_prefix: str, connections: int, seconds: int
 ) -> SecondRun:
-    """bench/runs.py's `measured`, keeping the per-second counts."""
-    pids = {"server": target.server_pid}
-    if target.db_pid is not None:
-        pids["db"] = target.db_pid
-    meter = CpuMeter(pids, trees={"db"})
-    load_before = os.getloadavg()[0]
-    meter.start()
-    result, counts = await asyncio.to_thread(
-        run_wrk_by_second,
-        url=target.url,
-        body=body,
-        headers=target.headers,
+    """bench/runs.py's `measured`, with answers counted per second."""
+    run = await measured(
+        target,
+        body,
         key_prefix=key_prefix,
         connections=connections,
         seconds=seconds,
+        lua_extra=PER_SECOND_LUA,
     )
-    cpu = meter.stop()
-    cpu[OTHER] = max(cpu[OTHER] - result.wrk_cpu, 0.0)
-    run = Run(target.label, result, load_before, os.getloadavg()[0], cpu)
-    return SecondRun(run, counts)
+    return SecondRun(run, per_second(run.result.output))
 
 
 async def sweeping(db: Database, stop: asyncio.Event, into: Sweep, rest_factor: float) -> None:

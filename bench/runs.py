@@ -46,9 +46,16 @@ class Run:
 
 
 async def measured(
-    target: Target, body: Mapping[str, Any], *, key_prefix: str, connections: int, seconds: int
+    target: Target,
+    body: Mapping[str, Any],
+    *,
+    key_prefix: str,
+    connections: int,
+    seconds: int,
+    lua_extra: str = "",
 ) -> Run:
-    """wrk in a thread, so that the event loop stays free for nothing else to do but wait."""
+    """wrk in a thread, so that the event loop stays free for nothing else to do but wait.
+    `lua_extra`: more of wrk's script (bench/wrk.py `run_wrk`)."""
     pids = {"server": target.server_pid}
     if target.db_pid is not None:
         pids["db"] = target.db_pid
@@ -63,6 +70,7 @@ async def measured(
         key_prefix=key_prefix,
         connections=connections,
         seconds=seconds,
+        lua_extra=lua_extra,
     )
     cpu = meter.stop()
     # The meter's "other processes" include wrk, which has its own column.

@@ -154,12 +154,17 @@ def run_wrk(
     connections: int,
     seconds: int,
     expected: int = 202,
+    lua_extra: str = "",
 ) -> WrkResult:
+    """`lua_extra`: more of wrk's script, after ours (a benchmark that counts something more
+    prints it from its own `done`, and reads it from the result's `output`)."""
     wrk = require_wrk()
     threads = min(MAX_THREADS, connections)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
-        script.write_text(lua_script(body, headers, key_prefix, expected), encoding="utf-8")
+        script.write_text(
+            lua_script(body, headers, key_prefix, expected) + lua_extra, encoding="utf-8"
+        )
         args = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
         args += ["--timeout", REQUEST_TIMEOUT, "--latency", "-s", str(script), url]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
