@@ -41,7 +41,7 @@ from app.config.model import Config
 from app.db.migrations import apply_migrations
 from app.db.pool import asyncpg_dsn
 from app.dispatch.policy import DispatchConfig, dispatch_config
-from app.outbox.claims import claim, release
+from app.outbox.claims import CLAIM, claim, release
 from bench.load import run_benchmark
 from bench.report import percentile, ratio, table
 
@@ -123,6 +123,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the dispatcher's PDCONNECT_DISPATCH_CONCURRENCY, which sizes its claims (16)",
     )
     p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print EXPLAIN (ANALYZE, BUFFERS) of one claim at each size (rolled back)",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="no VACUUM ANALYZE after a fill: the minutes after a burst, before autovacuum",
@@ -195,6 +200,27 @@ async def time_claims(db: Database, config: DispatchConfig, row: Row, count: int
             row.claimed.append(len(claimed))
 
 
+async def explain(db: Database, config: DispatchConfig, row: Row) -> None:
+    """The plan of one claim at this size, with its timings and buffers, rolled back."""
+    transaction = await db.transaction()
+    try:
+        plan = await db.fetch_all(
+            f"EXPLAIN (ANALYZE, BUFFERS) {CLAIM}",
+            {
+                "batch": min(config.concurrency, config.batch_size),
+                "keys": min(config.concurrency, config.batch_size),
+                "per_tenant": config.per_tenant_scan,
+                "lease": config.lease,
+                "key_cap": config.max_in_flight_per_key,
+                "host_rooms": "{}",
+            },
+        )
+    finally:
+        await transaction.rollback()
+    print(f"-- plan at {row.queued} queued, {row.finished} finished", file=sys.stderr)
+    print("\n".join(str(p[0]) for p in plan), file=sys.stderr, flush=True)
+
+
 async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
     config = dispatch_config(
         concurrency=args.concurrency,
@@ -242,6 +268,8 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
                 )
                 rows.append(Row(queued=backlog, finished=finished))
                 await time_claims(db, config, rows[-1], args.claims)
+                if args.explain:
+                    await explain(db, config, rows[-1])
         finally:
             await db.disconnect()
 
