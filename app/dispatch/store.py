@@ -31,6 +31,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed, release
 from app.outbox.outcomes import Beside
 from app.outbox.states import ServiceHealth
@@ -147,6 +148,8 @@ LEFT JOIN spent ON spent.id = w.id
 LEFT JOIN opened ON opened.event_id = w.id
 """
 
+_SPEND = Prepared(SPEND)
+
 # Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
 # send that makes it full leaves the window.
 REFUSE = f"""
@@ -209,8 +212,8 @@ async def spend_many(
         for n, c in left:
             (later if c.routing_key_hash in seen else now).append((n, c))
             seen.add(c.routing_key_hash)
-        rows = await db.fetch_all(
-            SPEND,
+        rows = await _SPEND.fetch(
+            db,
             {
                 "ids": [c.id for _, c in now],
                 "tokens": [c.lease_token for _, c in now],
@@ -221,7 +224,7 @@ async def spend_many(
                 "lease": lease,
             },
         )
-        by_event = {r._mapping["event_id"]: r._mapping for r in rows}
+        by_event = {r["event_id"]: r for r in rows}
         for n, c in now:
             found = by_event[c.id]
             done[n] = Spend(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from databases import Database
 
+from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed
 from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
@@ -30,6 +31,10 @@ class Beside:
     params: Mapping[str, Any]
 
 
+# The delivery statement with each caller's `Beside` (constant SQL: a handful at most).
+_DELIVERED: dict[str, Prepared] = {}
+
+
 async def mark_delivered(db: Database, claimed: Claimed, beside: Beside | None = None) -> bool:
     [delivered] = await mark_delivered_many(db, [claimed], beside)
     return delivered
@@ -43,8 +48,10 @@ async def mark_delivered_many(
     if not claimed:
         return []
     ctes = f", {beside.sql}" if beside is not None else ""
-    rows = await db.fetch_all(
-        f"""
+    statement = _DELIVERED.get(ctes)
+    if statement is None:
+        statement = _DELIVERED[ctes] = Prepared(
+            f"""
         WITH delivered AS (
             UPDATE events e SET status = 'delivered', finished_at = clock_timestamp(),
                 lease_until = NULL, last_error = NULL
@@ -54,14 +61,17 @@ async def mark_delivered_many(
             RETURNING e.id
         ){ctes}
         SELECT id FROM delivered
-        """,  # noqa: S608 - the caller's own fixed SQL
+        """  # noqa: S608 - the caller's own fixed SQL
+        )
+    rows = await statement.fetch(
+        db,
         {
             **(beside.params if beside is not None else {}),
             "event_ids": [c.id for c in claimed],
             "event_tokens": [c.lease_token for c in claimed],
         },
     )
-    done = {r._mapping["id"] for r in rows}
+    done = {r["id"] for r in rows}
     return [c.id in done for c in claimed]
 
 
