@@ -156,7 +156,8 @@ def background_budget(args: argparse.Namespace) -> int:
     """The background keys' budget a minute: BACKGROUND_BUDGET, or enough for --rate to stay
     under BUDGET_SHARE of it in any window of the dispatcher's (BUDGET_WINDOW seconds)."""
     rate: float = args.rate
-    per_key_per_second = rate / (BACKGROUND_TENANTS * args.keys_per_tenant)
+    keys: int = BACKGROUND_TENANTS * args.keys_per_tenant
+    per_key_per_second = rate / keys
     needed = per_key_per_second * BUDGET_WINDOW / BUDGET_SHARE
     return max(BACKGROUND_BUDGET, math.ceil(needed))
 
