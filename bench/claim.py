@@ -15,7 +15,10 @@ queued, as a dispatcher that could not send does), so the backlog stays the same
 its N claims.
 
 The figure is the median claim's time at each size as a ratio to the smallest backlog's: a
-claim whose cost is flat in the backlog reads about 1x all the way down.
+claim whose cost is flat in the backlog reads about 1x all the way down. The row with finished
+events is also a ratio to the same backlog without them ("vs none finished"): what the finished
+events cost, apart from the number of keys with work (the smallest backlog has fewer).
+`--explain` prints each size's plan of one claim (EXPLAIN ANALYZE, rolled back) to stderr.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ DATABASE = "pdconnect_bench"
 WARMUP_CLAIMS = 3  # per size, not counted: the first ones after a fill read cold pages
 HEADERS = (
     "queued", "finished", "claims", "claimed/call", "median ms", "p95 ms", "max ms",
-    "median ratio",
+    "median ratio", "vs none finished",
 )  # fmt: skip
 
 SEED = """
@@ -164,7 +167,10 @@ def with_database(url: str, name: str) -> str:
 
 
 async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum: bool) -> None:
-    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE unless not."""
+    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE unless not; then a
+    CHECKPOINT either way, so that the fill's dirty pages are not written out under the timed
+    claims (a fill of a million rows would otherwise have the checkpointer busy through them,
+    and its figure would be the fill's, not the claim's)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if end > first:
@@ -174,7 +180,9 @@ async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum
             # claims start from the keys with pending events.
             await conn.execute(READY)
         if vacuum:
-            await conn.execute("VACUUM ANALYZE events")
+            # The ready keys too: the claims before rewrote their rows many times over.
+            await conn.execute("VACUUM ANALYZE events, ready_keys, dispatch_keys")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
 
@@ -284,6 +292,7 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
             f"{sum(r.claimed) / max(len(r.claimed), 1):.0f}",
             *(_ms(v) for v in (r.median(), percentile(r.times, 95), max(r.times, default=None))),
             ratio(r.median(), base),
+            ratio(r.median(), _none_finished(rows, r)) if r.finished else "",
         ]
         for r in rows
     ]
@@ -300,6 +309,12 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
             f"load average (1, 5, 15 min): before {_load(load)}, after {_load(after)}",
         ]
     )
+
+
+def _none_finished(rows: list[Row], row: Row) -> float | None:
+    """The median of the same backlog without finished events beside it."""
+    same = [r for r in rows if r.queued == row.queued and not r.finished]
+    return same[0].median() if same else None
 
 
 def _ms(seconds: float | None) -> str:
