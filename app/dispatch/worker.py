@@ -7,7 +7,9 @@ row (store.reserve_budget), and the ordering rule lives in the claim query
 in batches, waiting for a slot) and has at most its concurrency of sends going at once (a slot
 is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
 Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
-connection alive per send in flight.
+connection alive per send in flight. Sends going at once spend their budgets in one statement
+and record their deliveries in one more (batch.py): under load a send's slot waits for one
+round trip shared with its neighbours, not for its own turn behind theirs.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
