@@ -15,9 +15,11 @@ queued, as a dispatcher that could not send does), so the backlog stays the same
 its N claims.
 
 The figure is the median claim's time at each size as a ratio to the smallest backlog's: a
-claim whose cost is flat in the backlog reads about 1x all the way down. The row with finished
-events is also a ratio to the same backlog without them ("vs none finished"): what the finished
-events cost, apart from the number of keys with work (the smallest backlog has fewer).
+claim whose cost is flat in the backlog reads about 1x all the way down. Then the largest
+backlog in two databases, one with `--finished` delivered events beside it, claimed in turns
+(one claim on each, then again): the second's median as a ratio to the first's ("vs none
+finished") is what the finished events cost, with the machine's noise spread over both and
+apart from the number of keys with work (the smallest backlog has fewer).
 `--explain` prints each size's plan of one claim (EXPLAIN ANALYZE, rolled back) to stderr.
 """
 
@@ -187,25 +189,35 @@ async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum
         await conn.close()
 
 
-async def time_claims(db: Database, config: DispatchConfig, row: Row, count: int) -> None:
-    """`count` claims as an idle dispatcher makes them (nothing in flight: the whole batch is
-    free, no host is busy), each released before the next."""
+async def one_claim(db: Database, config: DispatchConfig) -> tuple[float, int]:
+    """One claim as an idle dispatcher makes it (nothing in flight: the whole batch is free, no
+    host is busy), released afterwards: its time and how many it claimed."""
+    started = time.perf_counter()
+    claimed = await claim(
+        db,
+        batch=min(config.concurrency, config.batch_size),
+        per_tenant=config.per_tenant_scan,
+        lease=config.lease,
+        max_in_flight_per_key=config.max_in_flight_per_key,
+        host_rooms={},
+    )
+    elapsed = time.perf_counter() - started
+    for event in claimed:
+        await release(db, event)
+    return elapsed, len(claimed)
+
+
+async def time_claims(
+    pairs: list[tuple[Database, Row]], config: DispatchConfig, count: int
+) -> None:
+    """`count` claims on each database, taking turns (one on each, then again), so that
+    whatever else keeps the machine busy meanwhile weighs on each alike."""
     for n in range(WARMUP_CLAIMS + count):
-        started = time.perf_counter()
-        claimed = await claim(
-            db,
-            batch=min(config.concurrency, config.batch_size),
-            per_tenant=config.per_tenant_scan,
-            lease=config.lease,
-            max_in_flight_per_key=config.max_in_flight_per_key,
-            host_rooms={},
-        )
-        elapsed = time.perf_counter() - started
-        for event in claimed:
-            await release(db, event)
-        if n >= WARMUP_CLAIMS:
-            row.times.append(elapsed)
-            row.claimed.append(len(claimed))
+        for db, row in pairs:
+            elapsed, claimed = await one_claim(db, config)
+            if n >= WARMUP_CLAIMS:
+                row.times.append(elapsed)
+                row.claimed.append(claimed)
 
 
 async def explain(db: Database, config: DispatchConfig, row: Row) -> None:
@@ -229,6 +241,22 @@ async def explain(db: Database, config: DispatchConfig, row: Row) -> None:
     print("\n".join(str(p[0]) for p in plan), file=sys.stderr, flush=True)
 
 
+async def create_database(server_url: str, name: str, keys: int) -> str:
+    admin = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    await apply_migrations(url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute(SEED, keys)
+    finally:
+        await conn.close()
+    return url
+
+
 async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
     config = dispatch_config(
         concurrency=args.concurrency,
@@ -237,49 +265,68 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
         give_up_after_hours=Config.give_up_after_hours,
         rate_limited_pause_seconds=Config.rate_limited_pause_seconds,
     )
+    vacuum = not args.fresh
     with embedded_postgres() as server_url:
-        admin = await asyncpg.connect(asyncpg_dsn(server_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-        finally:
-            await admin.close()
-        url = with_database(server_url, DATABASE)
-        await apply_migrations(url)
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            await conn.execute(SEED, args.keys)
-        finally:
-            await conn.close()
+        url = await create_database(server_url, DATABASE, args.keys)
         db = Database(url, min_size=1, max_size=2)
         await db.connect()
         try:
-            vacuum = not args.fresh
             queued = 0
-            sizes = [(b, 0) for b in args.backlogs]
-            if args.finished:
-                sizes.append((args.backlogs[-1], args.finished))
-            for backlog, finished in sizes:
+            for backlog in args.backlogs:
                 started = time.monotonic()
-                if finished:
-                    # Numbered after the queued ones, so their chains are their own.
-                    await fill(
-                        url, queued, queued + finished, args.keys, "delivered", vacuum=vacuum
-                    )
-                else:
-                    await fill(url, queued, backlog, args.keys, "queued", vacuum=vacuum)
-                    queued = backlog
-                print(
-                    f"{backlog} queued, {finished} finished: filled in "
-                    f"{time.monotonic() - started:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                rows.append(Row(queued=backlog, finished=finished))
-                await time_claims(db, config, rows[-1], args.claims)
+                await fill(url, queued, backlog, args.keys, "queued", vacuum=vacuum)
+                queued = backlog
+                _filled(backlog, 0, started)
+                rows.append(Row(queued=backlog, finished=0))
+                await time_claims([(db, rows[-1])], config, args.claims)
                 if args.explain:
                     await explain(db, config, rows[-1])
+            if args.finished:
+                await beside_finished(args, config, server_url, db, url, rows)
         finally:
             await db.disconnect()
+
+
+async def beside_finished(
+    args: argparse.Namespace,
+    config: DispatchConfig,
+    server_url: str,
+    db: Database,
+    url: str,
+    rows: list[Row],
+) -> None:
+    """The largest backlog again, and beside it in a database of its own the same backlog with
+    `--finished` delivered events, claimed in turns: the ratio of the two is what the finished
+    events cost a claim, with the machine's noise spread over both."""
+    backlog = args.backlogs[-1]
+    started = time.monotonic()
+    full_url = await create_database(server_url, f"{DATABASE}_full", args.keys)
+    await fill(full_url, 0, backlog, args.keys, "queued", vacuum=False)
+    # Numbered after the queued ones, so their chains are their own.
+    await fill(
+        full_url, backlog, backlog + args.finished, args.keys, "delivered", vacuum=not args.fresh
+    )
+    # The first database as the second was left: settled the same way.
+    await fill(url, backlog, backlog, args.keys, "queued", vacuum=not args.fresh)
+    _filled(backlog, args.finished, started)
+    full = Database(full_url, min_size=1, max_size=2)
+    await full.connect()
+    try:
+        again, beside = Row(queued=backlog, finished=0), Row(queued=backlog, finished=args.finished)
+        await time_claims([(db, again), (full, beside)], config, args.claims)
+        rows.extend([again, beside])
+        if args.explain:
+            await explain(full, config, beside)
+    finally:
+        await full.disconnect()
+
+
+def _filled(backlog: int, finished: int, started: float) -> None:
+    print(
+        f"{backlog} queued, {finished} finished: filled in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -> str:
@@ -312,9 +359,9 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
 
 
 def _none_finished(rows: list[Row], row: Row) -> float | None:
-    """The median of the same backlog without finished events beside it."""
+    """The median of the same backlog without finished events, measured in turns with it."""
     same = [r for r in rows if r.queued == row.queued and not r.finished]
-    return same[0].median() if same else None
+    return same[-1].median() if same else None
 
 
 def _ms(seconds: float | None) -> str:
