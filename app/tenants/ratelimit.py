@@ -86,7 +86,9 @@ class EventBudget:
     now: datetime
 
     @classmethod
-    def from_config(cls, db: Database, key_id: UUID, config: Config, now: datetime) -> EventBudget:
+    def from_config(
+        cls, db: Database, key_id: UUID, config: Config, now: datetime
+    ) -> EventBudget:
         return cls(
             db=db,
             key_id=key_id,
