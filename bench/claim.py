@@ -207,7 +207,12 @@ async def one_claim(db: Database, config: DispatchConfig) -> tuple[float, int]:
     return elapsed, len(claimed)
 
 
-async def time_claims(
+async def time_claims(db: Database, config: DispatchConfig, row: Row, count: int) -> None:
+    """`count` claims on one database (bench.retention's too)."""
+    await time_claims_in_turns([(db, row)], config, count)
+
+
+async def time_claims_in_turns(
     pairs: list[tuple[Database, Row]], config: DispatchConfig, count: int
 ) -> None:
     """`count` claims on each database, taking turns (one on each, then again), so that
@@ -278,7 +283,7 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
                 queued = backlog
                 _filled(backlog, 0, started)
                 rows.append(Row(queued=backlog, finished=0))
-                await time_claims([(db, rows[-1])], config, args.claims)
+                await time_claims(db, config, rows[-1], args.claims)
                 if args.explain:
                     await explain(db, config, rows[-1])
             if args.finished:
@@ -313,7 +318,7 @@ async def beside_finished(
     await full.connect()
     try:
         again, beside = Row(queued=backlog, finished=0), Row(queued=backlog, finished=args.finished)
-        await time_claims([(db, again), (full, beside)], config, args.claims)
+        await time_claims_in_turns([(db, again), (full, beside)], config, args.claims)
         rows.extend([again, beside])
         if args.explain:
             await explain(full, config, beside)
