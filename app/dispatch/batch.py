@@ -7,10 +7,12 @@ A `Batcher` collects what concurrent sends submit and runs it in one call (one s
 autocommit: unlike app/db/group.py there is no transaction around it, since a single statement
 is atomic on its own), then answers each send its own row.
 
-How a batch forms: no timer. The first submission starts a drain task; it yields once to the
-event loop, so that sends already under way can join, and takes what is queued (up to
-`max_batch`). While a batch runs, new submissions queue up and form the next one. An idle
-worker runs a lone send's statement at once.
+How a batch forms: no timer. A submission starts a drain task when fewer than `drains` are
+running; a drain yields once to the event loop, so that sends already under way can join, and
+takes what is queued (up to `max_batch`), again until nothing is. While the drains' statements
+run, new submissions queue up and form the next batches. An idle worker runs a lone send's
+statement at once, and a send that comes while one batch is running need not wait for it:
+another drain takes it (two by default), so batching costs a send no round trip of its own.
 
 A failed batch: the database away fails every submission of it (nothing was written: one
 statement); anything else (a deadlock with another worker's batch, say) is not the other
@@ -34,24 +36,32 @@ R = TypeVar("R")
 
 # A worker's sends at once are its concurrency (16 by default): a batch rarely reaches this.
 MAX_BATCH = 128
+# Statements of one kind running at once.
+DRAINS = 2
 
 
 class Batcher(Generic[S, R]):
     """Batches of `run`: one answer per submission, in order."""
 
     def __init__(
-        self, run: Callable[[Sequence[S]], Awaitable[list[R]]], *, max_batch: int = MAX_BATCH
+        self,
+        run: Callable[[Sequence[S]], Awaitable[list[R]]],
+        *,
+        max_batch: int = MAX_BATCH,
+        drains: int = DRAINS,
     ) -> None:
         self.run = run
         self.max_batch = max_batch
+        self.drains = drains
         self._queue: list[tuple[S, asyncio.Future[R]]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def submit(self, submission: S) -> R:
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((submission, answer))
-        if self._draining is None:
-            self._draining = asyncio.create_task(self._drain())
+        if len(self._draining) < self.drains:
+            task = asyncio.create_task(self._drain())
+            self._draining.add(task)
         # A sender cancelled meanwhile leaves its submission in: it may be in the statement.
         return await asyncio.shield(answer)
 
@@ -69,10 +79,14 @@ class Batcher(Generic[S, R]):
                         _answer(answer, ConnectionAbortedError("the statement was interrupted"))
                     raise
         finally:
-            self._draining = None
-            for _, answer in self._queue:
-                _answer(answer, ConnectionAbortedError("the statement was interrupted"))
-            self._queue.clear()
+            # Out of the set with no await before the task ends: a submission from now on
+            # starts a drain of its own. The last drain to stop answers what is left (only
+            # when cancelled is anything).
+            self._draining.discard(asyncio.current_task())
+            if not self._draining:
+                for _, answer in self._queue:
+                    _answer(answer, ConnectionAbortedError("the statement was interrupted"))
+                self._queue.clear()
 
     async def _write(self, batch: list[tuple[S, asyncio.Future[R]]]) -> None:
         try:
