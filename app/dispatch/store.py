@@ -101,6 +101,14 @@ target AS MATERIALIZED (
     JOIN installations i ON i.id = s.installation_id
     WHERE s.health = 'healthy'
 ),
+locked AS MATERIALIZED (
+    -- The keys' rows locked in key order, as the record of deliveries locks them too
+    -- (_DELIVERED_BESIDE): two statements sharing keys wait for each other, never in a circle.
+    SELECT k.routing_key_hash FROM dispatch_keys k
+    WHERE k.routing_key_hash IN (SELECT h FROM wanted)
+    ORDER BY k.routing_key_hash
+    FOR NO KEY UPDATE
+),
 spent AS (
     UPDATE dispatch_keys k SET
         sends = ARRAY(
@@ -110,7 +118,9 @@ spent AS (
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
             UNION ALL SELECT now.t ORDER BY 1)
     FROM now, wanted w JOIN target ON target.id = w.id
-    WHERE k.routing_key_hash = w.h AND {_IN_WINDOW} < target.rate_limit_per_minute
+    WHERE k.routing_key_hash = w.h
+      AND k.routing_key_hash IN (SELECT routing_key_hash FROM locked)
+      AND {_IN_WINDOW} < target.rate_limit_per_minute
       AND {_OPEN} < :max_in_flight
       AND EXISTS (
         SELECT 1 FROM events e WHERE e.id = w.id AND e.status = 'sending'
@@ -417,13 +427,21 @@ per_key AS (
         bool_or(current AND retry_others) AS retry_others
     FROM done GROUP BY h
 ),
+locked AS MATERIALIZED (
+    -- In key order, as SPEND locks them: the two never wait for each other in a circle.
+    SELECT k.routing_key_hash FROM dispatch_keys k
+    WHERE k.routing_key_hash IN (SELECT h FROM per_key)
+    ORDER BY k.routing_key_hash
+    FOR NO KEY UPDATE
+),
 key AS (
     UPDATE dispatch_keys k SET
         open_sends = ARRAY(SELECT o FROM unnest(k.open_sends) AS o WHERE o <> ALL(g.spent)),
         backoff_level = CASE WHEN g.current THEN 0 ELSE k.backoff_level END,
         key_rejections = CASE WHEN g.current THEN 0 ELSE k.key_rejections END,
         timeouts = CASE WHEN g.current THEN 0 ELSE k.timeouts END
-    FROM per_key g WHERE k.routing_key_hash = g.h
+    FROM per_key g
+    WHERE k.routing_key_hash = g.h AND k.routing_key_hash IN (SELECT routing_key_hash FROM locked)
 ),
 others AS (
     UPDATE events e SET next_attempt_at = clock_timestamp()
