@@ -15,7 +15,12 @@ queued, as a dispatcher that could not send does), so the backlog stays the same
 its N claims.
 
 The figure is the median claim's time at each size as a ratio to the smallest backlog's: a
-claim whose cost is flat in the backlog reads about 1x all the way down.
+claim whose cost is flat in the backlog reads about 1x all the way down. Then the largest
+backlog in two databases, one with `--finished` delivered events beside it, claimed in turns
+(one claim on each, then again): the second's median as a ratio to the first's ("vs none
+finished") is what the finished events cost, with the machine's noise spread over both and
+apart from the number of keys with work (the smallest backlog has fewer).
+`--explain` prints each size's plan of one claim (EXPLAIN ANALYZE, rolled back) to stderr.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from app.config.model import Config
 from app.db.migrations import apply_migrations
 from app.db.pool import asyncpg_dsn
 from app.dispatch.policy import DispatchConfig, dispatch_config
-from app.outbox.claims import claim, release
+from app.outbox.claims import CLAIM, claim, release
 from bench.load import run_benchmark
 from bench.report import percentile, ratio, table
 
@@ -49,7 +54,7 @@ DATABASE = "pdconnect_bench"
 WARMUP_CLAIMS = 3  # per size, not counted: the first ones after a fill read cold pages
 HEADERS = (
     "queued", "finished", "claims", "claimed/call", "median ms", "p95 ms", "max ms",
-    "median ratio",
+    "median ratio", "vs none finished",
 )  # fmt: skip
 
 SEED = """
@@ -123,6 +128,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the dispatcher's PDCONNECT_DISPATCH_CONCURRENCY, which sizes its claims (16)",
     )
     p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print EXPLAIN (ANALYZE, BUFFERS) of one claim at each size (rolled back)",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="no VACUUM ANALYZE after a fill: the minutes after a burst, before autovacuum",
@@ -159,7 +169,10 @@ def with_database(url: str, name: str) -> str:
 
 
 async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum: bool) -> None:
-    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE unless not."""
+    """Events first … end - 1 (numbering their chains), then VACUUM ANALYZE unless not; then a
+    CHECKPOINT either way, so that the fill's dirty pages are not written out under the timed
+    claims (a fill of a million rows would otherwise have the checkpointer busy through them,
+    and its figure would be the fill's, not the claim's)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if end > first:
@@ -169,30 +182,84 @@ async def fill(url: str, first: int, end: int, keys: int, status: str, *, vacuum
             # claims start from the keys with pending events.
             await conn.execute(READY)
         if vacuum:
-            await conn.execute("VACUUM ANALYZE events")
+            # The ready keys too: the claims before rewrote their rows many times over.
+            await conn.execute("VACUUM ANALYZE events, ready_keys, dispatch_keys")
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
 
 
+async def one_claim(db: Database, config: DispatchConfig) -> tuple[float, int]:
+    """One claim as an idle dispatcher makes it (nothing in flight: the whole batch is free, no
+    host is busy), released afterwards: its time and how many it claimed."""
+    started = time.perf_counter()
+    claimed = await claim(
+        db,
+        batch=min(config.concurrency, config.batch_size),
+        per_tenant=config.per_tenant_scan,
+        lease=config.lease,
+        max_in_flight_per_key=config.max_in_flight_per_key,
+        host_rooms={},
+    )
+    elapsed = time.perf_counter() - started
+    for event in claimed:
+        await release(db, event)
+    return elapsed, len(claimed)
+
+
 async def time_claims(db: Database, config: DispatchConfig, row: Row, count: int) -> None:
-    """`count` claims as an idle dispatcher makes them (nothing in flight: the whole batch is
-    free, no host is busy), each released before the next."""
+    """`count` claims on one database (bench.retention's too)."""
+    await time_claims_in_turns([(db, row)], config, count)
+
+
+async def time_claims_in_turns(
+    pairs: list[tuple[Database, Row]], config: DispatchConfig, count: int
+) -> None:
+    """`count` claims on each database, taking turns (one on each, then again), so that
+    whatever else keeps the machine busy meanwhile weighs on each alike."""
     for n in range(WARMUP_CLAIMS + count):
-        started = time.perf_counter()
-        claimed = await claim(
-            db,
-            batch=min(config.concurrency, config.batch_size),
-            per_tenant=config.per_tenant_scan,
-            lease=config.lease,
-            max_in_flight_per_key=config.max_in_flight_per_key,
-            host_rooms={},
+        for db, row in pairs:
+            elapsed, claimed = await one_claim(db, config)
+            if n >= WARMUP_CLAIMS:
+                row.times.append(elapsed)
+                row.claimed.append(claimed)
+
+
+async def explain(db: Database, config: DispatchConfig, row: Row) -> None:
+    """The plan of one claim at this size, with its timings and buffers, rolled back."""
+    transaction = await db.transaction()
+    try:
+        plan = await db.fetch_all(
+            f"EXPLAIN (ANALYZE, BUFFERS) {CLAIM}",
+            {
+                "batch": min(config.concurrency, config.batch_size),
+                "keys": min(config.concurrency, config.batch_size),
+                "per_tenant": config.per_tenant_scan,
+                "lease": config.lease,
+                "key_cap": config.max_in_flight_per_key,
+                "host_rooms": "{}",
+            },
         )
-        elapsed = time.perf_counter() - started
-        for event in claimed:
-            await release(db, event)
-        if n >= WARMUP_CLAIMS:
-            row.times.append(elapsed)
-            row.claimed.append(len(claimed))
+    finally:
+        await transaction.rollback()
+    print(f"-- plan at {row.queued} queued, {row.finished} finished", file=sys.stderr)
+    print("\n".join(str(p[0]) for p in plan), file=sys.stderr, flush=True)
+
+
+async def create_database(server_url: str, name: str, keys: int) -> str:
+    admin = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    await apply_migrations(url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute(SEED, keys)
+    finally:
+        await conn.close()
+    return url
 
 
 async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
@@ -203,47 +270,68 @@ async def measure(args: argparse.Namespace, rows: list[Row]) -> None:
         give_up_after_hours=Config.give_up_after_hours,
         rate_limited_pause_seconds=Config.rate_limited_pause_seconds,
     )
+    vacuum = not args.fresh
     with embedded_postgres() as server_url:
-        admin = await asyncpg.connect(asyncpg_dsn(server_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-        finally:
-            await admin.close()
-        url = with_database(server_url, DATABASE)
-        await apply_migrations(url)
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            await conn.execute(SEED, args.keys)
-        finally:
-            await conn.close()
+        url = await create_database(server_url, DATABASE, args.keys)
         db = Database(url, min_size=1, max_size=2)
         await db.connect()
         try:
-            vacuum = not args.fresh
             queued = 0
-            sizes = [(b, 0) for b in args.backlogs]
-            if args.finished:
-                sizes.append((args.backlogs[-1], args.finished))
-            for backlog, finished in sizes:
+            for backlog in args.backlogs:
                 started = time.monotonic()
-                if finished:
-                    # Numbered after the queued ones, so their chains are their own.
-                    await fill(
-                        url, queued, queued + finished, args.keys, "delivered", vacuum=vacuum
-                    )
-                else:
-                    await fill(url, queued, backlog, args.keys, "queued", vacuum=vacuum)
-                    queued = backlog
-                print(
-                    f"{backlog} queued, {finished} finished: filled in "
-                    f"{time.monotonic() - started:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                rows.append(Row(queued=backlog, finished=finished))
+                await fill(url, queued, backlog, args.keys, "queued", vacuum=vacuum)
+                queued = backlog
+                _filled(backlog, 0, started)
+                rows.append(Row(queued=backlog, finished=0))
                 await time_claims(db, config, rows[-1], args.claims)
+                if args.explain:
+                    await explain(db, config, rows[-1])
+            if args.finished:
+                await beside_finished(args, config, server_url, db, url, rows)
         finally:
             await db.disconnect()
+
+
+async def beside_finished(
+    args: argparse.Namespace,
+    config: DispatchConfig,
+    server_url: str,
+    db: Database,
+    url: str,
+    rows: list[Row],
+) -> None:
+    """The largest backlog again, and beside it in a database of its own the same backlog with
+    `--finished` delivered events, claimed in turns: the ratio of the two is what the finished
+    events cost a claim, with the machine's noise spread over both."""
+    backlog = args.backlogs[-1]
+    started = time.monotonic()
+    full_url = await create_database(server_url, f"{DATABASE}_full", args.keys)
+    await fill(full_url, 0, backlog, args.keys, "queued", vacuum=False)
+    # Numbered after the queued ones, so their chains are their own.
+    await fill(
+        full_url, backlog, backlog + args.finished, args.keys, "delivered", vacuum=not args.fresh
+    )
+    # The first database as the second was left: settled the same way.
+    await fill(url, backlog, backlog, args.keys, "queued", vacuum=not args.fresh)
+    _filled(backlog, args.finished, started)
+    full = Database(full_url, min_size=1, max_size=2)
+    await full.connect()
+    try:
+        again, beside = Row(queued=backlog, finished=0), Row(queued=backlog, finished=args.finished)
+        await time_claims_in_turns([(db, again), (full, beside)], config, args.claims)
+        rows.extend([again, beside])
+        if args.explain:
+            await explain(full, config, beside)
+    finally:
+        await full.disconnect()
+
+
+def _filled(backlog: int, finished: int, started: float) -> None:
+    print(
+        f"{backlog} queued, {finished} finished: filled in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -> str:
@@ -256,6 +344,7 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
             f"{sum(r.claimed) / max(len(r.claimed), 1):.0f}",
             *(_ms(v) for v in (r.median(), percentile(r.times, 95), max(r.times, default=None))),
             ratio(r.median(), base),
+            ratio(r.median(), _none_finished(rows, r)) if r.finished else "",
         ]
         for r in rows
     ]
@@ -272,6 +361,12 @@ def report(rows: list[Row], args: argparse.Namespace, load: tuple[float, ...]) -
             f"load average (1, 5, 15 min): before {_load(load)}, after {_load(after)}",
         ]
     )
+
+
+def _none_finished(rows: list[Row], row: Row) -> float | None:
+    """The median of the same backlog without finished events, measured in turns with it."""
+    same = [r for r in rows if r.queued == row.queued and not r.finished]
+    return same[-1].median() if same else None
 
 
 def _ms(seconds: float | None) -> str:

@@ -31,6 +31,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed, release
 from app.outbox.outcomes import Beside
 from app.outbox.states import ServiceHealth
@@ -80,17 +81,33 @@ _OPEN = (
 )
 _FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
 
-# One statement: spend one of the key's sends and open the attempt, or do nothing. The row lock
-# the UPDATE takes lasts only for this statement, and serialises the key's spends across every
-# worker, so the budget and the cap on sends in flight are exact however many workers claim.
-# The service is read here too, as it is now: nothing is spent for a service that stopped being
-# healthy, and the send goes with the key and the URL of this instant.
+# One statement: for each event given (at most one per key), spend one of its key's sends and
+# open the attempt, or do nothing for it. The row lock each key's UPDATE takes lasts only for
+# this statement, and serialises the key's spends across every worker, so the budget and the
+# cap on sends in flight are exact however many workers claim. The services are read here too,
+# as they are now: nothing is spent for a service that stopped being healthy, and the send goes
+# with the key and the URL of this instant. Concurrent sends of a worker share one such
+# statement (batch.py), so a send's slot waits for one round trip, not for its own in a queue.
 SPEND = f"""
 WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
+wanted AS MATERIALIZED (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
+        CAST(:hashes AS text[]), CAST(:services AS uuid[])) AS w (id, token, h, service_id)
+),
 target AS MATERIALIZED (
-    SELECT s.routing_key_enc, s.rate_limit_per_minute, i.events_url
-    FROM pd_services s JOIN installations i ON i.id = s.installation_id
-    WHERE s.id = :service_id AND s.health = 'healthy'
+    SELECT w.id, s.routing_key_enc, s.rate_limit_per_minute, i.events_url
+    FROM wanted w
+    JOIN pd_services s ON s.id = w.service_id
+    JOIN installations i ON i.id = s.installation_id
+    WHERE s.health = 'healthy'
+),
+locked AS MATERIALIZED (
+    -- The keys' rows locked in key order, as the record of deliveries locks them too
+    -- (_DELIVERED_BESIDE): two statements sharing keys wait for each other, never in a circle.
+    SELECT k.routing_key_hash FROM dispatch_keys k
+    WHERE k.routing_key_hash IN (SELECT h FROM wanted)
+    ORDER BY k.routing_key_hash
+    FOR NO KEY UPDATE
 ),
 spent AS (
     UPDATE dispatch_keys k SET
@@ -100,15 +117,21 @@ spent AS (
         open_sends = ARRAY(
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
             UNION ALL SELECT now.t ORDER BY 1)
-    FROM now, target
-    WHERE k.routing_key_hash = :h AND {_IN_WINDOW} < target.rate_limit_per_minute
-      AND {_OPEN} < :max_in_flight AND {_FENCED}
-    RETURNING now.t
+    FROM now, wanted w JOIN target ON target.id = w.id
+    WHERE k.routing_key_hash = w.h
+      AND k.routing_key_hash IN (SELECT routing_key_hash FROM locked)
+      AND {_IN_WINDOW} < target.rate_limit_per_minute
+      AND {_OPEN} < :max_in_flight
+      AND EXISTS (
+        SELECT 1 FROM events e WHERE e.id = w.id AND e.status = 'sending'
+          AND e.lease_token = w.token)
+    RETURNING w.id, w.token, w.h, now.t
 ),
 counted AS (
-    UPDATE events SET attempts = attempts + 1
-    WHERE id = :id AND {FENCE} AND EXISTS (SELECT 1 FROM spent)
-    RETURNING id
+    UPDATE events e SET attempts = e.attempts + 1
+    FROM spent
+    WHERE e.id = spent.id AND e.status = 'sending' AND e.lease_token = spent.token
+    RETURNING e.id
 ),
 abandoned AS (
     -- An attempt left open under an earlier lease: its worker died, or is still waiting for
@@ -117,20 +140,25 @@ abandoned AS (
     UPDATE delivery_attempts SET outcome = 'abandoned', finished_at = clock_timestamp(),
         error = 'its lease ran out before PagerDuty answered; another attempt took over'
     WHERE id IN (
-        SELECT id FROM delivery_attempts
-        WHERE event_id = :id AND finished_at IS NULL AND EXISTS (SELECT 1 FROM counted)
-        FOR UPDATE SKIP LOCKED
+        SELECT a.id FROM delivery_attempts a JOIN counted c ON c.id = a.event_id
+        WHERE a.finished_at IS NULL
+        FOR UPDATE OF a SKIP LOCKED
     )
 ),
 opened AS (
     INSERT INTO delivery_attempts (event_id, routing_key_hash, lease_token, started_at)
-    SELECT counted.id, :h, :token, spent.t FROM counted, spent
-    RETURNING id
+    SELECT spent.id, spent.h, spent.token, spent.t FROM spent JOIN counted ON counted.id = spent.id
+    RETURNING id, event_id
 )
-SELECT (SELECT id FROM opened) AS attempt_id, (SELECT t FROM spent) AS spent_at,
+SELECT w.id AS event_id, opened.id AS attempt_id, spent.t AS spent_at,
     target.routing_key_enc, target.events_url, target.rate_limit_per_minute
-FROM (SELECT 1) AS one LEFT JOIN target ON true
+FROM wanted w
+LEFT JOIN target ON target.id = w.id
+LEFT JOIN spent ON spent.id = w.id
+LEFT JOIN opened ON opened.event_id = w.id
 """
+
+_SPEND = Prepared(SPEND)
 
 # Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
 # send that makes it full leaves the window.
@@ -163,6 +191,65 @@ class Attempt:
     events_url: str
 
 
+@dataclass(frozen=True)
+class Spend:
+    """What SPEND did for one event: the attempt it opened (None: none), the instant it spent
+    at (None: nothing spent), and the service as it stands (None: no longer healthy or there)."""
+
+    attempt_id: int | None
+    spent_at: datetime | None
+    routing_key_enc: str | None
+    events_url: str | None
+    rate_limit_per_minute: int | None
+
+
+async def spend_many(
+    db: Database,
+    claimed: Sequence[Claimed],
+    *,
+    window: timedelta,
+    max_in_flight: int,
+    lease: timedelta,
+) -> list[Spend]:
+    """SPEND for many events, one statement for each round of distinct keys (an UPDATE changes
+    a row once: a second event of a key waits for the next round, which sees the first's)."""
+    done: dict[int, Spend] = {}
+    # In key order: two workers' batches then most often lock their common keys in the same
+    # order (a deadlock between them costs a retry one by one, batch.py).
+    left = sorted(enumerate(claimed), key=lambda nc: nc[1].routing_key_hash)
+    while left:
+        seen: set[str] = set()
+        now: list[tuple[int, Claimed]] = []
+        later: list[tuple[int, Claimed]] = []
+        for n, c in left:
+            (later if c.routing_key_hash in seen else now).append((n, c))
+            seen.add(c.routing_key_hash)
+        rows = await _SPEND.fetch(
+            db,
+            {
+                "ids": [c.id for _, c in now],
+                "tokens": [c.lease_token for _, c in now],
+                "hashes": [c.routing_key_hash for _, c in now],
+                "services": [c.service_id for _, c in now],
+                "window": window,
+                "max_in_flight": max_in_flight,
+                "lease": lease,
+            },
+        )
+        by_event = {r["event_id"]: r for r in rows}
+        for n, c in now:
+            found = by_event[c.id]
+            done[n] = Spend(
+                found["attempt_id"],
+                found["spent_at"],
+                found["routing_key_enc"],
+                found["events_url"],
+                found["rate_limit_per_minute"],
+            )
+        left = later
+    return [done[n] for n in range(len(claimed))]
+
+
 async def reserve_budget(
     db: Database,
     claimed: Claimed,
@@ -171,43 +258,46 @@ async def reserve_budget(
     window: timedelta,
     max_in_flight: int,
     lease: timedelta,
+    spent: Spend | None = None,
 ) -> Attempt | Refusal:
     """Spend one of the key's sends in the window (its service's budget) and open an attempt,
     or say why not. When not, the event goes back to the queue untouched; a spent budget also
-    pauses the key until a send leaves the window. One statement when the send is spent."""
+    pauses the key until a send leaves the window. One statement when the send is spent;
+    `spent`: that statement's answer when it was run already (in a batch, spend_many)."""
     h = claimed.routing_key_hash
     params = {
         "h": h,
         "id": claimed.id,
         "token": claimed.lease_token,
-        "service_id": claimed.service_id,
         "window": window,
         "max_in_flight": max_in_flight,
         "lease": lease,
     }
     for _ in range(3):
-        row = await db.fetch_one(SPEND, params)
-        assert row is not None
-        found = row._mapping
-        if found["attempt_id"] is not None:
-            return Attempt(
-                found["attempt_id"],
-                found["spent_at"],
-                found["routing_key_enc"],
-                found["events_url"],
+        if spent is None:
+            [spent] = await spend_many(
+                db, [claimed], window=window, max_in_flight=max_in_flight, lease=lease
             )
-        if found["spent_at"] is not None:
+        found, spent = spent, None
+        if found.attempt_id is not None:
+            assert found.spent_at is not None
+            assert found.routing_key_enc is not None
+            assert found.events_url is not None
+            return Attempt(
+                found.attempt_id, found.spent_at, found.routing_key_enc, found.events_url
+            )
+        if found.spent_at is not None:
             # Spent, but the event was taken over between the two: the send never happens,
             # and its place among the sends in flight goes with the lease.
             return "lease_lost"
-        limit = found["rate_limit_per_minute"]
+        limit = found.rate_limit_per_minute
         if limit is None:
             await release(db, claimed)
             return "target_changed"
         why = await db.fetch_one(
             REFUSE,
             {
-                **{k: v for k, v in params.items() if k != "service_id"},
+                **params,
                 "limit": limit,
                 "reason": f"waiting: its routing key has spent its budget of {limit} "
                 f"events in {window.total_seconds():g} seconds",
@@ -265,19 +355,14 @@ async def finish_attempt(
     )
 
 
-_FINISH_AS = """
+_FINISH = """
 attempt AS (
     UPDATE delivery_attempts SET finished_at = clock_timestamp(), outcome = :outcome,
         http_status = :status, latency_ms = :latency,
-        response = CAST(:response AS jsonb), error = {error}
+        response = CAST(:response AS jsonb), error = :error
     WHERE id = :id
 )
 """
-_FINISH = _FINISH_AS.format(error=":error")
-# A delivery's attempt has no error, unless its fence did not hold.
-_FINISH_DELIVERED = _FINISH_AS.format(
-    error="CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN NULL ELSE :error END"
-)
 
 
 def _finish_params(
@@ -299,43 +384,94 @@ def _finish_params(
     }
 
 
-def delivered_beside(
-    attempt: Attempt,
-    routing_key_hash: str,
-    *,
-    outcome: str,
-    http_status: int | None,
-    latency_ms: int,
-    response: Mapping[str, Any] | None,
-    stale_error: str,
-    retry_others: bool,
-) -> Beside:
-    """What a delivery writes besides the event's status, for `outcomes.mark_delivered` to run
-    in its statement (its CTE `delivered` holds the event when the fence held): the attempt's
-    answer (`stale_error` when the fence did not hold); the send off the key's sends in flight;
-    when current, whatever made the key back off, refuse or time out is over; and with
-    `retry_others` (a retry got through) the key's other events waiting out a retry backoff are
-    due now (see `retry_key_now`)."""
-    sql = f"""
-    {_FINISH_DELIVERED},
-    key AS (
-        UPDATE dispatch_keys SET open_sends = array_remove(open_sends, :spent_at),
-            backoff_level = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
-                ELSE backoff_level END,
-            key_rejections = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0
-                ELSE key_rejections END,
-            timeouts = CASE WHEN EXISTS (SELECT 1 FROM delivered) THEN 0 ELSE timeouts END
-        WHERE routing_key_hash = :h
-    ),
-    others AS (
-        UPDATE events SET next_attempt_at = clock_timestamp()
-        WHERE :retry_others AND EXISTS (SELECT 1 FROM delivered)
-          AND routing_key_hash = :h AND status = 'queued' AND attempts > 0
-          AND next_attempt_at > clock_timestamp()
+@dataclass(frozen=True)
+class Delivery:
+    """An attempt PagerDuty accepted, as `delivered_beside` records it. `retry_others`: a
+    retry got through, so the key's other events waiting out a retry backoff are due now."""
+
+    event_id: UUID
+    attempt: Attempt
+    routing_key_hash: str
+    outcome: str
+    http_status: int | None
+    latency_ms: int
+    response: Mapping[str, Any] | None
+    retry_others: bool
+
+
+# What deliveries write besides their events' status, in the same statement: each attempt's
+# answer (with `stale_error` when its fence did not hold); the sends off their keys' sends in
+# flight; for a key with a current delivery, whatever made it back off, refuse or time out is
+# over; and a key whose retry got through has its other retries due now (see retry_key_now).
+# Grouped per key: an UPDATE changes a row once per statement.
+_DELIVERED_BESIDE = """
+done AS MATERIALIZED (
+    SELECT d.*, d.event_id IN (SELECT id FROM delivered) AS current
+    FROM unnest(CAST(:d_events AS uuid[]), CAST(:d_attempts AS bigint[]),
+        CAST(:d_hashes AS text[]), CAST(:d_spent AS timestamptz[]),
+        CAST(:d_outcomes AS text[]), CAST(:d_statuses AS integer[]),
+        CAST(:d_latencies AS integer[]), CAST(:d_responses AS text[]),
+        CAST(:d_retry_others AS boolean[]))
+        AS d (event_id, attempt_id, h, spent_at, outcome, status, latency, response,
+              retry_others)
+),
+attempt AS (
+    UPDATE delivery_attempts a SET finished_at = clock_timestamp(), outcome = d.outcome,
+        http_status = d.status, latency_ms = d.latency,
+        response = CAST(d.response AS jsonb),
+        error = CASE WHEN d.current THEN NULL ELSE :stale_error END
+    FROM done d WHERE a.id = d.attempt_id
+),
+per_key AS (
+    SELECT h, array_agg(spent_at) AS spent, bool_or(current) AS current,
+        bool_or(current AND retry_others) AS retry_others
+    FROM done GROUP BY h
+),
+locked AS MATERIALIZED (
+    -- In key order, as SPEND locks them: the two never wait for each other in a circle.
+    SELECT k.routing_key_hash FROM dispatch_keys k
+    WHERE k.routing_key_hash IN (SELECT h FROM per_key)
+    ORDER BY k.routing_key_hash
+    FOR NO KEY UPDATE
+),
+key AS (
+    UPDATE dispatch_keys k SET
+        open_sends = ARRAY(SELECT o FROM unnest(k.open_sends) AS o WHERE o <> ALL(g.spent)),
+        backoff_level = CASE WHEN g.current THEN 0 ELSE k.backoff_level END,
+        key_rejections = CASE WHEN g.current THEN 0 ELSE k.key_rejections END,
+        timeouts = CASE WHEN g.current THEN 0 ELSE k.timeouts END
+    FROM per_key g
+    WHERE k.routing_key_hash = g.h AND k.routing_key_hash IN (SELECT routing_key_hash FROM locked)
+),
+others AS (
+    UPDATE events e SET next_attempt_at = clock_timestamp()
+    FROM per_key g
+    WHERE g.retry_others AND e.routing_key_hash = g.h AND e.status = 'queued'
+      AND e.attempts > 0 AND e.next_attempt_at > clock_timestamp()
+)
+"""
+
+
+def delivered_beside(deliveries: Sequence[Delivery], *, stale_error: str) -> Beside:
+    """What deliveries write besides their events' status, for `outcomes.mark_delivered_many`
+    to run in its statement (its CTE `delivered` holds the events whose fence held)."""
+    return Beside(
+        _DELIVERED_BESIDE,
+        {
+            "d_events": [d.event_id for d in deliveries],
+            "d_attempts": [d.attempt.id for d in deliveries],
+            "d_hashes": [d.routing_key_hash for d in deliveries],
+            "d_spent": [d.attempt.spent_at for d in deliveries],
+            "d_outcomes": [d.outcome for d in deliveries],
+            "d_statuses": [d.http_status for d in deliveries],
+            "d_latencies": [d.latency_ms for d in deliveries],
+            "d_responses": [
+                None if d.response is None else json.dumps(d.response) for d in deliveries
+            ],
+            "d_retry_others": [d.retry_others for d in deliveries],
+            "stale_error": stale_error,
+        },
     )
-    """
-    params = _finish_params(attempt, routing_key_hash, outcome, http_status, latency_ms, response)
-    return Beside(sql, params | {"error": stale_error, "retry_others": retry_others})
 
 
 async def key_delivered(db: Database, routing_key_hash: str) -> None:

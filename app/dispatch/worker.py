@@ -7,7 +7,9 @@ row (store.reserve_budget), and the ordering rule lives in the claim query
 in batches, waiting for a slot) and has at most its concurrency of sends going at once (a slot
 is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
 Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
-connection alive per send in flight.
+connection alive per send in flight. Sends going at once spend their budgets in one statement
+and record their deliveries in one more (batch.py): under load a send's slot waits for one
+round trip shared with its neighbours, not for its own turn behind theirs.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
@@ -37,6 +39,7 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -48,6 +51,7 @@ from app.crypto import Vault
 from app.db.errors import DATABASE_UNREACHABLE
 from app.db.pool import in_own_task
 from app.dispatch import observe, store
+from app.dispatch.batch import Batcher
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
 from app.observability.logs import bound
@@ -123,6 +127,13 @@ class Dispatcher:
         self._forgot_at = -math.inf
         self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
+        # Concurrent sends spend their budgets in one statement, and record their deliveries
+        # in one more (batch.py): a send's slot then waits for one round trip, not for its own
+        # turn among its neighbours'.
+        self._spends: Batcher[Claimed, store.Spend] = Batcher(self._spend_batch)
+        self._deliveries: Batcher[tuple[Claimed, store.Delivery], bool] = Batcher(
+            self._record_deliveries
+        )
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -130,9 +141,9 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
         listening = asyncio.create_task(self._listen(stop))
+        upkeep = asyncio.create_task(self._upkeep(stop))
         try:
             while not stop.is_set():
-                await self._tidy()
                 claimed = await self._claim_some()
                 if claimed:
                     continue
@@ -143,9 +154,10 @@ class Dispatcher:
             # timeout), so no attempt is left open.
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=self.config.lease.total_seconds())
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            for task in (listening, upkeep):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection for as long as the dispatcher runs, opening a new one
@@ -240,6 +252,14 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room_freed.wait(), left)
         return depth - len(self._in_flight)
+
+    async def _upkeep(self, stop: asyncio.Event) -> None:
+        """The ready keys' upkeep, beside the claims rather than before them: a dispatcher
+        woken by new events claims them at once, never behind a sweep."""
+        while not stop.is_set():
+            await self._tidy()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FORGET_IDLE_SECONDS)
 
     async def _tidy(self) -> None:
         """Now and then, the ready keys' upkeep (app/outbox/ready.py): keys left with nothing
@@ -345,6 +365,7 @@ class Dispatcher:
                     window=self.config.budget_window,
                     max_in_flight=self.config.max_in_flight_per_key,
                     lease=self.config.lease,
+                    spent=await self._spends.submit(event),
                 )
                 if attempt == "budget_spent":
                     observe.budget_spent()
@@ -431,27 +452,53 @@ class Dispatcher:
             return False
         return True
 
+    async def _spend_batch(self, events: Sequence[Claimed]) -> list[store.Spend]:
+        return await store.spend_many(
+            self.db,
+            events,
+            window=self.config.budget_window,
+            max_in_flight=self.config.max_in_flight_per_key,
+            lease=self.config.lease,
+        )
+
+    async def _record_deliveries(
+        self, deliveries: Sequence[tuple[Claimed, store.Delivery]]
+    ) -> list[bool]:
+        """The common case, many at once in one statement: each event's fenced outcome, its
+        attempt and its key."""
+        return await outcomes.mark_delivered_many(
+            self.db,
+            [event for event, _ in deliveries],
+            store.delivered_beside(
+                [delivery for _, delivery in deliveries],
+                stale_error=f"{STALE_NOTE}PagerDuty accepted it",
+            ),
+        )
+
     async def _record(self, event: Claimed, attempt: store.Attempt, answer: EventAnswer) -> None:
         outcome = observe.attempt_finished(answer)
         error = None if answer.outcome == "accepted" else describe(answer)
         if answer.outcome == "accepted":
-            # The common case in one statement: the fenced outcome, the attempt and the key.
-            current = await outcomes.mark_delivered(
-                self.db,
-                event,
-                store.delivered_beside(
-                    attempt,
-                    event.routing_key_hash,
-                    outcome=outcome,
-                    http_status=answer.status,
-                    latency_ms=answer.latency_ms,
-                    response=answer.response,
-                    stale_error=f"{STALE_NOTE}PagerDuty accepted it",
-                    # A retry got through: the key's other retries go now, not at their
-                    # backoff's end. A first attempt proves nothing of them (one event that
-                    # PagerDuty keeps failing must not ride on every other event's success).
-                    retry_others=event.attempts > 0,
-                ),
+            # The common case, with the other sends' deliveries in one statement: the fenced
+            # outcome, the attempt and the key.
+            current = await self._deliveries.submit(
+                (
+                    event,
+                    store.Delivery(
+                        event.id,
+                        attempt,
+                        event.routing_key_hash,
+                        outcome=outcome,
+                        http_status=answer.status,
+                        latency_ms=answer.latency_ms,
+                        response=answer.response,
+                        # A retry got through: the key's other retries go now, not at their
+                        # backoff's end. A first attempt proves nothing of them (one event
+                        # that PagerDuty keeps failing must not ride on every other event's
+                        # success).
+                        retry_others=event.attempts > 0,
+                    ),
+                )
             )
             observe.paged(event.created_at)
             if not current:

@@ -33,6 +33,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.db.pool import Prepared
 from app.outbox.ready import keys_have_work
 
 # Every write a sender makes to its event after the claim carries this condition: the event is
@@ -184,6 +185,9 @@ RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api
 """
 
 
+_CLAIM = Prepared(CLAIM)
+
+
 async def claim(
     db: Database,
     *,
@@ -195,8 +199,8 @@ async def claim(
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
     PagerDuty host it is sending to (a host it is not sending to is not listed)."""
-    rows = await db.fetch_all(
-        CLAIM,
+    rows = await _CLAIM.fetch(
+        db,
         {
             "batch": batch,
             # As many keys as events wanted: each key's share of the batch is then one event.
@@ -210,7 +214,7 @@ async def claim(
             "host_rooms": json.dumps(dict(host_rooms)),
         },
     )
-    claimed = [Claimed(**{**dict(r._mapping), "body": _jsonb(r._mapping["body"])}) for r in rows]
+    claimed = [Claimed(**{**dict(r), "body": _jsonb(r["body"])}) for r in rows]
     return sorted(claimed, key=lambda c: c.seq)
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from databases import Database
 
+from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed
 from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
@@ -21,33 +22,57 @@ from app.outbox.states import EventStatus
 
 @dataclass(frozen=True)
 class Beside:
-    """A caller's own writes to run in the statement that records an outcome, so the two share
+    """A caller's own writes to run in the statement that records deliveries, so the two share
     one round trip and one commit: common table expressions (`name AS (…)`, comma-separated)
-    that may read the CTE `delivered` (the event's id, when the fence held), and their
-    parameters (named apart from `id` and `token`)."""
+    that may read the CTE `delivered` (the ids of the events whose fence held), and their
+    parameters (named apart from `event_ids` and `event_tokens`)."""
 
     sql: str
     params: Mapping[str, Any]
 
 
+# The delivery statement with each caller's `Beside` (constant SQL: a handful at most).
+_DELIVERED: dict[str, Prepared] = {}
+
+
 async def mark_delivered(db: Database, claimed: Claimed, beside: Beside | None = None) -> bool:
+    [delivered] = await mark_delivered_many(db, [claimed], beside)
+    return delivered
+
+
+async def mark_delivered_many(
+    db: Database, claimed: Sequence[Claimed], beside: Beside | None = None
+) -> list[bool]:
+    """Many deliveries in one statement (a worker's concurrent sends record theirs together),
+    each fenced by its own lease token; whether each applied, in order."""
+    if not claimed:
+        return []
     ctes = f", {beside.sql}" if beside is not None else ""
-    delivered = await db.fetch_val(
-        f"""
+    statement = _DELIVERED.get(ctes)
+    if statement is None:
+        statement = _DELIVERED[ctes] = Prepared(
+            f"""
         WITH delivered AS (
-            UPDATE events SET status = 'delivered', finished_at = clock_timestamp(),
+            UPDATE events e SET status = 'delivered', finished_at = clock_timestamp(),
                 lease_until = NULL, last_error = NULL
-            WHERE id = :event_id AND {FENCE.replace(":token", ":event_token")} RETURNING id
+            FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_tokens AS bigint[]))
+                AS f (id, token)
+            WHERE e.id = f.id AND e.status = 'sending' AND e.lease_token = f.token
+            RETURNING e.id
         ){ctes}
-        SELECT EXISTS (SELECT 1 FROM delivered)
-        """,  # noqa: S608 - FENCE and the caller's own fixed SQL
+        SELECT id FROM delivered
+        """  # noqa: S608 - the caller's own fixed SQL
+        )
+    rows = await statement.fetch(
+        db,
         {
             **(beside.params if beside is not None else {}),
-            "event_id": claimed.id,
-            "event_token": claimed.lease_token,
+            "event_ids": [c.id for c in claimed],
+            "event_tokens": [c.lease_token for c in claimed],
         },
     )
-    return bool(delivered)
+    done = {r["id"] for r in rows}
+    return [c.id in done for c in claimed]
 
 
 async def mark_final(
