@@ -185,41 +185,16 @@ class _Connection(PostgresConnection):
         return self._connection
 
 
-# A `:name` parameter (not a `::` cast), and a comment to the end of its line.
-_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
-_COMMENT = re.compile(r"--[^\n]*")
-
-
 class Prepared:
-    """A constant statement with `:name` parameters, run on the pool's asyncpg connection
-    directly, for the hottest statements: `databases` would build and compile it with
-    SQLAlchemy on every call, while asyncpg prepares it once per connection and caches it.
-    Deadlines, dropping a connection in doubt and giving it back are as for any statement
-    here (`_Connection.bounded`). Each occurrence of a name is a parameter of its own, so
-    PostgreSQL infers each one's type from where it stands, as it does through `databases`.
-    For constant SQL only: its comments are dropped, and in the rest nothing may look like
-    `:name` or `--` but a parameter or a comment."""
+    """A constant statement of the hottest paths (a claim, a spend, a record), named once where
+    it is defined. It runs as every string statement does on our pool (`PooledDatabase`):
+    straight to asyncpg, which prepares it once per connection, under the pool's deadlines."""
 
     def __init__(self, sql: str) -> None:
-        self.names: list[str] = []
+        self.sql = sql
 
-        def number(match: re.Match[str]) -> str:
-            self.names.append(match.group(1))
-            return f"${len(self.names)}"
-
-        self.sql = _PARAMETER.sub(number, _COMMENT.sub("", sql))
-
-    async def fetch(self, db: Database, params: Mapping[str, Any]) -> list[asyncpg.Record]:
-        args = [params[name] for name in self.names]
-        async with db.connection() as connection:
-            backend = connection._connection
-            async with connection._query_lock:
-                work = backend.raw_connection.fetch(self.sql, *args)
-                # A pool of plain `databases` (a test's or a benchmark's) has no deadlines.
-                rows: list[asyncpg.Record] = await (
-                    backend.bounded(work) if isinstance(backend, _Connection) else work
-                )
-                return rows
+    async def fetch(self, db: Database, params: Mapping[str, Any]) -> list[Record]:
+        return await db.fetch_all(self.sql, dict(params))
 
 
 def _drop(connection: Any) -> None:
