@@ -23,6 +23,10 @@ What a failure costs:
 - Anything else that fails the transaction (a constraint one submission's data broke, a
   deadlock with another process) is not the other submissions' fault: the batch is run again,
   one submission per transaction, so each gets the answer it would have had alone.
+
+`Batcher` is the mechanism without the transaction, for work that is one statement (atomic on
+its own) and may run in several batches at once: the dispatcher's concurrent sends spend their
+budgets and record their deliveries that way (app/dispatch/worker.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from databases import Database
@@ -42,47 +45,54 @@ log = logging.getLogger("pdconnect.db")
 S = TypeVar("S")
 R = TypeVar("R")
 
-# Runs a batch inside the transaction GroupCommit opened: one answer per submission, in order,
-# a result or the exception that submission is refused with.
-RunBatch = Callable[[Database, Sequence[S]], Awaitable[list[R | Exception]]]
+# One answer per submission, in order: a result, or the exception that submission alone is
+# refused with.
+Answers = list[R | Exception]
+# Runs a batch inside the transaction GroupCommit opened.
+RunBatch = Callable[[Database, Sequence[S]], Awaitable[Answers[R]]]
 
 # Enough to amortise a transaction over many requests, few enough that one batch's statements
 # stay short (its rows are bounded by what each request may write).
 MAX_BATCH = 256
 
 
-@dataclass
-class _Waiting(Generic[S, R]):
-    submission: S
-    answer: asyncio.Future[R]
+class Batcher(Generic[S, R]):
+    """Concurrent callers' submissions run together by `run`, each answered its own way.
 
+    At most `drains` batches run at once (each in a drain task of its own); a drain takes what
+    is queued, up to `max_batch`, until nothing is. `run` answers each submission; when it
+    raises, the database away fails the whole batch, anything else has the batch run again
+    one submission at a time (see the module docstring)."""
 
-class GroupCommit(Generic[S, R]):
-    """Batches of `run` over one database, on one event loop."""
-
-    def __init__(self, db: Database, run: RunBatch[S, R], *, max_batch: int = MAX_BATCH) -> None:
-        self.db = db
+    def __init__(
+        self,
+        run: Callable[[list[S]], Awaitable[Answers[R]]],
+        *,
+        max_batch: int = MAX_BATCH,
+        drains: int = 1,
+    ) -> None:
         self.run = run
         self.max_batch = max_batch
-        self._queue: list[_Waiting[S, R]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self.drains = drains
+        self._queue: list[tuple[S, asyncio.Future[R]]] = []
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def submit(self, submission: S) -> R:
-        """Write `submission` with whatever else is being submitted; its answer once the
-        transaction that holds it has committed (or its error)."""
+        """Run `submission` with whatever else is being submitted; its answer once the batch
+        that holds it is done (for a group commit: committed), or its error."""
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(submission, answer))
-        if self._draining is None:
-            # The drain runs in the context of the request that started it (its database
-            # deadlines among it): the same limits apply to every request it answers.
-            self._draining = asyncio.create_task(self._drain())
+        self._queue.append((submission, answer))
+        if len(self._draining) < self.drains:
+            # The drain runs in the context of the caller that started it (its database
+            # deadlines among it): the same limits apply to every caller it answers.
+            self._draining.add(asyncio.create_task(self._drain()))
         # The caller going away (its client gone) does not take its submission out: it may
-        # already be in a transaction. Shielded, so the drain sets the answer either way.
+        # already be in a statement. Shielded, so the drain sets the answer either way.
         return await asyncio.shield(answer)
 
     async def _drain(self) -> None:
         try:
-            # Requests whose bodies were read in this turn of the loop join the first batch.
+            # Callers whose work reached this point in this turn of the loop join the batch.
             await asyncio.sleep(0)
             while self._queue:
                 batch = self._queue[: self.max_batch]
@@ -90,48 +100,61 @@ class GroupCommit(Generic[S, R]):
                 try:
                     await self._write(batch)
                 except BaseException:
-                    # Cancelled (the process stopping): whether the batch committed is not
+                    # Cancelled (the process stopping): whether the batch took effect is not
                     # known, so none of its callers may be told it did.
-                    for waiting in batch:
-                        _answer(waiting, ConnectionAbortedError("the write was interrupted"))
+                    for _, answer in batch:
+                        _answer(answer, ConnectionAbortedError("the write was interrupted"))
                     raise
         finally:
-            self._draining = None
-            for waiting in self._queue:
-                _answer(waiting, ConnectionAbortedError("the write was interrupted"))
-            self._queue.clear()
+            # Out of the set with no await before the task ends: a submission from now on
+            # starts a drain of its own. The last drain to stop answers what is left (only
+            # when cancelled is anything).
+            self._draining.discard(asyncio.current_task())
+            if not self._draining:
+                for _, answer in self._queue:
+                    _answer(answer, ConnectionAbortedError("the write was interrupted"))
+                self._queue.clear()
 
-    async def _write(self, batch: list[_Waiting[S, R]]) -> None:
+    async def _write(self, batch: list[tuple[S, asyncio.Future[R]]]) -> None:
         try:
-            answers = await self._once([w.submission for w in batch])
+            answers = await self.run([s for s, _ in batch])
         except Exception as exc:
             if database_unreachable(exc) or len(batch) == 1:
-                for waiting in batch:
-                    _answer(waiting, exc)
+                for _, answer in batch:
+                    _answer(answer, exc)
                 return
             log.info(
-                "a batch of %d writes failed (%s); writing them one at a time",
+                "a batch of %d failed (%s); running them one at a time",
                 len(batch),
                 type(exc).__name__,
             )
-            for waiting in batch:
-                await self._write([waiting])
+            for one in batch:
+                await self._write([one])
             return
-        for waiting, answer in zip(batch, answers, strict=True):
-            _answer(waiting, answer)
+        for (_, answer), value in zip(batch, answers, strict=True):
+            _answer(answer, value)
 
-    async def _once(self, submissions: list[S]) -> list[R | Exception]:
+
+class GroupCommit(Batcher[S, R]):
+    """Batches of `run` over one database, each in a transaction of its own, one at a time."""
+
+    def __init__(self, db: Database, run: RunBatch[S, R], *, max_batch: int = MAX_BATCH) -> None:
+        super().__init__(self._once, max_batch=max_batch)
+        self.db = db
+        self.write = run
+
+    async def _once(self, submissions: list[S]) -> Answers[R]:
         async with self.db.transaction():
-            return await self.run(self.db, submissions)
+            return await self.write(self.db, submissions)
 
 
-def _answer(waiting: _Waiting[S, R], answer: R | Exception) -> None:
-    if waiting.answer.done():
+def _answer(answer: asyncio.Future[R], value: R | Exception) -> None:
+    if answer.done():
         return
-    if isinstance(answer, Exception):
-        waiting.answer.set_exception(answer)
+    if isinstance(value, Exception):
+        answer.set_exception(value)
     else:
-        waiting.answer.set_result(answer)
+        answer.set_result(value)
 
 
 class GroupCommits:

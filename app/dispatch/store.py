@@ -87,7 +87,8 @@ _FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
 # cap on sends in flight are exact however many workers claim. The services are read here too,
 # as they are now: nothing is spent for a service that stopped being healthy, and the send goes
 # with the key and the URL of this instant. Concurrent sends of a worker share one such
-# statement (batch.py), so a send's slot waits for one round trip, not for its own in a queue.
+# statement (app/db/group.py's Batcher), so a send's slot waits for one round trip, not for its
+# own in a queue.
 SPEND = f"""
 WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
 wanted AS MATERIALIZED (
@@ -215,7 +216,7 @@ async def spend_many(
     a row once: a second event of a key waits for the next round, which sees the first's)."""
     done: dict[int, Spend] = {}
     # In key order: two workers' batches then most often lock their common keys in the same
-    # order (a deadlock between them costs a retry one by one, batch.py).
+    # order (a deadlock between them costs a retry one by one, app/db/group.py).
     left = sorted(enumerate(claimed), key=lambda nc: nc[1].routing_key_hash)
     while left:
         seen: set[str] = set()

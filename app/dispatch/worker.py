@@ -8,8 +8,8 @@ in batches, waiting for a slot) and has at most its concurrency of sends going a
 is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
 Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
 connection alive per send in flight. Sends going at once spend their budgets in one statement
-and record their deliveries in one more (batch.py): under load a send's slot waits for one
-round trip shared with its neighbours, not for its own turn behind theirs.
+and record their deliveries in one more (app/db/group.py's Batcher): under load a send's slot
+waits for one round trip shared with its neighbours, not for its own turn behind theirs.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
@@ -49,9 +49,9 @@ from databases import Database
 
 from app.crypto import Vault
 from app.db.errors import DATABASE_UNREACHABLE
+from app.db.group import Batcher
 from app.db.pool import in_own_task
 from app.dispatch import observe, store
-from app.dispatch.batch import Batcher
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
 from app.observability.logs import bound
@@ -85,6 +85,8 @@ RESTORE_LOST_SECONDS = 300.0
 # quarter of that room.
 PIPELINE = 4
 GATHER_SECONDS = 0.005
+# A worker's sends at once are its concurrency (16 by default): one statement rarely has more.
+SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
 TARGET_SECONDS = 5.0
 STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
@@ -128,11 +130,15 @@ class Dispatcher:
         self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
         # Concurrent sends spend their budgets in one statement, and record their deliveries
-        # in one more (batch.py): a send's slot then waits for one round trip, not for its own
-        # turn among its neighbours'.
-        self._spends: Batcher[Claimed, store.Spend] = Batcher(self._spend_batch)
+        # in one more (app/db/group.py's Batcher, with no transaction: each is one statement):
+        # a send's slot then waits for one round trip, not for its own turn among its
+        # neighbours'. Two batches of a kind may run at once, so a send that comes while one
+        # runs need not wait for it.
+        self._spends: Batcher[Claimed, store.Spend] = Batcher(
+            self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=2
+        )
         self._deliveries: Batcher[tuple[Claimed, store.Delivery], bool] = Batcher(
-            self._record_deliveries
+            self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=2
         )
 
     def wake(self, *_: Any) -> None:
@@ -451,6 +457,17 @@ class Dispatcher:
         except TimeoutError:
             return False
         return True
+
+    # Each batch in a task of its own (app/db/pool.py in_own_task): a connection the database
+    # dropped under one batch leaves the next one untouched.
+
+    async def _spend_apart(self, events: list[Claimed]) -> list[store.Spend | Exception]:
+        return [*await in_own_task(self._spend_batch(events))]
+
+    async def _record_apart(
+        self, sent: list[tuple[Claimed, store.Delivery]]
+    ) -> list[bool | Exception]:
+        return [*await in_own_task(self._record_deliveries(sent))]
 
     async def _spend_batch(self, events: Sequence[Claimed]) -> list[store.Spend]:
         return await store.spend_many(
