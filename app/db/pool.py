@@ -185,18 +185,6 @@ class _Connection(PostgresConnection):
         return self._connection
 
 
-class Prepared:
-    """A constant statement of the hottest paths (a claim, a spend, a record), named once where
-    it is defined. It runs as every string statement does on our pool (`PooledDatabase`):
-    straight to asyncpg, which prepares it once per connection, under the pool's deadlines."""
-
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-
-    async def fetch(self, db: Database, params: Mapping[str, Any]) -> list[Record]:
-        return await db.fetch_all(self.sql, dict(params))
-
-
 def _drop(connection: Any) -> None:
     # Once terminated, the pool's proxy refuses every call, terminate() included.
     with suppress(asyncpg.InterfaceError):

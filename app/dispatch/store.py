@@ -31,7 +31,6 @@ from uuid import UUID
 
 from databases import Database
 
-from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed, release
 from app.outbox.outcomes import Beside
 from app.outbox.states import ServiceHealth
@@ -159,7 +158,6 @@ LEFT JOIN spent ON spent.id = w.id
 LEFT JOIN opened ON opened.event_id = w.id
 """
 
-_SPEND = Prepared(SPEND)
 
 # Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
 # send that makes it full leaves the window.
@@ -225,8 +223,8 @@ async def spend_many(
         for n, c in left:
             (later if c.routing_key_hash in seen else now).append((n, c))
             seen.add(c.routing_key_hash)
-        rows = await _SPEND.fetch(
-            db,
+        rows = await db.fetch_all(
+            SPEND,
             {
                 "ids": [c.id for _, c in now],
                 "tokens": [c.lease_token for _, c in now],

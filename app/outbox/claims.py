@@ -33,7 +33,6 @@ from uuid import UUID
 
 from databases import Database
 
-from app.db.pool import Prepared
 from app.outbox.ready import keys_have_work
 
 # Every write a sender makes to its event after the claim carries this condition: the event is
@@ -185,9 +184,6 @@ RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api
 """
 
 
-_CLAIM = Prepared(CLAIM)
-
-
 async def claim(
     db: Database,
     *,
@@ -199,8 +195,8 @@ async def claim(
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
     PagerDuty host it is sending to (a host it is not sending to is not listed)."""
-    rows = await _CLAIM.fetch(
-        db,
+    rows = await db.fetch_all(
+        CLAIM,
         {
             "batch": batch,
             # As many keys as events wanted: each key's share of the batch is then one event.

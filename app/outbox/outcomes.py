@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from databases import Database
 
-from app.db.pool import Prepared
 from app.outbox.claims import FENCE, Claimed
 from app.outbox.ready import keys_have_work
 from app.outbox.states import EventStatus
@@ -31,10 +30,6 @@ class Beside:
     params: Mapping[str, Any]
 
 
-# The delivery statement with each caller's `Beside` (constant SQL: a handful at most).
-_DELIVERED: dict[str, Prepared] = {}
-
-
 async def mark_delivered(db: Database, claimed: Claimed, beside: Beside | None = None) -> bool:
     [delivered] = await mark_delivered_many(db, [claimed], beside)
     return delivered
@@ -48,10 +43,10 @@ async def mark_delivered_many(
     if not claimed:
         return []
     ctes = f", {beside.sql}" if beside is not None else ""
-    statement = _DELIVERED.get(ctes)
-    if statement is None:
-        statement = _DELIVERED[ctes] = Prepared(
-            f"""
+    # The text is one of a handful (the callers' fixed `Beside`), so asyncpg prepares each
+    # once per connection, like any constant statement.
+    rows = await db.fetch_all(
+        f"""
         WITH delivered AS (
             UPDATE events e SET status = 'delivered', finished_at = clock_timestamp(),
                 lease_until = NULL, last_error = NULL
@@ -61,10 +56,7 @@ async def mark_delivered_many(
             RETURNING e.id
         ){ctes}
         SELECT id FROM delivered
-        """  # noqa: S608 - the caller's own fixed SQL
-        )
-    rows = await statement.fetch(
-        db,
+        """,  # noqa: S608 - the caller's own fixed SQL
         {
             **(beside.params if beside is not None else {}),
             "event_ids": [c.id for c in claimed],
