@@ -413,9 +413,15 @@ _DELIVERY_EXTRAS = (
 )
 
 
+def _finite(value: datetime | None) -> datetime | None:
+    """A key that never rested has `-infinity`, which comes back as a naive `datetime.min`."""
+    return value if value is not None and value.tzinfo is not None else None
+
+
 def _delivery(row: Record, matches: bool = True) -> Delivery:
     m = dict(row._mapping)
     extras = {name: m.pop(name) for name in _DELIVERY_EXTRAS}
+    extras["key_paused_until"] = _finite(extras["key_paused_until"])
     for name in ("shown_rank", "alert_events"):
         m.pop(name, None)
     m["body"] = from_jsonb(m["body"])
@@ -579,7 +585,7 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     return KeyBudget(
         sends=tuple(m["sends"] or ()),
         limit=int(m["rate_limit"]),
-        paused_until=m["paused_until"],
+        paused_until=_finite(m["paused_until"]),
         pause_reason=m["pause_reason"],
         ahead=int(m["ahead"]),
         blocked_by=m["blocked_by"],

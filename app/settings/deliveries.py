@@ -91,9 +91,19 @@ class Filters:
     # Field name to message, for what could not be understood (and was left out).
     errors: dict[str, str]
 
-    def query(self, **cursor: int) -> str:
-        kept = {"status": self.status, "service": self.service, "q": self.text, **cursor}
-        return urlencode({k: v for k, v in kept.items() if v not in ("", None)})
+    def href(self, **cursor: int | None) -> str | None:
+        """A link to the history with these filters (those understood) and this cursor; None
+        for a cursor that is None (no such page)."""
+        if any(value is None for value in cursor.values()):
+            return None
+        kept = {
+            "status": self.where.status,
+            "service": self.where.service_id,
+            "q": self.where.text,
+            **cursor,
+        }
+        query = urlencode({k: v for k, v in kept.items() if v is not None})
+        return f"/settings/deliveries?{query}" if query else "/settings/deliveries"
 
 
 def _cursor(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
@@ -220,15 +230,11 @@ async def history_page(request: Request) -> Response:
             "alerts": [alert_view(g, now) for g in found.groups],
             "total": count_words(found.total, found.total_exact),
             "total_number": found.total,
-            "newest": f"?{filters.query()}" if paged else None,
-            "newer": f"?{filters.query(after=found.newer_after)}"
-            if found.newer_after is not None
-            else None,
-            "older": f"?{filters.query(before=found.older_before)}"
-            if found.older_before is not None
-            else None,
-            # The oldest page: newer than nothing. Not offered from there.
-            "oldest": f"?{filters.query(after=0)}" if found.older_before is not None else None,
+            "newest": filters.href() if paged else None,
+            "newer": filters.href(after=found.newer_after),
+            "older": filters.href(before=found.older_before),
+            # The oldest page: the one after nothing. Not offered from there.
+            "oldest": filters.href(after=0) if found.older_before is not None else None,
             "history": history_kept(deps.config.retention_days),
             "now": now,
         },
