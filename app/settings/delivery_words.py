@@ -114,7 +114,13 @@ def _queued_words(delivery: Delivery, now: datetime) -> Words:
     if paused is not None and paused > now and delivery.key_pause_reason:
         wait = about(paused - now)
         if BUDGET_PAUSE in delivery.key_pause_reason:
-            return Words("Waiting for the rate budget", wait, tone="waiting")
+            # When the key sends next, not when this event goes: that depends on how many of
+            # the key's events are ahead of it, which its own page counts.
+            return Words(
+                "Waiting for the rate budget",
+                f"the next of its key's events goes in {wait}",
+                tone="waiting",
+            )
         reason = _without("waiting: ", delivery.key_pause_reason)
         return Words("Waiting: the routing key rests", f"{reason}; {wait}", tone="waiting")
     if event.next_attempt_at > now:
@@ -123,7 +129,7 @@ def _queued_words(delivery: Delivery, now: datetime) -> Words:
             answered = _answered(delivery.last_http_status, delivery.last_attempt_error)
             return Words("Retrying", f"next attempt in {wait} after {answered}", tone="waiting")
         return Words("Scheduled", f"goes in {wait}", tone="waiting")
-    return Words("Queued", "due now", tone="waiting")
+    return Words("Queued", tone="waiting")
 
 
 def budget_wait(budget: KeyBudget, window: timedelta = BUDGET_WINDOW) -> timedelta | None:
