@@ -166,7 +166,6 @@ class AlertView:
     summary: str
     severity: str | None
     severity_from: str | None
-    services: list[str]
     incident: str | None
     dedup_key: str | None
 
@@ -189,9 +188,6 @@ def alert_view(group: AlertGroup, now: datetime) -> AlertView:
         summary=summary or _no_summary(group),
         severity=severity,
         severity_from=severity_from,
-        services=list(
-            dict.fromkeys(d.event.service_name or "a removed service" for d in deliveries)
-        ),
         incident=incident_words(latest_state) if latest_state is not None else None,
         dedup_key=group.latest.event.dedup_key,
     )

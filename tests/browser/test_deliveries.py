@@ -9,14 +9,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.conftest import Server
 
 ACCOUNT = "acme-corp"
 ALERTS = 1000
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 # Screenshots for people to look at (ignored by git).
 ARTIFACTS = Path(__file__).parent / "artifacts"
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -206,6 +206,9 @@ async def test_filters_by_status_service_and_text_with_their_counts(stack: Stack
         for n in range(5)
     ]
     assert (await stack.alert(tenant, {"alerts": alerts})).status_code == 202
+    # A resolve of an alert never sent, which no rule routes: recorded, not sent.
+    never = await stack.alert(tenant, {"dedup_key": "never-sent", "status": "resolved"})
+    assert never.json()["events"][0]["status"] == "skipped"
     # Payments is removed: its events, still waiting, are cancelled.
     removed = await stack.http.delete(
         f"/admin/v1/tenants/{tenant['id']}/services/{payments}", headers=admin_headers()
@@ -215,7 +218,11 @@ async def test_filters_by_status_service_and_text_with_their_counts(stack: Stack
     await sign_in(stack, tenant)
 
     everything = (await stack.http.get("/settings/deliveries")).text
-    assert count_line(everything) == "17 deliveries"
+    assert count_line(everything) == "18 deliveries"
+    skipped = history(everything)[0]
+    assert skipped.head.startswith("Resolve of an alert pdconnect never sent")
+    assert skipped.rows[0].cells["Status"] == "Not sent: nothing to resolve"
+    assert skipped.rows[0].cells["Service"] == "—"
     cancelled = [g for g in history(everything) if g.rows[0].status == "cancelled"]
     assert len(cancelled) == 5
     status = cancelled[0].rows[0].cells["Status"]
@@ -245,6 +252,11 @@ async def test_filters_by_status_service_and_text_with_their_counts(stack: Stack
     ]
     by_key = (await stack.http.get("/settings/deliveries", params={"q": "CARD-3"})).text
     assert count_line(by_key) == "1 delivery matches these filters"
+    # An event of no alert is found by its dedup key too.
+    lone = (await stack.http.get("/settings/deliveries", params={"q": "never"})).text
+    assert [g.rows[0].status for g in history(lone)] == ["skipped"]
+    not_sent = (await stack.http.get("/settings/deliveries", params={"status": "skipped"})).text
+    assert count_line(not_sent) == "1 delivery matches these filters"
     # LIKE's own wildcards are searched for as themselves.
     assert count_line(
         (await stack.http.get("/settings/deliveries", params={"q": "%"})).text
@@ -398,9 +410,8 @@ async def test_a_retry_says_when_and_after_which_answer(stack: Stack) -> None:
     async with dispatcher(stack, SLOW_RETRIES):
 
         async def tried() -> bool:
-            return (await stack.event(tenant, event["id"]))["attempts"] == 1 and (
-                await stack.event(tenant, event["id"])
-            )["status"] == "queued"
+            now = await stack.event(tenant, event["id"])
+            return bool(now["attempts"] == 1 and now["status"] == "queued")
 
         await stack.wait_for(tried)
     await sign_in(stack, tenant)
@@ -423,7 +434,7 @@ async def test_events_of_a_key_pagerduty_does_not_know_are_held_in_words(stack: 
     async with dispatcher(stack, FAST):
 
         async def held() -> bool:
-            return (await stack.event(tenant, event["id"]))["status"] == "held"
+            return bool((await stack.event(tenant, event["id"]))["status"] == "held")
 
         await stack.wait_for(held)
     await sign_in(stack, tenant)
@@ -451,7 +462,7 @@ async def test_the_event_page_shows_what_was_sent_and_how_it_was_routed(stack: S
         [resolve_event] = resolve.json()["events"]
 
         async def delivered() -> bool:
-            return (await stack.event(tenant, resolve_event["id"]))["status"] == "delivered"
+            return bool((await stack.event(tenant, resolve_event["id"]))["status"] == "delivered")
 
         await stack.wait_for(delivered)
     await sign_in(stack, tenant)
