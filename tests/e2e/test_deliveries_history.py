@@ -421,8 +421,14 @@ async def test_a_retry_says_when_and_after_which_answer(stack: Stack) -> None:
         group.rows[0].cells["Status"],
     )
     detail = unescape((await stack.http.get(f"/settings/events/{event['id']}")).text)
-    waits = r'id="waits">Next attempt in about \d+ s after PagerDuty answered 503\.<'
-    assert re.search(waits, detail)
+    retry_words = r'id="waits">Next attempt in about \d+ s after PagerDuty answered 503\.<'
+    assert re.search(retry_words, detail)
+    # Its resolve waits for it: PagerDuty gets an alert's events in order.
+    resolve = await stack.alert(tenant, {"dedup_key": "r1", "status": "resolved"})
+    assert await waits(stack, resolve.json()["events"][0]["id"]) == (
+        "Waiting for the earlier trigger of this alert to this service: PagerDuty gets an "
+        "alert's events in the order they were accepted."
+    )
     assert re.search(r'class="attempt">.*?>503<', detail, re.S)
 
 
@@ -490,3 +496,16 @@ async def test_the_event_page_shows_what_was_sent_and_how_it_was_routed(stack: S
     await sign_in(stack, other)
     assert (await stack.http.get(f"/settings/events/{event['id']}")).status_code == 404
     assert count_line((await stack.http.get("/settings/deliveries")).text) == "0 deliveries"
+
+
+async def test_an_alertmanager_group_shows_its_summary_not_its_hash(stack: Stack) -> None:
+    tenant = await stack.tenant("Acme")
+    await stack.connect_key(tenant, (await stack.v2_keys())[0], "Databases")
+    firing = json.loads((SAMPLES / "alertmanager-webhook-sample.json").read_text())
+    answer = await stack.http.post(f"/k/{tenant['ingest_key']}/v1/alerts/alertmanager", json=firing)
+    dedup_key = answer.json()["events"][0]["dedup_key"]
+    assert len(dedup_key) == 64
+    await sign_in(stack, tenant)
+    [group] = history((await stack.http.get("/settings/deliveries")).text)
+    assert group.head.startswith("[FIRING:1] DiskFull db (db1:9100 critical) critical")
+    assert group.head.endswith(f"dedup key {dedup_key}")
