@@ -153,7 +153,7 @@ async def test_batches_with_no_key_in_common_are_written_at_once(notes: Database
     assert not same_key.done()
     assert set(await committed(notes)) == {20}
     gate.set()
-    assert await asyncio.gather(first, same_key) == [10, 11]
+    assert list(await asyncio.gather(first, same_key)) == [10, 11]
     assert order == [20, 10, 11]
     rows = await committed(notes)
     # 10 and 11 were never in transactions running at once: 11 waited for 10's commit.
