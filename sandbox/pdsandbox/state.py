@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pdsandbox import ids
 from pdsandbox.config import SandboxConfig
@@ -101,12 +101,45 @@ class SandboxState:
         self.incidents = IncidentBook(self.new_id)
         # Told of "service.deleted" before the service goes, for webhooks.
         self.service_listeners: list[ServiceListener] = []
+        # Told that something worth keeping changed (see `pdsandbox.persistence`).
+        self.change_listeners: list[Callable[[], None]] = []
 
     def now(self) -> float:
         return self._clock() + self.clock_offset
 
     def advance(self, seconds: float) -> None:
         self.clock_offset += seconds
+
+    def touch(self) -> None:
+        """Something worth keeping changed. Requests that may change the state call it when
+        they finish; changes made outside a request (a subscription disabled after failed
+        deliveries) call it themselves."""
+        for listener in list(self.change_listeners):
+            listener()
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The state's record tables by name, each keyed by the records' ids."""
+        return {
+            "accounts": self.accounts,
+            "users": self.users,
+            "policies": self.policies,
+            "services": self.services,
+            "integrations": self.integrations,
+            "rulesets": self.rulesets,
+            "webhook_subscriptions": self.webhook_subscriptions,
+        }
+
+    @staticmethod
+    def record_types() -> dict[str, type[Any]]:
+        return {
+            "accounts": Account,
+            "users": User,
+            "policies": EscalationPolicy,
+            "services": Service,
+            "integrations": Integration,
+            "rulesets": Ruleset,
+            "webhook_subscriptions": WebhookSubscription,
+        }
 
     def new_id(self) -> str:
         taken = (
@@ -269,7 +302,9 @@ class SandboxState:
         sub = self.webhook_subscriptions.get(subscription_id)
         if sub is None:  # deleted while a delivery to it was under way
             return None
-        return self._put_webhook(replace(sub, disabled_until=until))
+        changed = self._put_webhook(replace(sub, disabled_until=until))
+        self.touch()  # also happens outside any request, after failed deliveries
+        return changed
 
     def _put_webhook(self, changed: WebhookSubscription) -> WebhookSubscription:
         self.webhook_subscriptions[changed.id] = changed

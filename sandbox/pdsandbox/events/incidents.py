@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from typing import Any
 
@@ -208,6 +208,23 @@ class IncidentBook:
         self.incidents.clear()
         self._open.clear()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Incidents (with their log entries), the open alerts' keys and each account's last
+        incident number, as JSON-ready data for the state file."""
+        return {
+            "incidents": [_incident_data(i) for i in self.incidents.values()],
+            "open": [[rk, dk, iid] for (rk, dk), iid in self._open.items()],
+            "numbers": dict(self._numbers),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.incidents = {}
+        for raw in data["incidents"]:
+            incident = _incident_from(raw)
+            self.incidents[incident.id] = incident
+        self._open = {(rk, dk): iid for rk, dk, iid in data["open"]}
+        self._numbers = {k: int(v) for k, v in data["numbers"].items()}
+
     def _acknowledge(self, incident: Incident, now: float, channel: str, agent: str | None) -> str:
         incident.status, incident.acknowledged_at = "acknowledged", now
         return self._changed(
@@ -258,3 +275,17 @@ class IncidentBook:
             key = (incident.routing_key, incident.incident_key)
             if self._open.get(key) == incident.id:
                 del self._open[key]
+
+
+def _incident_data(incident: Incident) -> dict[str, Any]:
+    data = {f.name: getattr(incident, f.name) for f in fields(Incident)}
+    data["log_entries"] = [asdict(e) for e in incident.log_entries]
+    return data
+
+
+def _incident_from(raw: dict[str, Any]) -> Incident:
+    known = {f.name for f in fields(Incident)}
+    values = {k: v for k, v in raw.items() if k in known and k != "log_entries"}
+    incident = Incident(**values)
+    incident.log_entries.extend(LogEntry(**e) for e in raw.get("log_entries", []))
+    return incident
