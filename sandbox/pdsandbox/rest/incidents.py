@@ -5,7 +5,7 @@ Operations of PagerDuty's REST document (`reference/REST/openapiv3.json`):
 - `GET /incidents` (`listIncidents`, read): filters `incident_key`, `service_ids[]`,
   `statuses[]`, `user_ids[]` (assigned to: so never resolved ones), `urgencies[]`, `since`,
   `until`, `date_range=all`, `sort_by`; classic paging. Without `date_range=all` only
-  incidents created in [since, until) are listed; `until` defaults to now and `since` to a
+  incidents created in [since, until] are listed; `until` defaults to now and `since` to a
   month before `until` ("default is 1 month"); a range over 6 months ("Maximum range is 6
   months") or an `until` before `since` is a 400. `include[]` and `time_zone` are accepted
   and change nothing: references stay references and times are UTC.
@@ -157,7 +157,7 @@ class _Filters:
             return False
         if self.urgencies is not None and incident.urgency not in self.urgencies:
             return False
-        if self.window is not None and not self.window[0] <= incident.created_at < self.window[1]:
+        if self.window is not None and not self.window[0] <= incident.created_at <= self.window[1]:
             return False
         if self.user_ids is not None:
             assignees = {u.id for u in state.assignees_of(incident)}
