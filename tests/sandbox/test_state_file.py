@@ -32,6 +32,7 @@ from tests.sandbox.flow import (
     refresh,
     sandbox_config,
 )
+from tests.sandbox.webhook_flow import subscribe
 
 SANDBOX_ROOT = Path(__file__).resolve().parents[2] / "sandbox"
 
@@ -179,6 +180,22 @@ async def test_what_is_loaded_is_exactly_what_was_saved(tmp_path: Path) -> None:
         await send(client, trigger(key, "a"))
         await send(client, trigger(key, "b"))
         await send(client, follow_up(key, "resolve", "a"))
+        (open_,) = [
+            i for i in sandbox_state(first).incidents.incidents.values() if i.incident_key == "b"
+        ]
+        noted = await client.post(
+            f"/us/api/incidents/{open_.id}/notes",
+            json={"note": {"content": "kept"}},
+            headers=bearer(token) | {"From": "bob@acme.example"},
+        )
+        assert noted.status_code == 200, noted.text
+        sub_id, _ = await subscribe(client, token)
+        switched_off = await client.put(
+            f"/us/api/webhook_subscriptions/{sub_id}",
+            json={"webhook_subscription": {"active": False}},
+            headers=bearer(token),
+        )
+        assert switched_off.status_code == 200, switched_off.text
         await client.post("/_sandbox/clock/advance", json={"seconds": 3600})
     saved = first.state.state_file
     assert isinstance(saved, StateFile)
@@ -187,6 +204,9 @@ async def test_what_is_loaded_is_exactly_what_was_saved(tmp_path: Path) -> None:
     second = create_sandbox_app(sandbox_config(), clock, state_file=path)
 
     assert dump_state(sandbox_state(second)) == dump_state(sandbox_state(first))
+    (kept,) = [i for i in sandbox_state(second).incidents.incidents.values() if i.notes]
+    assert [n.content for n in kept.notes] == ["kept"]
+    assert not sandbox_state(second).webhook_subscriptions[sub_id].enabled
     left = [p.name for p in tmp_path.iterdir()]  # noqa: ASYNC240 - a test's own directory
     assert left == ["state.json"]  # no temporary file left behind
 
