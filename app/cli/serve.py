@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from app.cli.environment import (
@@ -62,9 +63,22 @@ def _sandbox_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "pdsandbox", "--port", str(port)]
 
 
-def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
+def sandbox_state_file(env: Mapping[str, str], data_dir: Path) -> Path | None:
+    """Where the sandbox keeps its accounts, grants, keys and incidents across restarts, so a
+    connection made before a restart still delivers after it: PDCONNECT_SANDBOX_STATE_FILE,
+    by default in the data directory; set empty, the sandbox starts afresh each time (the
+    benchmarks do: a state write pauses the sandbox, which would show in their timings)."""
+    chosen = env.get("PDCONNECT_SANDBOX_STATE_FILE")
+    if chosen is None:
+        return data_dir / "sandbox-state.json"
+    return Path(chosen) if chosen else None
+
+
+def _start_sandbox(config: Config, port: int, state: Path | None) -> subprocess.Popen[bytes]:
     assert config.pagerduty_client_secret is not None
     argv = _sandbox_argv(port)
+    if state is not None:
+        argv += ["--state-file", str(state)]
     env = dict(os.environ)
     env.update(
         {
@@ -126,7 +140,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sandbox = None
     try:
         if config.sandbox:
-            sandbox = _start_sandbox(config, args.sandbox_port)
+            sandbox = _start_sandbox(
+                config, args.sandbox_port, sandbox_state_file(env, config.data_dir)
+            )
             print(
                 f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
                 "(no PagerDuty app is configured)",

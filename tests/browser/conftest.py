@@ -64,8 +64,9 @@ class Server:
         raise AssertionError("the server printed no ingest key")
 
 
-def _start_server(data_dir: Path) -> Server:
-    port, sandbox_port = free_port(), free_port()
+def _start_server(data_dir: Path, ports: tuple[int, int] | None = None) -> Server:
+    """`ports`: the server's and its sandbox's (a restart keeps them, as `make run` does)."""
+    port, sandbox_port = ports or (free_port(), free_port())
     env = {
         k: v
         for k, v in os.environ.items()
