@@ -19,11 +19,15 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
+import uvicorn.config
 
 from pdsandbox.app import create_sandbox_app
 from pdsandbox.config import SandboxApp, SandboxConfig
@@ -79,7 +83,29 @@ def run_sandbox(
 ) -> None:
     """Serve the sandbox until interrupted; with `state_file`, its state is kept there."""
     app = create_sandbox_app(config, state_file=state_file)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config())
+
+
+class NoQueryStrings(logging.Filter):
+    """Uvicorn's access lines without their query strings: the OAuth requests carry codes,
+    states and PKCE verifiers there, which no log should keep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """Uvicorn's own logging, with `NoQueryStrings` on its access lines."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["no_query_strings"] = {
+        "()": f"{NoQueryStrings.__module__}.{NoQueryStrings.__qualname__}"
+    }
+    config["handlers"]["access"]["filters"] = ["no_query_strings"]
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
