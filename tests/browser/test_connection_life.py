@@ -15,9 +15,10 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Server, wait_until
 
 ACCOUNT = "acme-corp"
+# In the box `serve` prints for the person who started it.
 SHOWN_ONCE = (
-    "Demo tenant ingest key (shown once): ",
-    "Sign in to the demo tenant's settings page: ",
+    "│ Demo tenant ingest key (shown once): ",
+    "│ Sign in to the demo tenant's settings page: ",
 )
 
 
