@@ -111,17 +111,19 @@ def describe(
     return f"{action.replace('_', ' ').replace('.', ': ')}."
 
 
-def lines(entries: Sequence[AuditEntry], sends: Mapping[str, str]) -> list[Line]:
+def lines(entries: Sequence[AuditEntry], sends: Mapping[str, str], *, complete: bool) -> list[Line]:
     """Newest first, as `list_audit` returns them; a routing change compared with the one
-    before it (older, so later in the list)."""
+    before it (older, so later in the list). With the `complete` history, the first change
+    started from no rules."""
     rule_lists = [
         (i, [str(n) for n in e.detail.get("rules") or []])
         for i, e in enumerate(entries)
         if e.action == "routes.changed"
     ]
     before: dict[int, list[str] | None] = {}
-    for (index, _), older in zip(rule_lists, [*rule_lists[1:], None], strict=True):
-        before[index] = None if older is None else older[1]
+    for position, (index, _) in enumerate(rule_lists):
+        older = rule_lists[position + 1] if position + 1 < len(rule_lists) else None
+        before[index] = older[1] if older is not None else [] if complete else None
     out = []
     for index, entry in enumerate(entries[:SHOWN]):
         text = describe(entry, before.get(index), sends)
@@ -147,7 +149,11 @@ async def activity_page(request: Request) -> Response:
     return render(
         request,
         "activity.html",
-        {"tenant": tenant, "lines": lines(entries, sends), "more": len(entries) > SHOWN},
+        {
+            "tenant": tenant,
+            "lines": lines(entries, sends, complete=len(entries) < READ),
+            "more": len(entries) > SHOWN,
+        },
     )
 
 
