@@ -43,6 +43,8 @@ def _regex_words(message: str) -> str:
         return f"That regular expression is not valid ({detail})."
     if message.startswith("a regex of"):
         return f"A regular expression here is {message[len('a regex of ') :]}."
+    if message.startswith("is "):
+        return f"That regular expression {message}."
     # RE2 refusing a construct names it, and how to do without it where there is a way.
     return f"That regular expression cannot be used: {message}."
 

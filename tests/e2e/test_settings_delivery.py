@@ -184,7 +184,7 @@ async def test_rules_and_severities_from_the_settings_page(stack: Stack) -> None
     # Shown again with what was typed and, beside the field, what is wrong in words.
     assert bad.status_code == 422
     assert "That regular expression is missing a &#39;)&#39;." in bad.text
-    assert 'id="rule-name" name="name"' in bad.text and 'value="Broken"' in bad.text
+    assert 'value="Broken"' in bad.text
     page = (await stack.http.get("/settings/routing")).text
     assert re.findall(r'class="rule-name"[^>]*>([^<]+)<', page) == [
         "Database team",

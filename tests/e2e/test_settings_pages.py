@@ -167,7 +167,7 @@ async def test_a_key_pagerduty_no_longer_knows_points_to_reconnect(stack: Stack)
 
 
 async def test_activity_says_who_did_what_in_words(stack: Stack) -> None:
-    tenant, payments, _, csrf = await two_services(stack)
+    _, payments, _, csrf = await two_services(stack)
     await stack.http.post(
         "/settings/routes",
         data={
