@@ -130,8 +130,9 @@ async def add_rule(request: Request) -> Response:
     if errors:
         form = {"values": values, "errors": errors}
         return await routing_view(request, deps, rule_form=form, status_code=422)
-    flash(request, "ok", f"Rule '{values['name']}' added.", near="rules")
-    return redirect(ROUTING)
+    # Where the admin is looking: beside the form (the redirect keeps its #add-rule).
+    flash(request, "ok", f"Rule '{values['name']}' added.", near="add-rule")
+    return redirect(f"{ROUTING}#add-rule")
 
 
 async def add_first_rule(request: Request) -> Response:
@@ -211,7 +212,7 @@ async def save_severity_form(request: Request) -> Response:
         return await routing_view(request, deps, severity_form=form, status_code=422)
     await save_severity_map(deps, tenant_id, parsed, actor="tenant admin")
     flash(request, "ok", "Severity table saved.", near="severity")
-    return redirect(ROUTING)
+    return redirect(f"{ROUTING}#severity")
 
 
 routes = [

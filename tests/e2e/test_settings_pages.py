@@ -84,11 +84,11 @@ async def test_a_wrong_regex_is_explained_beside_its_field_and_the_form_kept(
 
     added = await stack.http.post("/settings/routes", data={**form, "value": "db|data"})
     assert added.status_code == 303
-    assert added.headers["location"] == "/settings/routing"
+    assert added.headers["location"] == "/settings/routing#add-rule"
     page = (await stack.http.get("/settings/routing")).text
     # The success message sits with the rules it concerns, not at the top of the page.
-    rules = page.split('id="rules"', 1)[1]
-    assert "Rule &#39;Database&#39; added." in rules.split("</div>", 1)[0]
+    beside = page.split('id="add-rule-messages"', 1)[1]
+    assert "Rule &#39;Database&#39; added." in beside.split("</div>", 1)[0]
 
 
 async def test_a_refused_manual_key_keeps_the_name_but_never_echoes_the_key(

@@ -76,6 +76,16 @@ function setUpCopy() {
   }
 }
 
+// A refused form: the first field at fault takes the focus, so a keyboard or screen reader
+// user lands on what to change. After the load: the browser's own scroll to the form's
+// #fragment (which brings the error into view without script) comes first and would undo it.
+function focusFirstProblem() {
+  const field = document.querySelector('[aria-invalid="true"]');
+  if (field) field.focus();
+}
+
+window.addEventListener("load", () => setTimeout(focusFirstProblem, 0));
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpPicker();
   setUpCopy();
