@@ -17,7 +17,8 @@ from app.ingest.rulebook import parse_severity_lines, rule_problems, save_rules,
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store as installations_store
 from app.settings.frame import needs_first_rule, signed_in_tenant
-from app.settings.words import FieldErrors, rule_errors, severity_errors
+from app.ingest.routing import regex_problem
+from app.settings.words import FieldErrors, regex_words, rule_errors, severity_errors
 from app.web.api import get_deps, path_uuid
 from app.web.render import flash, redirect, render
 from app.web.routing import page
@@ -94,6 +95,11 @@ def _checked_by_hand(values: dict[str, Any]) -> FieldErrors:
         errors["name"] = "Give the rule a name."
     if values["field"] and values["op"] != "exists" and not values["value"]:
         errors["value"] = "Type the value to compare with, or choose “exists”."
+    elif values["field"] and values["op"] == "regex":
+        # Said together with the other problems, not one form post later.
+        problem = regex_problem(values["value"])
+        if problem is not None:
+            errors["value"] = regex_words(problem)
     if not values["service_ids"]:
         errors["service_ids"] = "Tick at least one service."
     return errors

@@ -34,7 +34,7 @@ _NOT_VALID = "is not a valid regular expression: "
 _RULE_FIELD = re.compile(r"^routes\[\d+\]\.?(?P<rest>.*)$")
 
 
-def _regex_words(message: str) -> str:
+def regex_words(message: str) -> str:
     if message.startswith(_NOT_VALID):
         detail = message[len(_NOT_VALID) :]
         for slip, words in _REGEX_SLIPS:
@@ -70,7 +70,7 @@ def rule_errors(exc: InputError) -> FieldErrors:
             return {"value": "Type the value to compare with, or choose “exists”."}
         if message.startswith("at most"):
             return {"value": f"That value is too long: {message}."}
-        return {"value": _regex_words(message)}
+        return {"value": regex_words(message)}
     if where.startswith("service_ids"):
         if message.startswith("no such service"):
             return {
