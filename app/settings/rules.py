@@ -13,11 +13,11 @@ from starlette.responses import Response
 from app.deps import Deps
 from app.errors import InputError, NotFoundError
 from app.ingest import store
+from app.ingest.routing import regex_problem
 from app.ingest.rulebook import parse_severity_lines, rule_problems, save_rules, save_severity_map
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store as installations_store
 from app.settings.frame import needs_first_rule, signed_in_tenant
-from app.ingest.routing import regex_problem
 from app.settings.words import FieldErrors, regex_words, rule_errors, severity_errors
 from app.web.api import get_deps, path_uuid
 from app.web.render import flash, redirect, render

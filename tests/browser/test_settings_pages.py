@@ -9,15 +9,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Page, Response, ViewportSize, expect
 
 from tests.browser.axe import violations
 from tests.browser.conftest import Server
 from tests.browser.test_connect_flow import ACME_USER, PICKER_URL
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-WIDE = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+WIDE = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=390, height=844)
 # Built beside these pages and linked from their navigation; absent until both are merged.
 ELSEWHERE = ("/settings/deliveries",)
 
