@@ -15,6 +15,7 @@ from tests.conftest import admin_headers
 from tests.e2e.conftest import Stack
 from tests.e2e.test_regions import install
 from tests.e2e.test_settings_delivery import sign_in
+from tests.installations.conftest import consent, follow_callback, signed_in, start_oauth
 
 SECTIONS = ("/settings", "/settings/routing", "/settings/activity", "/settings/keys")
 
@@ -239,3 +240,40 @@ async def test_keys_are_created_named_shown_once_and_revoked(stack: Stack) -> No
     assert (await stack.http.get(f"/settings/keys/{other_key}/revoke")).status_code == 404
     stolen = await stack.http.post(f"/settings/keys/{other_key}/revoke", data={"csrf_token": csrf})
     assert stolen.status_code == 404
+
+
+async def test_the_picker_filters_without_script_and_shows_connected_ones_first(
+    stack: Stack,
+) -> None:
+    http, _ = await signed_in(stack.deps)
+    picker = (
+        await follow_callback(http, await consent(stack.sandbox, await start_oauth(http)))
+    ).headers["location"]
+    page = (await http.get(picker)).text
+    assert page.count('<label class="pick') == 160
+    assert "escalation policy: " in page
+    found = (await http.get(picker, params={"q": "payments gateway"})).text
+    assert re.findall(r'class="pick-name">([^<]+)<', found) == ["Payments Gateway"]
+    assert "1 of 160 services match" in html.unescape(found)
+    gateway = re.findall(r'data-service-id="([A-Z0-9]+)"', found)[0]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf is not None
+
+    # A new service without its escalation policy: shown again, the ticks kept.
+    refused = await http.post(
+        picker,
+        data={"csrf_token": csrf.group(1), "service": [gateway], "new_service_name": "New"},
+    )
+    assert refused.status_code == 422
+    assert "needs a name (up to 255 characters) and an escalation policy" in refused.text
+    assert f'value="{gateway}" checked' in refused.text
+    assert 'id="new-service-name" name="new_service_name" maxlength="255" value="New"' in (
+        refused.text
+    )
+
+    saved = await http.post(picker, data={"csrf_token": csrf.group(1), "service": [gateway]})
+    assert saved.status_code == 303
+    again = (await http.get(picker)).text
+    names = re.findall(r'class="pick-name">([^<]+)<', again)
+    assert names[0] == "Payments Gateway"
+    assert "(connected)" in again.split('class="pick-name">Payments Gateway<', 1)[1][:200]
