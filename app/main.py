@@ -56,8 +56,6 @@ log = logging.getLogger("pdconnect")
 
 # A restart or failover of PostgreSQL takes seconds; senders come back after this many.
 DATABASE_RETRY_AFTER_SECONDS = 5
-
-
 def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
     if answers_of(request.scope) is Answers.JSON:
         body: dict[str, Any] = {"message": message}

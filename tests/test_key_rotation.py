@@ -114,7 +114,9 @@ async def test_after_reencryption_the_old_key_can_be_removed(
         with pytest.raises(DecryptionError):
             new_only.decrypt(value)
 
-    rotated = Deps(config=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock)
+    rotated = Deps(
+        config=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock
+    )
     left = await status(db, rotated.vault)
     assert (left.left, left.left_by_key, left.done) == (len(written), {2: len(written)}, False)
     assert await stored(db) == written, "status changes nothing"

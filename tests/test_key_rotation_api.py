@@ -48,7 +48,9 @@ async def paste_keys(deps: Deps) -> None:
 async def test_reencrypt_a_call_at_a_time_until_done(
     db: Database, clock: FakeClock, http: httpx2.AsyncClient
 ) -> None:
-    await paste_keys(Deps(config=make_settings(ENCRYPTION_KEYS=OLD), db=db, http=http, clock=clock))
+    await paste_keys(
+        Deps(config=make_settings(ENCRYPTION_KEYS=OLD), db=db, http=http, clock=clock)
+    )
     rotated = Deps(
         config=make_settings(ENCRYPTION_KEYS=f"{NEW},{OLD}"), db=db, http=http, clock=clock
     )

@@ -74,7 +74,9 @@ class Lives:
             return life.id
         opened = Life(uuid.uuid4(), dedup_key, tuple(dict.fromkeys(service_ids)), "triggered")
         self.known[dedup_key] = opened
-        self.steps.append(Step("open", opened.id, dedup_key, opened.service_ids, summary, severity))
+        self.steps.append(
+            Step("open", opened.id, dedup_key, opened.service_ids, summary, severity)
+        )
         return opened.id
 
     def update(self, dedup_key: str, state: Literal["acknowledged", "resolved"]) -> UUID | None:

@@ -40,7 +40,7 @@ EVENT: Json = obj(
         "created_at": TIMESTAMP,
         "finished_at": nullable(TIMESTAMP),
         "last_error": nullable(
-            text('Why it failed, waits or was skipped ("nothing to resolve: …").')
+            text("Why it failed, waits or was skipped (\"nothing to resolve: …\").")
         ),
         "alert": nullable(
             {

@@ -142,7 +142,9 @@ routes = [
         rekey_service,
         methods=["PUT"],
     ),
-    api("/admin/v1/tenants/{tenant_id}/services/{service_id}", remove_service, methods=["DELETE"]),
+    api(
+        "/admin/v1/tenants/{tenant_id}/services/{service_id}", remove_service, methods=["DELETE"]
+    ),
     api("/admin/v1/tenants/{tenant_id}/installations", list_installations, methods=["GET"]),
     api(
         "/admin/v1/tenants/{tenant_id}/installations/{installation_id}",

@@ -23,7 +23,11 @@ def get_deps(request: Request) -> Deps:
 def require_admin(request: Request) -> Deps:
     deps = get_deps(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token or not same(token.strip(), deps.config.admin_token):
+    if (
+        scheme.lower() != "bearer"
+        or not token
+        or not same(token.strip(), deps.config.admin_token)
+    ):
         raise Unauthenticated()
     return deps
 

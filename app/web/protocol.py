@@ -94,7 +94,8 @@ def too_many_connections(limit: int) -> str:
 
 def request_too_slow(seconds: float) -> str:
     return (
-        f"the request did not arrive within {seconds:g} seconds (PDCONNECT_REQUEST_TIMEOUT_SECONDS)"
+        f"the request did not arrive within {seconds:g} seconds "
+        "(PDCONNECT_REQUEST_TIMEOUT_SECONDS)"
     )
 
 
@@ -289,7 +290,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _request_timeout(self) -> None:
         self._timer = None
-        self._give_up(408, "Request Timeout", request_too_slow(self.limits.request_timeout_seconds))
+        self._give_up(
+            408, "Request Timeout", request_too_slow(self.limits.request_timeout_seconds)
+        )
 
     def _give_up(self, status: int, reason: str, message: str) -> None:
         """Close the connection; a request whose head arrived and that has no answer yet is

@@ -104,13 +104,17 @@ class DeclaredRoute(Route):
 def api(
     path: str, endpoint: Endpoint, *, methods: Sequence[str], max_body: int = DEFAULT_MAX_BYTES
 ) -> DeclaredRoute:
-    return DeclaredRoute(path, endpoint, methods=methods, answers=Answers.JSON, max_body=max_body)
+    return DeclaredRoute(
+        path, endpoint, methods=methods, answers=Answers.JSON, max_body=max_body
+    )
 
 
 def page(
     path: str, endpoint: Endpoint, *, methods: Sequence[str], max_body: int = DEFAULT_MAX_BYTES
 ) -> DeclaredRoute:
-    return DeclaredRoute(path, endpoint, methods=methods, answers=Answers.HTML, max_body=max_body)
+    return DeclaredRoute(
+        path, endpoint, methods=methods, answers=Answers.HTML, max_body=max_body
+    )
 
 
 def answers_of(scope: Scope) -> Answers:

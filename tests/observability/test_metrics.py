@@ -19,7 +19,9 @@ def client_for(deps: Deps) -> httpx2.AsyncClient:
 
 
 async def test_a_metrics_token_is_demanded_when_set(db: Database) -> None:
-    deps = Deps(config=make_settings(PDCONNECT_METRICS_TOKEN=TOKEN), db=db, http=new_http_client())
+    deps = Deps(
+        config=make_settings(PDCONNECT_METRICS_TOKEN=TOKEN), db=db, http=new_http_client()
+    )
     async with client_for(deps) as http:
         missing = await http.get("/metrics")
         assert missing.status_code == 401

@@ -206,7 +206,9 @@ def _drop_in(
     throttled: str = "429",
 ) -> Json:
     where = (
-        " The key in the path authenticates; a key in the body is ignored." if key_in_path else ""
+        " The key in the path authenticates; a key in the body is ignored."
+        if key_in_path
+        else ""
     )
     return operation(
         operation_id=f"{operation_id}ByPathKey" if key_in_path else operation_id,

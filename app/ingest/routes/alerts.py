@@ -70,7 +70,8 @@ async def _native(request: Request, items_of: Any, source: str) -> Response:
     if len(items) > cap:
         raise InputError(
             "alerts",
-            f"{len(items)} alerts in one request; at most {cap} (PDCONNECT_MAX_ALERTS_PER_REQUEST)",
+            f"{len(items)} alerts in one request; at most {cap} "
+            "(PDCONNECT_MAX_ALERTS_PER_REQUEST)",
             status=413,
         )
     accepted = await _accept(request, key, items, source)
