@@ -33,7 +33,8 @@ from app.dispatch.policy import DispatchConfig
 from app.encryption import routes as encryption_routes
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.ingest import routes as ingest_routes
-from app.ingest.middleware import DropInSlashes
+from app.ingest.middleware import DropInSlashes, IngestFastPath
+from app.ingest.routes import alerts as ingest_alerts
 from app.installations import routes as installations_routes
 from app.ops import routes as ops_routes
 from app.tenants import pages as tenant_pages
@@ -171,6 +172,17 @@ def create_app(
                 await deps.http.aclose()
                 await close_database(deps.db)
 
+    handlers: dict[Any, Any] = {
+        InputError: on_input_error,
+        ConflictError: on_conflict,
+        NotFoundError: on_not_found,
+        Unauthenticated: on_unauthenticated,
+        IngestRateLimited: on_rate_limited,
+        SignedOut: on_signed_out,
+        HTTPException: on_http_exception,
+        **dict.fromkeys(DATABASE_UNREACHABLE, on_database_unreachable),
+        Exception: on_server_error,
+    }
     routes: list[BaseRoute] = [
         *ops_routes.routes,
         *openapi.routes,
@@ -196,6 +208,14 @@ def create_app(
             ),
         ),
         Middleware(AccessLogMiddleware),
+        # Inside the log and the deadlines, ahead of everything only pages need.
+        Middleware(
+            IngestFastPath,
+            routes=ingest_alerts.routes,
+            handlers=handlers,
+            reject=_error,
+            https=deps.config.https,
+        ),
         Middleware(DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.config.https),
         Middleware(
@@ -217,17 +237,7 @@ def create_app(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={
-            InputError: on_input_error,
-            ConflictError: on_conflict,
-            NotFoundError: on_not_found,
-            Unauthenticated: on_unauthenticated,
-            IngestRateLimited: on_rate_limited,
-            SignedOut: on_signed_out,
-            HTTPException: on_http_exception,
-            **dict.fromkeys(DATABASE_UNREACHABLE, on_database_unreachable),
-            Exception: on_server_error,
-        },
+        exception_handlers=handlers,
     )
     app.state.deps = deps
     app.state.templates = make_templates(deps.config)

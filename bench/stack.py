@@ -237,6 +237,8 @@ def running_stack(settings: Mapping[str, str] | None = None) -> Iterator[Stack]:
                 {
                     "PDCONNECT_DATA_DIR": str(root / "data"),
                     "PDCONNECT_INGEST_RATE_LIMIT": BENCH_INGEST_RATE_LIMIT,
+                    # A fresh sandbox, never paused to write its state.
+                    "PDCONNECT_SANDBOX_STATE_FILE": "",
                     **(settings or {}),
                 }
             ),

@@ -10,8 +10,11 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
+
+from app.cli.serve import Demo, demo_box
 
 
 def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -95,6 +98,14 @@ def test_tenants_persist_in_the_embedded_database_across_processes(data_dir: Pat
     assert again.stdout.strip().startswith("http://127.0.0.1:8000/auth/link?token=")
     assert key.group(1) not in again.stdout + again.stderr
 
+    # A second ingest key for the same tenant, shown once; the first is not printed again.
+    another = run(["tenant", "ingest-key", tenant_id.group(1)], data_dir)
+    assert another.returncode == 0, another.stderr
+    second = re.search(r"ingest key:\s+(pdc_\S+)", another.stdout)
+    assert second
+    assert second.group(1) != key.group(1)
+    assert key.group(1) not in another.stdout + another.stderr
+
     missing = run(["tenant", "login-link", "00000000-0000-0000-0000-000000000000"], data_dir)
     assert missing.returncode == 1
     assert "no tenant" in missing.stderr
@@ -111,3 +122,25 @@ def test_keygen_prints_a_usable_key(data_dir: Path) -> None:
     result = run(["keygen"], data_dir)
     assert result.returncode == 0
     assert len(parse_encryption_keys(result.stdout.strip())) == 1
+
+
+def test_the_demo_box_says_what_a_new_user_needs() -> None:
+    tenant_id = UUID("7b0c5b3e-0000-4000-8000-000000000001")
+    first = demo_box(
+        Demo(tenant_id, "http://127.0.0.1:8000/auth/link?token=t", "pdc_secret"),
+        "http://127.0.0.1:8000",
+    )
+    lines = first.splitlines()
+    assert lines[0].startswith("╭")
+    assert lines[-1].startswith("╰")
+    assert all(line.startswith("│") for line in lines[1:-1])
+    assert (
+        "│ Sign in to the demo tenant's settings page: http://127.0.0.1:8000/auth/link?token=t"
+        in lines
+    )
+    assert "│ Demo tenant ingest key (shown once): pdc_secret" in lines
+    assert f"│   another ingest key:   .venv/bin/pdconnect tenant ingest-key {tenant_id}" in lines
+    # A restart: the key is not shown again, and the box says how to get another.
+    again = demo_box(Demo(tenant_id, "http://x/auth/link?token=u", None), "http://x")
+    assert "pdc_" not in again
+    assert f"tenant login-link {tenant_id}" in again

@@ -52,6 +52,8 @@ def load(**overrides: str) -> object:
         ({"PDCONNECT_RETENTION_DAYS": "2.5"}, "PDCONNECT_RETENTION_DAYS"),
         ({"PDCONNECT_RETENTION_DAYS": "a month"}, "PDCONNECT_RETENTION_DAYS"),
         ({"PDCONNECT_RETENTION_DAYS": "3651"}, "PDCONNECT_RETENTION_DAYS"),
+        ({"PDCONNECT_VENDOR_NAME": "x" * 81}, "PDCONNECT_VENDOR_NAME"),
+        ({"PDCONNECT_VENDOR_NAME": "two\tparts"}, "PDCONNECT_VENDOR_NAME"),
     ],
 )
 def test_bad_settings_name_the_variable(overrides: dict[str, str], variable: str) -> None:
@@ -82,6 +84,14 @@ def test_defaults_and_derived_values() -> None:
     assert settings.readyz_timeout < 3
     # Finished events are kept 30 days unless set otherwise.
     assert settings.retention_days == 30
+    assert settings.vendor_name == "pdconnect"
+
+
+def test_the_vendor_name_is_shown_as_given() -> None:
+    settings = load_config(
+        environ={**GOOD, "PDCONNECT_VENDOR_NAME": " Acme Monitoring "}, env_file=None
+    )
+    assert settings.vendor_name == "Acme Monitoring"
 
 
 @pytest.mark.parametrize(("raw", "days"), [("0", 0), ("1", 1), ("90", 90), ("3650", 3650)])

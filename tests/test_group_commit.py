@@ -127,3 +127,39 @@ async def test_the_database_going_away_fails_the_whole_batch_and_writes_none_of_
     # The next batch writes normally.
     healthy = GroupCommit(notes, write_notes)
     assert await healthy.submit(11) == 11
+
+
+async def test_batches_with_no_key_in_common_are_written_at_once(notes: Database) -> None:
+    """While one batch is held in its transaction, a second batch of other keys commits; a
+    submission sharing a key with the held batch waits for it, and so does one queued after
+    that submission with the same key, in order."""
+    gate = asyncio.Event()
+    order: list[int] = []
+
+    async def held_at_ten(db: Database, values: Sequence[int]) -> list[int | Exception]:
+        if 10 in values:
+            await gate.wait()
+        order.extend(values)
+        return await write_notes(db, values)
+
+    # The key of a value is its tens: 10 and 11 share one, 20 is apart.
+    group = GroupCommit(notes, held_at_ten, drains=2, keys=lambda value: [value // 10])
+    first = asyncio.ensure_future(group.submit(10))
+    await asyncio.sleep(0.05)
+    same_key = asyncio.ensure_future(group.submit(11))
+    other_key = asyncio.ensure_future(group.submit(20))
+    assert await asyncio.wait_for(other_key, 5) == 20
+    assert not first.done()
+    assert not same_key.done()
+    assert set(await committed(notes)) == {20}
+    gate.set()
+    assert list(await asyncio.gather(first, same_key)) == [10, 11]
+    assert order == [20, 10, 11]
+    rows = await committed(notes)
+    # 10 and 11 were never in transactions running at once: 11 waited for 10's commit.
+    assert rows[10] < rows[11]
+
+
+async def test_concurrent_batches_need_keys_to_keep_them_apart(notes: Database) -> None:
+    with pytest.raises(ValueError, match="keys"):
+        GroupCommit(notes, write_notes, drains=2)

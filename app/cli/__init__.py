@@ -6,6 +6,7 @@
     pdconnect sandbox [--port 8900]
     pdconnect tenant create NAME [--external-id ID]
     pdconnect tenant login-link ID
+    pdconnect tenant ingest-key ID
     pdconnect keygen
     pdconnect keys status
     pdconnect keys reencrypt [--batch-size 500]
@@ -65,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--external-id", default=None)
     link = tenant_sub.add_parser("login-link", help="print a new sign-in link for a tenant")
     link.add_argument("id")
+    ingest_key = tenant_sub.add_parser(
+        "ingest-key", help="print a new ingest key for a tenant (its other keys keep working)"
+    )
+    ingest_key.add_argument("id")
     tenant.set_defaults(func=cmd_tenant)
 
     keygen = sub.add_parser("keygen", help="print a new key for ENCRYPTION_KEYS")
@@ -90,13 +95,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_log_format() -> str:
+    return "text" if sys.stderr.isatty() else "json"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     env = environment()
     try:
         args.log_config = logging_config(
-            (env.get("PDCONNECT_LOG_FORMAT") or "json").strip().lower(),
+            # Plain lines for a person at a terminal, JSON for whatever collects them.
+            (env.get("PDCONNECT_LOG_FORMAT") or default_log_format()).strip().lower(),
             (env.get("PDCONNECT_LOG_LEVEL") or "info").strip().lower(),
+            access_log=(env.get("PDCONNECT_ACCESS_LOG") or "on").strip().lower(),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

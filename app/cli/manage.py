@@ -55,6 +55,16 @@ async def _tenant_link(config: Config, tenant_id: UUID) -> int:
     return 0
 
 
+async def _tenant_ingest_key(config: Config, tenant_id: UUID) -> int:
+    async with connected(config) as deps:
+        if await store.get_tenant(deps.db, tenant_id) is None:
+            print(f"error: no tenant {tenant_id}", file=sys.stderr)
+            return 1
+        _, key = await issue_ingest_key(deps.db, deps.ingest_key_hasher, tenant_id)
+    print(f"ingest key:  {key}   (shown once; the tenant's other keys keep working)")
+    return 0
+
+
 def cmd_tenant(args: argparse.Namespace) -> int:
     config, _ = resolve(environment())
     asyncio.run(migrate(config))
@@ -65,6 +75,8 @@ def cmd_tenant(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: {args.id!r} is not a tenant id", file=sys.stderr)
         return 2
+    if args.tenant_command == "ingest-key":
+        return asyncio.run(_tenant_ingest_key(config, tenant_id))
     return asyncio.run(_tenant_link(config, tenant_id))
 
 

@@ -17,8 +17,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from app.cli.environment import (
     SANDBOX_APP_ID,
@@ -62,9 +66,22 @@ def _sandbox_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "pdsandbox", "--port", str(port)]
 
 
-def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
+def sandbox_state_file(env: Mapping[str, str], data_dir: Path) -> Path | None:
+    """Where the sandbox keeps its accounts, grants, keys and incidents across restarts, so a
+    connection made before a restart still delivers after it: PDCONNECT_SANDBOX_STATE_FILE,
+    by default in the data directory; set empty, the sandbox starts afresh each time (the
+    benchmarks do: a state write pauses the sandbox, which would show in their timings)."""
+    chosen = env.get("PDCONNECT_SANDBOX_STATE_FILE")
+    if chosen is None:
+        return data_dir / "sandbox-state.json"
+    return Path(chosen) if chosen else None
+
+
+def _start_sandbox(config: Config, port: int, state: Path | None) -> subprocess.Popen[bytes]:
     assert config.pagerduty_client_secret is not None
     argv = _sandbox_argv(port)
+    if state is not None:
+        argv += ["--state-file", str(state)]
     env = dict(os.environ)
     env.update(
         {
@@ -80,8 +97,16 @@ def _start_sandbox(config: Config, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-async def _demo_link(config: Config) -> tuple[str, str | None]:
-    """The demo tenant's sign-in link, and its ingest key when the tenant is new."""
+@dataclass(frozen=True)
+class Demo:
+    tenant_id: UUID
+    sign_in_url: str
+    # Only when the tenant is new: a key is shown once, and never again.
+    ingest_key: str | None
+
+
+async def _demo(config: Config) -> Demo:
+    """The demo tenant (made on the first run), a new sign-in link, and its first ingest key."""
     async with connected(config) as deps:
         plaintext = None
         tenant = await store.insert_tenant(deps.db, name="Demo", external_id=DEMO_EXTERNAL_ID)
@@ -99,7 +124,46 @@ async def _demo_link(config: Config) -> tuple[str, str | None]:
             tenant_id=tenant_id,
             now=deps.clock(),
         )
-        return link.url, plaintext
+        return Demo(tenant_id, link.url, plaintext)
+
+
+def demo_box(demo: Demo, base_url: str) -> str:
+    """What a new user needs, framed so it stands out in the terminal. The lines that hold a
+    secret keep their own words (tests and people search for them); no right border, so a
+    long link is never cut or padded."""
+    pdconnect = ".venv/bin/pdconnect"
+    lines = [f"pdconnect is ready at {base_url}", ""]
+    lines.append(f"Sign in to the demo tenant's settings page: {demo.sign_in_url}")
+    lines.append("  (works once, for 15 minutes)")
+    if demo.ingest_key is not None:
+        lines.append(f"Demo tenant ingest key (shown once): {demo.ingest_key}")
+    lines += [
+        "",
+        f"Demo tenant id: {demo.tenant_id}",
+        f"  another sign-in link: {pdconnect} tenant login-link {demo.tenant_id}",
+        f"  another ingest key:   {pdconnect} tenant ingest-key {demo.tenant_id}",
+        "Stop with Ctrl-C; `make run` again keeps the tenant, its connection and the sandbox.",
+    ]
+    rule = "─" * 76
+    return "\n".join(["╭" + rule, *(f"│ {line}".rstrip() for line in lines), "╰" + rule])
+
+
+def _reachable(host: str) -> str:
+    """Where this machine reaches a server bound to `host` (any address: loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - compared only
+
+
+def _announce_when_listening(host: str, port: int, text: str, timeout: float = 60.0) -> None:
+    """Prints `text` once the server takes connections: after the start-up lines, so it is the
+    last thing on screen (and the link works when it is seen)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    print(text, flush=True)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -126,16 +190,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sandbox = None
     try:
         if config.sandbox:
-            sandbox = _start_sandbox(config, args.sandbox_port)
+            sandbox = _start_sandbox(
+                config, args.sandbox_port, sandbox_state_file(env, config.data_dir)
+            )
             print(
                 f"Sandbox PagerDuty at http://127.0.0.1:{args.sandbox_port} "
                 "(no PagerDuty app is configured)",
                 flush=True,
             )
-            url, key = asyncio.run(_demo_link(config))
-            if key:
-                print(f"Demo tenant ingest key (shown once): {key}", flush=True)
-            print(f"Sign in to the demo tenant's settings page: {url}", flush=True)
+            demo = asyncio.run(_demo(config))
+            threading.Thread(
+                target=_announce_when_listening,
+                args=(_reachable(args.host), args.port, demo_box(demo, config.base_url)),
+                daemon=True,
+            ).start()
         # Workers are separate processes that read settings from the environment: hand them
         # every default filled in here, so they see exactly the settings checked above.
         for name, value in defaults.items():

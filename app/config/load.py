@@ -13,7 +13,9 @@ from app.config.model import (
     DEFAULT_READYZ_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_VENDOR_NAME,
     MAX_RETENTION_DAYS,
+    VENDOR_NAME_MAX_LENGTH,
     Config,
 )
 from app.config.values import REGIONS, ConfigError
@@ -147,6 +149,12 @@ def load_config(
         ),
         retention_days=values.whole(
             "PDCONNECT_RETENTION_DAYS", get, DEFAULT_RETENTION_DAYS, 0, MAX_RETENTION_DAYS
+        ),
+        vendor_name=values.short_text(
+            "PDCONNECT_VENDOR_NAME",
+            get("PDCONNECT_VENDOR_NAME"),
+            DEFAULT_VENDOR_NAME,
+            VENDOR_NAME_MAX_LENGTH,
         ),
         secret_key_previous=values.secret_key_previous(
             get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")

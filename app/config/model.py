@@ -21,6 +21,9 @@ DEFAULT_MAX_RULES_PER_TENANT = 100
 # app/outbox/retention.py.
 DEFAULT_RETENTION_DAYS = 30
 MAX_RETENTION_DAYS = 3650
+# PDCONNECT_VENDOR_NAME: the product name shown on top of the settings pages.
+DEFAULT_VENDOR_NAME = "pdconnect"
+VENDOR_NAME_MAX_LENGTH = 80
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Config:
     # Days a finished event (delivered, failed, cancelled, skipped) and its attempts are kept
     # after it finished; 0 keeps them forever. The tenant's delivery history says so.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # The product the tenant admin knows, named on top of every settings page: the admin came
+    # from it, and the page should say whose PagerDuty settings these are.
+    vendor_name: str = DEFAULT_VENDOR_NAME
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

@@ -187,3 +187,12 @@ def optional_url(name: str, value: str | None) -> str | None:
     if "@" in _split(name, filled).netloc:
         raise ConfigError(f"{name} must not carry credentials")
     return value.rstrip("/")
+
+
+def short_text(name: str, value: str | None, default: str, max_length: int) -> str:
+    """A line of text shown to people (a product's name): printable, one line, not too long."""
+    if value is None:
+        return default
+    if len(value) > max_length or not value.isprintable():
+        raise ConfigError(f"{name} must be one line of at most {max_length} printable characters")
+    return value

@@ -24,6 +24,15 @@ What a failure costs:
   deadlock with another process) is not the other submissions' fault: the batch is run again,
   one submission per transaction, so each gets the answer it would have had alone.
 
+Several batches at once: while one batch waits for its round trips and its COMMIT, the
+process has CPU to spare and requests queue up; a second batch written meanwhile on another
+connection doubles what the same latency carries. Submissions that must not be written
+concurrently (the ingest path's: two alerts of one dedup key, whose second must see the life
+the first wrote) say so by their `keys`: a batch never takes a submission whose keys a running
+batch holds, nor one queued after a submission it had to leave for that reason with a key in
+common, so submissions that share a key are written one batch after the other, in the order
+they came.
+
 `Batcher` is the mechanism without the transaction, for work that is one statement (atomic on
 its own) and may run in several batches at once: the dispatcher's concurrent sends spend their
 budgets and record their deliveries that way (app/dispatch/worker.py).
@@ -33,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from databases import Database
@@ -50,6 +59,8 @@ R = TypeVar("R")
 Answers = list[R | Exception]
 # Runs a batch inside the transaction GroupCommit opened.
 RunBatch = Callable[[Database, Sequence[S]], Awaitable[Answers[R]]]
+# What a submission must not share with a submission of another batch running at once.
+KeysOf = Callable[[S], Iterable[Hashable]]
 
 # Enough to amortise a transaction over many requests, few enough that one batch's statements
 # stay short (its rows are bounded by what each request may write).
@@ -60,7 +71,8 @@ class Batcher(Generic[S, R]):
     """Concurrent callers' submissions run together by `run`, each answered its own way.
 
     At most `drains` batches run at once (each in a drain task of its own); a drain takes what
-    is queued, up to `max_batch`, until nothing is. `run` answers each submission; when it
+    is queued, up to `max_batch`, until nothing is that it may take (with `keys`, what another
+    running batch holds waits for that batch's drain). `run` answers each submission; when it
     raises, the database away fails the whole batch, anything else has the batch run again
     one submission at a time (see the module docstring)."""
 
@@ -70,12 +82,16 @@ class Batcher(Generic[S, R]):
         *,
         max_batch: int = MAX_BATCH,
         drains: int = 1,
+        keys: KeysOf[S] | None = None,
     ) -> None:
         self.run = run
         self.max_batch = max_batch
         self.drains = drains
+        self.keys = keys
         self._queue: list[tuple[S, asyncio.Future[R]]] = []
         self._draining: set[asyncio.Task[None]] = set()
+        # The keys of the batches being written, each counted once per batch holding it.
+        self._held: dict[Hashable, int] = {}
 
     async def submit(self, submission: S) -> R:
         """Run `submission` with whatever else is being submitted; its answer once the batch
@@ -94,9 +110,8 @@ class Batcher(Generic[S, R]):
         try:
             # Callers whose work reached this point in this turn of the loop join the batch.
             await asyncio.sleep(0)
-            while self._queue:
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
+            while batch := self._take():
+                held = self._hold(batch)
                 try:
                     await self._write(batch)
                 except BaseException:
@@ -105,6 +120,8 @@ class Batcher(Generic[S, R]):
                     for _, answer in batch:
                         _answer(answer, ConnectionAbortedError("the write was interrupted"))
                     raise
+                finally:
+                    self._release(held)
         finally:
             # Out of the set with no await before the task ends: a submission from now on
             # starts a drain of its own. The last drain to stop answers what is left (only
@@ -114,6 +131,45 @@ class Batcher(Generic[S, R]):
                 for _, answer in self._queue:
                     _answer(answer, ConnectionAbortedError("the write was interrupted"))
                 self._queue.clear()
+
+    def _take(self) -> list[tuple[S, asyncio.Future[R]]]:
+        """The next batch: the queue's head, up to `max_batch`, less what must wait (a key a
+        running batch holds, or one a submission left behind in this pass holds: it would
+        overtake that submission). What is left keeps its order."""
+        if self.keys is None:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            return batch
+        batch, left = [], []
+        waiting: set[Hashable] = set()
+        for index, queued in enumerate(self._queue):
+            if len(batch) == self.max_batch:
+                left.extend(self._queue[index:])
+                break
+            keys = set(self.keys(queued[0]))
+            if keys.isdisjoint(self._held) and keys.isdisjoint(waiting):
+                batch.append(queued)
+            else:
+                waiting |= keys
+                left.append(queued)
+        self._queue = left
+        return batch
+
+    def _hold(self, batch: list[tuple[S, asyncio.Future[R]]]) -> set[Hashable]:
+        if self.keys is None:
+            return set()
+        held = {key for submission, _ in batch for key in self.keys(submission)}
+        for key in held:
+            self._held[key] = self._held.get(key, 0) + 1
+        return held
+
+    def _release(self, held: set[Hashable]) -> None:
+        for key in held:
+            left = self._held[key] - 1
+            if left:
+                self._held[key] = left
+            else:
+                del self._held[key]
 
     async def _write(self, batch: list[tuple[S, asyncio.Future[R]]]) -> None:
         try:
@@ -136,10 +192,25 @@ class Batcher(Generic[S, R]):
 
 
 class GroupCommit(Batcher[S, R]):
-    """Batches of `run` over one database, each in a transaction of its own, one at a time."""
+    """Batches of `run` over one database, each in a transaction of its own; one at a time,
+    or up to `drains` at once when `keys` says which submissions may not be."""
 
-    def __init__(self, db: Database, run: RunBatch[S, R], *, max_batch: int = MAX_BATCH) -> None:
-        super().__init__(self._once, max_batch=max_batch)
+    def __init__(
+        self,
+        db: Database,
+        run: RunBatch[S, R],
+        *,
+        max_batch: int = MAX_BATCH,
+        drains: int = 1,
+        keys: KeysOf[S] | None = None,
+    ) -> None:
+        if drains > 1 and keys is None:
+            raise ValueError("batches written at once need the keys that keep them apart")
+        if getattr(db, "_force_rollback", False):
+            # Every task shares the one connection (the tests' rolled-back database): its
+            # transactions nest, they cannot run side by side.
+            drains = 1
+        super().__init__(self._once, max_batch=max_batch, drains=drains, keys=keys)
         self.db = db
         self.write = run
 
@@ -165,8 +236,11 @@ class GroupCommits:
         self.db = db
         self._by_run: dict[object, GroupCommit[Any, Any]] = {}
 
-    def of(self, run: RunBatch[S, R]) -> GroupCommit[S, R]:
+    def of(
+        self, run: RunBatch[S, R], *, drains: int = 1, keys: KeysOf[S] | None = None
+    ) -> GroupCommit[S, R]:
+        """The group commit of `run`, made with `drains` and `keys` when first asked for."""
         found = self._by_run.get(run)
         if found is None:
-            found = self._by_run[run] = GroupCommit(self.db, run)
+            found = self._by_run[run] = GroupCommit(self.db, run, drains=drains, keys=keys)
         return found

@@ -56,6 +56,9 @@ NOTHING_TO_RESOLVE = (
     "nothing to resolve: pdconnect has sent no alert with this dedup key, and no routing rule "
     "matches this event"
 )
+# Batches written at once: while one waits for its COMMIT, the next is written on another
+# connection (app/db/group.py); requests that share an alert are never in two of them.
+DRAINS = 2
 # Kinds of PagerDuty target that are event rulesets: their keys take no change events.
 RULESET_KINDS = ("global_rule_set", "team_rule_set", "global_event_rules", "team_rules", "ruleset")
 
@@ -270,12 +273,7 @@ async def write_batch(
 ) -> list[list[Accepted] | Exception]:
     """The group commit's work (inside its transaction): every request's events and steps,
     or the error that refuses that request alone."""
-    keys = [
-        (s.tenant_id, wire_dedup_key(m.item.dedup_key))
-        for s in submissions
-        for m in s.matched
-        if isinstance(m.item, Alert) and m.item.dedup_key is not None
-    ]
+    keys = [key for s in submissions for key in _alerts_of(s)]
     known: dict[UUID, dict[str, Life]] = {}
     for (tenant_id, key), life in (await alerts_store.latest_lives(db, keys)).items():
         known.setdefault(tenant_id, {})[key] = life
@@ -323,6 +321,16 @@ async def write_batch(
     return results
 
 
+def _alerts_of(submission: _Submission) -> list[tuple[UUID, str]]:
+    """The alerts a request writes the life of: two batches written at once never share one,
+    so the second always reads the life the first left."""
+    return [
+        (submission.tenant_id, wire_dedup_key(m.item.dedup_key))
+        for m in submission.matched
+        if isinstance(m.item, Alert) and m.item.dedup_key is not None
+    ]
+
+
 def _with_alert(event: NewEvent, actual: dict[UUID, UUID]) -> NewEvent:
     alert_id = event.alert_id
     if alert_id is None:
@@ -353,7 +361,8 @@ async def accept(
         matched = await _matched(view, tenant_id, items, due_in)
         submission = _Submission(tenant_id, view, matched, source, budget)
         try:
-            accepted = await deps.group_commits.of(write_batch).submit(submission)
+            group = deps.group_commits.of(write_batch, drains=DRAINS, keys=_alerts_of)
+            accepted = await group.submit(submission)
             break
         except ServicesChanged:
             # A service was removed after the view was read: route again on what is there.

@@ -100,8 +100,10 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """Short lines for a person at a terminal: the time of day, the level, where, what."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in _context.get().items())
@@ -109,13 +111,18 @@ class TextFormatter(logging.Formatter):
         return redact(f"{text} [{fields}]" if fields else text)
 
 
-def logging_config(log_format: str = "json", level: str = "info") -> dict[str, Any]:
+def logging_config(
+    log_format: str = "json", level: str = "info", *, access_log: str = "on"
+) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the CLI and for every uvicorn worker process (which
-    re-applies it after spawning, so a dict, not objects, is what travels)."""
+    re-applies it after spawning, so a dict, not objects, is what travels). `access_log`
+    "off" leaves out the line per request (app/web/access_log.py), not its metrics."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"PDCONNECT_LOG_FORMAT must be json or text, not {log_format!r}")
     if level not in LOG_LEVELS:
         raise ValueError(f"PDCONNECT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    if access_log not in ("on", "off"):
+        raise ValueError(f"PDCONNECT_ACCESS_LOG must be on or off, not {access_log!r}")
     formatter = JsonFormatter if log_format == "json" else TextFormatter
     quiet = {"level": "WARNING"}
     return {
@@ -137,6 +144,7 @@ def logging_config(log_format: str = "json", level: str = "info") -> dict[str, A
             # Ours replaces it (app/web/access_log.py): uvicorn's prints whole request lines.
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
             # Start-up chatter, and for `databases` every connect, is noise at INFO.
+            **({"pdconnect.access": quiet} if access_log == "off" else {}),
             "pgserver": quiet,
             "databases": quiet,
             # A line per HTTP request made; the dispatcher's own lines say what matters.

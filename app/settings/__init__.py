@@ -1,9 +1,10 @@
-"""The tenant's settings screens, all in one place: the settings page itself (connections,
-services, routing rules, severity table, recent deliveries), connecting PagerDuty, the service
-picker, disconnecting, and an event's delivery page. Each module holds its routes; the domain
-packages do the work and never flash, redirect or render."""
+"""The tenant's settings screens, one page per section of the navigation: Connection (the
+connected accounts and their services, connecting PagerDuty, the service picker,
+disconnecting), Routing (rules and severities), Deliveries (the history and an event's page),
+Activity (the audit log in words) and Keys (ingest keys). Each module holds its routes; the
+domain packages do the work and never flash, redirect or render."""
 
-from app.settings import connect, deliveries, disconnect, page, picker, rules
+from app.settings import activity, connect, deliveries, disconnect, keys, page, picker, rules
 
 routes = [
     *page.routes,
@@ -12,4 +13,6 @@ routes = [
     *disconnect.routes,
     *deliveries.routes,
     *rules.routes,
+    *activity.routes,
+    *keys.routes,
 ]

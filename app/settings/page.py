@@ -1,19 +1,22 @@
-"""`GET /settings`: the tenant's PagerDuty connections, the manual-key form, and the start of a
-Simple Install with the account's region."""
+"""`GET /settings`: the connection at a glance (each PagerDuty account, its services with their
+health, last delivery and last error, a test button each), what to do next when alerts would be
+refused, the latest deliveries; and the forms of this page: a key pasted by hand, a new key
+for a broken service, removing one, and the start of a Simple Install with the account's
+region. A refused form is shown again with what was typed and the problem beside its field."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import Any
+from uuid import UUID
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from app.deps import Deps
 from app.dispatch.log_store import list_events
 from app.errors import ConflictError, InputError
-from app.ingest import store as ingest_store
-from app.ingest.rulebook import rule_problems
-from app.ingest.severity import PD_SEVERITIES, parse_severity_map
 from app.installations import store
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.regions import REGION_CHOICES, REGION_LABELS, read_region
@@ -22,30 +25,34 @@ from app.installations.simple_install import start_install
 from app.installations.store import PdService
 from app.settings.connect import CONNECT_KEY
 from app.settings.deliveries import history_kept
-from app.tenants.store import get_tenant, list_audit
+from app.settings.frame import key_refused, needs_first_rule, reconnect_url, signed_in_tenant
+from app.settings.store import service_activity
+from app.settings.words import key_errors
 from app.web.api import get_deps, path_uuid
 from app.web.render import flash, redirect, render
 from app.web.routing import page
-from app.web.session import SignedOut, check_csrf, current_tenant_id
+from app.web.session import check_csrf, current_tenant_id
 
-EVENTS_SHOWN = 25
+# The overview shows the latest few deliveries; the Deliveries page has the whole history.
+EVENTS_SHOWN = 5
 METHOD_LABELS = {"oauth": "OAuth", "simple_install": "Simple Install", "manual": "Manual key"}
 
 
-async def settings_page(request: Request) -> Response:
-    deps = get_deps(request)
-    tenant_id = current_tenant_id(request)
-    tenant = await get_tenant(deps.db, tenant_id)
-    if tenant is None:
-        request.session.clear()
-        raise SignedOut()
-    installations = await store.list_installations(deps.db, tenant_id)
-    services: dict[object, list[PdService]] = defaultdict(list)
-    all_services = await store.list_services(deps.db, tenant_id)
+async def connection_view(
+    request: Request,
+    deps: Deps,
+    *,
+    manual: dict[str, Any] | None = None,
+    rekeying: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The page, as shown after a GET or with a refused form's values and errors."""
+    tenant = await signed_in_tenant(request, deps)
+    installations = await store.list_installations(deps.db, tenant.id)
+    services: dict[UUID, list[PdService]] = defaultdict(list)
+    all_services = await store.list_services(deps.db, tenant.id)
     for service in all_services:
         services[service.installation_id].append(service)
-    severities = parse_severity_map(await ingest_store.severity_map(deps.db, tenant_id))
-    rules = await ingest_store.list_rules(deps.db, tenant_id)
     return render(
         request,
         "settings.html",
@@ -53,15 +60,12 @@ async def settings_page(request: Request) -> Response:
             "tenant": tenant,
             "installations": installations,
             "services": services,
-            "audit": await list_audit(deps.db, tenant_id, limit=20),
             "all_services": all_services,
-            "service_names": {str(s.id): s.name for s in all_services},
-            "rules": rules,
-            # Regexes saved before rules were RE2 that RE2 refuses: each matches nothing.
-            "rule_problems": {rule.id: rule_problems(rule) for rule in rules},
-            "severities": severities,
-            "pd_severities": PD_SEVERITIES,
-            "events": await list_events(deps.db, tenant_id, limit=EVENTS_SHOWN),
+            "activity": await service_activity(deps.db, tenant.id),
+            "needs_rule": await needs_first_rule(deps, tenant.id, all_services),
+            "reconnect_urls": {i.id: reconnect_url(i) for i in installations},
+            "key_refused": {s.id for s in all_services if key_refused(s)},
+            "events": await list_events(deps.db, tenant.id, limit=EVENTS_SHOWN),
             "history": history_kept(deps.config.retention_days),
             "oauth_enabled": deps.config.oauth_enabled,
             "install_enabled": deps.config.simple_install_enabled,
@@ -69,8 +73,16 @@ async def settings_page(request: Request) -> Response:
             "region_labels": REGION_LABELS,
             "region_choices": REGION_CHOICES,
             "default_region": deps.config.pagerduty_region,
+            "manual": manual or {"values": {}, "errors": {}},
+            "rekeying": rekeying or {"service_id": None, "errors": {}},
+            "message_places": ("first-rule", "manual-key"),
         },
+        status_code=status_code,
     )
+
+
+async def settings_page(request: Request) -> Response:
+    return await connection_view(request, get_deps(request))
 
 
 async def add_manual_key(request: Request) -> Response:
@@ -86,10 +98,10 @@ async def add_manual_key(request: Request) -> Response:
         )
         service = await add_manual_service(deps, tenant_id, key, actor="tenant admin")
     except (InputError, ConflictError) as exc:
-        flash(
-            request, "error", f"The key was not added: {exc.field.replace('_', ' ')} {exc.message}."
-        )
-        return redirect("/settings")
+        # The key itself is never sent back into the page: it is typed again.
+        values = {"name": name, "api": api, "region": region}
+        manual = {"values": values, "errors": key_errors(exc)}
+        return await connection_view(request, deps, manual=manual, status_code=422)
     flash(request, "ok", f"Added {service.name}.")
     return redirect("/settings")
 
@@ -125,8 +137,8 @@ async def rekey_service(request: Request) -> Response:
     try:
         await rekey(deps, service, routing_key, actor="tenant admin")
     except (InputError, ConflictError) as exc:
-        flash(request, "error", f"The key was not changed: {exc.message}.")
-        return redirect("/settings")
+        rekeying = {"service_id": service.id, "errors": key_errors(exc)}
+        return await connection_view(request, deps, rekeying=rekeying, status_code=422)
     flash(request, "ok", f"{service.name} has a new key; its held events are on their way.")
     return redirect("/settings")
 

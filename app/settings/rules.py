@@ -1,5 +1,6 @@
-"""The settings page's forms for routing rules and the severity table: each edits the
-stored list and saves it whole (app/ingest/rulebook.py)."""
+"""`GET /settings/routing`: the routing rules and the severity table, and their forms. Each
+form edits the stored list and saves it whole (app/ingest/rulebook.py); a refused one is shown
+again, with what was typed and the problem beside its field, in words (app/settings/words.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,61 @@ from starlette.responses import Response
 from app.deps import Deps
 from app.errors import InputError, NotFoundError
 from app.ingest import store
-from app.ingest.rulebook import parse_severity_lines, save_rules, save_severity_map
-from app.ingest.severity import parse_severity_map
+from app.ingest.routing import regex_problem
+from app.ingest.rulebook import parse_severity_lines, rule_problems, save_rules, save_severity_map
+from app.ingest.severity import PD_SEVERITIES, parse_severity_map
+from app.installations import store as installations_store
+from app.settings.frame import needs_first_rule, signed_in_tenant
+from app.settings.words import FieldErrors, regex_words, rule_errors, severity_errors
 from app.web.api import get_deps, path_uuid
-from app.web.render import flash, redirect
+from app.web.render import flash, redirect, render
 from app.web.routing import page
 from app.web.session import check_csrf, current_tenant_id
+
+ROUTING = "/settings/routing"
+# The one-click first rule: a rule without conditions, last, so it catches what others leave.
+CATCH_ALL_NAME = "Everything else"
+OPS = {"equals": "equals", "regex": "matches regex", "exists": "exists"}
+
+
+async def routing_view(
+    request: Request,
+    deps: Deps,
+    *,
+    rule_form: dict[str, Any] | None = None,
+    severity_form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    tenant = await signed_in_tenant(request, deps)
+    all_services = await installations_store.list_services(deps.db, tenant.id)
+    rules = await store.list_rules(deps.db, tenant.id)
+    severities = parse_severity_map(await store.severity_map(deps.db, tenant.id))
+    if severity_form is None:
+        table = "".join(f"{k} = {v}\n" for k, v in severities.overrides.items())
+        severity_form = {"values": {"table": table, "default": severities.default}, "errors": {}}
+    return render(
+        request,
+        "routing.html",
+        {
+            "tenant": tenant,
+            "all_services": all_services,
+            "service_names": {str(s.id): s.name for s in all_services},
+            "rules": rules,
+            # Regexes saved before rules were RE2 that RE2 refuses: each matches nothing.
+            "rule_problems": {rule.id: rule_problems(rule) for rule in rules},
+            "needs_rule": await needs_first_rule(deps, tenant.id, all_services),
+            "pd_severities": PD_SEVERITIES,
+            "ops": OPS,
+            "rule_form": rule_form or {"values": {"op": "equals", "service_ids": []}, "errors": {}},
+            "severity_form": severity_form,
+            "message_places": ("rules", "add-rule", "severity", "first-rule"),
+        },
+        status_code=status_code,
+    )
+
+
+async def routing_page(request: Request) -> Response:
+    return await routing_view(request, get_deps(request))
 
 
 async def _form_rules(request: Request) -> tuple[Deps, UUID, list[dict[str, Any]], dict[str, Any]]:
@@ -38,39 +88,98 @@ def _first(fields: dict[str, Any], name: str) -> str:
     return str(values[0]).strip()
 
 
+def _checked_by_hand(values: dict[str, Any]) -> FieldErrors:
+    """What the form can tell before the rulebook looks: said as the form's own words."""
+    errors: FieldErrors = {}
+    if not values["name"]:
+        errors["name"] = "Give the rule a name."
+    if values["field"] and values["op"] != "exists" and not values["value"]:
+        errors["value"] = "Type the value to compare with, or choose “exists”."
+    elif values["field"] and values["op"] == "regex":
+        # Said together with the other problems, not one form post later.
+        problem = regex_problem(values["value"])
+        if problem is not None:
+            errors["value"] = regex_words(problem)
+    if not values["service_ids"]:
+        errors["service_ids"] = "Tick at least one service."
+    return errors
+
+
 async def add_rule(request: Request) -> Response:
     deps, tenant_id, rules, fields = await _form_rules(request)
-    condition_field = _first(fields, "field")
+    values = {
+        "name": _first(fields, "name"),
+        "field": _first(fields, "field"),
+        "op": _first(fields, "op") or "equals",
+        "value": _first(fields, "value"),
+        "service_ids": [str(v) for v in fields.get("service_ids", [])],
+    }
     conditions = []
-    if condition_field:
-        op = _first(fields, "op")
+    if values["field"]:
+        op = values["op"]
         conditions.append(
             {
-                "field": condition_field,
+                "field": values["field"],
                 "op": op,
-                "value": None if op == "exists" else _first(fields, "value"),
+                "value": None if op == "exists" else values["value"],
             }
         )
-    rules.append(
-        {
-            "name": _first(fields, "name"),
-            "conditions": conditions,
-            "service_ids": [str(v) for v in fields.get("service_ids", [])],
-        }
-    )
-    return await _save_from_form(request, deps, tenant_id, rules, "Rule added.")
+    errors = _checked_by_hand(values)
+    if not errors:
+        rules.append(
+            {"name": values["name"], "conditions": conditions, "service_ids": values["service_ids"]}
+        )
+        try:
+            await save_rules(deps, tenant_id, rules, actor="tenant admin")
+        except InputError as exc:
+            errors = rule_errors(exc)
+    if errors:
+        form = {"values": values, "errors": errors}
+        return await routing_view(request, deps, rule_form=form, status_code=422)
+    # Where the admin is looking: beside the form (the redirect keeps its #add-rule).
+    flash(request, "ok", f"Rule '{values['name']}' added.", near="add-rule")
+    return redirect(f"{ROUTING}#add-rule")
 
 
-async def _save_from_form(
-    request: Request, deps: Deps, tenant_id: UUID, rules: list[dict[str, Any]], done: str
-) -> Response:
+async def add_first_rule(request: Request) -> Response:
+    """The one-click answer to "several services and no rule": everything to one service."""
+    deps, tenant_id, rules, fields = await _form_rules(request)
+    service_id = _first(fields, "service_id")
+    back = _first(fields, "back")
+    back = back if back in ("/settings", ROUTING) else ROUTING
+    names = {str(s.id): s.name for s in await installations_store.list_services(deps.db, tenant_id)}
+    if service_id not in names:
+        flash(request, "error", "Choose one of your services for the rule.", near="first-rule")
+        return redirect(back)
+    rules.append({"name": CATCH_ALL_NAME, "conditions": [], "service_ids": [service_id]})
     try:
         await save_rules(deps, tenant_id, rules, actor="tenant admin")
     except InputError as exc:
-        flash(request, "error", f"The rules were not saved: {exc}")
-        return redirect("/settings#routing")
-    flash(request, "ok", done)
-    return redirect("/settings#routing")
+        message = next(iter(rule_errors(exc).values()))
+        flash(request, "error", message, near="first-rule")
+        return redirect(back)
+    flash(
+        request,
+        "ok",
+        f"Rule '{CATCH_ALL_NAME}' added: alerts no other rule takes go to {names[service_id]}.",
+        near="rules" if back == ROUTING else None,
+    )
+    return redirect(back)
+
+
+async def _saved(
+    request: Request, deps: Deps, tenant_id: UUID, rules: list[dict[str, Any]], done: str
+) -> Response:
+    """Removing and moving rules: the rest of the list is saved as it was, so a refusal is
+    rare (a rule saved before a limit was lowered) and said above the rules."""
+    try:
+        await save_rules(deps, tenant_id, rules, actor="tenant admin")
+    except InputError as exc:
+        message = next(iter(rule_errors(exc).values()))
+        flash(request, "error", f"The rules were not saved: {message}", near="rules")
+        return redirect(ROUTING)
+    flash(request, "ok", done, near="rules")
+    return redirect(ROUTING)
 
 
 async def _rule_index(request: Request, deps: Deps, tenant_id: UUID) -> int:
@@ -85,35 +194,38 @@ async def _rule_index(request: Request, deps: Deps, tenant_id: UUID) -> int:
 async def delete_rule(request: Request) -> Response:
     deps, tenant_id, rules, _ = await _form_rules(request)
     index = await _rule_index(request, deps, tenant_id)
+    name = rules[index]["name"]
     del rules[index]
-    return await _save_from_form(request, deps, tenant_id, rules, "Rule removed.")
+    return await _saved(request, deps, tenant_id, rules, f"Rule '{name}' removed.")
 
 
 async def move_rule_up(request: Request) -> Response:
     deps, tenant_id, rules, _ = await _form_rules(request)
     index = await _rule_index(request, deps, tenant_id)
+    name = rules[index]["name"]
     if index > 0:
         rules[index - 1], rules[index] = rules[index], rules[index - 1]
-    return await _save_from_form(request, deps, tenant_id, rules, "Rule moved up.")
+    return await _saved(request, deps, tenant_id, rules, f"Rule '{name}' moved up.")
 
 
 async def save_severity_form(request: Request) -> Response:
     deps, tenant_id, _, fields = await _form_rules(request)
+    values = {"table": _first(fields, "table"), "default": _first(fields, "default")}
     try:
-        parsed = parse_severity_map(
-            parse_severity_lines(_first(fields, "table"), _first(fields, "default"))
-        )
+        parsed = parse_severity_map(parse_severity_lines(values["table"], values["default"]))
     except InputError as exc:
-        flash(request, "error", f"The severity table was not saved: {exc}")
-        return redirect("/settings#severity")
+        form = {"values": values, "errors": severity_errors(exc)}
+        return await routing_view(request, deps, severity_form=form, status_code=422)
     await save_severity_map(deps, tenant_id, parsed, actor="tenant admin")
-    flash(request, "ok", "Severity table saved.")
-    return redirect("/settings#severity")
+    flash(request, "ok", "Severity table saved.", near="severity")
+    return redirect(f"{ROUTING}#severity")
 
 
 routes = [
+    page(ROUTING, routing_page, methods=["GET"]),
     page("/settings/severity", save_severity_form, methods=["POST"]),
     page("/settings/routes", add_rule, methods=["POST"]),
+    page("/settings/routes/first", add_first_rule, methods=["POST"]),
     page("/settings/routes/{rule_id}/delete", delete_rule, methods=["POST"]),
     page("/settings/routes/{rule_id}/up", move_rule_up, methods=["POST"]),
 ]

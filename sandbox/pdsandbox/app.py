@@ -12,10 +12,14 @@
 
 v3 webhooks go from `pdsandbox.webhooks.sender` to the subscriptions' URLs, through the
 transport given to `create_sandbox_app` (by default real HTTP).
+
+With a `state_file` the state is loaded from it at creation and written back after changes
+and at shutdown (`pdsandbox.persistence`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import cast
@@ -39,6 +43,7 @@ from pdsandbox.identity.install import InstallPage
 from pdsandbox.identity.tokens import TokenEndpoints
 from pdsandbox.models import Region
 from pdsandbox.pages import esc, page
+from pdsandbox.persistence import StateFile
 from pdsandbox.rest.api import RestApi
 from pdsandbox.state import SandboxState
 from pdsandbox.webhooks.sender import WebhookSender
@@ -48,11 +53,17 @@ def create_sandbox_app(
     config: SandboxConfig,
     clock: Callable[[], float] | None = None,
     webhook_transport: httpx2.AsyncBaseTransport | None = None,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> Starlette:
-    """A fresh sandbox with the seeded accounts; `app.state.sandbox` is its `SandboxState`
-    and `app.state.webhooks` its `WebhookSender`. Webhooks are sent through
-    `webhook_transport` (e.g. `httpx2.ASGITransport(app=receiver)`), by default real HTTP."""
+    """A sandbox with the seeded accounts, or with what `state_file` kept when it exists;
+    `app.state.sandbox` is its `SandboxState`, `app.state.webhooks` its `WebhookSender` and
+    `app.state.state_file` its `StateFile` (None without one). Webhooks are sent through
+    `webhook_transport` (e.g. `httpx2.ASGITransport(app=receiver)`), by default real HTTP.
+    An unreadable state file raises `pdsandbox.persistence.StateFileError`."""
     state = SandboxState(config, clock)
+    kept = StateFile(state_file, state) if state_file is not None else None
+    if kept is not None:
+        kept.load()
     sender = WebhookSender(state, webhook_transport)
 
     @asynccontextmanager
@@ -62,14 +73,17 @@ def create_sandbox_app(
             yield
         finally:
             await sender.aclose()
+            if kept is not None:
+                kept.close()
 
     app = Starlette(
         routes=_routes(state, sender),
-        middleware=[Middleware(_BindLoop, sender=sender)],
+        middleware=[Middleware(_BindLoop, sender=sender, state=state)],
         lifespan=lifespan,
     )
     app.state.sandbox = state
     app.state.webhooks = sender
+    app.state.state_file = kept
     return app
 
 
@@ -83,15 +97,28 @@ def sandbox_webhooks(app: Starlette) -> WebhookSender:
 
 class _BindLoop:
     """Tells the webhook sender which loop serves the sandbox, so that deliveries can start
-    there even when servers run without a lifespan (uvicorn's `lifespan="off"`)."""
+    there even when servers run without a lifespan (uvicorn's `lifespan="off"`), and tells the
+    state that a request which may have changed it has finished.
 
-    def __init__(self, app: ASGIApp, sender: WebhookSender) -> None:
+    Every change the sandbox keeps is made by a POST, PUT, PATCH or DELETE (PagerDuty's
+    writes, the token endpoint, the consent form, the Events API, the controls), so those
+    are the requests that count, whatever they answered: finding out which of them changed
+    something would take a hook in every write for no gain."""
+
+    _READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp, sender: WebhookSender, state: SandboxState) -> None:
         self.app = app
         self.sender = sender
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.sender.bind_loop()
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and scope["method"] not in self._READS:
+                self.state.touch()
 
 
 def _routes(state: SandboxState, sender: WebhookSender) -> list[BaseRoute]:

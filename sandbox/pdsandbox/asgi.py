@@ -5,7 +5,7 @@ signing key), so only servers import it.
 """
 
 from pdsandbox.app import create_sandbox_app
-from pdsandbox.server import config_from_env
+from pdsandbox.server import config_from_env, state_file_from_env
 
 config = config_from_env()
-app = create_sandbox_app(config)
+app = create_sandbox_app(config, state_file=state_file_from_env())

@@ -41,12 +41,104 @@ class User:
 
 
 @dataclass(frozen=True)
+class EscalationTarget:
+    type: str  # "user" or "schedule"
+    id: str
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    """One level of an escalation policy: who is paged, and how long before the next."""
+
+    id: str
+    delay_minutes: int
+    targets: tuple[EscalationTarget, ...]
+
+
+@dataclass(frozen=True)
 class EscalationPolicy:
     id: str
     account_id: str
     name: str
     description: str
+    rules: tuple[EscalationRule, ...]  # level 1 first
+
+
+@dataclass(frozen=True)
+class Shift:
+    user_id: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class ScheduleLayer:
+    """A rotation: `user_ids` take turns of `turn_length_seconds`, counted from
+    `rotation_virtual_start`, from `start` on (no end, no restrictions)."""
+
+    id: str
+    name: str
+    start: float
+    rotation_virtual_start: float
+    turn_length_seconds: int
     user_ids: tuple[str, ...]
+
+    def shift_at(self, at: float) -> Shift | None:
+        if at < self.start or not self.user_ids:
+            return None
+        turn = int((at - self.rotation_virtual_start) // self.turn_length_seconds)
+        return self._shift(turn)
+
+    def shifts(self, since: float, until: float) -> list[Shift]:
+        """The shifts overlapping [since, until]; the one at `since` when they are equal."""
+        first = self.shift_at(max(since, self.start))
+        if first is None:
+            return []
+        found = [first]
+        while found[-1].end < until:
+            turn = int((found[-1].end - self.rotation_virtual_start) // self.turn_length_seconds)
+            found.append(self._shift(turn))
+        return found
+
+    def _shift(self, turn: int) -> Shift:
+        begin = self.rotation_virtual_start + turn * self.turn_length_seconds
+        user = self.user_ids[turn % len(self.user_ids)]
+        return Shift(user, max(begin, self.start), begin + self.turn_length_seconds)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    account_id: str
+    name: str
+    description: str
+    time_zone: str
+    layers: tuple[ScheduleLayer, ...]
+
+    def shift_at(self, at: float) -> Shift | None:
+        """Who is on call at `at`: as in PagerDuty, a later layer covers the ones before it."""
+        for layer in reversed(self.layers):
+            shift = layer.shift_at(at)
+            if shift is not None:
+                return shift
+        return None
+
+    def shifts(self, since: float, until: float) -> list[Shift]:
+        """The final schedule's shifts overlapping [since, until]. The seeded schedules have one
+        layer each; with several, the last layer that has anyone on call speaks for the
+        whole of each of its shifts (the sandbox does not split shifts between layers)."""
+        for layer in reversed(self.layers):
+            shifts = layer.shifts(since, until)
+            if shifts:
+                return shifts
+        return []
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for layer in self.layers:
+            seen.update(dict.fromkeys(layer.user_ids))
+        return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -99,11 +191,18 @@ class WebhookSubscription:
     # switch over without losing any; None for "until the rotation is finished by hand".
     previous_secret: str | None = None
     previous_secret_until: float | None = None
-    # Set after 3 consecutive dropped deliveries, as PagerDuty does for 24 hours.
+    # Set after 3 consecutive dropped deliveries, as PagerDuty does for 24 hours
+    # (`delivery_method.temporarily_disabled`; `POST .../enable` ends it).
     disabled_until: float | None = None
+    # The owner's switch (`active` in PUT /webhook_subscriptions/{id}): off, nothing is sent.
+    enabled: bool = True
+
+    def temporarily_disabled_at(self, now: float) -> bool:
+        return self.disabled_until is not None and now < self.disabled_until
 
     def active_at(self, now: float) -> bool:
-        return self.disabled_until is None or now >= self.disabled_until
+        """Whether deliveries go out now: switched on and not disabled after failures."""
+        return self.enabled and not self.temporarily_disabled_at(now)
 
     def secrets_at(self, now: float) -> tuple[str, ...]:
         """The secrets deliveries are signed with now, the newest first."""

@@ -12,19 +12,26 @@ Environment variables (all optional):
   `http://127.0.0.1:8000/pagerduty/callback,http://localhost:8000/pagerduty/callback`.
 - `SANDBOX_APP_ID`: the Events Integration app id for the Simple Install Flow. Default
   `PSANDBX`; set it empty to register no app id.
+- `PDSANDBOX_STATE_FILE`: keep the sandbox's state in this file across restarts, as
+  `--state-file PATH` does (the option wins). Unset: nothing is kept, as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
+import uvicorn.config
 
 from pdsandbox.app import create_sandbox_app
 from pdsandbox.config import SandboxApp, SandboxConfig
+from pdsandbox.persistence import StateFileError
 from pdsandbox.urls import is_http_url
 
 DEFAULT_PORT = 8900
@@ -63,19 +70,65 @@ def config_from_env(
     return SandboxConfig(base_url=base_url, apps=(app,))
 
 
-def run_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
-    """Serve the sandbox until interrupted."""
-    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="info")
+def state_file_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if environ is None else environ
+    return env.get("PDSANDBOX_STATE_FILE", "").strip() or None
+
+
+def run_sandbox(
+    config: SandboxConfig,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    state_file: str | None = None,
+) -> None:
+    """Serve the sandbox until interrupted; with `state_file`, its state is kept there."""
+    app = create_sandbox_app(config, state_file=state_file)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=log_config())
+
+
+class NoQueryStrings(logging.Filter):
+    """Uvicorn's access lines without their query strings: the OAuth requests carry codes,
+    states and PKCE verifiers there, which no log should keep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """Uvicorn's own logging, with `NoQueryStrings` on its access lines."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["no_query_strings"] = {
+        "()": f"{NoQueryStrings.__module__}.{NoQueryStrings.__qualname__}"
+    }
+    config["handlers"]["access"]["filters"] = ["no_query_strings"]
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = argparse.ArgumentParser(prog="pdsandbox", description="Run the PagerDuty sandbox.")
     cli.add_argument("--port", type=int, default=DEFAULT_PORT)
+    cli.add_argument(
+        "--state-file",
+        metavar="PATH",
+        default=None,
+        help="keep accounts, grants, tokens, integrations, incidents and webhook "
+        "subscriptions in this file across restarts (default: $PDSANDBOX_STATE_FILE, "
+        "else nothing is kept)",
+    )
     args = cli.parse_args(argv)
     try:
         config = config_from_env(port=args.port)
     except SandboxConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_sandbox(config, host="127.0.0.1", port=args.port)
+    state_file = args.state_file or state_file_from_env()
+    try:
+        run_sandbox(config, host="127.0.0.1", port=args.port, state_file=state_file)
+    except StateFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pdsandbox import ids
 from pdsandbox.config import SandboxConfig
@@ -26,9 +26,12 @@ from pdsandbox.identity.oauth_store import OAuthStore
 from pdsandbox.models import (
     Account,
     EscalationPolicy,
+    EscalationRule,
     Integration,
     Ruleset,
+    Schedule,
     Service,
+    Shift,
     User,
     WebhookSubscription,
 )
@@ -93,6 +96,7 @@ class SandboxState:
         seed = build_seed()
         self.accounts: dict[str, Account] = {a.id: a for a in seed.accounts}
         self.users: dict[str, User] = {u.id: u for u in seed.users}
+        self.schedules: dict[str, Schedule] = {s.id: s for s in seed.schedules}
         self.policies: dict[str, EscalationPolicy] = {p.id: p for p in seed.policies}
         self.services: dict[str, Service] = {s.id: s for s in seed.services}
         self.integrations: dict[str, Integration] = {i.id: i for i in seed.integrations}
@@ -101,6 +105,8 @@ class SandboxState:
         self.incidents = IncidentBook(self.new_id)
         # Told of "service.deleted" before the service goes, for webhooks.
         self.service_listeners: list[ServiceListener] = []
+        # Told that something worth keeping changed (see `pdsandbox.persistence`).
+        self.change_listeners: list[Callable[[], None]] = []
 
     def now(self) -> float:
         return self._clock() + self.clock_offset
@@ -108,9 +114,42 @@ class SandboxState:
     def advance(self, seconds: float) -> None:
         self.clock_offset += seconds
 
+    def touch(self) -> None:
+        """Something worth keeping changed. Requests that may change the state call it when
+        they finish; changes made outside a request (a subscription disabled after failed
+        deliveries) call it themselves."""
+        for listener in list(self.change_listeners):
+            listener()
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The state's record tables by name, each keyed by the records' ids."""
+        return {
+            "accounts": self.accounts,
+            "users": self.users,
+            "schedules": self.schedules,
+            "policies": self.policies,
+            "services": self.services,
+            "integrations": self.integrations,
+            "rulesets": self.rulesets,
+            "webhook_subscriptions": self.webhook_subscriptions,
+        }
+
+    @staticmethod
+    def record_types() -> dict[str, type[Any]]:
+        return {
+            "accounts": Account,
+            "users": User,
+            "schedules": Schedule,
+            "policies": EscalationPolicy,
+            "services": Service,
+            "integrations": Integration,
+            "rulesets": Ruleset,
+            "webhook_subscriptions": WebhookSubscription,
+        }
+
     def new_id(self) -> str:
         taken = (
-            self.accounts, self.users, self.policies, self.services,
+            self.accounts, self.users, self.schedules, self.policies, self.services,
             self.integrations, self.rulesets, self.webhook_subscriptions,
             self.incidents.incidents,
         )  # fmt: skip
@@ -137,19 +176,56 @@ class SandboxState:
         return user if user is not None and user.account_id == account_id else None
 
     def assignees_of(self, incident: Incident) -> list[User]:
-        """Who an incident is assigned to: whoever it was reassigned to, else the user at its
-        escalation level of its service's policy. Resolved incidents have no assignees."""
+        """Who an incident is assigned to: whoever it was reassigned to, else whoever is on
+        call now at its escalation level of its service's policy (each user target, and the
+        on-call user of each schedule target). Resolved incidents have no assignees."""
         if incident.status == "resolved":
             return []
         if incident.assigned_to is not None:
             user = self.users.get(incident.assigned_to)
             return [user] if user is not None else []
-        service = self.services.get(incident.service_id)
-        policy = self.policies.get(service.escalation_policy_id) if service else None
-        if policy is None or not policy.user_ids:
+        policy = self.policy_of_service(incident.service_id)
+        if policy is None or not policy.rules:
             return []
-        level = (incident.escalation_level - 1) % len(policy.user_ids)
-        return [self.users[policy.user_ids[level]]]
+        rule = policy.rules[(incident.escalation_level - 1) % len(policy.rules)]
+        return self.on_call_at_level(rule, self.now())
+
+    def policy_of_service(self, service_id: str) -> EscalationPolicy | None:
+        service = self.services.get(service_id)
+        return self.policies.get(service.escalation_policy_id) if service else None
+
+    def on_call_at_level(self, rule: EscalationRule, at: float) -> list[User]:
+        found: dict[str, User] = {}
+        for target in rule.targets:
+            if target.type == "user":
+                user_id: str | None = target.id
+            else:
+                schedule = self.schedules.get(target.id)
+                shift = schedule.shift_at(at) if schedule is not None else None
+                user_id = shift.user_id if shift is not None else None
+            if user_id is not None and user_id in self.users:
+                found.setdefault(user_id, self.users[user_id])
+        return list(found.values())
+
+    def shift_at(self, schedule_id: str, at: float) -> Shift | None:
+        schedule = self.schedules.get(schedule_id)
+        return schedule.shift_at(at) if schedule is not None else None
+
+    def user_by_email(self, account_id: str, email: str) -> User | None:
+        wanted = email.strip().lower()
+        return next((u for u in self.users_in(account_id) if u.email.lower() == wanted), None)
+
+    def schedules_in(self, account_id: str, query: str | None = None) -> list[Schedule]:
+        found = [s for s in self.schedules.values() if s.account_id == account_id]
+        return sorted(_matching(found, query), key=lambda s: (s.name.lower(), s.id))
+
+    def schedule_in(self, account_id: str, schedule_id: str) -> Schedule | None:
+        schedule = self.schedules.get(schedule_id)
+        return schedule if schedule is not None and schedule.account_id == account_id else None
+
+    def incident_in(self, account_id: str, incident_id: str) -> Incident | None:
+        incident = self.incidents.incidents.get(incident_id)
+        return incident if incident is not None and incident.account_id == account_id else None
 
     def policies_in(self, account_id: str, query: str | None = None) -> list[EscalationPolicy]:
         found = [p for p in self.policies.values() if p.account_id == account_id]
@@ -243,6 +319,13 @@ class SandboxState:
     def delete_webhook_subscription(self, subscription_id: str) -> None:
         self.webhook_subscriptions.pop(subscription_id, None)
 
+    def update_webhook_subscription(
+        self, subscription_id: str, changes: dict[str, Any]
+    ) -> WebhookSubscription:
+        """`changes` are field values of `WebhookSubscription` (checked by the caller)."""
+        sub = self.webhook_subscriptions[subscription_id]
+        return self._put_webhook(replace(sub, **changes))
+
     def rotate_webhook_secret(
         self, subscription_id: str, overlap_seconds: float | None
     ) -> WebhookSubscription:
@@ -269,14 +352,16 @@ class SandboxState:
         sub = self.webhook_subscriptions.get(subscription_id)
         if sub is None:  # deleted while a delivery to it was under way
             return None
-        return self._put_webhook(replace(sub, disabled_until=until))
+        changed = self._put_webhook(replace(sub, disabled_until=until))
+        self.touch()  # also happens outside any request, after failed deliveries
+        return changed
 
     def _put_webhook(self, changed: WebhookSubscription) -> WebhookSubscription:
         self.webhook_subscriptions[changed.id] = changed
         return changed
 
 
-_Named = TypeVar("_Named", Service, EscalationPolicy)
+_Named = TypeVar("_Named", Service, EscalationPolicy, Schedule)
 
 
 def _matching(items: list[_Named], query: str | None) -> list[_Named]:

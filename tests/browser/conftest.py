@@ -64,8 +64,9 @@ class Server:
         raise AssertionError("the server printed no ingest key")
 
 
-def _start_server(data_dir: Path) -> Server:
-    port, sandbox_port = free_port(), free_port()
+def _start_server(data_dir: Path, ports: tuple[int, int] | None = None) -> Server:
+    """`ports`: the server's and its sandbox's (a restart keeps them, as `make run` does)."""
+    port, sandbox_port = ports or (free_port(), free_port())
     env = {
         k: v
         for k, v in os.environ.items()
@@ -95,6 +96,8 @@ def _start_server(data_dir: Path) -> Server:
     # The sandbox beside the server is a Uvicorn process too and reports first: wait for ours.
     listening = f"Uvicorn running on http://127.0.0.1:{port} "
 
+    heard: list[str] = []
+
     def pump() -> None:
         assert process.stdout is not None
         for line in process.stdout:
@@ -103,6 +106,9 @@ def _start_server(data_dir: Path) -> Server:
             if match:
                 found.append(match.group(1))
             if listening in line:
+                heard.append(line)
+            # The sign-in link comes once the server listens: ready when both are out.
+            if found and heard:
                 ready.set()
         # The pipe is at its end once the server and its sandbox have exited: this thread,
         # its only reader, closes it.

@@ -86,7 +86,10 @@ def test_connect_two_services_and_a_new_one_then_reconnect(page: Page, server: S
     expect(page.locator("label.pick input:disabled")).to_have_count(0)
 
     first, second = picks.nth(0), picks.nth(1)
-    chosen = [first.inner_text().strip(), second.inner_text().strip()]
+    chosen = [
+        first.locator(".pick-name").inner_text().strip(),
+        second.locator(".pick-name").inner_text().strip(),
+    ]
     first.locator("input[type=checkbox]").check()
     second.locator("input[type=checkbox]").check()
     page.locator("#new-service-name").fill(NEW_SERVICE)

@@ -16,6 +16,8 @@ PASTED_KEY = "e" * 32
 def test_pasted_key_and_simple_install_in_the_eu(page: Page, server: Server) -> None:
     page.goto(server.sign_in_url)
     page.wait_for_url(f"{server.base_url}/settings")
+    # Pasting a key is a second choice, behind "Paste an integration key instead".
+    page.locator("#manual-key summary").click()
     # US is preselected: the deployment's PAGERDUTY_REGION is unset.
     expect(page.locator("#manual-region")).to_have_value("us")
 

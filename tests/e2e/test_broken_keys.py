@@ -38,9 +38,9 @@ async def test_rekey_sends_held_events_in_order(stack: Stack) -> None:
     assert services["services"][0]["health"] == "unhealthy"
     assert "Invalid routing key" in services["services"][0]["health_reason"]
     await sign_in(stack, tenant)
+    # A pasted key is repaired by pasting a new one, beside the service.
     assert (
-        'name="routing_key" placeholder="new integration key"'
-        in (await stack.http.get("/settings")).text
+        f'action="/settings/services/{service}/rekey"' in (await stack.http.get("/settings")).text
     )
 
     good = (await stack.v2_keys())[0]
@@ -79,7 +79,8 @@ async def test_removing_a_broken_service_cancels_its_held_events(stack: Stack) -
     assert answer.status_code == 303
     page = (await stack.http.get("/settings")).text
     assert "Removed Pasted; 3 pending event(s) cancelled." in page
-    assert "service.removed" in page
+    activity = (await stack.http.get("/settings/activity")).text
+    assert "removed the service Pasted (3 pending event(s) cancelled)." in activity
     for event_id in ids:
         event = await stack.event(tenant, event_id)
         assert event["status"] == "cancelled"

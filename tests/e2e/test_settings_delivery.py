@@ -181,10 +181,15 @@ async def test_rules_and_severities_from_the_settings_page(stack: Stack) -> None
             "service_ids": [web],
         },
     )
-    assert bad.status_code == 303
-    page = (await stack.http.get("/settings")).text
-    assert "The rules were not saved" in page
-    assert re.findall(r'class="rule-name">([^<]+)<', page) == ["Database team", "Everything else"]
+    # Shown again with what was typed and, beside the field, what is wrong in words.
+    assert bad.status_code == 422
+    assert "That regular expression is missing a &#39;)&#39;." in bad.text
+    assert 'value="Broken"' in bad.text
+    page = (await stack.http.get("/settings/routing")).text
+    assert re.findall(r'class="rule-name"[^>]*>([^<]+)<', page) == [
+        "Database team",
+        "Everything else",
+    ]
 
     routed = await stack.alert(tenant, {"summary": "s", "labels": {"team": "db"}})
     assert routed.json()["events"][0]["service"] == db
@@ -192,9 +197,14 @@ async def test_rules_and_severities_from_the_settings_page(stack: Stack) -> None
     assert fallback.json()["events"][0]["service"] == web
 
     rule_ids = re.findall(r'action="/settings/routes/([0-9a-f-]+)/up"', page)
-    await post(f"/settings/routes/{rule_ids[0]}/up", {})
-    page = (await stack.http.get("/settings")).text
-    assert re.findall(r'class="rule-name">([^<]+)<', page) == ["Everything else", "Database team"]
+    moved = await post(f"/settings/routes/{rule_ids[0]}/up", {})
+    assert moved.headers["location"] == "/settings/routing"
+    page = (await stack.http.get("/settings/routing")).text
+    assert "Rule &#39;Everything else&#39; moved up." in page
+    assert re.findall(r'class="rule-name"[^>]*>([^<]+)<', page) == [
+        "Everything else",
+        "Database team",
+    ]
 
     saved = await post(
         "/settings/severity", {"table": "sev0 = critical\nnoise = info", "default": "warning"}
@@ -209,8 +219,9 @@ async def test_rules_and_severities_from_the_settings_page(stack: Stack) -> None
     refused = await post(
         "/settings/severity", {"table": "sev0 = catastrophic", "default": "warning"}
     )
-    assert refused.status_code == 303
-    assert "The severity table was not saved" in (await stack.http.get("/settings")).text
+    assert refused.status_code == 422
+    assert "“sev0” must map to critical, error, warning or info" in refused.text
+    assert "sev0 = catastrophic</textarea>" in refused.text
     audit = await stack.count(
         """
         SELECT count(*) FROM audit_log WHERE tenant_id = CAST(:t AS uuid)

@@ -142,7 +142,9 @@ async def sign_in(client: httpx2.AsyncClient, tenant_id: UUID) -> str:
 
 
 def flashed(page: str) -> list[str]:
-    return re.findall(r"The rules were not saved: [^<]*|Rule (?:added|removed)\.", page)
+    return re.findall(
+        r"The rules were not saved: [^<]*|Rule '[^']*' (?:added|removed)\.", html.unescape(page)
+    )
 
 
 async def test_the_settings_form_removes_one_stale_rule_while_another_stays(
@@ -150,7 +152,7 @@ async def test_the_settings_form_removes_one_stale_rule_while_another_stays(
 ) -> None:
     tenant_id, _, (databases, _) = await with_stale_rules(db, client)
     csrf = await sign_in(client, tenant_id)
-    page = (await client.get("/settings")).text
+    page = (await client.get("/settings/routing")).text
     shown = [html.unescape(p) for p in re.findall(r'class="[^"]*rule-problem">([^<]+)<', page)]
     assert shown == [
         "lookahead (?=…) is not supported: rules use RE2 syntax; until it is changed, this "
@@ -161,8 +163,8 @@ async def test_the_settings_form_removes_one_stale_rule_while_another_stays(
     first = re.findall(r'action="/settings/routes/([0-9a-f-]+)/delete"', page)[0]
     removed = await client.post(f"/settings/routes/{first}/delete", data={"csrf_token": csrf})
     assert removed.status_code == 303
-    page = (await client.get("/settings")).text
-    assert flashed(page) == ["Rule removed."]
+    page = (await client.get("/settings/routing")).text
+    assert flashed(page) == ["Rule 'db hosts' removed."]
     assert re.findall(r'class="rule-name">([^<]+)<', page) == ["doubled", "everything else"]
 
     form = {
@@ -174,12 +176,13 @@ async def test_the_settings_form_removes_one_stale_rule_while_another_stays(
         "service_ids": databases,
     }
     refused = await client.post("/settings/routes", data=form)
-    assert refused.status_code == 303
-    page = (await client.get("/settings")).text
-    assert flashed(page) == [
-        "The rules were not saved: routes[2].conditions[0].value: lookahead (?=…) is not "
-        "supported: rules use RE2 syntax"
-    ]
+    assert refused.status_code == 422
+    said = re.search(r'id="rule-value-error" role="alert">([^<]*)<', refused.text)
+    assert said is not None
+    assert html.unescape(said.group(1)) == (
+        "That regular expression cannot be used: lookahead (?=…) is not supported: "
+        "rules use RE2 syntax."
+    )
     added = await client.post("/settings/routes", data={**form, "value": "disk full"})
     assert added.status_code == 303
-    assert flashed((await client.get("/settings")).text) == ["Rule added."]
+    assert flashed((await client.get("/settings/routing")).text) == ["Rule 'disk' added."]

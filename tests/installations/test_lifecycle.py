@@ -348,7 +348,8 @@ async def test_disconnect_deletes_in_pagerduty_and_leaves_no_secret(
 
     page = await flashes(http)
     assert "Disconnected acme-corp. 1 pending event(s) cancelled." in page
-    assert "installation.disconnected" in page
+    activity = (await http.get("/settings/activity")).text
+    assert "An admin disconnected acme-corp (2 services)." in activity
     accounts = page.split('id="accounts"')[1].split('id="manual-key"')[0]
     assert "acme-corp" not in accounts
     assert "Kept" in accounts

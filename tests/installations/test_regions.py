@@ -197,8 +197,12 @@ async def test_the_settings_form_refuses_a_bad_region(deps: Deps, db: Database) 
         "/settings/services/manual",
         data={"csrf_token": csrf, "name": "x", "routing_key": US_KEY, "region": "apac"},
     )
-    assert response.status_code == 303
-    assert "The key was not added: region must be us or eu" in await flashes(http)
+    # Shown again, the problem beside the region's field.
+    assert response.status_code == 422
+    assert (
+        'id="manual-region-error" role="alert">'
+        "Choose the region where you sign in to PagerDuty: US or EU.<" in response.text
+    )
     assert await count(db, "pd_services") == 0
 
 

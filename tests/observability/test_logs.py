@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,34 @@ def test_a_wrong_log_setting_is_named() -> None:
     )
     assert failed.returncode == 2
     assert "PDCONNECT_LOG_FORMAT must be json or text" in failed.stderr
+
+
+def test_the_access_log_can_be_switched_off_alone() -> None:
+    off = logging_config("text", "info", access_log="off")
+    assert off["loggers"]["pdconnect.access"]["level"] == "WARNING"
+    # The rest of pdconnect still logs at the chosen level.
+    assert off["root"]["level"] == "INFO"
+    assert "pdconnect.access" not in logging_config("text", "info")["loggers"]
+    with pytest.raises(ValueError, match="PDCONNECT_ACCESS_LOG must be on or off"):
+        logging_config("json", "info", access_log="maybe")
+
+
+def test_a_terminal_gets_short_text_lines_and_a_pipe_json() -> None:
+    """The default format follows stderr: JSON when it is not a terminal (a pipe here)."""
+    logged = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from app.cli import default_log_format; print(default_log_format())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert logged.stdout.strip() == "json"
+    line = TextFormatter().format(_record("hello"))
+    # Time of day, level, logger, message: no date, no JSON.
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    \S+: hello", line), line
 
 
 class Formatted(logging.Handler):

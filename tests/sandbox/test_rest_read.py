@@ -116,7 +116,7 @@ async def test_escalation_policies_page_like_services(
     assert (len(rest["escalation_policies"]), rest["more"]) == (1, False)
     policy = page["escalation_policies"][0]
     assert policy["type"] == "escalation_policy"
-    assert policy["escalation_rules"][0]["targets"][0]["type"] == "user_reference"
+    assert policy["escalation_rules"][0]["targets"][0]["type"] == "schedule_reference"
     ids = {p["id"] for p in page["escalation_policies"] + rest["escalation_policies"]}
     assert ids == {"PEPAC01", "PEPAC02", "PEPAC03"}
 

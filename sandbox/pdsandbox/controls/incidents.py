@@ -129,9 +129,8 @@ class IncidentControls:
         return user
 
     def _level(self, incident: Incident, fields: dict[str, Any]) -> int:
-        service = self.state.services.get(incident.service_id)
-        policy = self.state.policies.get(service.escalation_policy_id) if service else None
-        levels = len(policy.user_ids) if policy is not None and policy.user_ids else 1
+        policy = self.state.policy_of_service(incident.service_id)
+        levels = len(policy.rules) if policy is not None and policy.rules else 1
         raw = fields.get("level")
         if raw is None:
             return incident.escalation_level % levels + 1

@@ -16,6 +16,10 @@ its secret, enable it again). Not part of PagerDuty.
   finished): a new secret; deliveries carry both signatures, new first, meanwhile.
   Answers `{"id", "secret", "previous_secret", "previous_secret_until"}`.
 - `POST /_sandbox/webhook_subscriptions/{id}/finish_rotation`: only the new secret signs.
+- `POST /_sandbox/webhook_subscriptions/{id}/disable`, optional `{"seconds": N}` (default the
+  `disable_seconds` setting, 24 h): what PagerDuty does after 3 consecutive dropped
+  deliveries, at once: `temporarily_disabled`, queued deliveries dropped, and none sent
+  until it is enabled again or the time has passed. Answers the subscription's view.
 - `POST /_sandbox/webhook_subscriptions/{id}/enable`: undo a disable after failed deliveries.
 - `POST /_sandbox/webhook_subscriptions/{id}/ping`: PagerDuty's "Send Test Event" button (and
   its REST `POST /webhook_subscriptions/{id}/ping`): one signed `pagey.ping` to the
@@ -93,6 +97,7 @@ class WebhookControls:
             Route(subs, self.list_subscriptions, methods=["GET"]),
             Route(subs + "/{wid}/rotate_secret", self.rotate_secret, methods=["POST"]),
             Route(subs + "/{wid}/finish_rotation", self.finish_rotation, methods=["POST"]),
+            Route(subs + "/{wid}/disable", self.disable, methods=["POST"]),
             Route(subs + "/{wid}/enable", self.enable, methods=["POST"]),
             Route(subs + "/{wid}/ping", self.ping, methods=["POST"]),
         ]
@@ -156,6 +161,20 @@ class WebhookControls:
             return _error("No such webhook subscription", 404)
         return JSONResponse(self._view(self.state.finish_webhook_rotation(sub.id)))
 
+    async def disable(self, request: Request) -> Response:
+        if request.path_params["wid"] not in self.state.webhook_subscriptions:
+            return _error("No such webhook subscription", 404)
+        body = await _optional_json(request)
+        if body is None:
+            return _error("Send a JSON object or nothing.")
+        seconds = body.get("seconds")
+        if seconds is not None and (not _number(seconds) or seconds <= 0):
+            return _error("seconds must be a positive number")
+        disabled = self.sender.disable(request.path_params["wid"], seconds)
+        if disabled is None:
+            return _error("No such webhook subscription", 404)
+        return JSONResponse(self._view(disabled))
+
     async def enable(self, request: Request) -> Response:
         enabled = self.sender.enable(request.path_params["wid"])
         if enabled is None:
@@ -180,7 +199,10 @@ class WebhookControls:
             "secret": sub.secret,
             "previous_secret": sub.previous_secret if len(sub.secrets_at(now)) > 1 else None,
             "active": sub.active_at(now),
-            "disabled_until": _maybe_iso(sub.disabled_until) if not sub.active_at(now) else None,
+            "enabled": sub.enabled,
+            "disabled_until": (
+                _maybe_iso(sub.disabled_until) if sub.temporarily_disabled_at(now) else None
+            ),
         }
 
 

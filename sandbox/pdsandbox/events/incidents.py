@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from typing import Any
 
@@ -30,11 +30,22 @@ from pdsandbox.timefmt import iso
 
 MAX_INCIDENTS = 100_000  # the oldest resolved ones go first past this
 MAX_LOG_ENTRIES = 100  # per incident; `log_entry_count` keeps the true number
+MAX_NOTES = 2000  # createIncidentNote: "A maximum of 2000 notes can be added to an incident."
 HIGH_URGENCY = ("critical", "error")  # v1 events carry no severity and page as high
 WEB_CHANNEL = "website"  # the log entry channel of a change made in the web app
 
 # (webhook event type, incident, id of the user who acted or None for automation)
 Listener = Callable[[str, "Incident", str | None], None]
+# (incident, the note added to it): `incident.annotated`, whose data is the note
+NoteListener = Callable[["Incident", "Note"], None]
+
+
+@dataclass(slots=True)
+class Note:
+    id: str
+    user_id: str  # who wrote it: the user the `From` header named
+    content: str
+    created_at: float
 
 
 @dataclass(slots=True)
@@ -76,12 +87,24 @@ class Incident:
     triggers: int = 1  # the first trigger and its duplicates
     escalation_level: int = 1  # whose turn it is in the service's escalation policy
     assigned_to: str | None = None  # a user it was reassigned to, over the policy's choice
+    # When it was last (re)assigned: created, escalated, reassigned or reopened.
+    assigned_at: float | None = None
+    acknowledged_by: str | None = None  # the user; None: through its integration
+    # The last status change and who made it (None: its integration, i.e. the Events API).
+    status_changed_at: float | None = None
+    status_changed_by: str | None = None
+    updated_at: float | None = None
     log_entries: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_LOG_ENTRIES))
     log_entry_count: int = 0
+    notes: list[Note] = field(default_factory=list)
 
     def log(self, entry: LogEntry) -> None:
         self.log_entries.append(entry)
         self.log_entry_count += 1
+        self.updated_at = entry.at
+
+    def status_changed(self, status: str, at: float, agent: str | None) -> None:
+        self.status, self.status_changed_at, self.status_changed_by = status, at, agent
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,7 @@ class IncidentBook:
         self._numbers: dict[str, int] = {}  # per account, as PagerDuty numbers them
         # Told of each change, so webhooks back to the product can hang off the book.
         self.listeners: list[Listener] = []
+        self.note_listeners: list[NoteListener] = []
 
     def __contains__(self, incident_id: object) -> bool:
         return incident_id in self.incidents
@@ -136,6 +160,8 @@ class IncidentBook:
             urgency="high" if event.severity in HIGH_URGENCY or not event.severity else "low",
             created_at=now,
             alert_id=self._new_id(),
+            assigned_at=now,
+            status_changed_at=now,
         )
         incident.log(entry)
         self.incidents[incident.id] = incident
@@ -174,7 +200,8 @@ class IncidentBook:
     def unacknowledge_incident(self, incident: Incident, now: float, agent: str) -> str | None:
         if incident.status != "acknowledged":
             return None
-        incident.status, incident.acknowledged_at = "triggered", None
+        incident.status_changed("triggered", now, agent)
+        incident.acknowledged_at = incident.acknowledged_by = None
         return self._changed(
             incident, "unacknowledge_log_entry", "incident.unacknowledged", now, agent
         )
@@ -182,7 +209,7 @@ class IncidentBook:
     def reopen_incident(self, incident: Incident, now: float, agent: str) -> str | None:
         if incident.status != "resolved":
             return None
-        self._retrigger(incident, level=1, assignee=None)
+        self._retrigger(incident, now, agent, level=1, assignee=None)
         incident.resolved_at = None
         # Follow-up events reach it again, unless a newer alert has taken its key meanwhile.
         self._open.setdefault((incident.routing_key, incident.incident_key), incident.id)
@@ -193,7 +220,7 @@ class IncidentBook:
     ) -> str | None:
         if incident.status == "resolved":
             return None
-        self._retrigger(incident, level=level, assignee=None)
+        self._retrigger(incident, now, agent, level=level, assignee=None)
         return self._changed(incident, "escalate_log_entry", "incident.escalated", now, agent)
 
     def reassign_incident(
@@ -201,21 +228,50 @@ class IncidentBook:
     ) -> str | None:
         if incident.status == "resolved":
             return None
-        self._retrigger(incident, level=incident.escalation_level, assignee=assignee)
+        self._retrigger(incident, now, agent, level=incident.escalation_level, assignee=assignee)
         return self._changed(incident, "assign_log_entry", "incident.reassigned", now, agent)
+
+    def add_note(self, incident: Incident, user_id: str, content: str, now: float) -> Note:
+        """A note on the incident (the caller checks `MAX_NOTES`), told to the note
+        listeners for `incident.annotated`."""
+        note = Note(self._new_id(), user_id, content, now)
+        incident.notes.append(note)
+        incident.updated_at = now
+        for listener in list(self.note_listeners):
+            listener(incident, note)
+        return note
 
     def clear(self) -> None:
         self.incidents.clear()
         self._open.clear()
 
+    def snapshot(self) -> dict[str, Any]:
+        """Incidents (with their log entries), the open alerts' keys and each account's last
+        incident number, as JSON-ready data for the state file."""
+        return {
+            "incidents": [_incident_data(i) for i in self.incidents.values()],
+            "open": [[rk, dk, iid] for (rk, dk), iid in self._open.items()],
+            "numbers": dict(self._numbers),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.incidents = {}
+        for raw in data["incidents"]:
+            incident = _incident_from(raw)
+            self.incidents[incident.id] = incident
+        self._open = {(rk, dk): iid for rk, dk, iid in data["open"]}
+        self._numbers = {k: int(v) for k, v in data["numbers"].items()}
+
     def _acknowledge(self, incident: Incident, now: float, channel: str, agent: str | None) -> str:
-        incident.status, incident.acknowledged_at = "acknowledged", now
+        incident.status_changed("acknowledged", now, agent)
+        incident.acknowledged_at, incident.acknowledged_by = now, agent
         return self._changed(
             incident, "acknowledge_log_entry", "incident.acknowledged", now, agent, channel
         )
 
     def _resolve(self, incident: Incident, now: float, channel: str, agent: str | None) -> str:
-        incident.status, incident.resolved_at = "resolved", now
+        incident.status_changed("resolved", now, agent)
+        incident.resolved_at = now
         key = (incident.routing_key, incident.incident_key)
         if self._open.get(key) == incident.id:
             del self._open[key]
@@ -224,10 +280,15 @@ class IncidentBook:
         )
 
     @staticmethod
-    def _retrigger(incident: Incident, *, level: int, assignee: str | None) -> None:
+    def _retrigger(
+        incident: Incident, now: float, agent: str, *, level: int, assignee: str | None
+    ) -> None:
         # Escalating or reassigning pages someone anew, so an acknowledgement is undone.
-        incident.status, incident.acknowledged_at = "triggered", None
+        if incident.status != "triggered":
+            incident.status_changed("triggered", now, agent)
+        incident.acknowledged_at = incident.acknowledged_by = None
         incident.escalation_level, incident.assigned_to = level, assignee
+        incident.assigned_at = now
 
     def _changed(
         self,
@@ -258,3 +319,18 @@ class IncidentBook:
             key = (incident.routing_key, incident.incident_key)
             if self._open.get(key) == incident.id:
                 del self._open[key]
+
+
+def _incident_data(incident: Incident) -> dict[str, Any]:
+    data = {f.name: getattr(incident, f.name) for f in fields(Incident)}
+    data["log_entries"] = [asdict(e) for e in incident.log_entries]
+    data["notes"] = [asdict(n) for n in incident.notes]
+    return data
+
+
+def _incident_from(raw: dict[str, Any]) -> Incident:
+    known = {f.name for f in fields(Incident)} - {"log_entries", "notes"}
+    incident = Incident(**{k: v for k, v in raw.items() if k in known})
+    incident.log_entries.extend(LogEntry(**e) for e in raw.get("log_entries", []))
+    incident.notes.extend(Note(**n) for n in raw.get("notes", []))
+    return incident

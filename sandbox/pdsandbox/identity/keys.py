@@ -1,7 +1,8 @@
 """The RSA keys that sign id_tokens, and the JWKS that publishes them.
 
-A key pair is made at start; nothing persists, so id_tokens from an earlier run no longer
-verify, much as after one of PagerDuty's key rotations.
+A key pair is made at start. Without a state file nothing persists, so id_tokens from an
+earlier run no longer verify, much as after one of PagerDuty's key rotations; with one
+(`pdsandbox.persistence`) the key is kept with the tokens it vouches for.
 
 The "rogue" key signs with the *same* `kid` as the published key, so a client that merely
 looks the `kid` up without checking the signature is caught as well as one that skips
@@ -29,6 +30,15 @@ class SigningKeys:
         self.kid = str(secrets.randbelow(9_000_000_000) + 1_000_000_000)
         self._current = _generate(self.kid)
         self._rogue: RSAKey | None = None  # made on first use: key generation is slow
+
+    def snapshot(self) -> dict[str, Any]:
+        """The published key, private part included, for the state file."""
+        return {"kid": self.kid, "key": dict(self._current.as_dict(private=True))}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.kid = str(data["kid"])
+        self._current = RSAKey.import_key(data["key"])
+        self._rogue = None
 
     def jwks(self) -> dict[str, Any]:
         return dict(KeySet([self._current]).as_dict(private=False))

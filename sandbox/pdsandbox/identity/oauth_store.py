@@ -12,7 +12,8 @@ import hmac
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from pdsandbox import ids
 from pdsandbox.config import SandboxApp
@@ -196,6 +197,19 @@ class OAuthStore:
         for grant in live:
             self.revoke_grant(grant.id)
         return len(live)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Codes, grants and tokens as JSON-ready data, for the state file."""
+        return {
+            "codes": [asdict(c) for c in self.codes.values()],
+            "grants": [asdict(g) for g in self.grants.values()],
+            "tokens": [asdict(t) for t in self.tokens.values()],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.codes = {c["code"]: AuthorizationCode(**c) for c in data["codes"]}
+        self.grants = {g["id"]: Grant(**g) for g in data["grants"]}
+        self.tokens = {t["value"]: IssuedToken(**t) for t in data["tokens"]}
 
     def grants_of_account(self, account_id: str) -> list[Grant]:
         return [g for g in self.grants.values() if g.account_id == account_id]

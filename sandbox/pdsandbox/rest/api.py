@@ -1,5 +1,6 @@
 """The REST API endpoints the product uses, on `{base}/{us|eu}/api`; webhook subscriptions'
-are in `pdsandbox.rest.webhook_subscriptions`.
+are in `pdsandbox.rest.webhook_subscriptions`, incidents and notes in `pdsandbox.rest.incidents`,
+on-call, schedules and `/users/me` in `pdsandbox.rest.oncall`.
 
 Every lookup is scoped to the caller's account: another account's service, integration or
 subscription answers 404 exactly as a missing one does.
@@ -29,6 +30,8 @@ from pdsandbox.rest.common import (
     not_found,
     parse_page,
 )
+from pdsandbox.rest.incidents import IncidentsApi
+from pdsandbox.rest.oncall import OnCallApi
 from pdsandbox.rest.shapes import ServiceActivity, Shapes
 from pdsandbox.rest.webhook_subscriptions import WebhookSubscriptions
 from pdsandbox.state import SandboxState
@@ -48,6 +51,8 @@ class RestApi:
         self.state = state
         self.shapes = Shapes(state)
         self.webhooks = WebhookSubscriptions(state, self.shapes, sender)
+        self.incidents = IncidentsApi(state, self.shapes)
+        self.oncall = OnCallApi(state, self.shapes)
 
     def routes(self, region: Region) -> list[BaseRoute]:
         gate = RestGate(self.state, region)
@@ -95,10 +100,40 @@ class RestApi:
                 methods=["DELETE"],
             ),
             Route(
+                "/webhook_subscriptions/{wid}",
+                gate.guard(self.webhooks.update_webhook, "write"),
+                methods=["PUT"],
+            ),
+            Route(
+                "/webhook_subscriptions/{wid}/enable",
+                gate.guard(self.webhooks.enable_webhook, "write"),
+                methods=["POST"],
+            ),
+            Route(
                 "/webhook_subscriptions/{wid}/ping",
                 gate.guard(self.webhooks.ping_webhook, "write"),
                 methods=["POST"],
             ),
+            Route("/incidents", gate.guard(self.incidents.list_incidents, "read"), methods=["GET"]),
+            Route(
+                "/incidents/{iid}", gate.guard(self.incidents.get_incident, "read"), methods=["GET"]
+            ),
+            Route(
+                "/incidents/{iid}/notes",
+                gate.guard(self.incidents.list_notes, "read"),
+                methods=["GET"],
+            ),
+            Route(
+                "/incidents/{iid}/notes",
+                gate.guard(self.incidents.create_note, "write"),
+                methods=["POST"],
+            ),
+            Route("/oncalls", gate.guard(self.oncall.list_oncalls, "read"), methods=["GET"]),
+            Route("/schedules", gate.guard(self.oncall.list_schedules, "read"), methods=["GET"]),
+            Route(
+                "/schedules/{sched}", gate.guard(self.oncall.get_schedule, "read"), methods=["GET"]
+            ),
+            Route("/users/me", gate.guard(self.oncall.current_user, "read"), methods=["GET"]),
             Route(
                 "/{path:path}",
                 _unknown_path,

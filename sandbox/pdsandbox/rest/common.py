@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -108,6 +109,51 @@ def parse_page(request: Request) -> Page:
     if offset + limit > MAX_OFFSET_PLUS_LIMIT:
         raise RestError(400, "Arguments Caused Error", 2002, [_OFFSET_LIMIT_TEXT])
     return Page(limit, offset, params.get("total", "").lower() == "true")
+
+
+def parse_time(request: Request, name: str) -> float | None:
+    """An ISO 8601 date-time query parameter as a timestamp; None when absent. A time without
+    a zone is UTC, the sandbox accounts' time zone (PagerDuty reads it in the account's)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.strip().replace(" ", "+"))
+    except ValueError as exc:
+        raise invalid(f"{name} must be an ISO 8601 date-time, got {raw!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def parse_bool(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise invalid(f"{name} must be true or false")
+    return raw.lower() == "true"
+
+
+def id_list(request: Request, name: str) -> set[str] | None:
+    """The values of an array parameter such as `service_ids[]`; None when it is absent.
+    PagerDuty's clients send `name[]` repeated (go-pagerduty, the Terraform provider) and
+    some send a comma list in one; both are read."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    return {v.strip() for raw in values for v in raw.split(",") if v.strip()}
+
+
+def enum_list(request: Request, name: str, allowed: tuple[str, ...]) -> set[str] | None:
+    """An array parameter whose values the document enumerates: anything else is a 400."""
+    values = id_list(request, name)
+    if values is None:
+        return None
+    unknown = sorted(values - set(allowed))
+    if unknown:
+        raise invalid(f"{name} must be among {', '.join(allowed)}; got {', '.join(unknown)}")
+    return values
 
 
 def _non_negative_int(raw: str | None, name: str, default: int) -> int:

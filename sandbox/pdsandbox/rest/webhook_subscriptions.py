@@ -1,6 +1,24 @@
 """`{base}/{us|eu}/api/webhook_subscriptions`: v3 webhook subscriptions, scoped to the
 caller's account like the rest of the REST API (`pdsandbox.rest.api`). Creating one answers 200
-(`createWebhookSubscription`), deleting 204, and a ping (`pagey.ping`) 202."""
+(`createWebhookSubscription`), deleting 204, and a ping (`pagey.ping`) 202.
+
+A subscription can be off in two ways, as in PagerDuty:
+
+- its owner switched it off: `PUT /webhook_subscriptions/{id}` (`updateWebhookSubscription`)
+  with `"active": false`, and back on with `"active": true`. The PUT changes `description`,
+  `events`, `filter` and `active`; `delivery_method` cannot be changed ("This operation does
+  not support updating the `delivery_method`"), so naming it is a 400.
+- PagerDuty disabled it for 24 hours after 3 consecutive dropped deliveries: its
+  `delivery_method.temporarily_disabled` is true until `POST
+  /webhook_subscriptions/{id}/enable` (`enableWebhookSubscription`, no body, 200 with the
+  subscription) or the 24 hours end. A PUT of `"active": true` does not end it: the document
+  sends re-enabling through `enable` ("Webhooks v3 Behavior": "via the 'Enable a webhook
+  subscription' REST API endpoint").
+
+While either holds, nothing is delivered, and the subscription reads `"active": false` (the
+sandbox folds the temporary disable into `active` so a client that checks either member sees
+it; `temporarily_disabled` tells the two apart).
+"""
 
 from __future__ import annotations
 
@@ -69,6 +87,48 @@ class WebhookSubscriptions:
         self.state.delete_webhook_subscription(sub.id)
         return Response(status_code=204)
 
+    async def update_webhook(self, request: Request, caller: Caller) -> Response:
+        sub = self.state.webhook_subscription_in(caller.account.id, request.path_params["wid"])
+        if sub is None:
+            raise not_found()
+        body = await json_object(request, "webhook_subscription")
+        errors: list[str] = []
+        changes: dict[str, Any] = {}
+        if "delivery_method" in body:
+            errors.append("delivery_method cannot be updated; create a new subscription.")
+        if "description" in body:
+            if not isinstance(body["description"], str):
+                errors.append("description must be a string.")
+            else:
+                changes["description"] = body["description"]
+        if "events" in body:
+            events = _events(body["events"], errors)
+            if events is not None:
+                changes["events"] = events
+        if "filter" in body:
+            filter_type, filter_id = self._filter(body["filter"], caller, errors)
+            changes |= {"filter_type": filter_type, "filter_id": filter_id}
+        if "active" in body:
+            if not isinstance(body["active"], bool):
+                errors.append("active must be true or false.")
+            else:
+                changes["enabled"] = body["active"]
+        if errors:
+            raise invalid(*errors)
+        updated = self.state.update_webhook_subscription(sub.id, changes)
+        shape = self.shapes.webhook_subscription(updated, reveal_secret=False)
+        return JSONResponse({"webhook_subscription": shape})
+
+    async def enable_webhook(self, request: Request, caller: Caller) -> Response:
+        """`enableWebhookSubscription`: ends a temporary disable after failed deliveries."""
+        sub = self.state.webhook_subscription_in(caller.account.id, request.path_params["wid"])
+        if sub is None:
+            raise not_found()
+        enabled = self.sender.enable(sub.id)
+        assert enabled is not None
+        shape = self.shapes.webhook_subscription(enabled, reveal_secret=False)
+        return JSONResponse({"webhook_subscription": shape})
+
     async def ping_webhook(self, request: Request, caller: Caller) -> Response:
         """PagerDuty's "Test a webhook subscription": a `pagey.ping` to it, answered 202."""
         sub = self.state.webhook_subscription_in(caller.account.id, request.path_params["wid"])
@@ -97,15 +157,7 @@ class WebhookSubscriptions:
         if not isinstance(url, str) or not is_http_url(url):
             errors.append("delivery_method.url must be an http(s) URL.")
         headers = _custom_headers(method.get("custom_headers", []), errors)
-        events = body.get("events")
-        if (
-            not isinstance(events, list)
-            or not events
-            or not all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in events)
-        ):
-            errors.append("events must be a non-empty list of known event types.")
-        elif len(set(events)) != len(events):
-            errors.append("events must not name an event type twice.")  # uniqueItems
+        events = _events(body.get("events"), errors)
         filter_type, filter_id = self._filter(body.get("filter"), caller, errors)
         description = body.get("description", "")
         if not isinstance(description, str):
@@ -113,14 +165,14 @@ class WebhookSubscriptions:
         if errors:
             raise invalid(*errors)
         assert isinstance(url, str)
-        assert isinstance(events, list)
+        assert events is not None
         assert isinstance(description, str)
         return WebhookSubscription(
             id=self.state.new_id(),
             account_id=caller.account.id,
             client_id=caller.grant.client_id,
             url=url,
-            events=tuple(events),
+            events=events,
             filter_type=filter_type,
             filter_id=filter_id,
             description=description,
@@ -144,6 +196,20 @@ class WebhookSubscriptions:
         ):
             errors.append("filter.id does not name a service of this account.")
         return filter_type, filter_id if isinstance(filter_id, str) else None
+
+
+def _events(raw: object, errors: list[str]) -> tuple[str, ...] | None:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in raw)
+    ):
+        errors.append("events must be a non-empty list of known event types.")
+        return None
+    if len(set(raw)) != len(raw):
+        errors.append("events must not name an event type twice.")  # uniqueItems
+        return None
+    return tuple(raw)
 
 
 def _custom_headers(raw: object, errors: list[str]) -> tuple[tuple[str, str], ...]:

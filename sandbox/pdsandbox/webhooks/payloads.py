@@ -11,6 +11,10 @@ and Event Data Types `incident` and `service`):
   PagerDuty's `incident.priority_updated` example, and null otherwise.
 - `data` for incidents is the incident at the moment of the change; for `service.*` events it
   is the service object of the "service" data type.
+- `incident.annotated` carries the note, as the `incident_note` data type: `{"incident": an
+  incident_reference, "id", "content", "trimmed": false, "type": "incident_note"}`, with the
+  note's author as `agent`. The documents do not say past what length `content` is trimmed;
+  the sandbox sends it whole.
 - `pagey.ping` is the test event that PagerDuty's "Send Test Event" button and its REST
   `POST /webhook_subscriptions/{id}/ping` ("Test a webhook subscription") deliver. PagerDuty's
   documents name it but do not show its body; this is the body PagerDuty sends, as receivers
@@ -23,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from pdsandbox import ids
-from pdsandbox.events.incidents import Incident
+from pdsandbox.events.incidents import Incident, Note
 from pdsandbox.models import Service
 from pdsandbox.rest.shapes import Shapes
 from pdsandbox.state import SandboxState
@@ -43,6 +47,16 @@ class WebhookPayloads:
         self, event_type: str, incident: Incident, agent: str | None
     ) -> dict[str, Any]:
         return self._event(event_type, "incident", agent, self.incident(incident))
+
+    def note_event(self, incident: Incident, note: Note) -> dict[str, Any]:
+        data = {
+            "incident": self.shapes.incident_ref(incident),
+            "id": note.id,
+            "content": note.content,
+            "trimmed": False,
+            "type": "incident_note",
+        }
+        return self._event("incident.annotated", "incident", note.user_id, data)
 
     def service_event(self, event_type: str, service: Service, agent: str | None) -> dict[str, Any]:
         return self._event(event_type, "service", agent, self.service(service))

@@ -12,7 +12,9 @@
   another answer drops the delivery at once, and so does running out of attempts.
 - After `disable_after_drops` consecutive drops the subscription is disabled for
   `disable_seconds` of the sandbox clock: what is queued for it is dropped, and so is every
-  new event until it is enabled again (a control) or the time has passed.
+  new event until it is enabled again (`POST .../enable`, or a control) or the time has
+  passed. `disable` does the same at once, for tests. A subscription its owner switched off
+  (`active: false`) gets nothing either: its events are logged as dropped.
 - Bodies are built when the change happens (the incident as it was then) and signed at each
   attempt with the secrets of that moment: both during a rotation, the new one first.
 - `ping` is PagerDuty's "Send Test Event": one `pagey.ping` to that subscription alone,
@@ -39,7 +41,7 @@ import httpx2
 
 from pdsandbox import ids
 from pdsandbox.config import WebhookSettings
-from pdsandbox.events.incidents import Incident
+from pdsandbox.events.incidents import Incident, Note
 from pdsandbox.models import Service, WebhookSubscription
 from pdsandbox.state import SandboxState
 from pdsandbox.webhooks.log import Delivery, DeliveryLog
@@ -54,6 +56,10 @@ def signature_header(body: bytes, secrets: tuple[str, ...]) -> str:
     return ",".join(
         "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() for secret in secrets
     )
+
+
+def _off(sub: WebhookSubscription) -> str:
+    return "subscription disabled" if sub.enabled else "subscription inactive"
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -91,6 +97,7 @@ class WebhookSender:
         self._drops: dict[str, int] = {}  # consecutive drops per subscription
         self._loop: asyncio.AbstractEventLoop | None = None
         state.incidents.listeners.append(self.on_incident)
+        state.incidents.note_listeners.append(self.on_note)
         state.service_listeners.append(self.on_service)
 
     # What changed.
@@ -99,6 +106,12 @@ class WebhookSender:
         subs = self._matching(event_type, incident.account_id, incident.service_id)
         if subs:
             payload = self.payloads.incident_event(event_type, incident, agent)
+            self._enqueue(subs, payload, incident.id, incident.id)
+
+    def on_note(self, incident: Incident, note: Note) -> None:
+        subs = self._matching("incident.annotated", incident.account_id, incident.service_id)
+        if subs:
+            payload = self.payloads.note_event(incident, note)
             self._enqueue(subs, payload, incident.id, incident.id)
 
     def on_service(self, event_type: str, service: Service, agent: str | None) -> None:
@@ -168,7 +181,7 @@ class WebhookSender:
             )
             self.log.add(delivery)
             if not sub.active_at(now):
-                self._finish(delivery, "dropped", "subscription disabled")
+                self._finish(delivery, "dropped", _off(sub))
                 continue
             self._queues.setdefault(sub.id, deque()).append(delivery)
             self._kick(sub.id)
@@ -230,12 +243,21 @@ class WebhookSender:
             if self._drops[sub_id] >= self.settings.disable_after_drops:
                 self._disable(sub_id, queue)
 
-    def _disable(self, sub_id: str, queue: deque[Delivery]) -> None:
-        until = self.state.now() + self.settings.disable_seconds
+    def _disable(self, sub_id: str, queue: deque[Delivery], seconds: float | None = None) -> None:
+        length = self.settings.disable_seconds if seconds is None else seconds
+        until = self.state.now() + length
         self.state.set_webhook_disabled_until(sub_id, until)
         self._drops[sub_id] = 0
         while queue:
             self._finish(queue.popleft(), "dropped", "subscription disabled")
+
+    def disable(self, sub_id: str, seconds: float | None = None) -> WebhookSubscription | None:
+        """What 3 dropped deliveries in a row do, at once: disabled for `seconds` (default
+        `disable_seconds`), what is queued for it dropped."""
+        if sub_id not in self.state.webhook_subscriptions:
+            return None
+        self._disable(sub_id, self._queues.get(sub_id, deque()), seconds)
+        return self.state.webhook_subscriptions.get(sub_id)
 
     def enable(self, sub_id: str) -> WebhookSubscription | None:
         self._drops[sub_id] = 0
@@ -247,7 +269,7 @@ class WebhookSender:
         while True:
             sub = self.state.webhook_subscriptions.get(delivery.subscription_id)
             if sub is None or not sub.active_at(self.state.now()):
-                reason = "subscription deleted" if sub is None else "subscription disabled"
+                reason = "subscription deleted" if sub is None else _off(sub)
                 self._finish(delivery, "dropped", reason)
                 return "gone"
             delivery.attempts += 1
