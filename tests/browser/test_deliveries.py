@@ -1,5 +1,6 @@
 """The delivery history in Chromium: a thousand deliveries paged back to the oldest, and the
-history and an event's page on a phone, without sideways scrolling."""
+history and an event's page on a phone, without sideways scrolling, and with nothing axe-core
+finds wrong at either width."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Page, ViewportSize, expect
 
+from tests.browser.axe import violations
 from tests.browser.conftest import Server
 
 ACCOUNT = "acme-corp"
@@ -87,6 +89,18 @@ def shoot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def accessible_at_both_widths(page: Page, name: str) -> None:
+    """axe-core finds nothing on the page, wide and on a phone, where it also fits the width;
+    a screenshot of each."""
+    for label, size in (("1280", DESKTOP), ("390", PHONE)):
+        page.set_viewport_size(size)
+        shoot(page, f"{name}-{label}")
+        if size == PHONE:
+            no_sideways_scroll(page)
+        found = violations(page)
+        assert found == [], f"{name} at {label} px: {found}"
+
+
 def test_paging_reaches_the_oldest_of_a_thousand_deliveries(page: Page, server: Server) -> None:
     connect_one_service(page, server)
     send_alerts(server, ALERTS)
@@ -95,7 +109,6 @@ def test_paging_reaches_the_oldest_of_a_thousand_deliveries(page: Page, server: 
     expect(page.locator("h1")).to_have_text("Deliveries")
     expect(page.locator("#history-count")).to_have_text("1\u202f000 deliveries")
     expect(page.locator("#history-kept")).to_contain_text("History is kept for 30 days")
-    shoot(page, "deliveries-1280")
 
     # Older, page after page, until there is none: every alert once, newest to oldest.
     seen: list[str] = []
@@ -150,11 +163,14 @@ def test_the_history_and_an_event_fit_a_phone(page: Page, server: Server) -> Non
         "cell => getComputedStyle(cell, '::before').content"
     )
     assert label == '"Action"'
-    shoot(page, "deliveries-390")
+    accessible_at_both_widths(page, "deliveries")
 
     page.locator("tr.delivery a").first.click()
     expect(page.locator("#sent-body")).to_contain_text('"event_action": "trigger"')
-    no_sideways_scroll(page)
-    shoot(page, "event-390")
-    page.set_viewport_size(DESKTOP)
-    shoot(page, "event-1280")
+    accessible_at_both_widths(page, "event")
+
+    # A filter it cannot read is said beside it, and the page is as usable.
+    page.goto(f"{server.base_url}/settings/deliveries?status=exploded&q=cpu")
+    expect(page.locator("#filter-status-error")).to_contain_text("Pick a status from the list")
+    expect(page.locator("#history-count")).to_have_text("1 delivery matches these filters")
+    accessible_at_both_widths(page, "deliveries-refused-filter")
