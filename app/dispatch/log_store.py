@@ -338,7 +338,7 @@ async def _search(db: Database, tenant_id: UUID, where: HistoryFilter) -> _Searc
         of_alerts = f"e.alert_id IN ({ALERTS_MATCHING})"
         cap = TEXT_COUNT_CAP
     # Events of no alert (change events, skipped ones) through their partial index
-    # (migrations/0013_delivery_history.sql).
+    # (migrations/0012_delivery_history.sql).
     lone = f"e.alert_id IS NULL AND (e.dedup_key ILIKE :pattern OR {OWN_SUMMARY} ILIKE :pattern)"
     return _Search(where, (f"{common} AND {of_alerts}", f"{common} AND {lone}"), values, cap)
 
