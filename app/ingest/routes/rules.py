@@ -92,7 +92,8 @@ async def put_severity_map(request: Request) -> Response:
 
 routes = [
     api("/admin/v1/tenants/{tenant_id}/routes", get_routes, methods=["GET"]),
-    api("/admin/v1/tenants/{tenant_id}/routes", put_routes, methods=["PUT"]),
+    # 100 rules, each with up to 20 conditions and its templates, exceed the default limit.
+    api("/admin/v1/tenants/{tenant_id}/routes", put_routes, methods=["PUT"], max_body=1_048_576),
     api("/admin/v1/tenants/{tenant_id}/routes/preview", preview_templates, methods=["POST"]),
     api("/admin/v1/tenants/{tenant_id}/severity-map", get_severity_map, methods=["GET"]),
     api("/admin/v1/tenants/{tenant_id}/severity-map", put_severity_map, methods=["PUT"]),
