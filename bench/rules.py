@@ -134,7 +134,9 @@ TEMPLATES = {
     "group": "{{ labels.cluster }}",
     "class": "{{ labels.alertname | lower }}",
     "severity": '{{ labels.severity | default:"warning" }}',
-    "dedup_key": "{{ labels.cluster }}/{{ labels.namespace }}/{{ labels.alertname }}",
+    # Built from the alert's own key as well: one shared key would make every request update
+    # one alert, which measures contention on that alert, not the templates.
+    "dedup_key": "{{ labels.cluster }}/{{ labels.namespace }}/{{ dedup_key }}",
     "custom_details": {
         "team": "{{ labels.team | upper }}",
         "runbook": "https://runbooks.example/{{ labels.alertname | lower }}",
