@@ -1,8 +1,8 @@
 """The tenant's settings screens, one page per section of the navigation: Connection (the
 connected accounts and their services, connecting PagerDuty, the service picker,
 disconnecting), Routing (rules and severities), Maintenance (windows), Deliveries (the history
-and an event's page), Activity (the audit log in words) and Keys (ingest keys). Each module holds its routes; the
-domain packages do the work and never flash, redirect or render."""
+and an event's page), Activity (the audit log in words) and Keys (ingest keys). Each module
+holds its routes; the domain packages do the work and never flash, redirect or render."""
 
 from app.settings import (
     activity,
