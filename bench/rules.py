@@ -3,6 +3,12 @@ with one service, (a) with 1 routing rule and (b) with 200 whose conditions do n
 benchmark's alerts until the last; the figure is (b) over (a), and the goal is within 1.2x.
 
     .venv/bin/python -m bench.rules [--quick] [--rules 200] [--seconds 15] [--rounds 2]
+    .venv/bin/python -m bench.rules --templates [--rules 100]
+
+With `--templates`, (a) is the rule book of `--rules` rules (100 unless given) without
+templates and (b) the same rules each carrying templates (summary, source, component, group,
+class, severity, dedup key, two custom details and a link, from the alert's labels): the
+figure is the ingest cost of templates, (b) over (a), printed as a ratio.
 
 The rules are swapped through the admin API between runs, which go (a), (b), (a), … (`--rounds`
 runs of (b), each between two of (a)), and each (b) run's req/s is divided by the mean of the
@@ -67,7 +73,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=None, help="measured seconds per run (15)")
     p.add_argument("--warmup", type=int, default=None, help="unmeasured seconds first (2)")
     p.add_argument("--rounds", type=int, default=None, help="runs of (b) (2)")
+    p.add_argument(
+        "--templates",
+        action="store_true",
+        help="compare N rules without templates to the same N rules all carrying templates",
+    )
     args = p.parse_args(argv)
+    if args.templates and "--rules" not in (argv if argv is not None else sys.argv):
+        args.rules = 100
     if args.seconds is None:
         args.seconds = 3 if args.quick else 15
     if args.warmup is None:
@@ -114,6 +127,28 @@ def decoy_rule(i: int, service_id: str) -> dict[str, Any]:
     return {"name": f"{team} rule {i}", "conditions": conditions, "service_ids": [service_id]}
 
 
+TEMPLATES = {
+    "summary": "[{{ labels.env | upper }}] {{ labels.alertname }} on {{ labels.instance }}",
+    "source": "{{ labels.instance }}",
+    "component": '{{ labels.namespace | default:"unknown" }}',
+    "group": "{{ labels.cluster }}",
+    "class": "{{ labels.alertname | lower }}",
+    "severity": '{{ labels.severity | default:"warning" }}',
+    # Built from the alert's own key as well: one shared key would make every request update
+    # one alert, which measures contention on that alert, not the templates.
+    "dedup_key": "{{ labels.cluster }}/{{ labels.namespace }}/{{ dedup_key }}",
+    "custom_details": {
+        "team": "{{ labels.team | upper }}",
+        "runbook": "https://runbooks.example/{{ labels.alertname | lower }}",
+    },
+    "links": [{"href": "https://vendor.example/a/{{ labels.alertname }}", "text": "Open"}],
+}
+
+
+def with_templates(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**rule, "templates": TEMPLATES} for rule in rules]
+
+
 def _cond(field: str, op: str, value: str) -> dict[str, str]:
     return {"field": field, "op": op, "value": value}
 
@@ -151,54 +186,65 @@ async def measure_rules(
     tenant = await create_tenant(http, stack, "rules-bench")
     (key,) = await sandbox_routing_keys(http, stack, 1)
     service = await add_service(http, stack, tenant, "rules", key)
-    books = {1: rulebook(1, service.id), args.rules: rulebook(args.rules, service.id)}
+    plain = rulebook(args.rules, service.id)
+    books = (
+        {"a": plain, "b": with_templates(plain)}
+        if args.templates
+        else {"a": rulebook(1, service.id), "b": plain}
+    )
+    names = (
+        {"a": f"{args.rules} rules", "b": f"{args.rules} templated"}
+        if args.templates
+        else {"a": "1 rule", "b": f"{args.rules} rules"}
+    )
     url, pids = f"{stack.web_url}/v1/alerts", (stack.web.pid, stack.postgres_pid)
-    targets = {
-        count: Target(f"{count} rule{'s' if count > 1 else ''}", url, tenant.auth, *pids)
-        for count in books
-    }
+    targets = {book: Target(names[book], url, tenant.auth, *pids) for book in books}
     run_id = uuid.uuid4().hex[:8]
     body = {**alert("replaced per request"), "labels": LABELS}
     serial = iter(range(1_000_000))
 
-    async def run(count: int, seconds: int) -> Run:
-        await put_rules(http, stack, tenant, books[count])
-        prefix = f"rules-{count}-{run_id}-{next(serial)}"
+    async def run(book: str, seconds: int) -> Run:
+        await put_rules(http, stack, tenant, books[book])
+        prefix = f"rules-{book}-{run_id}-{next(serial)}"
         return await measured(
-            targets[count], body, key_prefix=prefix, connections=args.connections, seconds=seconds
+            targets[book], body, key_prefix=prefix, connections=args.connections, seconds=seconds
         )
 
-    for count in books:
-        await run(count, args.warmup)
+    for book in books:
+        await run(book, args.warmup)
     return await interleaved(
-        partial(run, 1, args.seconds), partial(run, args.rules, args.seconds), args.rounds
+        partial(run, "a", args.seconds), partial(run, "b", args.seconds), args.rounds
     )
 
 
 def print_results(args: argparse.Namespace, baselines: list[Run], runs: list[Run]) -> None:
     rows = rows_in_order(baselines, runs)
+    if args.templates:
+        base, other = f"{args.rules} rules", f"{args.rules} rules with templates"
+    else:
+        base, other = "1 rule", f"{args.rules} rules"
     print()
     print(
         table(
             f"Routing rules: POST /v1/alerts at {args.connections} connections, wrk for "
-            f"{args.seconds} s per run; ratio = req/s over the 1-rule runs around it",
+            f"{args.seconds} s per run; ratio = req/s over the {base} runs around it",
             RUN_HEADERS,
             rows,
         )
     )
 
     summary = compare_row(args.connections, baselines, runs)
-    headers = ["conns", "1 rule req/s: median (range, spread)", f"{args.rules} rules req/s"]
+    headers = ["conns", f"{base} req/s: median (range, spread)", f"{other} req/s"]
     headers += ["req/s ratio", "p50 ratio", "p99 ratio"]
     print()
-    print(table(f"{args.rules} rules / 1 rule (same wrk load, interleaved)", headers, [summary]))
+    print(table(f"{other} / {base} (same wrk load, interleaved)", headers, [summary]))
     ratios = [r.ratio for r in runs if r.ratio]
     if ratios:
         cost = 1 / statistics.mean(ratios)
         verdict = "within" if cost <= GOAL else "over"
         print()
         print(
-            f"time per request with {args.rules} rules: {cost:.2f}x that with 1 rule "
+            f"time per request with {other}: {cost:.2f}x that with {base} "
             f"({verdict} the goal of {GOAL:g}x)"
         )
 

@@ -12,6 +12,18 @@ Where an event goes, in order:
 An acknowledge or resolve that none of these places is accepted and recorded as skipped:
 PagerDuty answers 202 to one for an alert it does not have, and does nothing with it.
 
+What is accepted but deliberately not sent is recorded as `suppressed`, its reason naming why:
+- an alert whose first matching rule says "don't page", or that matches no rule when the
+  tenant accepts such alerts (its life opens with no services: its acknowledge and resolve are
+  suppressed too, and a trigger once it matches a paging rule pages);
+- an event routed by the rules (or to a named service) while a maintenance window covers that
+  service and its conditions hold: recorded for that service and remembered with the window
+  (`window_suppressions`), so that when the window ends its still-firing alerts are sent or
+  dropped as the window says (app/ingest/window_ends.py). An alert that paged before the
+  window follows its life as always: its acknowledge and resolve go through.
+Rule templates (app/ingest/templates.py) shape the alert, its dedup key included, when it is
+matched, so the life, the body and every later event use the shaped alert.
+
 A request's work is split in two, so that neither its matching nor its write holds others up:
 1. In the request, off the event loop in its tenant's lane (app/ingest/lanes.py), its alerts are
    matched against the tenant's rules (`RoutingView`): the CPU-heavy part, bounded per request.
@@ -28,7 +40,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from databases import Database
@@ -40,9 +52,11 @@ from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import MatchBudget, NoRoute, NotInline, Target, resolve_targets
-from app.ingest.store import RoutableService
+from app.ingest.routing import MatchBudget, NoRoute, NotInline, Target, all_hold, first_match
+from app.ingest.store import RoutableService, record_suppressions
+from app.ingest.templates import shape
 from app.ingest.view import RoutingView, cached_view, load_view
+from app.ingest.windows import Window
 from app.observability.metrics import INGESTED
 from app.outbox.events import NewEvent, ServicesChanged, enqueue
 from app.outbox.states import EventStatus
@@ -61,6 +75,16 @@ NOTHING_TO_RESOLVE = (
 DRAINS = 2
 # Kinds of PagerDuty target that are event rulesets: their keys take no change events.
 RULESET_KINDS = ("global_rule_set", "team_rule_set", "global_event_rules", "team_rules", "ruleset")
+UNMATCHED_SUPPRESSED = "not paged: no routing rule matches, and unmatched alerts are accepted"
+SUPPRESSED_ALERT = "not paged: its alert was suppressed and has paged nobody"
+
+
+def rule_suppressed(name: str) -> str:
+    return f"not paged: routing rule \u201c{name}\u201d accepts without paging"
+
+
+def window_suppressed(window: Window) -> str:
+    return f"not paged: maintenance window \u201c{window.name}\u201d ({window.id})"
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,16 @@ class Accepted:
 class _Planned:
     event: NewEvent
     service: RoutableService | None
+    # The window that suppressed it and the end of that window's occurrence.
+    window: tuple[UUID, datetime] | None = None
+
+
+@dataclass(frozen=True)
+class _Quiet:
+    """A window that covers one of an item's services now, and when its occurrence ends."""
+
+    window: Window
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -89,6 +123,10 @@ class _Matched:
     by_rules: tuple[RoutableService, ...] | NoRoute
     # Not sent before this much time has passed (a test event's resolve).
     due_in: timedelta | None = None
+    # Why the rules page nobody (a "don't page" rule, the unmatched choice); by_rules is ().
+    suppressed: str | None = None
+    # Services a maintenance window covers now (if the event goes there by the rules).
+    quiet: dict[UUID, _Quiet] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,32 +164,74 @@ def _match(
     items: Sequence[Item],
     due_in: Sequence[timedelta | None],
     budget: MatchBudget,
+    now: datetime | None = None,
 ) -> tuple[_Matched, ...]:
     by_id = {s.id: s for s in view.services}
     targets = [Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in view.services]
+    on: list[_Quiet] = []
+    if view.windows:
+        at = now or datetime.now(UTC)
+        for window in view.windows:
+            occurrence = window.occurrence_at(at)
+            if occurrence is not None:
+                on.append(_Quiet(window, occurrence[1]))
     matched: list[_Matched] = []
     for index, item in enumerate(items):
         where = f"alerts[{index}]" if len(items) > 1 else ""
-        if isinstance(item, Alert) and item.dedup_key is None:
-            # One key for every service the alert goes to, so later updates find them all.
-            item = replace(item, dedup_key=uuid.uuid4().hex)
+        suppressed: str | None = None
         try:
-            chosen = resolve_targets(item, view.rules, targets, budget)
+            chosen, rule = first_match(item, view.rules, targets, budget)
             by_rules: tuple[RoutableService, ...] | NoRoute = tuple(
                 by_id[target.id] for target in chosen
             )
+            if rule is not None and rule.action == "suppress":
+                suppressed = rule_suppressed(rule.name)
+            if rule is not None and rule.shaping is not None and isinstance(item, Alert):
+                item = shape(item, rule.shaping)
         except NoRoute as exc:
             field = f"{where}.{exc.field}" if where and exc.field else where or exc.field
             by_rules = NoRoute(field.rstrip("."), exc.message)
             if isinstance(item, ChangeEvent):
                 # A change event has no life to follow: no route is final now.
                 raise by_rules from exc
+            if view.unmatched == "suppress" and item.service is None and view.services:
+                by_rules, suppressed = (), UNMATCHED_SUPPRESSED
+        if isinstance(item, Alert) and item.dedup_key is None:
+            # One key for every service the alert goes to, so later updates find them all.
+            item = replace(item, dedup_key=uuid.uuid4().hex)
         if isinstance(item, ChangeEvent):
             assert not isinstance(by_rules, NoRoute)
             for service in by_rules:
                 _check_takes_change_events(service, where)
-        matched.append(_Matched(item, where, by_rules, due_in[index] if due_in else None))
+        quiet = _quiet(on, item, by_rules, budget) if on and isinstance(item, Alert) else None
+        matched.append(
+            _Matched(item, where, by_rules, due_in[index] if due_in else None, suppressed, quiet)
+        )
     return tuple(matched)
+
+
+def _quiet(
+    on: Sequence[_Quiet],
+    item: Alert,
+    by_rules: tuple[RoutableService, ...] | NoRoute,
+    budget: MatchBudget,
+) -> dict[UUID, _Quiet] | None:
+    """The item's services that a window on now covers (the first such window for each)."""
+    if isinstance(by_rules, NoRoute) or not by_rules:
+        return None
+    out: dict[UUID, _Quiet] = {}
+    held: dict[UUID, bool] = {}
+    for service in by_rules:
+        for quiet in on:
+            if not quiet.window.covers(service.id):
+                continue
+            window_id = quiet.window.id
+            if window_id not in held:
+                held[window_id] = all_hold(quiet.window.conditions, item, budget)
+            if held[window_id]:
+                out[service.id] = quiet
+                break
+    return out or None
 
 
 def _check_takes_change_events(service: RoutableService, where: str) -> None:
@@ -199,33 +279,96 @@ class _Planner:
         follows = life is not None and (life.is_open or item.status != "firing")
         if item.service is None and followed and follows:
             chosen = [self.by_id[s] for s in followed]
+        elif (
+            item.service is None
+            and life is not None
+            and follows
+            and not life.service_ids
+            and item.status != "firing"
+        ):
+            # An acknowledge or resolve of an alert that was suppressed and paged nobody.
+            return [self._suppressed(item, self.lives.update(key, item.status), SUPPRESSED_ALERT)]
         elif isinstance(matched.by_rules, NoRoute):
             if item.status == "firing" or item.service is not None:
                 raise matched.by_rules
             return [self._skipped(item)]
+        elif matched.suppressed is not None:
+            if item.status != "firing":
+                if life is None:
+                    return [self._skipped(item)]
+                return [
+                    self._suppressed(item, self.lives.update(key, item.status), matched.suppressed)
+                ]
+            out = self._outbound(item, None)
+            opened = self._trigger(key, [], out)
+            return [self._suppressed(item, opened, matched.suppressed, out)]
         else:
             chosen = list(matched.by_rules)
+        quiet = matched.quiet if not (item.service is None and followed and follows) else None
+        quiet = quiet or {}
         outbound = [self._outbound(item, service) for service in chosen]
+        paged = [s for s in chosen if s.id not in quiet]
         alert_id: UUID | None
         if item.status == "firing":
-            payload = outbound[0].body.get("payload")
-            alert_id = self.lives.trigger(
-                key,
-                [s.id for s in chosen],
-                summary=item.summary,
-                severity=payload.get("severity") if isinstance(payload, dict) else None,
-            )
+            alert_id = self._trigger(key, [s.id for s in paged], outbound[0])
         else:
             alert_id = self.lives.update(key, item.status)
-        return [
-            _Planned(self._event(out, service, alert_id), service)
-            for out, service in zip(outbound, chosen, strict=True)
-        ]
+        planned = []
+        for out, service in zip(outbound, chosen, strict=True):
+            held = quiet.get(service.id)
+            if held is None:
+                planned.append(_Planned(self._event(out, service, alert_id), service))
+                continue
+            event = replace(
+                self._event(out, service, alert_id),
+                status=EventStatus.SUPPRESSED,
+                reason=window_suppressed(held.window),
+            )
+            window = (held.window.id, held.until) if item.status == "firing" else None
+            planned.append(_Planned(event, service, window))
+        return planned
 
-    def _outbound(self, item: Alert, service: RoutableService) -> OutboundEvent:
+    def _trigger(self, key: str, service_ids: list[UUID], out: OutboundEvent) -> UUID:
+        payload = out.body.get("payload")
+        return self.lives.trigger(
+            key,
+            service_ids,
+            summary=self._summary(out),
+            severity=payload.get("severity") if isinstance(payload, dict) else None,
+        )
+
+    @staticmethod
+    def _summary(out: OutboundEvent) -> str | None:
+        payload = out.body.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("summary"), str):
+            return str(payload["summary"])
+        description = out.body.get("description")
+        return description if isinstance(description, str) else None
+
+    def _suppressed(
+        self, item: Alert, alert_id: UUID | None, reason: str, out: OutboundEvent | None = None
+    ) -> _Planned:
+        out = out or self._outbound(item, None)
+        event = NewEvent(
+            tenant_id=self.tenant_id,
+            service_id=None,
+            routing_key_hash=None,
+            dedup_key=out.dedup_key,
+            kind=out.kind,
+            api=out.api,
+            body=out.body,
+            notes=out.notes,
+            source=self.submission.source,
+            status=EventStatus.SUPPRESSED,
+            alert_id=alert_id,
+            reason=reason,
+        )
+        return _Planned(event, None)
+
+    def _outbound(self, item: Alert, service: RoutableService | None) -> OutboundEvent:
         return to_outbound(
             item,
-            api="v1" if service.api_version == "v1" else "v2",
+            api="v1" if service is not None and service.api_version == "v1" else "v2",
             severity_map=self.severities,
             new_dedup_key=lambda: uuid.uuid4().hex,
         )
@@ -296,6 +439,21 @@ async def write_batch(
         steps.extend((submission.tenant_id, step) for step in lives.steps)
         answers.append(planned)
     actual = await alerts_store.apply_steps(db, steps)
+    await record_suppressions(
+        db,
+        [
+            (
+                p.window[0],
+                actual.get(p.event.alert_id, p.event.alert_id),
+                p.event.tenant_id,
+                p.window[1],
+            )
+            for a in answers
+            if not isinstance(a, Exception)
+            for p in a
+            if p.window is not None and p.event.alert_id is not None
+        ],
+    )
     events = [
         _with_alert(p.event, actual) for a in answers if not isinstance(a, Exception) for p in a
     ]

@@ -17,13 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from app.errors import InputError
 from app.ingest._regex import CALL_WORK, Regex, RegexRefused, already_compiled, compiled, encode
 from app.ingest._values import text_problem
 from app.ingest.alert import Alert, ChangeEvent
+from app.ingest.templates import Shaping
 
 RULE_NAME_MAX_LENGTH = 100
 CONDITIONS_MAX = 20
@@ -51,6 +52,8 @@ WORK_BETWEEN_CLOCK_READS = 125_000
 INLINE_SECONDS = 0.001
 INLINE_SEARCH_WORK = 25_000
 Op = Literal["equals", "regex", "exists"]
+Action = Literal["page", "suppress"]
+ACTIONS: tuple[Action, ...] = ("page", "suppress")
 OPS: tuple[Op, ...] = ("equals", "regex", "exists")
 FIELDS = ("summary", "severity", "source", "component", "group", "class", "dedup_key", "status")
 LABEL_PREFIX = "labels."
@@ -65,12 +68,16 @@ class Condition:
 
 @dataclass(frozen=True)
 class Rule:
-    """All conditions must hold; no conditions is the catch-all."""
+    """All conditions must hold; no conditions is the catch-all. Its action pages its
+    services, or (`suppress`) accepts the alert and pages nobody; its templates (if any) shape
+    the event."""
 
     id: UUID
     name: str
     conditions: tuple[Condition, ...]
     service_ids: tuple[UUID, ...]
+    action: Action = "page"
+    shaping: Shaping | None = None
 
 
 @dataclass(frozen=True)
@@ -157,16 +164,31 @@ def parse_rule(
     # Only an absent list means no conditions: a falsy `0` or `{}` read as one would make the
     # rule a catch-all.
     raw_conditions = body.get("conditions")
-    if raw_conditions is None:
-        raw_conditions = []
-    if not isinstance(raw_conditions, list):
-        raise InputError("conditions", "must be a list")
-    if len(raw_conditions) > CONDITIONS_MAX:
-        raise InputError("conditions", f"at most {CONDITIONS_MAX} conditions")
-    conditions = tuple(
-        _condition(c, f"conditions[{i}]", stored_patterns) for i, c in enumerate(raw_conditions)
-    )
+    conditions = parse_conditions([] if raw_conditions is None else raw_conditions, stored_patterns)
+    if parse_action(body) == "suppress":
+        if body.get("service_ids"):
+            raise InputError("service_ids", "a rule that does not page names no services")
+        return name, conditions, ()
     return name, conditions, _service_ids(body.get("service_ids"))
+
+
+def parse_action(body: dict[str, Any]) -> Action:
+    action = body.get("action")
+    if action is None:
+        return "page"
+    if action not in ACTIONS:
+        raise InputError("action", "page (send to its services) or suppress (accept, page nobody)")
+    return "suppress" if action == "suppress" else "page"
+
+
+def parse_conditions(
+    raw: object, stored_patterns: frozenset[str] = frozenset()
+) -> tuple[Condition, ...]:
+    if not isinstance(raw, list):
+        raise InputError("conditions", "must be a list")
+    if len(raw) > CONDITIONS_MAX:
+        raise InputError("conditions", f"at most {CONDITIONS_MAX} conditions")
+    return tuple(_condition(c, f"conditions[{i}]", stored_patterns) for i, c in enumerate(raw))
 
 
 def _condition(value: object, path: str, stored_patterns: frozenset[str]) -> Condition:
@@ -229,6 +251,10 @@ def _service_ids(value: object) -> tuple[UUID, ...]:
             raise InputError(f"service_ids[{i}]", "listed twice")
         ids.append(service_id)
     return tuple(ids)
+
+
+def as_uuid(value: object) -> UUID | None:
+    return _uuid(value)
 
 
 def _uuid(value: object) -> UUID | None:
@@ -351,8 +377,22 @@ def resolve_targets(
     targets: Sequence[Target],
     budget: MatchBudget | None = None,
 ) -> tuple[Target, ...]:
+    chosen, rule = first_match(alert, rules, targets, budget)
+    if rule is not None and rule.action == "suppress":
+        raise NoRoute()
+    return chosen
+
+
+def first_match(
+    alert: Alert | ChangeEvent,
+    rules: Sequence[Rule],
+    targets: Sequence[Target],
+    budget: MatchBudget | None = None,
+) -> tuple[tuple[Target, ...], Rule | None]:
+    """The alert's services and the rule that chose them (None: named, or the lone service);
+    a `suppress` rule gives no services. NoRoute when nothing matches."""
     if alert.service is not None:
-        return (_named(alert.service, targets),)
+        return (_named(alert.service, targets),), None
     by_id = {target.id: target for target in targets}
     values = _Values(alert)
     # The loop below runs for every rule of every alert: it reads each condition once and
@@ -373,12 +413,22 @@ def resolve_targets(
             elif not _holds(condition, values, budget):
                 break
         else:
+            if rule.action == "suppress":
+                return (), rule
             chosen = tuple(dict.fromkeys(by_id[s] for s in rule.service_ids if s in by_id))
             # A rule whose services are all gone counts as not matching.
             if chosen:
-                return chosen
+                return chosen, rule
     if not rules and len(targets) == 1:
-        return (targets[0],)
+        return (targets[0],), None
     if not targets:
         raise NoRoute("", "no PagerDuty service is connected; connect one in settings")
     raise NoRoute()
+
+
+def all_hold(
+    conditions: Sequence[Condition], item: Alert | ChangeEvent, budget: MatchBudget | None
+) -> bool:
+    """Whether every condition holds (a maintenance window's, say)."""
+    values = _Values(item)
+    return all(_holds(c, values, budget) for c in conditions)

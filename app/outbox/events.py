@@ -29,7 +29,8 @@ class NewEvent:
     body: Mapping[str, Any]
     notes: tuple[str, ...]
     source: str
-    # QUEUED; HELD (its service is unhealthy); SKIPPED (recorded, nothing to send).
+    # QUEUED; HELD (its service is unhealthy); SKIPPED (recorded, nothing to send);
+    # SUPPRESSED (recorded, deliberately not sent).
     status: EventStatus = EventStatus.QUEUED
     alert_id: UUID | None = None
     # Why it is skipped: shown where a failure's error would be.
@@ -49,7 +50,7 @@ INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind
 SELECT g.id, g.tenant_id, g.service_id, g.routing_key_hash, g.dedup_key, g.kind, g.api,
     CAST(g.body AS jsonb), ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
     g.source, a.status, g.alert_id, g.reason, clock_timestamp() + g.due_in,
-    CASE WHEN a.status = 'skipped' THEN clock_timestamp() END
+    CASE WHEN a.status IN ('skipped', 'suppressed') THEN clock_timestamp() END
 FROM unnest(
     CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
     CAST(:routing_key_hashes AS text[]), CAST(:dedup_keys AS text[]), CAST(:kinds AS text[]),
@@ -64,7 +65,7 @@ LEFT JOIN (
 ) AS s ON s.id = g.service_id
 CROSS JOIN LATERAL (
     SELECT CASE
-        WHEN g.status = 'skipped' THEN 'skipped'
+        WHEN g.status IN ('skipped', 'suppressed') THEN g.status
         WHEN s.health = 'healthy' THEN 'queued'
         ELSE 'held'
     END AS status
@@ -98,7 +99,9 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
         return []
     ids = [uuid.uuid4() for _ in events]
     for event in events:
-        assert event.status in (EventStatus.QUEUED, EventStatus.HELD, EventStatus.SKIPPED)
+        assert event.status in (
+            EventStatus.QUEUED, EventStatus.HELD, EventStatus.SKIPPED, EventStatus.SUPPRESSED
+        )
     rows = await db.fetch_all(
         ENQUEUE,
         {

@@ -18,6 +18,9 @@ class EventStatus(StrEnum):
     HELD = "held"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
+    # Accepted and deliberately not sent: a maintenance window, a "don't page" rule, or the
+    # tenant's choice for alerts no rule matches (the event's reason names which).
+    SUPPRESSED = "suppressed"
 
 
 class ServiceHealth(StrEnum):
@@ -35,6 +38,7 @@ FINAL: tuple[EventStatus, ...] = (
     EventStatus.FAILED,
     EventStatus.CANCELLED,
     EventStatus.SKIPPED,
+    EventStatus.SUPPRESSED,
 )
 # On the way to PagerDuty, as a person reading the log sees it.
 ON_ITS_WAY: tuple[EventStatus, ...] = (EventStatus.QUEUED, EventStatus.SENDING)

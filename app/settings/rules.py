@@ -14,8 +14,17 @@ from app.deps import Deps
 from app.errors import InputError, NotFoundError
 from app.ingest import store
 from app.ingest.routing import regex_problem
-from app.ingest.rulebook import parse_severity_lines, rule_problems, save_rules, save_severity_map
+from app.ingest.rulebook import (
+    parse_severity_lines,
+    preview,
+    recent_alert,
+    rule_problems,
+    save_rules,
+    save_severity_map,
+    save_unmatched,
+)
 from app.ingest.severity import PD_SEVERITIES, parse_severity_map
+from app.ingest.templates import parse_shaping
 from app.installations import store as installations_store
 from app.settings.frame import needs_first_rule, signed_in_tenant
 from app.settings.words import FieldErrors, regex_words, rule_errors, severity_errors
@@ -56,6 +65,7 @@ async def routing_view(
             # Regexes saved before rules were RE2 that RE2 refuses: each matches nothing.
             "rule_problems": {rule.id: rule_problems(rule) for rule in rules},
             "needs_rule": await needs_first_rule(deps, tenant.id, all_services),
+            "unmatched": await store.unmatched_policy(deps.db, tenant.id),
             "pd_severities": PD_SEVERITIES,
             "ops": OPS,
             "rule_form": rule_form or {"values": {"op": "equals", "service_ids": []}, "errors": {}},
@@ -76,8 +86,15 @@ async def _form_rules(request: Request) -> tuple[Deps, UUID, list[dict[str, Any]
     async with request.form() as form:
         check_csrf(request, form)
         fields: dict[str, Any] = {k: form.getlist(k) for k in form}
+    # Saved whole: each rule keeps its action and templates when another is added or moved.
     rules = [
-        {"name": r.name, "conditions": r.conditions, "service_ids": [str(s) for s in r.service_ids]}
+        {
+            "name": r.name,
+            "conditions": r.conditions,
+            "service_ids": [str(s) for s in r.service_ids],
+            "action": r.action,
+            "templates": r.templates,
+        }
         for r in await store.list_rules(deps.db, tenant_id)
     ]
     return deps, tenant_id, rules, fields
@@ -100,9 +117,29 @@ def _checked_by_hand(values: dict[str, Any]) -> FieldErrors:
         problem = regex_problem(values["value"])
         if problem is not None:
             errors["value"] = regex_words(problem)
-    if not values["service_ids"]:
-        errors["service_ids"] = "Tick at least one service."
+    if not values["service_ids"] and values.get("action") != "suppress":
+        errors["service_ids"] = "Tick at least one service, or choose “Accept, don't page”."
     return errors
+
+
+def _template_lines(text: str) -> dict[str, Any]:
+    """The form's templates: one `field: template` per line (`custom_details.name: …` for a
+    custom detail, `link: …` for a link)."""
+    out: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, template = line.partition(":")
+        name = name.strip()
+        if not sep:
+            raise InputError("templates", f"line {number}: expected field: template")
+        if name.startswith("custom_details."):
+            out.setdefault("custom_details", {})[name.split(".", 1)[1]] = template.strip()
+        elif name == "link":
+            out.setdefault("links", []).append({"href": template.strip()})
+        else:
+            out[name] = template.strip()
+    return out
 
 
 async def add_rule(request: Request) -> Response:
@@ -113,6 +150,8 @@ async def add_rule(request: Request) -> Response:
         "op": _first(fields, "op") or "equals",
         "value": _first(fields, "value"),
         "service_ids": [str(v) for v in fields.get("service_ids", [])],
+        "action": "suppress" if _first(fields, "action") == "suppress" else "page",
+        "templates": _first(fields, "templates"),
     }
     conditions = []
     if values["field"]:
@@ -125,20 +164,50 @@ async def add_rule(request: Request) -> Response:
             }
         )
     errors = _checked_by_hand(values)
+    shown = ""
     if not errors:
-        rules.append(
-            {"name": values["name"], "conditions": conditions, "service_ids": values["service_ids"]}
-        )
         try:
+            templates = _template_lines(str(values["templates"]))
+            rules.append(
+                {
+                    "name": values["name"],
+                    "conditions": conditions,
+                    "service_ids": values["service_ids"] if values["action"] == "page" else [],
+                    "action": values["action"],
+                    "templates": templates,
+                }
+            )
             await save_rules(deps, tenant_id, rules, actor="tenant admin")
+            shown = await _preview_words(deps, tenant_id, templates)
         except InputError as exc:
-            errors = rule_errors(exc)
+            errors = {"templates": exc.message} if "templates" in exc.field else rule_errors(exc)
     if errors:
         form = {"values": values, "errors": errors}
         return await routing_view(request, deps, rule_form=form, status_code=422)
     # Where the admin is looking: beside the form (the redirect keeps its #add-rule).
-    flash(request, "ok", f"Rule '{values['name']}' added.", near="add-rule")
+    flash(request, "ok", f"Rule '{values['name']}' added.{shown}", near="add-rule")
     return redirect(f"{ROUTING}#add-rule")
+
+
+async def _preview_words(deps: Deps, tenant_id: UUID, templates: dict[str, Any]) -> str:
+    """The new rule's templates rendered against the tenant's most recent alert, in words."""
+    if not templates:
+        return ""
+    alert = await recent_alert(deps, tenant_id)
+    if alert is None:
+        return " No alert yet to preview its templates against."
+    shown = preview(parse_shaping(templates), alert)
+    parts = [f"{k} = “{v}”" for k, v in shown["rendered"].items() if isinstance(v, str)]
+    return " On the most recent alert: " + "; ".join(parts + shown["warnings"]) + "."
+
+
+async def save_unmatched_form(request: Request) -> Response:
+    deps, tenant_id, _, fields = await _form_rules(request)
+    value = "suppress" if _first(fields, "unmatched") == "suppress" else "refuse"
+    await save_unmatched(deps, tenant_id, value, actor="tenant admin")
+    words = "accepted and not paged" if value == "suppress" else "refused (HTTP 422)"
+    flash(request, "ok", f"Alerts no rule matches are now {words}.", near="rules")
+    return redirect(ROUTING)
 
 
 async def add_first_rule(request: Request) -> Response:
@@ -225,6 +294,7 @@ routes = [
     page(ROUTING, routing_page, methods=["GET"]),
     page("/settings/severity", save_severity_form, methods=["POST"]),
     page("/settings/routes", add_rule, methods=["POST"]),
+    page("/settings/routing/unmatched", save_unmatched_form, methods=["POST"]),
     page("/settings/routes/first", add_first_rule, methods=["POST"]),
     page("/settings/routes/{rule_id}/delete", delete_rule, methods=["POST"]),
     page("/settings/routes/{rule_id}/up", move_rule_up, methods=["POST"]),

@@ -25,6 +25,7 @@ Level = Literal["ok", "error"]
 NAVIGATION: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Connection", "/settings", ("/settings/installations/", "/settings/services/")),
     ("Routing", "/settings/routing", ("/settings/routes",)),
+    ("Maintenance", "/settings/maintenance", ()),
     ("Deliveries", "/settings/deliveries", ("/settings/events/",)),
     ("Activity", "/settings/activity", ()),
     ("Keys", "/settings/keys", ()),

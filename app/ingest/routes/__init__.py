@@ -1,5 +1,6 @@
-"""The ingest package's HTTP: the ingest endpoints and the rules API."""
+"""The ingest package's HTTP: the ingest endpoints, the rules API, the maintenance windows
+API."""
 
-from app.ingest.routes import alerts, rules
+from app.ingest.routes import alerts, rules, windows
 
-routes = [*alerts.routes, *rules.routes]
+routes = [*alerts.routes, *rules.routes, *windows.routes]
