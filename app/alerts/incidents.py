@@ -29,6 +29,10 @@ class IncidentChange:
     # Who acted (a user's or a service's name) and when the status changed, by PagerDuty.
     changed_by: str | None
     changed_at: datetime
+    # PagerDuty's REST API writes times in whole seconds, its webhooks' `occurred_at` in
+    # milliseconds: a change read through REST can look older than the webhook of an
+    # earlier change in the same second.
+    whole_seconds: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,19 @@ async def apply(db: Database, change: IncidentChange) -> bool:
         ON CONFLICT (service_id, dedup_key) DO UPDATE SET
             incident_id = EXCLUDED.incident_id, incident_number = EXCLUDED.incident_number,
             status = EXCLUDED.status, title = EXCLUDED.title, html_url = EXCLUDED.html_url,
-            changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at
+            changed_by = EXCLUDED.changed_by,
+            changed_at = GREATEST(incident_states.changed_at, EXCLUDED.changed_at)
         WHERE incident_states.changed_at <= EXCLUDED.changed_at
+            -- A time in whole seconds within the recorded one's second: kept only when it
+            -- moves the same incident forward (triggered, acknowledged, resolved), since
+            -- which of the two came first cannot be told from the times.
+            OR (CAST(:whole_seconds AS boolean)
+                AND incident_states.incident_id = EXCLUDED.incident_id
+                AND date_trunc('second', incident_states.changed_at) <= EXCLUDED.changed_at
+                AND array_position(ARRAY['triggered', 'acknowledged', 'resolved'],
+                        EXCLUDED.status)
+                    > array_position(ARRAY['triggered', 'acknowledged', 'resolved'],
+                        incident_states.status))
         RETURNING 1
         """,
         {
@@ -66,6 +81,7 @@ async def apply(db: Database, change: IncidentChange) -> bool:
             "html_url": change.html_url,
             "changed_by": change.changed_by,
             "changed_at": change.changed_at,
+            "whole_seconds": change.whole_seconds,
         },
     )
     return kept is not None

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from app.alerts import incidents
@@ -97,12 +97,17 @@ def _web_url(value: str | None) -> str | None:
     return value
 
 
+def _opened(alert: DueAlert) -> datetime:
+    # To the second: PagerDuty's REST times have no fraction.
+    return alert.opened_at.replace(microsecond=0)
+
+
 def _for_this_life(state: IncidentState | None, alert: DueAlert) -> IncidentState | None:
     """The recorded state if it can be this alert's incident: an open one, or one resolved
     after the alert opened (a resolved incident of an earlier life of the key is not)."""
     if state is None:
         return None
-    if state.status != "resolved" or state.changed_at >= alert.opened_at:
+    if state.status != "resolved" or state.changed_at >= _opened(alert):
         return state
     return None
 
@@ -248,7 +253,7 @@ class Reconciler:
                 incident.status,
                 "unknown" if recorded is None else recorded.status,
             )
-        return incident.status == "resolved" and incident.last_status_change_at >= alert.opened_at
+        return incident.status == "resolved" and incident.last_status_change_at >= _opened(alert)
 
     async def _find(
         self,
@@ -283,4 +288,5 @@ class Reconciler:
             html_url=_web_url(incident.html_url),
             changed_by=_clean(incident.last_status_change_by, 200),
             changed_at=incident.last_status_change_at,
+            whole_seconds=True,
         )
