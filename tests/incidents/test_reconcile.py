@@ -82,7 +82,8 @@ async def test_an_answer_older_than_the_recorded_state_never_reopens(live: Live)
     incident = paged["incident"]
 
     async def triggered_recorded() -> bool:
-        return await live.deps.db.fetch_val("SELECT status FROM incident_states") == "triggered"
+        status = await live.deps.db.fetch_val("SELECT status FROM incident_states")
+        return bool(status == "triggered")
 
     await until(triggered_recorded)
     row = (await live.deps.db.fetch_all("SELECT * FROM incident_states"))[0]._mapping
