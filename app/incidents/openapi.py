@@ -21,7 +21,8 @@ from app.web.apidoc import (
     text,
 )
 
-TAG = "Ingest"
+# Beside the delivery API: what became of an alert, and what people said about it.
+TAG = "Delivery"
 
 NOTE: Json = obj(
     {

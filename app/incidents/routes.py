@@ -3,7 +3,7 @@ alert's PagerDuty incident, added by the vendor's product or in PagerDuty.
 
 The routes are built around the REST access the app hands in (app/incidents/access.py). The
 dedup key is the sender's, as in the alert's events (a key longer than 255 characters is found
-by its hash, as ingest sends it); it may hold `/` (the path converter takes it whole)."""
+by its hash, as ingest sends it), URL-encoded; a key holding `/` cannot be named in a path."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from app.web.routing import api
 
 # A note of NOTE_MAX_LENGTH characters, each up to 4 bytes of UTF-8 or 6 as a JSON escape.
 BODY_MAX_BYTES = 6 * notes.NOTE_MAX_LENGTH + 1024
-PATH = "/v1/alerts/{dedup_key:path}/notes"
+PATH = "/v1/alerts/{dedup_key}/notes"
 
 
 def note_json(note: AlertNote) -> dict[str, Any]:

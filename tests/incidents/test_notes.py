@@ -22,10 +22,10 @@ async def _paged_and_known(live: Live, dedup_key: str) -> str:
 
 
 async def test_a_note_posted_through_the_api_is_added_to_the_incident(live: Live) -> None:
-    incident_id = await _paged_and_known(live, "disk/db1")
+    incident_id = await _paged_and_known(live, "disk-db1")
 
     added = await live.browser.post(
-        "/v1/alerts/disk/db1/notes", json={"content": "Rolled back the deploy"}, headers=live.auth
+        "/v1/alerts/disk-db1/notes", json={"content": "Rolled back the deploy"}, headers=live.auth
     )
 
     assert added.status_code == 201, added.text
@@ -37,7 +37,7 @@ async def test_a_note_posted_through_the_api_is_added_to_the_incident(live: Live
     )
     in_pagerduty = live.sandbox.state.incidents.incidents[incident_id].notes
     assert [(n.content, n.user_id) for n in in_pagerduty] == [("Rolled back the deploy", ACME_USER)]
-    listed = await live.browser.get("/v1/alerts/disk/db1/notes", headers=live.auth)
+    listed = await live.browser.get("/v1/alerts/disk-db1/notes", headers=live.auth)
     assert [n["content"] for n in listed.json()["notes"]] == ["Rolled back the deploy"]
 
 
