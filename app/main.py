@@ -32,10 +32,12 @@ from app.dispatch import routes as delivery_routes
 from app.dispatch.policy import DispatchConfig
 from app.encryption import routes as encryption_routes
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
+from app.incidents import routes as incident_routes
 from app.ingest import routes as ingest_routes
 from app.ingest.middleware import DropInSlashes, IngestFastPath
 from app.ingest.routes import alerts as ingest_alerts
 from app.installations import routes as installations_routes
+from app.installations.upkeep import incidents_client
 from app.ops import routes as ops_routes
 from app.tenants import pages as tenant_pages
 from app.tenants import routes as tenants_routes
@@ -190,6 +192,7 @@ def create_app(
         *settings.routes,
         *ingest_routes.routes,
         *delivery_routes.routes,
+        *incident_routes.routes(incidents_client),
         *webhook_routes.routes,
         *tenants_routes.routes,
         *installations_routes.routes,

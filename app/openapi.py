@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
+from app.incidents import openapi as incident_notes
 from app.ingest.openapi import drop_ins, native, rules
 from app.installations import openapi as services
 from app.ops import openapi as ops
@@ -44,7 +45,7 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (native, drop_ins, delivery, tenants, services, rules, encryption, ops)
+    parts = (native, drop_ins, incident_notes, delivery, tenants, services, rules, encryption, ops)
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:

@@ -81,7 +81,9 @@ ON CONFLICT (tenant_id, dedup_key) WHERE state <> 'resolved' DO UPDATE SET
         SELECT s FROM unnest(EXCLUDED.service_ids) AS s WHERE s <> ALL(alerts.service_ids)),
     summary = COALESCE(EXCLUDED.summary, alerts.summary),
     severity = COALESCE(EXCLUDED.severity, alerts.severity),
-    last_event_at = now()
+    last_event_at = now(),
+    -- A trigger may open a new incident in PagerDuty: reconciliation looks again.
+    reconciled_at = NULL
 RETURNING id, tenant_id, dedup_key
 """
 
@@ -91,7 +93,8 @@ UPDATE alerts SET
         SELECT s FROM unnest(f.service_ids) AS s WHERE s <> ALL(alerts.service_ids)),
     summary = COALESCE(f.summary, alerts.summary),
     severity = COALESCE(f.severity, alerts.severity),
-    last_event_at = now()
+    last_event_at = now(),
+    reconciled_at = NULL
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
     id uuid, service_ids uuid[], summary text, severity text)
 WHERE alerts.id = f.id

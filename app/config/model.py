@@ -53,6 +53,9 @@ class Config:
     max_in_flight_per_key: int = 4
     max_in_flight_per_host: int | None = None
     health_check_seconds: float = 300.0
+    # An open alert whose incident state has not moved for this long is checked against
+    # PagerDuty's REST API (PDCONNECT_RECONCILE_AFTER; app/incidents/reconcile.py).
+    reconcile_after_seconds: float = 900.0
     # Client-side deadlines of a web request's database work (see app/db/deadlines.py): the
     # wait for a connection and for each statement; past them the request answers 503 with
     # Retry-After. /readyz's whole check gets its own, below a probe's usual 3 s timeout.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
@@ -81,6 +82,31 @@ def number(
         raise ConfigError(f"{name} must be a number") from exc
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(
+    name: str, get: Callable[[str], str | None], default: float, low: float, high: float
+) -> float:
+    """Seconds, from a number of seconds or one with a unit: `90`, `90s`, `15m`, `1h`."""
+    raw = get(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    scale = _DURATION_UNITS.get(text[-1:], 1.0)
+    if text[-1:] in _DURATION_UNITS:
+        text = text[:-1]
+    try:
+        value = float(text) * scale
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a duration like 900, 90s, 15m or 1h, not {raw!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds")
     return value
 
 

@@ -1,6 +1,8 @@
 """Scheduled upkeep of connections, beside every dispatcher: renew access tokens a day before
-they expire, check that what pdconnect created in PagerDuty still exists, and forget webhook
-delivery ids old enough that PagerDuty will not repeat them (it retries for 48 hours).
+they expire, check that what pdconnect created in PagerDuty still exists, reconcile open
+alerts' incident states that webhooks left stale and keep webhook subscriptions on
+(app/incidents/reconcile.py), and forget webhook delivery ids old enough that PagerDuty will
+not repeat them (it retries for 48 hours).
 
 Installations are claimed with SKIP LOCKED and rescheduled in the same statement, so any number
 of workers share the work and each installation is checked once per period."""
@@ -11,14 +13,17 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from uuid import UUID
 
 from app.db.errors import database_unreachable
 from app.db.pool import in_own_task
 from app.deps import Deps
+from app.incidents.reconcile import Reconciler
 from app.installations import store
 from app.installations.health import check_installation
 from app.installations.tokens import fresh_access_token, mark_needs_reconnect
 from app.pagerduty.errors import PagerDutyError, Unauthorized
+from app.pagerduty.incidents import IncidentsClient
 from app.pagerduty.rest import RestClient
 
 log = logging.getLogger("pdconnect.upkeep")
@@ -28,11 +33,35 @@ WEBHOOK_IDS_KEPT = timedelta(days=7)
 BATCH = 10
 
 
+async def incidents_client(deps: Deps, tenant_id: UUID, installation_id: UUID) -> IncidentsClient:
+    """The REST access reconciliation and notes use (app/incidents/access.py): a fresh token
+    of an active OAuth connection; Unauthorized for any other."""
+    installation = await store.get_installation(
+        deps.db, tenant_id=tenant_id, installation_id=installation_id
+    )
+    if installation is None or installation.api_url is None:
+        raise Unauthorized("this connection has no REST access")
+    token = await fresh_access_token(deps, installation.id)
+    return IncidentsClient(deps.http, installation.api_url, token)
+
+
 class Upkeep:
-    def __init__(self, deps: Deps, *, period: timedelta, tick: timedelta = timedelta(seconds=5)):
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        period: timedelta,
+        tick: timedelta = timedelta(seconds=5),
+        reconciler: Reconciler | None = None,
+    ):
         self.deps = deps
         self.period = period
         self.tick = tick
+        self.reconciler = reconciler or Reconciler(
+            deps,
+            incidents_client,
+            after=timedelta(seconds=deps.config.reconcile_after_seconds),
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -68,6 +97,7 @@ class Upkeep:
             )
             if installation is not None:
                 await self._check(installation)
+        await self.reconciler.once()
         await self.deps.db.execute(
             "DELETE FROM webhook_deliveries WHERE received_at < now() - CAST(:kept AS interval)",
             {"kept": WEBHOOK_IDS_KEPT},

@@ -20,6 +20,8 @@ INCIDENT_NUMBER_MAX = 2**31 - 1
 EVENT_TYPE_MAX_LENGTH = 100
 # A cut URL leads nowhere: a longer one is not kept at all.
 URL_MAX_LENGTH = 2048
+# A note's text as kept: PagerDuty's web app takes notes of up to 25 000 characters.
+NOTE_MAX_LENGTH = 25_000
 # Recorded as the event type of a delivery that has none to read. Parenthesised: PagerDuty's
 # event types are dotted names (`incident.triggered`), so these never stand for a real one.
 NOT_JSON = "(not json)"
@@ -41,6 +43,10 @@ class WebhookEvent:
     title: str | None
     html_url: str | None
     agent: str | None
+    # `incident.annotated`: the note's incident (`data.incident.id`) and its text; `data.id`
+    # (resource_id) is then the note's id.
+    note_incident_id: str | None = None
+    note_content: str | None = None
 
 
 def _text(value: object, limit: int = 1024) -> str | None:
@@ -118,4 +124,6 @@ def parse_event(raw: bytes) -> WebhookEvent:
         title=_text(data.get("title")),
         html_url=_web_url(data.get("html_url")),
         agent=_text(agent.get("summary"), 200),
+        note_incident_id=_text(_object(data.get("incident")).get("id"), 100),
+        note_content=_text(data.get("content"), NOTE_MAX_LENGTH),
     )

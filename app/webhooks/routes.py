@@ -7,11 +7,13 @@ and a missing or unverifiable signature (401), each answered in JSON. The signat
 on the raw body before anything is parsed.
 
 Once it holds, every delivery is answered 200 and recorded once per `X-Webhook-Id` (it
-delivers at least once): an incident's new state is kept, a `service.deleted` marks the
-service gone, and anything else is recorded and ignored: the `pagey.ping` test event, event
-types that appear later, other resource types, odd or missing fields, even a body that is not
-JSON (a signed one can only come from PagerDuty; refusing it would count toward disabling the
-subscription and cost the tenant a day of incident states over a delivery we cannot use)."""
+delivers at least once): an incident's new state is kept (as reconciliation keeps one it
+reads through the REST API: app/alerts/incidents.py), a note (`incident.annotated`) is kept on
+its alert, a `service.deleted` marks the service gone, and anything else is recorded and
+ignored: the `pagey.ping` test event, event types that appear later, other resource types,
+odd or missing fields, even a body that is not JSON (a signed one can only come from
+PagerDuty; refusing it would count toward disabling the subscription and cost the tenant a
+day of incident states over a delivery we cannot use)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from databases import Database
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.alerts import incidents, notes
+from app.alerts.incidents import IncidentChange
 from app.errors import NotFoundError
 from app.observability.metrics import WEBHOOK_VERIFICATIONS
 from app.outbox import services
@@ -41,8 +45,12 @@ log = logging.getLogger("pdconnect.webhooks")
 BODY_MAX_BYTES = 256 * 1024
 WEBHOOK_ID_MAX_LENGTH = 200
 PING_EVENT = "pagey.ping"
-# Every incident event we subscribe to records a state; service.deleted is handled apart.
-INCIDENT_EVENTS = frozenset(e for e in WEBHOOK_EVENTS if e.startswith("incident."))
+NOTE_EVENT = "incident.annotated"
+# Every incident event we subscribe to records a state but a note's; service.deleted is
+# handled apart.
+INCIDENT_EVENTS = frozenset(
+    e for e in WEBHOOK_EVENTS if e.startswith("incident.") and e != NOTE_EVENT
+)
 
 
 def _refused(status: int, message: str) -> Response:
@@ -126,6 +134,8 @@ async def _record(
                 note_on_events=True,
             )
         return None
+    if event.event_type == NOTE_EVENT:
+        return await _record_note(db, subscription, event)
     if event.event_type not in INCIDENT_EVENTS:
         return "an event type pdconnect does not act on"
     if not _is(event.data_type, "incident"):
@@ -142,18 +152,54 @@ async def _record(
     if service_id is None:
         # An incident of a service this tenant did not connect: nothing of ours to update.
         return None
-    await store.record_incident(
+    await incidents.apply(
         db,
-        tenant_id=subscription.tenant_id,
+        IncidentChange(
+            tenant_id=subscription.tenant_id,
+            service_id=service_id,
+            dedup_key=event.incident_key,
+            incident_id=event.resource_id,
+            incident_number=event.incident_number,
+            status=event.status,
+            title=event.title,
+            html_url=event.html_url,
+            changed_by=event.agent,
+            changed_at=event.occurred_at,
+        ),
+    )
+    return None
+
+
+async def _record_note(
+    db: Database, subscription: store.Subscription, event: WebhookEvent
+) -> str | None:
+    """A note added to an incident (in PagerDuty, or through our API and echoed back): kept on
+    the alert the incident belongs to."""
+    if (
+        event.resource_id is None
+        or event.note_incident_id is None
+        or event.note_content is None
+        or event.occurred_at is None
+    ):
+        return "a note event without the fields a note needs"
+    found = await incidents.incident_of(db, subscription.installation_id, event.note_incident_id)
+    if found is None:
+        return "a note on an incident pdconnect has not seen"
+    tenant_id, service_id, dedup_key = found
+    alert_id = await notes.latest_alert(db, tenant_id, dedup_key)
+    if alert_id is None:
+        return "a note on an incident of no alert of pdconnect's"
+    await notes.add_note(
+        db,
+        tenant_id=tenant_id,
+        alert_id=alert_id,
         service_id=service_id,
-        dedup_key=event.incident_key,
-        incident_id=event.resource_id,
-        incident_number=event.incident_number,
-        status=event.status,
-        title=event.title,
-        html_url=event.html_url,
-        changed_by=event.agent,
-        changed_at=event.occurred_at,
+        incident_id=event.note_incident_id,
+        pd_note_id=event.resource_id,
+        content=event.note_content,
+        author=event.agent,
+        origin="pagerduty",
+        created_at=event.occurred_at,
     )
     return None
 

@@ -1,9 +1,9 @@
-"""SQL for webhook subscriptions, seen deliveries and incident states."""
+"""SQL for webhook subscriptions and seen deliveries (incident states: app/alerts/incidents.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 from uuid import UUID
 
 from databases import Database
@@ -111,44 +111,31 @@ async def service_of(db: Database, installation_id: UUID, pd_service_id: str) ->
     return value if isinstance(value, UUID) else None
 
 
-async def record_incident(
-    db: Database,
-    *,
-    tenant_id: UUID,
-    service_id: UUID,
-    dedup_key: str,
-    incident_id: str,
-    incident_number: int | None,
-    status: str,
-    title: str | None,
-    html_url: str | None,
-    changed_by: str | None,
-    changed_at: datetime,
+async def claim_for_check(
+    db: Database, installation_id: UUID, *, every: timedelta
+) -> list[Subscription]:
+    """The installation's subscriptions not read from PagerDuty for `every`, stamped as read
+    now in the same statement, so two workers do not both check one."""
+    rows = await db.fetch_all(
+        f"""
+        UPDATE webhook_subscriptions SET checked_at = now()
+        WHERE installation_id = :id
+          AND (checked_at IS NULL OR checked_at <= now() - CAST(:every AS interval))
+        RETURNING {SUBSCRIPTION_COLUMNS}
+        """,
+        {"id": installation_id, "every": every},
+    )
+    return [Subscription(**dict(r._mapping)) for r in rows]
+
+
+async def replace_in_pagerduty(
+    db: Database, subscription_id: UUID, *, pd_subscription_id: str, secret_enc: str
 ) -> None:
-    """Keep the newest state: deliveries can arrive out of order (retries), so an older one
-    never overwrites a newer one."""
+    """The subscription was made again in PagerDuty: same receiver URL, new id and secret."""
     await db.execute(
         """
-        INSERT INTO incident_states (service_id, dedup_key, tenant_id, incident_id,
-            incident_number, status, title, html_url, changed_by, changed_at)
-        VALUES (:service_id, :dedup_key, :tenant_id, :incident_id, :incident_number, :status,
-            :title, :html_url, :changed_by, :changed_at)
-        ON CONFLICT (service_id, dedup_key) DO UPDATE SET
-            incident_id = EXCLUDED.incident_id, incident_number = EXCLUDED.incident_number,
-            status = EXCLUDED.status, title = EXCLUDED.title, html_url = EXCLUDED.html_url,
-            changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at
-        WHERE incident_states.changed_at <= EXCLUDED.changed_at
+        UPDATE webhook_subscriptions SET pd_subscription_id = :pd_id, secret_enc = :secret
+        WHERE id = :id
         """,
-        {
-            "service_id": service_id,
-            "dedup_key": dedup_key,
-            "tenant_id": tenant_id,
-            "incident_id": incident_id,
-            "incident_number": incident_number,
-            "status": status,
-            "title": title,
-            "html_url": html_url,
-            "changed_by": changed_by,
-            "changed_at": changed_at,
-        },
+        {"id": subscription_id, "pd_id": pd_subscription_id, "secret": secret_enc},
     )

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from app.deps import Deps
 from app.pagerduty.errors import PagerDutyError
+from app.pagerduty.models import WebhookSubscription
 from app.pagerduty.rest import RestClient
 from app.webhooks import store
 
@@ -22,6 +23,8 @@ WEBHOOK_EVENTS = (
     "incident.reopened",
     "incident.escalated",
     "incident.reassigned",
+    # Notes added in PagerDuty (app/webhooks/routes.py keeps them on their alert).
+    "incident.annotated",
     "service.deleted",
 )
 
@@ -40,12 +43,7 @@ async def subscribe_service(
         return True
     subscription_id = uuid.uuid4()
     try:
-        created = await client.create_webhook_subscription(
-            url=receiver_url(deps, subscription_id),
-            events=WEBHOOK_EVENTS,
-            filter_type="service_reference",
-            filter_id=pd_service_id,
-        )
+        created = await create_in_pagerduty(deps, client, subscription_id, pd_service_id)
     except PagerDutyError as exc:
         log.warning("webhook subscription for a service was refused: %s", exc)
         return False
@@ -59,3 +57,16 @@ async def subscribe_service(
         secret_enc=deps.vault.encrypt(created.secret),
     )
     return True
+
+
+async def create_in_pagerduty(
+    deps: Deps, client: RestClient, subscription_id: UUID, pd_service_id: str
+) -> WebhookSubscription:
+    """A subscription of the service's incidents to our receiver for `subscription_id`; the
+    caller stores its secret at once."""
+    return await client.create_webhook_subscription(
+        url=receiver_url(deps, subscription_id),
+        events=WEBHOOK_EVENTS,
+        filter_type="service_reference",
+        filter_id=pd_service_id,
+    )
