@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from databases import Database
 
 from app.callbacks import pagerduty, store
 from app.callbacks.types import CONNECTION_TYPES, DELIVERY_TYPES, INCIDENT_TYPES, TEST
+from app.outbox.claims import Claimed
 
 ConnectionType = Literal[
     "connection.needs_reconnect",
@@ -69,13 +70,22 @@ async def test_callback(db: Database, tenant_id: UUID) -> UUID | None:
     return await emit(db, tenant_id=tenant_id, type=TEST, order_key="test", data=data)
 
 
-async def from_pagerduty_webhook(
-    db: Database, *, tenant_id: UUID, installation_id: UUID, raw: bytes
-) -> None:
+class Subscription(Protocol):
+    """A webhook subscription: whose connection the webhook came through."""
+
+    @property
+    def tenant_id(self) -> UUID: ...
+
+    @property
+    def installation_id(self) -> UUID: ...
+
+
+async def from_pagerduty_webhook(db: Database, subscription: Subscription, raw: bytes) -> None:
     """A verified PagerDuty webhook of the tenant's connection: an incident change of an alert
     pdconnect sent becomes `incident.*`, a deleted service `connection.broken`. Anything else,
     or an incident pdconnect did not open, makes none. PagerDuty's event id is the source key,
     so a webhook delivered twice makes one callback."""
+    tenant_id, installation_id = subscription.tenant_id, subscription.installation_id
     if not await store.enabled(db, tenant_id):
         return
     event = pagerduty.read(raw)
@@ -86,13 +96,8 @@ async def from_pagerduty_webhook(
             db, installation_id=installation_id, pd_service_id=event.resource_id
         )
         if service is not None:
-            await connection_changed(
-                db,
-                "connection.broken",
-                installation_id=installation_id,
-                service_id=UUID(service["id"]),
-                reason="the service was deleted in PagerDuty",
-            )
+            reason = "the service was deleted in PagerDuty"
+            await service_changed(db, "connection.broken", UUID(service["id"]), reason)
         return
     if event.event_type not in INCIDENT_TYPES or event.incident_id is None:
         return
@@ -142,36 +147,44 @@ async def _incident_place(
 async def delivery_settled(
     db: Database,
     type: Literal["delivery.failed", "delivery.held"],
-    *,
-    tenant_id: UUID,
-    event_id: UUID,
-    dedup_key: str | None,
-    service_id: UUID | None,
+    event: Claimed,
     error: str,
 ) -> None:
     """An event to PagerDuty failed for good or is held: in line with its alert's callbacks."""
     assert type in DELIVERY_TYPES
+    tenant_id, dedup_key = event.tenant_id, event.dedup_key
     if not await store.enabled(db, tenant_id):
         return
     alert = None if dedup_key is None else await store.alert_ref(db, tenant_id, dedup_key)
+    service_id = event.service_id
     service = None if service_id is None else await store.service_ref(db, service_id=service_id)
     data = {
         "tenant": await store.tenant_ref(db, tenant_id),
-        "event": {"id": str(event_id), "dedup_key": dedup_key, "error": error},
+        "event": {"id": str(event.id), "dedup_key": dedup_key, "kind": event.kind, "error": error},
         "alert": alert,
         "service": service,
     }
-    order_key = dedup_key if dedup_key is not None else f"event:{event_id}"
+    order_key = dedup_key if dedup_key is not None else f"event:{event.id}"
     await emit(db, tenant_id=tenant_id, type=type, order_key=order_key, data=data)
+
+
+async def service_changed(
+    db: Database, type: ConnectionType, service_id: UUID, reason: str | None = None
+) -> None:
+    """A connected service broke or was restored: a connection callback about it."""
+    service = await store.service_ref(db, service_id=service_id)
+    if service is not None:
+        installation_id = UUID(service["installation_id"])
+        await connection_changed(db, type, installation_id, reason, service_id=service_id)
 
 
 async def connection_changed(
     db: Database,
     type: ConnectionType,
-    *,
     installation_id: UUID,
-    service_id: UUID | None = None,
     reason: str | None = None,
+    *,
+    service_id: UUID | None = None,
 ) -> None:
     """A connection (or one of its services) changed state. Callbacks say changes: the same
     state twice in a row is sent once, and `restored` only follows a needs_reconnect or a

@@ -23,6 +23,7 @@ from databases import Database
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.callbacks.emit import from_pagerduty_webhook
 from app.errors import NotFoundError
 from app.observability.metrics import WEBHOOK_VERIFICATIONS
 from app.outbox import services
@@ -92,6 +93,7 @@ async def receive(request: Request) -> Response:
             event_type=event.event_type,
         )
         ignored = await _record(deps.db, subscription, event) if fresh else None
+        await from_pagerduty_webhook(deps.db, subscription, raw)
     if not fresh:
         return JSONResponse({"status": "duplicate"})
     if ignored is not None:
