@@ -64,7 +64,7 @@ async def emit(
     return callback_id if recorded else None
 
 
-async def test_callback(db: Database, tenant_id: UUID) -> UUID | None:
+async def emit_test_callback(db: Database, tenant_id: UUID) -> UUID | None:
     """`callback.test`, through the same machinery as every other callback."""
     data = {"tenant": await store.tenant_ref(db, tenant_id), "message": "a test callback"}
     return await emit(db, tenant_id=tenant_id, type=TEST, order_key="test", data=data)

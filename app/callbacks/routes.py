@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.callbacks import signing, store
-from app.callbacks.emit import test_callback
+from app.callbacks.emit import emit_test_callback
 from app.callbacks.store import Attempt, Callback, Receiver
 from app.config.model import Config
 from app.config.values import CALLBACK_URL_MAX_LENGTH, callback_url_problem, whsec_key
@@ -167,7 +167,7 @@ async def rotate_secret(request: Request) -> Response:
 async def send_test(request: Request) -> Response:
     deps, tenant = await admin_tenant(request)
     async with deps.db.transaction():
-        callback_id = await test_callback(deps.db, tenant.id)
+        callback_id = await emit_test_callback(deps.db, tenant.id)
     if callback_id is None:
         raise ConflictError(
             "callback",
