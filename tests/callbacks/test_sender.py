@@ -337,7 +337,7 @@ class _Later(datetime):
     """The verifier's clock, ten minutes on: a captured callback replayed then."""
 
     @classmethod
-    def now(cls, tz: object = None) -> _Later:  # type: ignore[override]
+    def now(cls, tz: object = None) -> _Later:
         moment = datetime.now(UTC) + timedelta(minutes=10)
         return cls.fromtimestamp(moment.timestamp(), UTC)
 
