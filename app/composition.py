@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
+from app.callbacks.sender import run_sender
 from app.config.model import Config
 from app.db.changes import ChangeCache
 from app.db.pool import close_database, open_database
@@ -106,7 +107,11 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         retention = Retention(deps.db, days=deps.config.retention_days)
         window_ends = WindowEnds(deps.db)
         await asyncio.gather(
-            dispatcher.run(stop), upkeep.run(stop), retention.run(stop), window_ends.run(stop)
+            dispatcher.run(stop),
+            upkeep.run(stop),
+            retention.run(stop),
+            window_ends.run(stop),
+            run_sender(deps.db, deps.vault, deps.config, stop),
         )
     finally:
         await http.aclose()

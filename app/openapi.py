@@ -15,6 +15,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.callbacks import openapi as callbacks
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
 from app.incidents import openapi as incident_notes
@@ -45,7 +46,18 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (native, drop_ins, incident_notes, delivery, tenants, services, rules, encryption, ops)
+    parts = (
+        native,
+        drop_ins,
+        incident_notes,
+        delivery,
+        tenants,
+        services,
+        rules,
+        encryption,
+        callbacks,
+        ops,
+    )
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:

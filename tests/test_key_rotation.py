@@ -90,6 +90,10 @@ async def connect_everything(deps: Deps, sandbox: Sandbox) -> UUID:
         headers=admin_headers(),
     )
     assert added.status_code == 201, added.text
+    # A callback receiver of the tenant's own, its secret rotated: two secrets.
+    receiver = f"/admin/v1/tenants/{tenant['id']}/callback"
+    await browser.put(receiver, json={"url": "https://h.example.com"}, headers=admin_headers())
+    assert (await browser.post(f"{receiver}/rotate-secret", headers=admin_headers())).is_success
     await browser.aclose()
     installation = await deps.db.fetch_val(
         "SELECT id FROM installations WHERE tenant_id = :t AND method = 'oauth'",

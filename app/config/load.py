@@ -9,6 +9,10 @@ from pathlib import Path
 from app.config import values
 from app.config.model import (
     DEFAULT_ACQUIRE_TIMEOUT,
+    DEFAULT_CALLBACK_RETRY_BASE_SECONDS,
+    DEFAULT_CALLBACK_RETRY_CAP_SECONDS,
+    DEFAULT_CALLBACK_RETRY_HOURS,
+    DEFAULT_CALLBACK_TIMEOUT_SECONDS,
     DEFAULT_MAX_RULES_PER_TENANT,
     DEFAULT_READYZ_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
@@ -79,6 +83,8 @@ def load_config(
             "PAGERDUTY_CLIENT_ID (OAuth) or PAGERDUTY_APP_ID (Simple Install) is required"
         )
     sandbox = (get("PDCONNECT_SANDBOX") or "").lower() in ("1", "true", "yes")
+
+    callback_url = values.callback_url(get("PDCONNECT_CALLBACK_URL"))
 
     region = (get("PAGERDUTY_REGION") or "us").lower()
     if region not in REGIONS:
@@ -159,5 +165,29 @@ def load_config(
         ),
         secret_key_previous=values.secret_key_previous(
             get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")
+        ),
+        callback_url=callback_url,
+        callback_secrets=values.callback_secrets(
+            callback_url, get("PDCONNECT_CALLBACK_SECRET")
+        ),
+        callback_retry_hours=values.number(
+            "PDCONNECT_CALLBACK_RETRY_HOURS", get, DEFAULT_CALLBACK_RETRY_HOURS, 0.0001, 24 * 30
+        ),
+        callback_retry_base_seconds=values.number(
+            "PDCONNECT_CALLBACK_RETRY_BASE_SECONDS",
+            get,
+            DEFAULT_CALLBACK_RETRY_BASE_SECONDS,
+            0.01,
+            3600,
+        ),
+        callback_retry_cap_seconds=values.number(
+            "PDCONNECT_CALLBACK_RETRY_CAP_SECONDS",
+            get,
+            DEFAULT_CALLBACK_RETRY_CAP_SECONDS,
+            0.01,
+            86400,
+        ),
+        callback_timeout_seconds=values.number(
+            "PDCONNECT_CALLBACK_TIMEOUT_SECONDS", get, DEFAULT_CALLBACK_TIMEOUT_SECONDS, 0.1, 60
         ),
     )

@@ -21,6 +21,12 @@ DEFAULT_MAX_RULES_PER_TENANT = 100
 # app/outbox/retention.py.
 DEFAULT_RETENTION_DAYS = 30
 MAX_RETENTION_DAYS = 3650
+# Callbacks to the vendor's product (app/callbacks): retried this long, waiting from a few
+# seconds up to an hour between tries; each try ends within the timeout.
+DEFAULT_CALLBACK_RETRY_HOURS = 24.0
+DEFAULT_CALLBACK_RETRY_BASE_SECONDS = 5.0
+DEFAULT_CALLBACK_RETRY_CAP_SECONDS = 3600.0
+DEFAULT_CALLBACK_TIMEOUT_SECONDS = 10.0
 # PDCONNECT_VENDOR_NAME: the product name shown on top of the settings pages.
 DEFAULT_VENDOR_NAME = "pdconnect"
 VENDOR_NAME_MAX_LENGTH = 80
@@ -94,6 +100,14 @@ class Config:
     # The product the tenant admin knows, named on top of every settings page: the admin came
     # from it, and the page should say whose PagerDuty settings these are.
     vendor_name: str = DEFAULT_VENDOR_NAME
+    # Where callbacks go unless a tenant has its own receiver, and the Standard Webhooks
+    # secrets that sign them (the raw keys of `whsec_…`; several while one rotates out).
+    callback_url: str | None = None
+    callback_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    callback_retry_hours: float = DEFAULT_CALLBACK_RETRY_HOURS
+    callback_retry_base_seconds: float = DEFAULT_CALLBACK_RETRY_BASE_SECONDS
+    callback_retry_cap_seconds: float = DEFAULT_CALLBACK_RETRY_CAP_SECONDS
+    callback_timeout_seconds: float = DEFAULT_CALLBACK_TIMEOUT_SECONDS
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

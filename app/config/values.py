@@ -215,6 +215,71 @@ def optional_url(name: str, value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+# Standard Webhooks secrets: `whsec_` and the base64 of 24 to 64 random bytes.
+WHSEC_PREFIX = "whsec_"
+WHSEC_MIN_BYTES = 24
+WHSEC_MAX_BYTES = 64
+CALLBACK_URL_MAX_LENGTH = 2048
+
+
+def whsec_key(value: str) -> bytes | None:
+    """The key a `whsec_…` secret holds, or None when it is not one."""
+    if not value.startswith(WHSEC_PREFIX):
+        return None
+    encoded = value[len(WHSEC_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return key if WHSEC_MIN_BYTES <= len(key) <= WHSEC_MAX_BYTES else None
+
+
+def callback_secrets(url: str | None, value: str | None) -> tuple[bytes, ...]:
+    """PDCONNECT_CALLBACK_SECRET: one `whsec_` secret, or a comma list while rotating (each
+    signs every callback, so receivers holding either verify)."""
+    name = "PDCONNECT_CALLBACK_SECRET"
+    if not value:
+        if url is not None:
+            raise ConfigError(f"{name} is required when PDCONNECT_CALLBACK_URL is set")
+        return ()
+    keys: list[bytes] = []
+    for position, item in enumerate(value.split(","), start=1):
+        key = whsec_key(item.strip())
+        if key is None:
+            raise ConfigError(
+                f"{name}: secret {position} is not a Standard Webhooks secret (whsec_ and the "
+                f"base64 of {WHSEC_MIN_BYTES} to {WHSEC_MAX_BYTES} bytes)"
+            )
+        keys.append(key)
+    return tuple(keys)
+
+
+def callback_url_problem(value: str) -> str | None:
+    """What is wrong with a callback receiver's URL, or None. It is sent to as it is: a query
+    (a receiver's own token) is allowed; a fragment never goes on the wire, and credentials in
+    a URL end up in logs."""
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http(s) URL"
+    if parts.fragment or "@" in parts.netloc:
+        return "must not have a fragment or credentials"
+    if len(value) > CALLBACK_URL_MAX_LENGTH or not value.isprintable() or " " in value:
+        return f"must be at most {CALLBACK_URL_MAX_LENGTH} printable characters without spaces"
+    return None
+
+
+def callback_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    problem = callback_url_problem(value)
+    if problem is not None:
+        raise ConfigError(f"PDCONNECT_CALLBACK_URL {problem}")
+    return value
+
+
 def short_text(name: str, value: str | None, default: str, max_length: int) -> str:
     """A line of text shown to people (a product's name): printable, one line, not too long."""
     if value is None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from databases import Database
 
+from app.callbacks.emit import delivery_settled
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig, rate_limited_pause, retry_delay
 from app.outbox import outcomes, services
@@ -49,12 +50,14 @@ class Settler:
                 error=error or "",
                 pd_errors=answer.errors,
             )
+            await delivery_settled(self.db, "delivery.failed", event, error or "")
         elif answer.outcome == "key_rejected":
             # One such answer may be PagerDuty's hiccup: retried like a transient error,
             # until the key has been refused enough times in a row to be believed.
             rejections = await store.count_key_rejection(self.db, event.routing_key_hash)
             if rejections >= self.config.key_rejections_to_unhealthy:
                 await outcomes.hold(self.db, event, error=error or "")
+                await delivery_settled(self.db, "delivery.held", event, error or "")
                 # Its services are shown unhealthy and what is queued for the key is held
                 # (kept, visible) until the admin reconnects, re-keys or removes them.
                 await services.hold_services(
@@ -103,6 +106,7 @@ class Settler:
                 error=f"gave up after {hours:g} hours of retries; last: {error}",
             )
             observe.not_sent(EventStatus.FAILED, "gave_up")
+            await delivery_settled(self.db, "delivery.failed", event, error)
             return
         delay = retry_delay(self.config, event.attempts + 1, self.rng)
         await outcomes.schedule_retry(self.db, event, delay=delay, error=error)

@@ -29,6 +29,8 @@ ENCRYPTED_COLUMNS = (
     EncryptedColumn("installations", "refresh_token_enc"),
     EncryptedColumn("pd_services", "routing_key_enc"),
     EncryptedColumn("webhook_subscriptions", "secret_enc"),
+    EncryptedColumn("tenant_callbacks", "secret_enc"),
+    EncryptedColumn("tenant_callbacks", "previous_secret_enc"),
 )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from app.callbacks.emit import connection_changed
 from app.deps import Deps
 from app.installations import store
 from app.installations.oauth_flow import oauth_app
@@ -192,6 +193,7 @@ async def _forget(
             ids,
             reason=f"cancelled: the PagerDuty account was disconnected by {actor}",
         )
+        await connection_changed(deps.db, "connection.disconnected", installation.id, f"by {actor}")
         # Cascades to its services, their encrypted keys and webhook secrets.
         await deps.db.execute("DELETE FROM installations WHERE id = :id", {"id": installation.id})
         await insert_audit(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from uuid import UUID
 
+from app.callbacks.emit import connection_changed, service_changed
 from app.deps import Deps
 from app.installations import store
 from app.installations.store import Installation, PdService
@@ -51,6 +52,7 @@ async def repair_installation(deps: Deps, installation: Installation, client: Re
     """On reconnect: recreate missing integrations, release held events. Returns how many
     services were repaired. Unauthorized propagates (the reconnect did not take)."""
     repaired = 0
+    await connection_changed(deps.db, "connection.restored", installation.id, "reconnected")
     for service in await _ours(deps, installation):
         assert service.pd_service_id is not None
         assert service.integration_id is not None
@@ -68,6 +70,7 @@ async def repair_installation(deps: Deps, installation: Installation, client: Re
             continue
         if service.health != ServiceHealth.HEALTHY or await services.has_held(deps.db, service.id):
             await services.release_service(deps.db, service.id)
+            await service_changed(deps.db, "connection.restored", service.id, "repaired")
             repaired += 1
     return repaired
 
@@ -107,3 +110,4 @@ async def _gone(deps: Deps, service_id: UUID, reason: str) -> None:
         service_id=service_id,
         note_on_events=True,
     )
+    await service_changed(deps.db, "connection.broken", service_id, reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+from app.callbacks.emit import connection_changed
 from app.deps import Deps
 from app.installations.oauth_flow import oauth_app
 from app.installations.store import Installation
@@ -29,6 +30,7 @@ async def mark_needs_reconnect(deps: Deps, installation_id: UUID, reason: str) -
         """,
         {"id": installation_id, "reason": reason},
     )
+    await connection_changed(deps.db, "connection.needs_reconnect", installation_id, reason)
 
 
 async def fresh_access_token(

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.alerts import incidents, notes
 from app.alerts.incidents import IncidentChange
+from app.callbacks.emit import from_pagerduty_webhook
 from app.errors import NotFoundError
 from app.observability.metrics import WEBHOOK_VERIFICATIONS
 from app.outbox import services
@@ -100,6 +101,7 @@ async def receive(request: Request) -> Response:
             event_type=event.event_type,
         )
         ignored = await _record(deps.db, subscription, event) if fresh else None
+        await from_pagerduty_webhook(deps.db, subscription, raw)
     if not fresh:
         return JSONResponse({"status": "duplicate"})
     if ignored is not None:
