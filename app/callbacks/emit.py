@@ -21,6 +21,7 @@ from uuid import UUID
 
 from databases import Database
 
+from app.alerts.incidents import IncidentChange
 from app.callbacks import pagerduty, store
 from app.callbacks.types import CONNECTION_TYPES, DELIVERY_TYPES, INCIDENT_TYPES, TEST
 from app.outbox.claims import Claimed
@@ -126,6 +127,52 @@ async def from_pagerduty_webhook(db: Database, subscription: Subscription, raw: 
         data=data,
         at=event.occurred_at,
         source_key=None if event.event_id is None else f"pagerduty:{event.event_id}",
+    )
+
+
+# What a state read through PagerDuty's REST API (reconciliation) is called as a callback.
+RECONCILED = {
+    "triggered": "incident.triggered",
+    "acknowledged": "incident.acknowledged",
+    "resolved": "incident.resolved",
+}
+
+
+async def from_reconciled(db: Database, change: IncidentChange) -> None:
+    """An incident state that reconciliation read from PagerDuty's REST API and recorded
+    (no webhook told it: a lost delivery, a disabled subscription). The vendor's product hears
+    of it as it would have from the webhook, marked `reconciled`; the REST API gives no
+    assignees or urgency here, so those are left out rather than guessed."""
+    tenant_id = change.tenant_id
+    if change.status not in RECONCILED or not await store.enabled(db, tenant_id):
+        return
+    alert = await store.alert_ref(db, tenant_id, change.dedup_key)
+    if alert is None:
+        return
+    data = {
+        "tenant": await store.tenant_ref(db, tenant_id),
+        "alert": alert,
+        "service": await store.service_ref(db, service_id=change.service_id),
+        "incident": {
+            "id": change.incident_id,
+            "number": change.incident_number,
+            "url": change.html_url,
+            "status": change.status,
+            "title": change.title,
+        },
+        "agent": None if change.changed_by is None else {"name": change.changed_by},
+        "occurred_at": change.changed_at.isoformat(),
+        "reconciled": True,
+    }
+    await emit(
+        db,
+        tenant_id=tenant_id,
+        type=RECONCILED[change.status],
+        order_key=change.dedup_key,
+        data=data,
+        at=change.changed_at,
+        # One callback per incident and state, however many passes read it.
+        source_key=f"reconciled:{change.incident_id}:{change.status}",
     )
 
 

@@ -35,6 +35,7 @@ from uuid import UUID
 
 from app.alerts import incidents
 from app.alerts.incidents import IncidentChange, IncidentState
+from app.callbacks.emit import from_reconciled
 from app.deps import Deps
 from app.incidents import store
 from app.incidents.access import RestAccess
@@ -241,11 +242,16 @@ class Reconciler:
         incident = await self._find(client, alert, target, state)
         if incident is None:
             return False  # no incident yet (the trigger not delivered, or not opened one)
-        kept = await incidents.apply(self.deps.db, self._change(alert, target, incident))
+        change = self._change(alert, target, incident)
         moved = recorded is None or (recorded.status, recorded.incident_id) != (
             incident.status,
             incident.id,
         )
+        async with self.deps.db.transaction():
+            kept = await incidents.apply(self.deps.db, change)
+            if kept and moved:
+                # The vendor's product hears of it as it would have from the lost webhook.
+                await from_reconciled(self.deps.db, change)
         if kept and moved:
             report.changed += 1
             log.info(

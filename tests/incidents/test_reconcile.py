@@ -5,11 +5,14 @@ subscription is on again; an old answer never reopens; a 429 delays without losi
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from app.alerts import incidents
 from app.alerts.incidents import IncidentChange
+from app.callbacks.store import publish_defaults
 from app.installations.upkeep import incidents_client
 from app.pagerduty.errors import RetryLater
 from app.pagerduty.incidents import IncidentsClient
@@ -17,6 +20,8 @@ from tests.incidents.conftest import Live, until
 
 
 async def test_a_resolve_missed_while_the_subscription_was_off_is_reconciled(live: Live) -> None:
+    # The vendor's product has a callback receiver (PDCONNECT_CALLBACK_URL is set).
+    await publish_defaults(live.deps.db, url_set=True)
     paged = await live.page("disk-db1")
     incident_id = paged["incident"]["id"]
 
@@ -48,11 +53,25 @@ async def test_a_resolve_missed_while_the_subscription_was_off_is_reconciled(liv
     assert ("pdconnect", "webhook_subscription.enabled") in {
         (r._mapping["actor"], r._mapping["action"]) for r in audit
     }
+    # The vendor's product hears of the resolve no webhook told, as it would have from one.
+    callbacks = await _callbacks(live, "disk-db1")
+    assert [c["type"] for c in callbacks] == ["incident.triggered", "incident.resolved"]
+    assert callbacks[-1]["data"]["reconciled"] is True
+    assert callbacks[-1]["data"]["incident"]["id"] == incident_id
+    assert callbacks[-1]["data"]["incident"]["status"] == "resolved"
 
     # Settled: later passes leave it alone until a new trigger of the key.
     await live.stale()
     again = await live.upkeep.reconciler.once()
     assert (again.looked_at, again.settled) == (0, 0)
+    assert len(await _callbacks(live, "disk-db1")) == 2
+
+
+async def _callbacks(live: Live, dedup_key: str) -> list[dict[str, Any]]:
+    rows = await live.deps.db.fetch_all(
+        "SELECT body FROM callbacks WHERE order_key = :key ORDER BY seq", {"key": dedup_key}
+    )
+    return [json.loads(r._mapping["body"]) for r in rows]
 
 
 async def test_a_subscription_switched_off_or_deleted_is_put_back(live: Live) -> None:
