@@ -25,6 +25,7 @@ from app.deps import Deps, new_http_client
 from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
 from app.installations.upkeep import Upkeep
+from app.oncall.refresh import OnCallRefresher
 from app.outbox.retention import Retention
 
 # The worker's lines, under the dispatcher's name as before.
@@ -88,9 +89,9 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
-    """The dispatcher (on a pool and an HTTP client of its own), the upkeep and the retention
-    sweep (on the deps'), until `stop` is set (sends in flight then finish, bounded by their
-    lease)."""
+    """The dispatcher (on a pool and an HTTP client of its own), the upkeep, the retention
+    sweep and the on-call refresh (on the deps'), until `stop` is set (sends in flight then
+    finish, bounded by their lease)."""
     url = deps.config.database_url
     assert url is not None
     size = dispatch_pool_size(dispatch)
@@ -103,7 +104,10 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         )
         upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
         retention = Retention(deps.db, days=deps.config.retention_days)
-        await asyncio.gather(dispatcher.run(stop), upkeep.run(stop), retention.run(stop))
+        oncall = OnCallRefresher(deps)
+        await asyncio.gather(
+            dispatcher.run(stop), upkeep.run(stop), retention.run(stop), oncall.run(stop)
+        )
     finally:
         await http.aclose()
         await close_database(db)

@@ -111,6 +111,7 @@ def load_config(
             "PDCONNECT_GIVE_UP_AFTER_HOURS", get, 24.0, 0.01, 24 * 30
         ),
         health_check_seconds=values.number("PDCONNECT_HEALTH_CHECK_SECONDS", get, 300.0, 1, 86400),
+        oncall_refresh_seconds=values.number("PDCONNECT_ONCALL_REFRESH", get, 300.0, 10, 86400),
         db_acquire_timeout=values.number(
             "PDCONNECT_DB_ACQUIRE_TIMEOUT", get, DEFAULT_ACQUIRE_TIMEOUT, 0.01, 3600
         ),

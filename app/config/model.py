@@ -53,6 +53,9 @@ class Config:
     max_in_flight_per_key: int = 4
     max_in_flight_per_host: int | None = None
     health_check_seconds: float = 300.0
+    # How long who is on call, read from PagerDuty, is shown before it is read again
+    # (PDCONNECT_ONCALL_REFRESH, seconds; app/oncall/refresh.py).
+    oncall_refresh_seconds: float = 300.0
     # Client-side deadlines of a web request's database work (see app/db/deadlines.py): the
     # wait for a connection and for each statement; past them the request answers 503 with
     # Retry-After. /readyz's whole check gets its own, below a probe's usual 3 s timeout.
