@@ -69,7 +69,7 @@ LABELS = {
     "routing_key": "Routing key accepted",
 }
 NOT_CHECKED = {
-    "manual": "Keys added by hand give pdconnect no access to PagerDuty's REST API: the API, "
+    "manual": "Pasted integration keys give pdconnect no access to PagerDuty's REST API: the API, "
     "token, service and webhook lines need an account connected with OAuth.",
     "simple_install": "Simple Install gives pdconnect integration keys only, no access to "
     "PagerDuty's REST API: the API, token, service and webhook lines need an account "

@@ -20,7 +20,7 @@ from app.oncall.store import Snapshot
 # Why accounts connected without OAuth show no on-call: PagerDuty gave pdconnect routing keys,
 # which reach the Events API only.
 NOT_AVAILABLE = {
-    "manual": "Keys added by hand reach PagerDuty's Events API only; reading who is on call "
+    "manual": "Pasted integration keys reach PagerDuty's Events API only; reading who is on call "
     "needs its REST API. Connect the account with OAuth (Connect PagerDuty) to see it here.",
     "simple_install": "Simple Install gives pdconnect integration keys for the Events API "
     "only; reading who is on call needs PagerDuty's REST API. Connect the account with OAuth "

@@ -129,7 +129,7 @@ async def test_keys_added_by_hand_say_on_call_is_not_available_and_why(deps: Dep
     assert "REST API" in account["unavailable_reason"]
     assert [s["name"] for s in account["services"]] == ["Checkout"]
     assert account["services"][0]["on_call"] == []
-    assert "On call: not available. Keys added by hand reach PagerDuty's Events API only" in page
+    assert "On call: not available. Pasted integration keys reach PagerDuty's Events API" in page
 
 
 async def test_one_accounts_failure_is_shown_and_the_others_are_read(
