@@ -27,6 +27,7 @@ from app.dispatch.policy import DispatchConfig, dispatch_config
 from app.dispatch.worker import Dispatcher
 from app.ingest.window_ends import WindowEnds
 from app.installations.upkeep import Upkeep
+from app.oncall.refresh import OnCallRefresher
 from app.outbox.retention import Retention
 
 # The worker's lines, under the dispatcher's name as before.
@@ -91,8 +92,8 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
     """The dispatcher (on a pool and an HTTP client of its own), the upkeep, the retention
-    sweep and the maintenance windows' ends (on the deps'), until `stop` is set (sends in
-    flight then finish, bounded by their lease)."""
+    sweep, the maintenance windows' ends, the callbacks' sender and the on-call refresh (on the
+    deps'), until `stop` is set (sends in flight then finish, bounded by their lease)."""
     url = deps.config.database_url
     assert url is not None
     size = dispatch_pool_size(dispatch)
@@ -106,12 +107,14 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
         retention = Retention(deps.db, days=deps.config.retention_days)
         window_ends = WindowEnds(deps.db)
+        oncall = OnCallRefresher(deps)
         await asyncio.gather(
             dispatcher.run(stop),
             upkeep.run(stop),
             retention.run(stop),
             window_ends.run(stop),
             run_sender(deps.db, deps.vault, deps.config, stop),
+            oncall.run(stop),
         )
     finally:
         await http.aclose()

@@ -39,6 +39,7 @@ from app.ingest.middleware import DropInSlashes, IngestFastPath
 from app.ingest.routes import alerts as ingest_alerts
 from app.installations import routes as installations_routes
 from app.installations.upkeep import incidents_client
+from app.oncall import routes as oncall_routes
 from app.ops import routes as ops_routes
 from app.tenants import pages as tenant_pages
 from app.tenants import routes as tenants_routes
@@ -197,6 +198,7 @@ def create_app(
         *webhook_routes.routes,
         *tenants_routes.routes,
         *installations_routes.routes,
+        *oncall_routes.routes,
         *encryption_routes.routes,
         *callback_routes.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

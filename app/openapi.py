@@ -21,6 +21,7 @@ from app.encryption import openapi as encryption
 from app.incidents import openapi as incident_notes
 from app.ingest.openapi import drop_ins, native, rules
 from app.installations import openapi as services
+from app.oncall import openapi as oncall
 from app.ops import openapi as ops
 from app.tenants import openapi as tenants
 from app.web import apidoc_admin as admin
@@ -51,6 +52,7 @@ def document() -> Json:
         drop_ins,
         incident_notes,
         delivery,
+        oncall,
         tenants,
         services,
         rules,

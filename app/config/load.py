@@ -118,6 +118,7 @@ def load_config(
         ),
         health_check_seconds=values.number("PDCONNECT_HEALTH_CHECK_SECONDS", get, 300.0, 1, 86400),
         reconcile_after_seconds=values.duration("PDCONNECT_RECONCILE_AFTER", get, 900.0, 1, 604800),
+        oncall_refresh_seconds=values.number("PDCONNECT_ONCALL_REFRESH", get, 300.0, 10, 86400),
         db_acquire_timeout=values.number(
             "PDCONNECT_DB_ACQUIRE_TIMEOUT", get, DEFAULT_ACQUIRE_TIMEOUT, 0.01, 3600
         ),

@@ -62,6 +62,9 @@ class Config:
     # An open alert whose incident state has not moved for this long is checked against
     # PagerDuty's REST API (PDCONNECT_RECONCILE_AFTER; app/incidents/reconcile.py).
     reconcile_after_seconds: float = 900.0
+    # How long who is on call, read from PagerDuty, is shown before it is read again
+    # (PDCONNECT_ONCALL_REFRESH, seconds; app/oncall/refresh.py).
+    oncall_refresh_seconds: float = 300.0
     # Client-side deadlines of a web request's database work (see app/db/deadlines.py): the
     # wait for a connection and for each statement; past them the request answers 503 with
     # Retry-After. /readyz's whole check gets its own, below a probe's usual 3 s timeout.

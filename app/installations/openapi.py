@@ -3,6 +3,7 @@ removing, disconnecting."""
 
 from __future__ import annotations
 
+from app.installations.health_check import LABELS as HEALTH_CHECKS
 from app.installations.manual import NAME_MAX_LENGTH, ROUTING_KEY, ROUTING_KEY_LENGTH
 from app.web.apidoc import (
     TIMESTAMP,
@@ -109,10 +110,82 @@ SCHEMAS: Json = {
     ),
 }
 
+_HEALTH_STATUS: Json = {"enum": ["ok", "warning", "failed"]}
+SCHEMAS |= {
+    "HealthLine": obj(
+        {
+            "check": {"enum": list(HEALTH_CHECKS)},
+            "label": text(),
+            "status": _HEALTH_STATUS,
+            "value": text("What was measured."),
+            "action": nullable(text("What to do about it; null when there is nothing to do.")),
+            "service_id": nullable(UUID),
+            "subject": nullable(text("The service's name, for a line about one service.")),
+        },
+        required=("check", "label", "status", "value", "action", "service_id", "subject"),
+    ),
+    "HealthReport": obj(
+        {
+            "installation_id": UUID,
+            "method": {"enum": ["oauth", "simple_install", "manual"]},
+            "subdomain": nullable(text()),
+            "checked_at": TIMESTAMP,
+            "trigger": {"enum": ["settings", "api", "scheduled"]},
+            "status": _HEALTH_STATUS,
+            "not_checked": nullable(
+                text("Why the REST lines are missing (no REST access without OAuth).")
+            ),
+            "keys_probed_at": nullable(
+                {**TIMESTAMP, "description": "When the routing keys were last probed."}
+            ),
+            "lines": {"type": "array", "items": schema("HealthLine")},
+        },
+        required=(
+            *("installation_id", "method", "subdomain", "checked_at", "trigger", "status"),
+            *("not_checked", "keys_probed_at", "lines"),
+        ),
+    ),
+    "HealthReports": obj(
+        {
+            "status": nullable({**_HEALTH_STATUS, "description": "The worst line's."}),
+            "accounts": {"type": "array", "items": schema("HealthReport")},
+        },
+        required=("status", "accounts"),
+    ),
+}
+
+_HEALTH_DESCRIPTION = (
+    "Per PagerDuty account, one line per check, each with a status, the measured value and "
+    "what to do: PagerDuty's REST API reachable and its latency, the access token valid, its "
+    "scopes (as granted), each service and pdconnect's integration present, each webhook "
+    "subscription enabled and its last delivery (OAuth accounts), the delivery error rate of "
+    "the last 24 hours, and each routing key accepted, proven with a change event (it pages "
+    "nobody; ruleset and v1 keys cannot take one, and their line says so)."
+)
+
 _SERVICE = path_id("service_id", "service")
 _INSTALLATION = path_id("installation_id", "PagerDuty account")
 
 PATHS: Json = {
+    "/admin/v1/tenants/{tenant_id}/health-check": {
+        "post": admin_operation(
+            "runHealthCheck",
+            "Check the tenant's PagerDuty connections now",
+            ok("A report per account; each is kept as the account's last.", "HealthReports"),
+            parameters=[TENANT],
+            description=_HEALTH_DESCRIPTION,
+        ),
+        "get": admin_operation(
+            "getHealthCheck",
+            "The last connection check of each account",
+            ok(
+                "The last report of each account checked so far (the scheduled check runs "
+                "every PDCONNECT_HEALTH_CHECK_SECONDS for OAuth accounts).",
+                "HealthReports",
+            ),
+            parameters=[TENANT],
+        ),
+    },
     "/admin/v1/tenants/{tenant_id}/services": {
         "post": admin_operation(
             "addManualService",

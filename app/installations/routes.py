@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from app.errors import NotFoundError
 from app.installations import store
 from app.installations.disconnect import disconnect
+from app.installations.health_api import last_health_check, run_health_check
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.store import Installation, PdService
@@ -137,6 +138,8 @@ async def delete_tenant(request: Request) -> Response:
 
 routes = [
     api("/admin/v1/tenants/{tenant_id}", delete_tenant, methods=["DELETE"]),
+    api("/admin/v1/tenants/{tenant_id}/health-check", run_health_check, methods=["POST"]),
+    api("/admin/v1/tenants/{tenant_id}/health-check", last_health_check, methods=["GET"]),
     api(
         "/admin/v1/tenants/{tenant_id}/services/{service_id}/routing-key",
         rekey_service,

@@ -1,8 +1,9 @@
 """Scheduled upkeep of connections, beside every dispatcher: renew access tokens a day before
-they expire, check that what pdconnect created in PagerDuty still exists, reconcile open
-alerts' incident states that webhooks left stale and keep webhook subscriptions on
-(app/incidents/reconcile.py), and forget webhook delivery ids old enough that PagerDuty will
-not repeat them (it retries for 48 hours).
+they expire, run the connection health check (app/installations/health_check.py: what pdconnect
+created in PagerDuty still exists, webhooks enabled, error rate; routing keys once a day) and
+keep its report, reconcile open alerts' incident states that webhooks left stale and keep
+webhook subscriptions on (app/incidents/reconcile.py), and forget webhook delivery ids old
+enough that PagerDuty will not repeat them (it retries for 48 hours).
 
 Installations are claimed with SKIP LOCKED and rescheduled in the same statement, so any number
 of workers share the work and each installation is checked once per period."""
@@ -20,11 +21,10 @@ from app.db.pool import in_own_task
 from app.deps import Deps
 from app.incidents.reconcile import Reconciler
 from app.installations import store
-from app.installations.health import check_installation
-from app.installations.tokens import fresh_access_token, mark_needs_reconnect
-from app.pagerduty.errors import PagerDutyError, Unauthorized
+from app.installations.health_check import check_connection
+from app.installations.tokens import fresh_access_token
+from app.pagerduty.errors import Unauthorized
 from app.pagerduty.incidents import IncidentsClient
-from app.pagerduty.rest import RestClient
 
 log = logging.getLogger("pdconnect.upkeep")
 
@@ -105,14 +105,14 @@ class Upkeep:
         return len(due)
 
     async def _check(self, installation: store.Installation) -> None:
-        try:
-            token = await fresh_access_token(self.deps, installation.id, ahead=TOKEN_RENEW_AHEAD)
-            assert installation.api_url is not None
-            client = RestClient(self.deps.http, installation.api_url, token)
-            await check_installation(self.deps, installation, client)
-        except Unauthorized as exc:
-            await mark_needs_reconnect(
-                self.deps, installation.id, f"PagerDuty no longer accepts this connection: {exc}"
-            )
-        except PagerDutyError as exc:
-            log.warning("checking a connection failed, will retry next period: %s", exc)
+        # PagerDuty's refusals and failures become the report's lines (a refused token also
+        # marks the account "needs reconnect"); the next period checks again.
+        report = await check_connection(
+            self.deps,
+            installation,
+            trigger="scheduled",
+            probe_keys=None,
+            renew_ahead=TOKEN_RENEW_AHEAD,
+        )
+        if report.status == "failed":
+            log.warning("a connection check found %d problem(s)", report.problems)

@@ -1,8 +1,10 @@
 """`GET /settings`: the connection at a glance (each PagerDuty account, its services with their
-health, last delivery and last error, a test button each), what to do next when alerts would be
-refused, the latest deliveries; and the forms of this page: a key pasted by hand, a new key
-for a broken service, removing one, and the start of a Simple Install with the account's
-region. A refused form is shown again with what was typed and the problem beside its field."""
+health, who is on call, last delivery and last error, a test button each; the account's last
+connection check and a button to run it), what to do next when alerts would be refused, the
+latest deliveries; and the forms of this page: a key pasted by hand, a new key for a broken
+service, removing one, running a connection check, and the start of a Simple Install with the
+account's region. A refused form is shown again with what was typed and the problem beside
+its field."""
 
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ from starlette.responses import RedirectResponse, Response
 
 from app.deps import Deps
 from app.dispatch.log_store import list_events
-from app.errors import ConflictError, InputError
+from app.errors import ConflictError, InputError, NotFoundError
 from app.installations import store
+from app.installations.health_check import check_connection, last_reports
 from app.installations.manual import add_manual_service, validate_manual_key
 from app.installations.regions import REGION_CHOICES, REGION_LABELS, read_region
 from app.installations.service_actions import rekey, remove, tenant_service
 from app.installations.simple_install import start_install
 from app.installations.store import PdService
+from app.oncall.view import ServiceOnCall, tenant_oncall
 from app.settings.connect import CONNECT_KEY
 from app.settings.deliveries import history_kept
 from app.settings.frame import key_refused, needs_first_rule, reconnect_url, signed_in_tenant
@@ -36,6 +40,11 @@ from app.web.session import check_csrf, current_tenant_id
 # The overview shows the latest few deliveries; the Deliveries page has the whole history.
 EVENTS_SHOWN = 5
 METHOD_LABELS = {"oauth": "OAuth", "simple_install": "Simple Install", "manual": "Manual key"}
+CHECK_TRIGGERS = {
+    "settings": "from this page",
+    "api": "through the API",
+    "scheduled": "on schedule",
+}
 
 
 async def connection_view(
@@ -53,6 +62,13 @@ async def connection_view(
     all_services = await store.list_services(deps.db, tenant.id)
     for service in all_services:
         services[service.installation_id].append(service)
+    oncall = await tenant_oncall(deps, tenant.id)
+    oncall_services: dict[UUID, ServiceOnCall] = {
+        entry.service.id: entry
+        for account in oncall
+        if account.available
+        for entry in account.services
+    }
     return render(
         request,
         "settings.html",
@@ -76,6 +92,10 @@ async def connection_view(
             "manual": manual or {"values": {}, "errors": {}},
             "rekeying": rekeying or {"service_id": None, "errors": {}},
             "message_places": ("first-rule", "manual-key"),
+            "oncall_accounts": {account.installation.id: account for account in oncall},
+            "oncall_services": oncall_services,
+            "health": await last_reports(deps, tenant.id),
+            "check_triggers": CHECK_TRIGGERS,
         },
         status_code=status_code,
     )
@@ -155,6 +175,31 @@ async def remove_service(request: Request) -> Response:
     return redirect("/settings")
 
 
+async def check_installation(request: Request) -> Response:
+    """The Check connection button: the report replaces the account's last one on the page."""
+    deps = get_deps(request)
+    tenant_id = current_tenant_id(request)
+    installation = await store.get_installation(
+        deps.db,
+        tenant_id=tenant_id,
+        installation_id=path_uuid(request, "installation_id", "installation"),
+    )
+    if installation is None:
+        raise NotFoundError("installation")
+    async with request.form() as form:
+        check_csrf(request, form)
+    report = await check_connection(deps, installation, trigger="settings")
+    if report.problems:
+        flash(
+            request,
+            "error" if report.status == "failed" else "ok",
+            f"Connection check finished: {report.problems} line(s) need attention, see below.",
+        )
+    else:
+        flash(request, "ok", "Connection check finished: everything is ok.")
+    return redirect(f"/settings#check-{installation.id}")
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("/settings", status_code=302)
 
@@ -166,4 +211,9 @@ routes = [
     page("/settings/connect/install", start_simple_install, methods=["GET"]),
     page("/settings/services/{service_id}/rekey", rekey_service, methods=["POST"]),
     page("/settings/services/{service_id}/remove", remove_service, methods=["POST"]),
+    page(
+        "/settings/installations/{installation_id}/health-check",
+        check_installation,
+        methods=["POST"],
+    ),
 ]
