@@ -90,7 +90,8 @@ async def cdb(database_url: str) -> AsyncIterator[Database]:
     try:
         yield database
     finally:
-        await database.execute("TRUNCATE tenants, dispatch_keys CASCADE")
+        # Tenants (and everything of theirs), and the rows no tenant owns.
+        await database.execute("TRUNCATE tenants, dispatch_keys, callback_defaults CASCADE")
         await database.disconnect()
 
 
