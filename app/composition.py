@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
+from app.analytics.rollup import Rollups
 from app.config.model import Config
 from app.db.changes import ChangeCache
 from app.db.pool import close_database, open_database
@@ -88,9 +89,9 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
-    """The dispatcher (on a pool and an HTTP client of its own), the upkeep and the retention
-    sweep (on the deps'), until `stop` is set (sends in flight then finish, bounded by their
-    lease)."""
+    """The dispatcher (on a pool and an HTTP client of its own), the upkeep, the retention
+    sweep and the analytics fold (on the deps'), until `stop` is set (sends in flight then
+    finish, bounded by their lease)."""
     url = deps.config.database_url
     assert url is not None
     size = dispatch_pool_size(dispatch)
@@ -103,7 +104,10 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         )
         upkeep = Upkeep(deps, period=timedelta(seconds=deps.config.health_check_seconds))
         retention = Retention(deps.db, days=deps.config.retention_days)
-        await asyncio.gather(dispatcher.run(stop), upkeep.run(stop), retention.run(stop))
+        rollups = Rollups(deps.db)
+        await asyncio.gather(
+            dispatcher.run(stop), upkeep.run(stop), retention.run(stop), rollups.run(stop)
+        )
     finally:
         await http.aclose()
         await close_database(db)
