@@ -15,6 +15,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.analytics import openapi as analytics
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
 from app.ingest.openapi import drop_ins, native, rules
@@ -44,7 +45,7 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (native, drop_ins, delivery, tenants, services, rules, encryption, ops)
+    parts = (native, drop_ins, delivery, tenants, services, rules, analytics, encryption, ops)
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:

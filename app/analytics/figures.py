@@ -84,6 +84,8 @@ class Analytics:
     end: datetime
     as_of: datetime
     totals: Figures
+    # Time to page of all the tenant's triggers: events per bucket (windows.PAGE_BOUNDS).
+    page_buckets: dict[int, int]
     services: list[ServiceFigures]
     bars: list[Bar]
     sources: list[tuple[str, int]]
@@ -130,6 +132,7 @@ async def analytics(db: Database, tenant_id: UUID, window: Window) -> Analytics:
         end=start + window.step * window.bars,
         as_of=await store.folded_to(db),
         totals=figures_of(total_sums, total_buckets),
+        page_buckets=total_buckets,
         services=services,
         bars=_bars(window, start, await store.series(db, tenant_id, start, window.unit)),
         sources=await store.busiest_sources(db, tenant_id, start, SOURCES_SHOWN),

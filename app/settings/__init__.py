@@ -1,10 +1,21 @@
 """The tenant's settings screens, one page per section of the navigation: Connection (the
 connected accounts and their services, connecting PagerDuty, the service picker,
 disconnecting), Routing (rules and severities), Deliveries (the history and an event's page),
-Activity (the audit log in words) and Keys (ingest keys). Each module holds its routes; the
+Analytics (how paging goes, and targets), Activity (the audit log in words) and Keys (ingest
+keys). Each module holds its routes; the
 domain packages do the work and never flash, redirect or render."""
 
-from app.settings import activity, connect, deliveries, disconnect, keys, page, picker, rules
+from app.settings import (
+    activity,
+    analytics,
+    connect,
+    deliveries,
+    disconnect,
+    keys,
+    page,
+    picker,
+    rules,
+)
 
 routes = [
     *page.routes,
@@ -12,6 +23,7 @@ routes = [
     *picker.routes,
     *disconnect.routes,
     *deliveries.routes,
+    *analytics.routes,
     *rules.routes,
     *activity.routes,
     *keys.routes,

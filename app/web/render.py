@@ -26,6 +26,7 @@ NAVIGATION: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Connection", "/settings", ("/settings/installations/", "/settings/services/")),
     ("Routing", "/settings/routing", ("/settings/routes",)),
     ("Deliveries", "/settings/deliveries", ("/settings/events/",)),
+    ("Analytics", "/settings/analytics", ()),
     ("Activity", "/settings/activity", ()),
     ("Keys", "/settings/keys", ()),
 )
