@@ -27,7 +27,7 @@ async def sign_in(client: httpx2.AsyncClient, tenant_id: object) -> str:
 async def test_the_admin_api_and_the_session_give_the_same_figures(
     db: Database, client: httpx2.AsyncClient
 ) -> None:
-    tenant_id, a, b, _ = await scripted(db)
+    tenant_id, a, _, _ = await scripted(db)
     await fold(db)
     answer = await client.get(
         f"/admin/v1/tenants/{tenant_id}/analytics?window=7d", headers=admin_headers()
@@ -133,7 +133,8 @@ async def test_the_page_shows_the_figures_and_saves_targets(
     assert refused.status_code == 422
     shown = html.unescape(refused.text)
     assert 'id="acknowledge_critical-error"' in shown
-    assert 'value="five"' in shown and 'value="60"' in shown
+    assert 'value="five"' in shown
+    assert 'value="60"' in shown
 
     saved = await client.post(
         "/settings/analytics/targets",
