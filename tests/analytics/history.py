@@ -19,12 +19,17 @@ from app.outbox.states import EventStatus
 from app.tenants import store as tenants
 
 
-async def tenant_with_services(db: Database, *names: str) -> tuple[UUID, list[UUID]]:
-    tenant = await tenants.insert_tenant(db, name="Analytics", external_id=None)
-    assert tenant is not None
+async def tenant_with_services(
+    db: Database, *names: str, tenant_id: UUID | None = None
+) -> tuple[UUID, list[UUID]]:
+    """Services pasted by hand, for a new tenant or the one given."""
+    if tenant_id is None:
+        tenant = await tenants.insert_tenant(db, name="Analytics", external_id=None)
+        assert tenant is not None
+        tenant_id = tenant.id
     inst = await installations.upsert_keyed_installation(
         db,
-        tenant_id=tenant.id,
+        tenant_id=tenant_id,
         method="manual",
         account_key="manual",
         subdomain=None,
@@ -36,7 +41,7 @@ async def tenant_with_services(db: Database, *names: str) -> tuple[UUID, list[UU
     for name in names:
         svc = await installations.insert_manual_service(
             db,
-            tenant_id=tenant.id,
+            tenant_id=tenant_id,
             installation_id=inst.id,
             name=name,
             kind="manual",
@@ -46,7 +51,7 @@ async def tenant_with_services(db: Database, *names: str) -> tuple[UUID, list[UU
         )
         assert svc is not None
         ids.append(svc.id)
-    return tenant.id, ids
+    return tenant_id, ids
 
 
 @dataclass

@@ -42,7 +42,9 @@ def within_bucket(value: float | None, expected: float) -> bool:
     return low <= value <= high
 
 
-async def scripted(db: Database) -> tuple[UUID, UUID, UUID, datetime]:
+async def scripted(
+    db: Database, tenant_id: UUID | None = None
+) -> tuple[UUID, UUID, UUID, datetime]:
     """Three hours ago, on services A and B:
     - a1 (A): acknowledged after 2 min, resolved after 10;
     - a2 (A): acknowledged after 4 min, resolved after 30;
@@ -52,7 +54,7 @@ async def scripted(db: Database) -> tuple[UUID, UUID, UUID, datetime]:
     trigger paged in 0.5 s and one failed; two acknowledges skipped (nothing to send)."""
     now = await store.database_now(db)
     h = hour_start(now, 3)
-    tenant_id, (a, b) = await tenant_with_services(db, "Checkout", "Payments")
+    tenant_id, (a, b) = await tenant_with_services(db, "Checkout", "Payments", tenant_id=tenant_id)
     history = History(db, tenant_id)
     await history.alert("a1", [a], opened=h, acknowledged=h + 2 * MIN, resolved=h + 10 * MIN)
     await history.alert(
