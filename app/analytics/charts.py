@@ -13,6 +13,9 @@ HEIGHT = 180
 # Room under the bars for their labels, and left of them for the scale.
 AXIS = 22
 GUTTER = 36
+# Above the top guide line its label, right of the last bar its label's second half.
+TOP = 14
+RIGHT = 24
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ def _scale_top(largest: int) -> int:
 
 def bar_chart(values: Sequence[tuple[str, int]], *, labels_shown: int = 8) -> Chart:
     top = _scale_top(max((v for _, v in values), default=0))
-    plot_height = HEIGHT - AXIS
-    plot_width = WIDTH - GUTTER
+    plot_height = HEIGHT - AXIS - TOP
+    plot_width = WIDTH - GUTTER - RIGHT
     slot = plot_width / max(len(values), 1)
     every = max(1, -(-len(values) // labels_shown))
     bars = []
@@ -61,7 +64,7 @@ def bar_chart(values: Sequence[tuple[str, int]], *, labels_shown: int = 8) -> Ch
         bars.append(
             BarShape(
                 x=round(GUTTER + i * slot + slot * 0.1, 2),
-                y=round(plot_height - height, 2),
+                y=round(TOP + plot_height - height, 2),
                 width=round(slot * 0.8, 2),
                 height=round(height, 2),
                 value=value,
@@ -69,8 +72,10 @@ def bar_chart(values: Sequence[tuple[str, int]], *, labels_shown: int = 8) -> Ch
                 show_label=(len(values) - 1 - i) % every == 0,
             )
         )
-    ticks = [(round(plot_height * (1 - f), 2), round(top * f)) for f in (0.5, 1.0)]
-    return Chart(width=WIDTH, height=HEIGHT, top=top, bars=bars, ticks=ticks, baseline=plot_height)
+    ticks = [(round(TOP + plot_height * (1 - f), 2), round(top * f)) for f in (0.5, 1.0)]
+    return Chart(
+        width=WIDTH, height=HEIGHT, top=top, bars=bars, ticks=ticks, baseline=TOP + plot_height
+    )
 
 
 def duration(seconds: float | None) -> str:
