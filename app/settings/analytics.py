@@ -32,7 +32,8 @@ WINDOW_NAMES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 day
 
 def _bar_label(found: Analytics, index: int) -> str:
     at = found.bars[index].at
-    return at.strftime("%H:%M") if found.window.unit == "hour" else at.strftime("%a %-d %b")
+    # Short enough that a phone fits eight of them under a chart; the table says more.
+    return at.strftime("%H:%M") if found.window.unit == "hour" else at.strftime("%-d %b")
 
 
 def _minutes(seconds: int | None) -> str:
