@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
+from app.analytics.rollup import Rollups
 from app.callbacks.sender import run_sender
 from app.config.model import Config
 from app.db.changes import ChangeCache
@@ -92,8 +93,9 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
 
 async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
     """The dispatcher (on a pool and an HTTP client of its own), the upkeep, the retention
-    sweep, the maintenance windows' ends, the callbacks' sender and the on-call refresh (on the
-    deps'), until `stop` is set (sends in flight then finish, bounded by their lease)."""
+    sweep, the maintenance windows' ends, the callbacks' sender, the on-call refresh and the
+    analytics fold (on the deps'), until `stop` is set (sends in flight then finish, bounded by
+    their lease)."""
     url = deps.config.database_url
     assert url is not None
     size = dispatch_pool_size(dispatch)
@@ -108,6 +110,7 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         retention = Retention(deps.db, days=deps.config.retention_days)
         window_ends = WindowEnds(deps.db)
         oncall = OnCallRefresher(deps)
+        rollups = Rollups(deps.db)
         await asyncio.gather(
             dispatcher.run(stop),
             upkeep.run(stop),
@@ -115,6 +118,7 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
             window_ends.run(stop),
             run_sender(deps.db, deps.vault, deps.config, stop),
             oncall.run(stop),
+            rollups.run(stop),
         )
     finally:
         await http.aclose()

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from app import openapi, settings
+from app.analytics import routes as analytics_routes
 from app.callbacks import routes as callback_routes
 from app.composition import WEB_POOL_SIZE, build_deps, dispatch_config_of, run_background
 from app.config.load import load_config
@@ -201,6 +202,7 @@ def create_app(
         *oncall_routes.routes,
         *encryption_routes.routes,
         *callback_routes.routes,
+        *analytics_routes.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [

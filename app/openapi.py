@@ -15,6 +15,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.analytics import openapi as analytics
 from app.callbacks import openapi as callbacks
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
@@ -56,6 +57,7 @@ def document() -> Json:
         tenants,
         services,
         rules,
+        analytics,
         encryption,
         callbacks,
         ops,

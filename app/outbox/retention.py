@@ -19,6 +19,10 @@ done whole batches):
   changed within the period whose alert has no life left: they are shown only beside events of
   that alert, and none is left. A later webhook for it records the state again.
 
+Nothing the analytics still need goes before their fold (app/analytics/rollup.py) has counted
+it: events and alert lives past its watermark (`analytics_watermark`) wait for a later sweep,
+unless they are older than the analytics' longest window (30 days), which no figure reads.
+
 Those two tables are written by app/alerts and app/webhooks; retention only deletes, and only
 rows nothing refers to any more, which is why the outbox (a lower layer than both) may do it
 without importing them. Not swept: `webhook_deliveries` (the connection upkeep forgets them
@@ -83,6 +87,8 @@ WITH gone AS (
     DELETE FROM events WHERE id = ANY(ARRAY(
         SELECT id FROM events
         WHERE finished_at < now() - CAST(:keep AS interval)
+          AND (finished_at <= (SELECT folded_to FROM analytics_watermark)
+              OR finished_at < now() - interval '30 days')
           AND status NOT IN ('queued', 'sending', 'held')
         ORDER BY finished_at
         LIMIT :batch
@@ -96,6 +102,8 @@ WITH gone AS (
     DELETE FROM alerts WHERE id = ANY(ARRAY(
         SELECT a.id FROM alerts a
         WHERE a.state = 'resolved' AND a.last_event_at < now() - CAST(:keep AS interval)
+          AND (a.last_event_at <= (SELECT folded_to FROM analytics_watermark)
+              OR a.last_event_at < now() - interval '30 days')
           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.alert_id = a.id OFFSET 0)
         ORDER BY a.last_event_at
         LIMIT :batch

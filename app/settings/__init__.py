@@ -1,11 +1,13 @@
 """The tenant's settings screens, one page per section of the navigation: Connection (the
 connected accounts and their services, connecting PagerDuty, the service picker,
 disconnecting), Routing (rules and severities), Maintenance (windows), Deliveries (the history
-and an event's page), Activity (the audit log in words) and Keys (ingest keys). Each module
-holds its routes; the domain packages do the work and never flash, redirect or render."""
+and an event's page), Analytics (how paging goes, and targets), Activity (the audit log in
+words) and Keys (ingest keys). Each module holds its routes; the domain packages do the work
+and never flash, redirect or render."""
 
 from app.settings import (
     activity,
+    analytics,
     connect,
     deliveries,
     disconnect,
@@ -22,6 +24,7 @@ routes = [
     *picker.routes,
     *disconnect.routes,
     *deliveries.routes,
+    *analytics.routes,
     *rules.routes,
     *maintenance.routes,
     *activity.routes,

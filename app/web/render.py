@@ -27,6 +27,7 @@ NAVIGATION: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Routing", "/settings/routing", ("/settings/routes",)),
     ("Maintenance", "/settings/maintenance", ()),
     ("Deliveries", "/settings/deliveries", ("/settings/events/",)),
+    ("Analytics", "/settings/analytics", ()),
     ("Activity", "/settings/activity", ()),
     ("Keys", "/settings/keys", ()),
 )
