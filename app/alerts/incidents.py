@@ -84,7 +84,42 @@ async def apply(db: Database, change: IncidentChange) -> bool:
             "whole_seconds": change.whole_seconds,
         },
     )
+    if kept is not None and change.status in ("acknowledged", "resolved"):
+        await _mark_life(db, change)
     return kept is not None
+
+
+# When PagerDuty says an alert's incident was acknowledged or resolved, the alert's life takes
+# that time if it knew none or a later one (the sender may never acknowledge, or resolve only
+# long after a person did in PagerDuty): the time to acknowledge and to resolve are PagerDuty's.
+# A change of either time moves last_event_at too, which is how the analytics fold finds it.
+_MARK_LIFE = """
+UPDATE alerts SET
+    acknowledged_at = CASE WHEN CAST(:status AS text) = 'acknowledged'
+        THEN LEAST(COALESCE(acknowledged_at, :at), :at) ELSE acknowledged_at END,
+    resolved_at = CASE WHEN CAST(:status AS text) = 'resolved'
+        THEN LEAST(COALESCE(resolved_at, :at), :at) ELSE resolved_at END,
+    last_event_at = now()
+WHERE id = (
+    SELECT id FROM alerts
+    WHERE tenant_id = :tenant_id AND dedup_key = :dedup_key AND opened_at <= :at
+    ORDER BY opened_at DESC LIMIT 1)
+  AND CASE WHEN CAST(:status AS text) = 'acknowledged'
+        THEN acknowledged_at IS NULL OR acknowledged_at > :at
+        ELSE resolved_at IS NULL OR resolved_at > :at END
+"""
+
+
+async def _mark_life(db: Database, change: IncidentChange) -> None:
+    await db.execute(
+        _MARK_LIFE,
+        {
+            "status": change.status,
+            "at": change.changed_at,
+            "tenant_id": change.tenant_id,
+            "dedup_key": change.dedup_key,
+        },
+    )
 
 
 async def states_of(
