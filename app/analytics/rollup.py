@@ -30,6 +30,7 @@ from datetime import timedelta
 from databases import Database
 
 from app.analytics import store
+from app.callbacks.emit import sla_breached
 from app.db.errors import database_unreachable
 from app.db.pool import in_own_task
 
@@ -59,11 +60,34 @@ async def fold_once(db: Database, *, lag: timedelta = LAG, chunk: timedelta = CH
 
 
 async def fold(db: Database, *, lag: timedelta = LAG, chunk: timedelta = CHUNK) -> int:
-    """Fold until caught up; the number of chunks folded."""
+    """Fold until caught up, then tell the vendor's product of the breaches found; the number
+    of chunks folded."""
     chunks = 0
     while await fold_once(db, lag=lag, chunk=chunk):
         chunks += 1
+    await report_breaches(db)
     return chunks + 1
+
+
+async def report_breaches(db: Database) -> int:
+    """New target breaches as `alert.sla_breached` callbacks (when the tenant has a receiver),
+    each recorded with its breach marked told, in one transaction; how many."""
+    async with db.transaction():
+        found = await store.new_breaches(db)
+        for breach in found:
+            await sla_breached(
+                db,
+                tenant_id=breach.tenant_id,
+                breach_id=breach.id,
+                dedup_key=breach.dedup_key,
+                target=breach.target,
+                severity=breach.severity,
+                target_seconds=breach.target_seconds,
+                took_seconds=breach.took_seconds,
+                opened_at=breach.opened_at,
+            )
+        await store.mark_notified(db, [b.id for b in found])
+    return len(found)
 
 
 class Rollups:

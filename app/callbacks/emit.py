@@ -23,7 +23,13 @@ from databases import Database
 
 from app.alerts.incidents import IncidentChange
 from app.callbacks import pagerduty, store
-from app.callbacks.types import CONNECTION_TYPES, DELIVERY_TYPES, INCIDENT_TYPES, TEST
+from app.callbacks.types import (
+    CONNECTION_TYPES,
+    DELIVERY_TYPES,
+    INCIDENT_TYPES,
+    SLA_BREACHED,
+    TEST,
+)
 from app.outbox.claims import Claimed
 
 ConnectionType = Literal[
@@ -63,6 +69,42 @@ async def emit(
         source_key=source_key,
     )
     return callback_id if recorded else None
+
+
+async def sla_breached(
+    db: Database,
+    *,
+    tenant_id: UUID,
+    breach_id: int,
+    dedup_key: str,
+    target: str,
+    severity: str,
+    target_seconds: int,
+    took_seconds: float | None,
+    opened_at: datetime,
+) -> None:
+    """An alert went past its tenant's target to acknowledge or resolve (the analytics fold
+    finds it). Once per breach, however many processes report it: its id is the source key."""
+    if not await store.enabled(db, tenant_id):
+        return
+    data = {
+        "tenant": await store.tenant_ref(db, tenant_id),
+        "alert": await store.alert_ref(db, tenant_id, dedup_key),
+        "target": target,
+        "severity": severity,
+        "target_seconds": target_seconds,
+        # None while the alert is still not acknowledged (or resolved).
+        "took_seconds": took_seconds,
+        "opened_at": opened_at.isoformat(),
+    }
+    await emit(
+        db,
+        tenant_id=tenant_id,
+        type=SLA_BREACHED,
+        order_key=dedup_key,
+        data=data,
+        source_key=f"breach:{breach_id}",
+    )
 
 
 async def emit_test_callback(db: Database, tenant_id: UUID) -> UUID | None:

@@ -22,5 +22,7 @@ CONNECTION_TYPES = (
     "connection.restored",
     "connection.disconnected",
 )
+# An alert took longer to acknowledge or resolve than its tenant's target for its severity.
+SLA_BREACHED = "alert.sla_breached"
 TEST = "callback.test"
-ALL_TYPES = (*INCIDENT_TYPES, *DELIVERY_TYPES, *CONNECTION_TYPES, TEST)
+ALL_TYPES = (*INCIDENT_TYPES, *DELIVERY_TYPES, *CONNECTION_TYPES, SLA_BREACHED, TEST)

@@ -5,7 +5,9 @@ targets are found and listed once; retention keeps what the fold has not counted
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -17,6 +19,7 @@ from app.analytics.rollup import fold
 from app.analytics.store import Target
 from app.analytics.targets import save_targets
 from app.analytics.windows import PAGE_BOUNDS, WINDOWS, bucket_of
+from app.callbacks.store import publish_defaults
 from app.outbox.retention import sweep
 from app.outbox.states import EventStatus
 from tests.analytics.history import History, tenant_with_services
@@ -193,6 +196,8 @@ async def test_breaches_of_the_targets_are_found_and_listed_once(db: Database) -
         [Target("critical", acknowledge_seconds=180, resolve_seconds=900)],
         actor="test",
     )
+    # The vendor's product has a callback receiver (PDCONNECT_CALLBACK_URL).
+    await publish_defaults(db, url_set=True)
     await fold(db)
     found = await analytics(db, tenant_id, WINDOWS["24h"])
     seen = {(b.dedup_key, b.target): b.took_seconds for b in found.breaches}
@@ -205,13 +210,22 @@ async def test_breaches_of_the_targets_are_found_and_listed_once(db: Database) -
     }
     assert found.breach_counts == {"acknowledge": 3, "resolve": 2}
 
-    new = await store.new_breaches(db)
-    assert {(b.dedup_key, b.target) for b in new} == set(seen)
-    await store.mark_notified(db, [b.id for b in new])
+    # Each breach went to the vendor's product once, as a callback, and is marked told.
     assert await store.new_breaches(db) == []
-    # Folding again finds nothing new.
+    told = await _breach_callbacks(db)
+    assert {(c["alert"]["dedup_key"], c["target"]): c["took_seconds"] for c in told} == seen
+    assert all(c["severity"] == "critical" and c["target_seconds"] in (180, 900) for c in told)
+    # Folding again finds nothing new, and tells nothing again.
     await fold(db)
     assert await store.new_breaches(db) == []
+    assert len(await _breach_callbacks(db)) == len(seen)
+
+
+async def _breach_callbacks(db: Database) -> list[dict[str, Any]]:
+    rows = await db.fetch_all(
+        "SELECT body FROM callbacks WHERE type = 'alert.sla_breached' ORDER BY seq"
+    )
+    return [json.loads(r._mapping["body"])["data"] for r in rows]
 
 
 async def test_a_breach_found_while_waiting_gets_its_time(db: Database) -> None:
