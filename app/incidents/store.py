@@ -127,6 +127,19 @@ async def acting_user(db: Database, installation_id: UUID) -> ActingUser | None:
     return None if row is None else ActingUser(**dict(row._mapping))
 
 
+async def user_names(db: Database, tenant_id: UUID) -> dict[str, str]:
+    """The names of the PagerDuty users who connected the tenant's accounts, by their id."""
+    rows = await db.fetch_all(
+        """
+        SELECT u.pd_user_id, u.name FROM installation_users u
+        JOIN installations i ON i.id = u.installation_id
+        WHERE i.tenant_id = :tenant_id
+        """,
+        {"tenant_id": tenant_id},
+    )
+    return {r._mapping["pd_user_id"]: r._mapping["name"] for r in rows}
+
+
 async def keep_acting_user(db: Database, installation_id: UUID, user: ActingUser) -> None:
     await db.execute(
         """

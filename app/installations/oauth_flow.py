@@ -4,10 +4,12 @@ routes are app/settings/connect.py: they show what `finish_oauth` returns or rai
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
 from app.deps import Deps
+from app.incidents.notes import acting_user
 from app.installations import store
 from app.installations.health import repair_installation
 from app.installations.outcome import Connected, ConnectRefused, Notice
@@ -20,6 +22,7 @@ from app.pagerduty.errors import (
     PagerDutyError,
     RetryLater,
 )
+from app.pagerduty.incidents import IncidentsClient
 from app.pagerduty.oauth import (
     OAuthApp,
     authorize_url,
@@ -32,6 +35,8 @@ from app.pagerduty.oauth import (
 )
 from app.pagerduty.rest import RestClient
 from app.tenants.store import insert_audit
+
+log = logging.getLogger("pdconnect.connect")
 
 
 def oauth_app(deps: Deps) -> OAuthApp:
@@ -135,6 +140,7 @@ async def finish_oauth(
                 "method": "oauth",
             },
         )
+    await _learn_who_connected(deps, installation.id, identity.api_url, tokens.access_token)
     notices: list[Notice] = []
     if not created:
         # A reconnect repairs: integrations deleted meanwhile are created again, and events
@@ -152,6 +158,19 @@ async def finish_oauth(
         ("ok", f"{verb} PagerDuty account {identity.subdomain}. Choose the services to page.")
     )
     return Connected(notices=tuple(notices), pick_services_of=installation.id)
+
+
+async def _learn_who_connected(
+    deps: Deps, installation_id: UUID, api_url: str, access_token: str
+) -> None:
+    """The name and email of the PagerDuty user who connected (GET /users/me): the activity
+    page names them, and notes are added in their name. The id_token gives only their id; a
+    failure here costs nothing but the name (notes look it up again when they need it)."""
+    client = IncidentsClient(deps.http, api_url, access_token)
+    try:
+        await acting_user(deps, installation_id, client)
+    except PagerDutyError as exc:
+        log.info("who connected the account is not known yet: %s", exc)
 
 
 async def _revoke_quietly(deps: Deps, app: OAuthApp, token: str) -> bool:

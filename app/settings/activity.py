@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.incidents import store as incidents_store
 from app.ingest import store as ingest_store
 from app.installations import store as installations_store
 from app.settings.frame import signed_in_tenant
@@ -38,15 +39,16 @@ class Line:
     code: str
 
 
-def actor_words(actor: str) -> str:
-    """Who did it, as a person reads it. A PagerDuty user's name is not kept (the audit row
-    holds their PagerDuty id), so they are named by that id."""
+def actor_words(actor: str, names: Mapping[str, str] | None = None) -> str:
+    """Who did it, as a person reads it. The audit row holds a PagerDuty user's id; their name
+    is known once pdconnect asked PagerDuty who connected (`names`), else the id stands."""
     if actor == "tenant admin":
         return "An admin"
     if actor == "operator":
         return "The operator"
     if actor.startswith("pagerduty user "):
-        return f"PagerDuty user {actor[len('pagerduty user ') :]}"
+        user_id = actor[len("pagerduty user ") :]
+        return (names or {}).get(user_id) or f"PagerDuty user {user_id}"
     return actor
 
 
@@ -111,10 +113,16 @@ def describe(
     return f"{action.replace('_', ' ').replace('.', ': ')}."
 
 
-def lines(entries: Sequence[AuditEntry], sends: Mapping[str, str], *, complete: bool) -> list[Line]:
+def lines(
+    entries: Sequence[AuditEntry],
+    sends: Mapping[str, str],
+    *,
+    complete: bool,
+    names: Mapping[str, str] | None = None,
+) -> list[Line]:
     """Newest first, as `list_audit` returns them; a routing change compared with the one
     before it (older, so later in the list). With the `complete` history, the first change
-    started from no rules."""
+    started from no rules. `names`: PagerDuty users' names by id, where known."""
     rule_lists = [
         (i, [str(n) for n in e.detail.get("rules") or []])
         for i, e in enumerate(entries)
@@ -129,10 +137,10 @@ def lines(entries: Sequence[AuditEntry], sends: Mapping[str, str], *, complete: 
         text = describe(entry, before.get(index), sends)
         # The routing sentences carry their own subject; the rest follow their actor.
         if entry.action == "routes.changed":
-            text = f"{text} ({actor_words(entry.actor)})"
+            text = f"{text} ({actor_words(entry.actor, names)})"
             actor = ""
         else:
-            actor = actor_words(entry.actor)
+            actor = actor_words(entry.actor, names)
         out.append(Line(at=entry.created_at, actor=actor, text=text, code=entry.action))
     return out
 
@@ -151,7 +159,12 @@ async def activity_page(request: Request) -> Response:
         "activity.html",
         {
             "tenant": tenant,
-            "lines": lines(entries, sends, complete=len(entries) < READ),
+            "lines": lines(
+                entries,
+                sends,
+                complete=len(entries) < READ,
+                names=await incidents_store.user_names(deps.db, tenant.id),
+            ),
             "more": len(entries) > SHOWN,
         },
     )

@@ -143,7 +143,9 @@ def test_every_page_fits_a_phone_and_passes_axe(page: Page, server: Server) -> N
     page.locator("#rule-op").select_option("regex")
     page.locator("#rule-value").fill("a)")
     page.get_by_role("button", name="Add rule").click()
-    expect(page.locator("#rule-services-error")).to_have_text("Tick at least one service.")
+    expect(page.locator("#rule-services-error")).to_have_text(
+        "Tick at least one service, or choose “Accept, don't page”."
+    )
     expect(page.locator("#rule-value-error")).to_have_text(
         "That regular expression has a ')' that closes nothing."
     )

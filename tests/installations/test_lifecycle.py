@@ -448,3 +448,12 @@ async def test_deleting_a_tenant_disconnects_its_accounts_first(
     assert await count(db, "tenants") == 0
     gone = await http.get(f"/admin/v1/tenants/{tenant['id']}", headers=admin_headers())
     assert gone.status_code == 404
+
+
+async def test_the_activity_names_the_person_who_connected(deps: Deps, sandbox: Sandbox) -> None:
+    """PagerDuty's id_token names the user by id only; pdconnect asks PagerDuty who they are
+    (GET /users/me) when they connect, and the activity says their name."""
+    http, _, _ = await connect_two(deps, sandbox)
+    activity = (await http.get("/settings/activity")).text
+    assert "Ada Lovelace" in activity
+    assert "PagerDuty user PADA001" not in activity
