@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
-from app.ingest.openapi import drop_ins, native, rules
+from app.ingest.openapi import drop_ins, native, rules, windows
 from app.installations import openapi as services
 from app.ops import openapi as ops
 from app.tenants import openapi as tenants
@@ -44,7 +44,7 @@ PagerDuty's own shapes and codes. Text anywhere must be valid Unicode without NU
 
 @functools.cache
 def document() -> Json:
-    parts = (native, drop_ins, delivery, tenants, services, rules, encryption, ops)
+    parts = (native, drop_ins, delivery, tenants, services, rules, windows, encryption, ops)
     paths: Json = {path: item for part in parts for path, item in part.PATHS.items()}
     schemas: Json = {**COMMON_SCHEMAS}
     for part in parts:
