@@ -118,7 +118,10 @@ async def maintenance_view(
         "maintenance.html",
         {
             "tenant": tenant,
-            "windows": [{**w, "when": _when(w)} for w in windows],
+            "windows": [
+                {**w, "when": _when(w), "until": _local(w["current_ends_at"], w["time_zone"])}
+                for w in windows
+            ],
             "service_names": {str(s.id): s.name for s in services},
             "all_services": services,
             "form": form,

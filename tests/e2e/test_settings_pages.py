@@ -78,7 +78,9 @@ async def test_a_wrong_regex_is_explained_beside_its_field_and_the_form_kept(
         "/settings/routes", data={**form, "value": "db", "service_ids": []}
     )
     assert nothing_ticked.status_code == 422
-    assert field_error(nothing_ticked.text, "rule-services") == "Tick at least one service."
+    assert field_error(nothing_ticked.text, "rule-services") == (
+        "Tick at least one service, or choose “Accept, don't page”."
+    )
 
     unnamed = await stack.http.post("/settings/routes", data={**form, "name": " "})
     assert field_error(unnamed.text, "rule-name") == "Give the rule a name."
