@@ -20,7 +20,7 @@ from app.callbacks import openapi as callbacks
 from app.dispatch import openapi as delivery
 from app.encryption import openapi as encryption
 from app.incidents import openapi as incident_notes
-from app.ingest.openapi import drop_ins, native, rules
+from app.ingest.openapi import drop_ins, native, rules, windows
 from app.installations import openapi as services
 from app.oncall import openapi as oncall
 from app.ops import openapi as ops
@@ -57,6 +57,7 @@ def document() -> Json:
         tenants,
         services,
         rules,
+        windows,
         analytics,
         encryption,
         callbacks,

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import asyncpg
 from databases import Database
 
 from app.alerts import store as alerts_store
@@ -411,6 +412,17 @@ class _Planner:
         return _Planned(event, None)
 
 
+# The foreign keys that refer to an alert's life. A request reads its alerts' lives without a
+# lock; retention (app/outbox/retention.py) may delete a long-resolved one before the request's
+# event refers to it, and the insert then fails on one of these.
+LIFE_REFERENCES = frozenset({"events_alert_id_fkey", "window_suppressions_alert_id_fkey"})
+
+
+class LivesChanged(Exception):
+    """A life the batch read was deleted before its events were written: nothing was
+    written, and the requests are to be planned again on the lives there are now."""
+
+
 async def write_batch(
     db: Database, submissions: Sequence[_Submission]
 ) -> list[list[Accepted] | Exception]:
@@ -438,6 +450,17 @@ async def write_batch(
         tenant_known.update(lives.known)
         steps.extend((submission.tenant_id, step) for step in lives.steps)
         answers.append(planned)
+    try:
+        return await _write(db, answers, steps)
+    except asyncpg.exceptions.ForeignKeyViolationError as exc:
+        if exc.constraint_name in LIFE_REFERENCES:
+            raise LivesChanged() from exc
+        raise
+
+
+async def _write(
+    db: Database, answers: list[list[_Planned] | Exception], steps: list[tuple[UUID, Step]]
+) -> list[list[Accepted] | Exception]:
     actual = await alerts_store.apply_steps(db, steps)
     await record_suppressions(
         db,
@@ -527,6 +550,13 @@ async def accept(
             if last_try:
                 raise
             view = await load_view(deps.db, tenant_id)
+        except LivesChanged:
+            # A life was swept while the request used it (an alert silent for the whole
+            # retention period): planned again, the request finds it gone, as the sweep meant.
+            # Retrying costs only this rare request; locking the lives it reads would cost
+            # every one.
+            if last_try:
+                raise
     for a in accepted:
         INGESTED.labels(source, a.kind).inc()
     return accepted

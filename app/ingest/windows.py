@@ -25,6 +25,8 @@ from app.ingest.routing import CONDITIONS_MAX, Condition, as_uuid, parse_conditi
 
 NAME_MAX_LENGTH = 100
 SERVICES_MAX = 100
+TIME_MAX_LENGTH = 64
+ZONE_MAX_LENGTH = 64
 # A one-off window may last a year at most; a weekly one a week (or it would overlap itself).
 ONCE_MAX = timedelta(days=366)
 WEEKLY_MAX = timedelta(days=7)
@@ -104,7 +106,7 @@ def _aware(local: datetime, zone: ZoneInfo) -> datetime:
 def parse_time(value: object, field: str, *, required: bool = True) -> datetime | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > TIME_MAX_LENGTH:
         raise InputError(field, "required: an RFC 3339 time, e.g. 2030-01-31T02:00:00Z")
     try:
         parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
@@ -118,7 +120,12 @@ def parse_time(value: object, field: str, *, required: bool = True) -> datetime 
 def parse_zone(value: object, field: str = "time_zone") -> str:
     if value is None:
         return "UTC"
-    if not isinstance(value, str) or not value or len(value) > 64 or text_problem(value):
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > ZONE_MAX_LENGTH
+        or text_problem(value)
+    ):
         raise InputError(field, "an IANA time zone such as Europe/Berlin")
     if value not in _zones():
         try:

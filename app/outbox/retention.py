@@ -34,10 +34,11 @@ Concurrency: every batch picks its rows `FOR UPDATE SKIP LOCKED` and deletes the
 sweeps at once (every worker runs one) take disjoint rows and never wait on each other; nothing
 on the hot paths locks a finished event. An alert life that an ingest request is updating or
 referring to is locked by that request (its UPDATE, or the foreign key check of its new event)
-and skipped. What no lock can cover: a request that read a life without a lock and refers to it
-after a sweep deleted it fails its insert and answers 503/500; the sender's retry then finds no
-life. That needs an event for an alert silent for the whole retention period to arrive within
-the milliseconds of that alert's batch.
+and skipped. What no lock covers: a request reads lives without a lock (a lock there would cost
+every request), so one may refer to a life that a sweep deletes between its read and its write;
+its insert then fails on the foreign key, and ingest (app/ingest/intake.py) plans that request
+again on the lives left: a late resolve of a long-closed alert is then skipped, as one for an
+alert pdconnect never saw.
 """
 
 from __future__ import annotations

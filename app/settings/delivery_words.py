@@ -7,6 +7,7 @@ Pure functions of what app/dispatch/log_store.py reads: the pages decide nothing
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +62,9 @@ def about(delta: timedelta) -> str:
     return f"about {round(seconds / 3600)} h"
 
 
+_WINDOW_ID = re.compile(r" \([0-9a-f-]{36}\)$")
+
+
 def _without(prefix: str, text: str) -> str:
     return text[len(prefix) :] if text.lower().startswith(prefix) else text
 
@@ -105,6 +109,11 @@ def status_words(delivery: Delivery, now: datetime) -> Words:
     if status == EventStatus.CANCELLED:
         reason = _without("cancelled: ", event.last_error or "")
         return Words(f"Cancelled: {reason}" if reason else "Cancelled", tone="problem")
+    if status == EventStatus.SUPPRESSED:
+        # The reason names the rule or maintenance window (app/ingest/intake.py); the window's
+        # id after its name is for the API, not for people.
+        reason = _WINDOW_ID.sub("", _without("not paged: ", event.last_error or ""))
+        return Words(f"Suppressed: {reason}" if reason else "Suppressed", tone="quiet")
     return Words("Not sent: nothing to resolve", tone="quiet")
 
 

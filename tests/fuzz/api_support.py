@@ -195,6 +195,20 @@ class Admin:
     def ingest_key(self, tenant_id: str) -> dict[str, Any]:
         return self._json("POST", f"/admin/v1/tenants/{tenant_id}/ingest-keys", 201)
 
+    def window(self, tenant_id: str) -> dict[str, Any]:
+        return self._json(
+            "POST",
+            f"/admin/v1/tenants/{tenant_id}/maintenance-windows",
+            201,
+            json={"starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T02:00:00Z"},
+        )
+
+    def windows(self, tenant_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json(
+            "GET", f"/admin/v1/tenants/{tenant_id}/maintenance-windows", 200
+        )["maintenance_windows"]
+        return found
+
 
 def send_alert(http: httpx2.Client, ingest_key: str) -> str:
     """Queue one alert; returns its event id."""

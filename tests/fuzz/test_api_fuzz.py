@@ -103,6 +103,9 @@ class World:
             if doomed and case.path == "/admin/v1/tenants/{tenant_id}":
                 return str(self.admin.tenant("doomed")["id"])
             return self.scratch_tenant
+        if name == "window_id":
+            lasting = [] if doomed else self.admin.windows(self.scratch_tenant)[:1]
+            return str((lasting or [self.admin.window(self.scratch_tenant)])[0]["id"])
         if name == "key_id":
             return str(self.admin.ingest_key(self.scratch_tenant)["id"])
         if name == "installation_id":
@@ -127,7 +130,8 @@ class World:
                 if _says_something(body.get(name)):
                     body[name] = self.ingest_key
         routes = body.get("routes")
-        for rule in routes if isinstance(routes, list) else ():
+        # Rules and maintenance windows name services: well-formed ids become a real one.
+        for rule in [*(routes if isinstance(routes, list) else ()), body]:
             if not isinstance(rule, dict):
                 continue
             ids = rule.get("service_ids")
