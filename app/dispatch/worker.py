@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -84,7 +85,7 @@ RESTORE_LOST_SECONDS = 300.0
 # multiple of its concurrency (the sends going at once); and how long a claim waits for a
 # quarter of that room.
 PIPELINE = 4
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = 0.02
 # A worker's sends at once are its concurrency (16 by default): one statement rarely has more.
 SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
@@ -117,6 +118,9 @@ class Dispatcher:
         # in hand for a host are up to PIPELINE times that (`_host_in_flight`).
         self._host_sends: dict[str, asyncio.Semaphore] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+        # The events in hand not yet on the wire (waiting for a send slot, or for the
+        # statements before it): what the sends have to go on with.
+        self._waiting: set[UUID] = set()
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
@@ -126,6 +130,8 @@ class Dispatcher:
         # Each service's target as last read, until its expiry (time.monotonic()).
         self._targets: dict[UUID, tuple[float, store.Target]] = {}
         self._away_pause = AWAY_PAUSE_FIRST
+        # Events the next claim asks of each key it looks at (see _learn_per_key).
+        self._per_key = 1.0
         self._forgot_at = -math.inf
         self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
@@ -135,10 +141,10 @@ class Dispatcher:
         # neighbours'. Two batches of a kind may run at once, so a send that comes while one
         # runs need not wait for it.
         self._spends: Batcher[Claimed, store.Spend] = Batcher(
-            self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=2
+            self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
         self._deliveries: Batcher[tuple[Claimed, store.Delivery], bool] = Batcher(
-            self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=2
+            self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
 
     def wake(self, *_: Any) -> None:
@@ -215,6 +221,7 @@ class Dispatcher:
                     lease=self.config.lease,
                     max_in_flight_per_key=self.config.max_in_flight_per_key,
                     host_rooms=self._host_rooms(),
+                    keys=math.ceil(min(free, self.config.batch_size) / self._per_key),
                 )
             )
         except DATABASE_UNREACHABLE as exc:
@@ -234,23 +241,81 @@ class Dispatcher:
             await asyncio.sleep(5.0)
             return 0
         self._away_pause = AWAY_PAUSE_FIRST
+        self._learn_per_key(events)
+        await self._know_targets(events)
         lease_ends = claimed_at + self.config.lease.total_seconds()
         for event in events:
             task = asyncio.create_task(self._deliver(event, lease_ends))
             self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            self._waiting.add(event.id)
+            task.add_done_callback(functools.partial(self._done, event.id))
         return len(events)
+
+    async def _know_targets(self, events: Sequence[Claimed]) -> None:
+        """Before a claim's events go: their services' targets this worker has not read lately,
+        and their keys' hosts it has not recorded, in one statement each rather than one per
+        event. Should either fail, each event reads and records its own (_deliver_one)."""
+        now = time.monotonic()
+        unread = {
+            e.service_id
+            for e in events
+            if e.service_id is not None
+            and (e.service_id not in self._targets or self._targets[e.service_id][0] <= now)
+        }
+        try:
+            if unread:
+                found = await in_own_task(store.targets_of(self.db, list(unread)))
+                for service_id, target in found.items():
+                    if target.health == ServiceHealth.HEALTHY:
+                        self._targets[service_id] = (now + TARGET_SECONDS, target)
+            hosts: dict[str, str] = {}
+            for e in events:
+                cached = self._targets.get(e.service_id) if e.service_id is not None else None
+                if cached is None:
+                    continue
+                host = urlsplit(cached[1].events_url).netloc
+                if self._known_hosts.get(e.routing_key_hash) != host:
+                    hosts[e.routing_key_hash] = host
+            if hosts:
+                await in_own_task(store.learn_hosts(self.db, hosts))
+                self._known_hosts.update(hosts)
+        except DATABASE_UNREACHABLE:
+            pass  # each event tries on its own, and says so
+        except Exception:
+            # The claim's events still go: each reads its own target and records its own host.
+            log.exception("reading a claim's targets failed; its events read their own")
+
+    def _learn_per_key(self, events: Sequence[Claimed]) -> None:
+        """How many events to ask of each key the next claim looks at. A claim's cost is
+        mostly per key looked at (its probes, its lock, its turn), so keys with several
+        claimable events each (several alerts, each one's next event) are asked for fewer,
+        larger shares: a claim whose keys gave their whole share asks twice as much of each
+        next time, up to the cap of sends in flight per key (no key's share can pass it); one
+        whose keys gave less asks what they gave, down to one event a key."""
+        if not events:
+            self._per_key = 1.0
+            return
+        given = len(events) / len({e.routing_key_hash for e in events})
+        if given >= self._per_key:
+            given = self._per_key * 2
+        self._per_key = min(max(given, 1.0), float(self.config.max_in_flight_per_key))
 
     async def _gather_room(self) -> int:
         """How many events to claim now. Events in this worker's hands are up to PIPELINE times
         the concurrency (the sends themselves are `concurrency` at most, `_sends`), so that
         claims come in batches and an event's recording needs no send slot. A claim costs
-        about the same for one event as for sixteen, so when little room is free it waits a
-        moment (GATHER_SECONDS) for more, rather than claim events one at a time."""
+        about the same for a few events as for fifty (its plan and its walk over the ready
+        keys), so while the sends have events enough waiting for them it waits a moment
+        (GATHER_SECONDS) for half the room, rather than claim a few events at a time. A
+        worker that keeps up never waits here: its hands are nearly empty."""
         depth = self.config.concurrency * PIPELINE
-        enough = max(1, depth // 4)
+        enough = max(1, depth // 2)
         deadline = time.monotonic() + GATHER_SECONDS
-        while self._in_flight and depth - len(self._in_flight) < enough:
+        while (
+            self._in_flight
+            and depth - len(self._in_flight) < enough
+            and len(self._waiting) >= self.config.concurrency
+        ):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -292,8 +357,9 @@ class Dispatcher:
         cap = self.config.max_in_flight_per_host * PIPELINE
         return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, event_id: UUID, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._waiting.discard(event_id)
         self._room_freed.set()
         # A finished send frees a slot and may unblock the next event of its dedup key.
         self._wake.set()
@@ -314,6 +380,10 @@ class Dispatcher:
         waker = asyncio.create_task(self._wake.wait())
         await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()
+
+    def _on_the_wire(self, event: Claimed) -> None:
+        self._waiting.discard(event.id)
+        self._room_freed.set()
 
     async def _deliver(self, event: Claimed, lease_ends: float) -> None:
         try:
@@ -348,7 +418,9 @@ class Dispatcher:
         ):
             # Claimed before this worker knew the key's host, or held up until its lease is
             # nearly over: back to the queue untouched; the claims know the host from now on.
-            await store.learn_host(self.db, event.routing_key_hash, host)
+            if self._known_hosts.get(event.routing_key_hash) != host:
+                await store.learn_host(self.db, event.routing_key_hash, host)
+                self._known_hosts[event.routing_key_hash] = host
             await claims.release(self.db, event)
             return
         # Counted before any await: the check above and this count are one step.
@@ -361,6 +433,7 @@ class Dispatcher:
                 # Every slot stayed busy until the lease was nearly over: nothing was spent.
                 await claims.release(self.db, event)
                 return
+            self._on_the_wire(event)
             try:
                 # The budget is spent only once the send can go at once: a send spent and
                 # then kept waiting would reach PagerDuty later than its budget counted it.

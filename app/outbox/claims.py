@@ -192,18 +192,21 @@ async def claim(
     lease: timedelta,
     max_in_flight_per_key: int,
     host_rooms: Mapping[str, int],
+    keys: int | None = None,
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
-    PagerDuty host it is sending to (a host it is not sending to is not listed)."""
+    PagerDuty host it is sending to (a host it is not sending to is not listed). `keys`: how
+    many keys to look for (by default one per event wanted); each key found gives up to its
+    share of the batch, so fewer keys give more events each."""
     rows = await db.fetch_all(
         CLAIM,
         {
             "batch": batch,
-            # As many keys as events wanted: each key's share of the batch is then one event.
-            # A key that turns out to have nothing claimable (its due events wait behind an
-            # earlier one in flight, or it is at its cap) makes the claim smaller; the next
-            # claim looks at the keys after it.
-            "keys": batch,
+            # As many keys as asked: each key's share of the batch is then batch / keys. A key
+            # that turns out to have less claimable (its due events wait behind an earlier
+            # one in flight, or it is at its cap) makes the claim smaller; the next claim
+            # looks at the keys after it.
+            "keys": max(1, min(keys or batch, batch)),
             "per_tenant": per_tenant,
             "lease": lease,
             "key_cap": max_in_flight_per_key,
