@@ -124,6 +124,9 @@ class Dispatcher:
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
+        # Events of a claim whose delivery has not begun yet, by the host they go to (as far
+        # as this worker knows): each leaves the count when its delivery begins.
+        self._starting: Counter[str] = Counter()
         # The PagerDuty host each routing key's events were last seen going to, as recorded in
         # dispatch_keys: a send writes it only when it changes.
         self._known_hosts: dict[str, str] = {}
@@ -245,7 +248,10 @@ class Dispatcher:
         await self._know_targets(events)
         lease_ends = claimed_at + self.config.lease.total_seconds()
         for event in events:
-            task = asyncio.create_task(self._deliver(event, lease_ends))
+            host = self._known_hosts.get(event.routing_key_hash)
+            if host is not None:
+                self._starting[host] += 1
+            task = asyncio.create_task(self._deliver(event, lease_ends, host))
             self._in_flight.add(task)
             self._waiting.add(event.id)
             task.add_done_callback(functools.partial(self._done, event.id))
@@ -353,9 +359,15 @@ class Dispatcher:
             log.exception("the ready keys' upkeep failed; it runs again later")
 
     def _host_rooms(self) -> dict[str, int]:
-        """How many more sends this worker may start to each host it is sending to."""
+        """How many more events this worker may take in hand for each host it knows: a claim
+        gives no host more, so its events are not put back for want of room. Events just
+        claimed whose delivery has not started yet count too (`_starting`)."""
         cap = self.config.max_in_flight_per_host * PIPELINE
-        return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
+        hosts = set(self._known_hosts.values()) | set(self._host_in_flight)
+        return {
+            host: max(cap - self._host_in_flight[host] - self._starting[host], 0)
+            for host in hosts
+        }
 
     def _done(self, event_id: UUID, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -385,7 +397,12 @@ class Dispatcher:
         self._waiting.discard(event.id)
         self._room_freed.set()
 
-    async def _deliver(self, event: Claimed, lease_ends: float) -> None:
+    async def _deliver(self, event: Claimed, lease_ends: float, host: str | None) -> None:
+        if host is not None:
+            # Before any await: from here on the event counts in `_host_in_flight` instead.
+            self._starting[host] -= 1
+            if self._starting[host] <= 0:
+                del self._starting[host]
         try:
             with bound(event_id=str(event.id)):
                 await self._deliver_one(event, lease_ends)
