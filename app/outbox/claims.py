@@ -98,10 +98,15 @@ WITH due_keys AS (
 ),
 picked AS (
     -- Another worker claiming the same keys right now keeps them; this one takes others.
+    -- Each key's row locked through its primary key (LATERAL), not found by a scan of the
+    -- whole table.
     SELECT r.tenant_id, r.routing_key_hash, d.host, d.host_room, d.key_turn
     FROM due_keys d
-    JOIN ready_keys r ON r.tenant_id = d.tenant_id AND r.routing_key_hash = d.routing_key_hash
-    FOR NO KEY UPDATE OF r SKIP LOCKED
+    CROSS JOIN LATERAL (
+        SELECT l.tenant_id, l.routing_key_hash FROM ready_keys l
+        WHERE l.tenant_id = d.tenant_id AND l.routing_key_hash = d.routing_key_hash
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS r
 ),
 candidates AS (
     SELECT c.id, c.seq, p.tenant_id, p.routing_key_hash, p.host, p.host_room, p.key_turn,
