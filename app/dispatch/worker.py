@@ -8,8 +8,16 @@ in batches, waiting for a slot) and has at most its concurrency of sends going a
 is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
 Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
 connection alive per send in flight. Sends going at once spend their budgets in one statement
-and record their deliveries in one more (app/db/group.py's Batcher): under load a send's slot
+and record their deliveries in one more (app/db/group.py's Batcher, one batch of a kind at a
+time, so that a batch holds what came while the previous one ran): under load a send's slot
 waits for one round trip shared with its neighbours, not for its own turn behind theirs.
+
+What a delivered event costs is mostly per statement, not per row, so the statements are made
+few and large: a claim waits for half the worker's room while the sends still have events
+enough waiting (a worker that keeps up never waits), asks each key for as many events as keys
+gave the last claim (up to the cap per key), and is followed by one read of the targets and
+one record of the keys' hosts for the whole claim. bench/dispatch.py prints what is left, as
+each process's CPU per event.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
