@@ -373,8 +373,7 @@ class Dispatcher:
         cap = self.config.max_in_flight_per_host * PIPELINE
         hosts = set(self._known_hosts.values()) | set(self._host_in_flight)
         return {
-            host: max(cap - self._host_in_flight[host] - self._starting[host], 0)
-            for host in hosts
+            host: max(cap - self._host_in_flight[host] - self._starting[host], 0) for host in hosts
         }
 
     def _done(self, event_id: UUID, task: asyncio.Task[None]) -> None:
