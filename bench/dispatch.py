@@ -57,6 +57,7 @@ SANDBOX_RATE_LIMIT = 1_000_000
 THROTTLED = 429
 LOAD_TIMEOUT = 600.0
 DRAIN_TIMEOUT = 300.0
+STATS_DELAY = 1.5
 EVENTS_PATH = "/us/events/v2/enqueue"
 RATE_HEADERS = ("sender", "events", "seconds", "events/s", "ratio")
 CHECK_HEADERS = (
@@ -80,6 +81,9 @@ class Outcome:
     # Cores each process kept busy from the worker's start to the last arrival, and that span.
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    # PostgreSQL's counters over the same span (pg_stat_database): transactions (each of the
+    # dispatcher's statements outside a transaction is one), rows inserted and updated.
+    database: dict[str, int] = field(default_factory=dict)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -172,6 +176,7 @@ async def drain(
     # The worker reads its concurrency from its environment, a copy of the world's.
     world.env["PDCONNECT_DISPATCH_CONCURRENCY"] = str(args.concurrency)
     started = time.time()  # the sandbox's clock is the wall clock of this machine
+    counted = await database_counters(world)
     worker = await fleet.worker("worker")
     meter = cpu_meter(world, fleet, worker.pids[-1])
     meter.start()
@@ -181,12 +186,32 @@ async def drain(
     outcome.drained = await watcher.until_delivered(wanted, within)
     outcome.cpu = meter.stop()
     outcome.cpu_seconds = time.perf_counter() - metered
+    # The backends report their counters when a transaction ends, or within a second.
+    await asyncio.sleep(STATS_DELAY)
+    after = await database_counters(world)
+    outcome.database = {name: after[name] - counted[name] for name in after}
     times = [a.time for a in watcher.arrivals if a.status == ACCEPTED]
     if times:
         outcome.startup_seconds = min(times) - started
         outcome.drain_seconds = max(times) - min(times)
     outcome.verdict = judge(load, watcher.arrivals)
     outcome.over_budget, outcome.throttled = over_budget(watcher.arrivals)
+
+
+async def database_counters(world: World) -> dict[str, int]:
+    conn = await asyncpg.connect(world.postgres.url)
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT xact_commit + xact_rollback AS transactions, tup_inserted AS inserted,
+                tup_updated AS updated
+            FROM pg_stat_database WHERE datname = current_database()
+            """
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {name: int(row[name]) for name in ("transactions", "inserted", "updated")}
 
 
 def cpu_meter(world: World, fleet: Fleet, worker_pid: int) -> CpuMeter:
@@ -309,12 +334,21 @@ def cpu_report(outcome: Outcome) -> str:
         "-" if p == OTHER else f"{outcome.cpu[p] * outcome.cpu_seconds / n * 1e6:.0f}"
         for p in parties
     ]
-    return table(
+    cpu = table(
         f"CPU while the worker drained ({outcome.cpu_seconds:.1f} s from its start)",
         ["", *parties],
         [["% of one core", *busy], ["CPU us per event", *per_event]],
         left=1,
     )
+    if not outcome.database:
+        return cpu
+    work = outcome.database
+    return "\n".join([
+        cpu,
+        f"PostgreSQL per event over the drain (every process's): "
+        f"{work['transactions'] / n:.2f} transactions (statements outside one), "
+        f"{work['updated'] / n:.2f} rows updated, {work['inserted'] / n:.2f} inserted",
+    ])  # fmt: skip
 
 
 def problems(outcome: Outcome) -> bool:
