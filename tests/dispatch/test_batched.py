@@ -129,9 +129,9 @@ async def test_a_claim_asking_fewer_keys_takes_more_of_each_in_order(world: Worl
         host_rooms={},
         keys=2,
     )
-    by_key = {key: [c.id for c in claimed if c.routing_key_hash == key] for key in (KEY_A, KEY_B)}
+    by_key = {key: [c.id for c in claimed if c.routing_key_hash == key] for key in (a[1], b[1])}
     # Two keys asked for, each giving up to its cap of four, oldest first.
-    assert by_key == {KEY_A: a_alerts[:4], KEY_B: b_alerts[:4]}
+    assert by_key == {a[1]: a_alerts[:4], b[1]: b_alerts[:4]}
     assert a_ack not in {c.id for c in claimed}
     # The cap counts what is claimed: nothing more of either key until a send finishes.
     again = await claims.claim(
