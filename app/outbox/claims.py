@@ -71,9 +71,11 @@ WITH due_keys AS (
             -- OFFSET 0 keeps the probes below out of this ordered scan: they run on its rows
             -- in turn order and stop at the limit.
             SELECT r.tenant_id, r.routing_key_hash, r.turn_at, k.host,
-                -- Room under this worker's cap for the key's PagerDuty host.
-                COALESCE(CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :batch)
-                    AS host_room
+                -- Room under this worker's cap for the key's PagerDuty host; a key whose
+                -- host is not known yet may go to any, so it gets the least room of them.
+                COALESCE(
+                    CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :unknown_room
+                ) AS host_room
             FROM ready_keys r
             LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
             WHERE r.tenant_id = t.tenant_id
@@ -200,7 +202,8 @@ async def claim(
     keys: int | None = None,
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
-    PagerDuty host it is sending to (a host it is not sending to is not listed). `keys`: how
+    PagerDuty host it is sending to (a host it is not sending to is not listed; a key whose
+    host no worker has recorded yet gets the least of these rooms, and at least one). `keys`: how
     many keys to look for (by default one per event wanted); each key found gives up to its
     share of the batch, so fewer keys give more events each."""
     rows = await db.fetch_all(
@@ -216,6 +219,9 @@ async def claim(
             "lease": lease,
             "key_cap": max_in_flight_per_key,
             "host_rooms": json.dumps(dict(host_rooms)),
+            # At least one: a new key of a host with room is never held back by a full one
+            # (its host is recorded once its first event is claimed).
+            "unknown_room": max(1, min(host_rooms.values(), default=batch)),
         },
     )
     claimed = [Claimed(**{**dict(r), "body": _jsonb(r["body"])}) for r in rows]
