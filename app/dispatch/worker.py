@@ -63,6 +63,7 @@ from app.db.pool import in_own_task
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
+from app.dispatch.slots import PrioritySlots
 from app.observability.logs import bound
 from app.outbox import claims, outcomes, ready, wakeups
 from app.outbox.claims import Claimed
@@ -121,11 +122,14 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._room_freed = asyncio.Event()
         # Sends on the wire at once: the configured concurrency.
-        self._sends = asyncio.Semaphore(self.config.concurrency)
+        self._sends = PrioritySlots(self.config.concurrency)
         # Sends on the wire at once to each PagerDuty host (`max_in_flight_per_host`); events
         # in hand for a host are up to PIPELINE times that (`_host_in_flight`).
-        self._host_sends: dict[str, asyncio.Semaphore] = {}
+        self._host_sends: dict[str, PrioritySlots] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Events in hand per routing key: an event's rank for a send slot is how many of its
+        # key's were in hand before it (slots.py).
+        self._key_in_hand: Counter[str] = Counter()
         # The events in hand not yet on the wire (waiting for a send slot, or for the
         # statements before it): what the sends have to go on with.
         self._waiting: set[UUID] = set()
@@ -259,10 +263,12 @@ class Dispatcher:
             host = self._known_hosts.get(event.routing_key_hash)
             if host is not None:
                 self._starting[host] += 1
-            task = asyncio.create_task(self._deliver(event, lease_ends, host))
+            rank = self._key_in_hand[event.routing_key_hash]
+            self._key_in_hand[event.routing_key_hash] += 1
+            task = asyncio.create_task(self._deliver(event, lease_ends, host, rank))
             self._in_flight.add(task)
             self._waiting.add(event.id)
-            task.add_done_callback(functools.partial(self._done, event.id))
+            task.add_done_callback(functools.partial(self._done, event))
         return len(events)
 
     async def _know_targets(self, events: Sequence[Claimed]) -> None:
@@ -376,9 +382,12 @@ class Dispatcher:
             host: max(cap - self._host_in_flight[host] - self._starting[host], 0) for host in hosts
         }
 
-    def _done(self, event_id: UUID, task: asyncio.Task[None]) -> None:
+    def _done(self, event: Claimed, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._waiting.discard(event_id)
+        self._waiting.discard(event.id)
+        self._key_in_hand[event.routing_key_hash] -= 1
+        if self._key_in_hand[event.routing_key_hash] <= 0:
+            del self._key_in_hand[event.routing_key_hash]
         self._room_freed.set()
         # A finished send frees a slot and may unblock the next event of its dedup key.
         self._wake.set()
@@ -404,7 +413,9 @@ class Dispatcher:
         self._waiting.discard(event.id)
         self._room_freed.set()
 
-    async def _deliver(self, event: Claimed, lease_ends: float, host: str | None) -> None:
+    async def _deliver(
+        self, event: Claimed, lease_ends: float, host: str | None, rank: int
+    ) -> None:
         if host is not None:
             # Before any await: from here on the event counts in `_host_in_flight` instead.
             self._starting[host] -= 1
@@ -412,7 +423,7 @@ class Dispatcher:
                 del self._starting[host]
         try:
             with bound(event_id=str(event.id)):
-                await self._deliver_one(event, lease_ends)
+                await self._deliver_one(event, lease_ends, rank)
         except DATABASE_UNREACHABLE as exc:
             # Its lease brings the event back once the database does; no traceback needed.
             log.warning(
@@ -424,7 +435,7 @@ class Dispatcher:
             # The lease brings the event back; the traceback says why it had to.
             log.exception("delivering event %s failed; it will be retried", event.id)
 
-    async def _deliver_one(self, event: Claimed, lease_ends: float) -> None:
+    async def _deliver_one(self, event: Claimed, lease_ends: float, rank: int) -> None:
         target = await self._target(event)
         if target is None:
             if await outcomes.mark_final(
@@ -453,7 +464,7 @@ class Dispatcher:
             if self._known_hosts.get(event.routing_key_hash) != host:
                 await store.learn_host(self.db, event.routing_key_hash, host)
                 self._known_hosts[event.routing_key_hash] = host
-            if not await self._wire_slot(host, lease_ends):
+            if not await self._wire_slot(host, lease_ends, rank):
                 # Every slot stayed busy until the lease was nearly over: nothing was spent.
                 await claims.release(self.db, event)
                 return
@@ -536,18 +547,20 @@ class Dispatcher:
                 timed_out=True,
             )
 
-    async def _wire_slot(self, host: str, lease_ends: float) -> bool:
+    async def _wire_slot(self, host: str, lease_ends: float, rank: int) -> bool:
         """One of the host's slots and one of the worker's (`max_in_flight_per_host`,
         `concurrency`), waiting no later than the lease allows; False when that wait ran out.
-        A host that hangs holds its own slots, never more of the worker's (isolation)."""
+        A host that hangs holds its own slots, never more of the worker's (isolation). Slots
+        go to the lowest `rank` first (slots.py): a key's first event in hand before any
+        key's second, so a quiet key's page does not queue behind a storm on others."""
         if host not in self._host_sends:
-            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
+            self._host_sends[host] = PrioritySlots(self.config.max_in_flight_per_host)
         host_slots = self._host_sends[host]
         try:
             async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
-                await host_slots.acquire()
+                await host_slots.acquire(rank)
                 try:
-                    await self._sends.acquire()
+                    await self._sends.acquire(rank)
                 except BaseException:
                     host_slots.release()
                     raise
