@@ -91,10 +91,11 @@ AWAY_PAUSE_CAP = 5.0
 FORGET_IDLE_SECONDS = 1.0
 RESTORE_LOST_SECONDS = 300.0
 # Events in a worker's hands (claimed, waiting for a slot, sending, being recorded), as a
-# multiple of its concurrency (the sends going at once); and how long a claim waits for a
-# quarter of that room.
+# multiple of its concurrency (the sends going at once); and how long a claim waits for half
+# that room while the sends have events enough (a new key's page waits for a claim at most
+# this long, and then for no other key's events: slots.py).
 PIPELINE = 4
-GATHER_SECONDS = 0.02
+GATHER_SECONDS = 0.01
 # A worker's sends at once are its concurrency (16 by default): one statement rarely has more.
 SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
