@@ -154,8 +154,9 @@ class Dispatcher:
         # Concurrent sends spend their budgets in one statement, and record their deliveries
         # in one more (app/db/group.py's Batcher, with no transaction: each is one statement):
         # a send's slot then waits for one round trip, not for its own turn among its
-        # neighbours'. Two batches of a kind may run at once, so a send that comes while one
-        # runs need not wait for it.
+        # neighbours'. One batch of a kind at a time: what comes while it runs forms the next
+        # one, so under load the statements grow with the load instead of splitting it (two
+        # at once halved each batch and doubled the statements, for a wait of one statement).
         self._spends: Batcher[Claimed, store.Spend] = Batcher(
             self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
