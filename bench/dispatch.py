@@ -45,8 +45,9 @@ from bench.chaos.plan import STEPS, Chain, Shape, Target, create_targets, plan_c
 from bench.chaos.sender import Load, send_batches
 from bench.chaos.watch import ACCEPTED, Arrival, Watcher
 from bench.chaos.world import RunSettings, World, running_world
+from bench.cpu import OTHER, CpuMeter
 from bench.load import run_benchmark
-from bench.report import ratio, table
+from bench.report import pct, ratio, table
 from bench.stack import SetupError
 
 # Events a minute per key, in pd_services and in the sandbox: far above any key's share of the
@@ -56,6 +57,7 @@ SANDBOX_RATE_LIMIT = 1_000_000
 THROTTLED = 429
 LOAD_TIMEOUT = 600.0
 DRAIN_TIMEOUT = 300.0
+STATS_DELAY = 1.5
 EVENTS_PATH = "/us/events/v2/enqueue"
 RATE_HEADERS = ("sender", "events", "seconds", "events/s", "ratio")
 CHECK_HEADERS = (
@@ -76,6 +78,12 @@ class Outcome:
     throttled: int = 0  # 429 answers
     baseline_seconds: float = 0.0
     baseline_failures: dict[str, int] = field(default_factory=dict)
+    # Cores each process kept busy from the worker's start to the last arrival, and that span.
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+    # PostgreSQL's counters over the same span (pg_stat_database): transactions (each of the
+    # dispatcher's statements outside a transaction is one), rows inserted and updated.
+    database: dict[str, int] = field(default_factory=dict)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -168,16 +176,54 @@ async def drain(
     # The worker reads its concurrency from its environment, a copy of the world's.
     world.env["PDCONNECT_DISPATCH_CONCURRENCY"] = str(args.concurrency)
     started = time.time()  # the sandbox's clock is the wall clock of this machine
-    await fleet.worker("worker")
+    counted = await database_counters(world)
+    worker = await fleet.worker("worker")
+    meter = cpu_meter(world, fleet, worker.pids[-1])
+    meter.start()
+    metered = time.perf_counter()
     wanted = [a.step.key for a in load.accepted.values()]
     within = max(DRAIN_TIMEOUT, len(wanted) / MIN_DRAIN_RATE)
     outcome.drained = await watcher.until_delivered(wanted, within)
+    outcome.cpu = meter.stop()
+    outcome.cpu_seconds = time.perf_counter() - metered
+    # The backends report their counters when a transaction ends, or within a second.
+    await asyncio.sleep(STATS_DELAY)
+    after = await database_counters(world)
+    outcome.database = {name: after[name] - counted[name] for name in after}
     times = [a.time for a in watcher.arrivals if a.status == ACCEPTED]
     if times:
         outcome.startup_seconds = min(times) - started
         outcome.drain_seconds = max(times) - min(times)
     outcome.verdict = judge(load, watcher.arrivals)
     outcome.over_budget, outcome.throttled = over_budget(watcher.arrivals)
+
+
+async def database_counters(world: World) -> dict[str, int]:
+    conn = await asyncpg.connect(world.postgres.url)
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT xact_commit + xact_rollback AS transactions, tup_inserted AS inserted,
+                tup_updated AS updated
+            FROM pg_stat_database WHERE datname = current_database()
+            """
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {name: int(row[name]) for name in ("transactions", "inserted", "updated")}
+
+
+def cpu_meter(world: World, fleet: Fleet, worker_pid: int) -> CpuMeter:
+    """The worker, the web process beside it (no dispatcher: its upkeep only), the sandbox and
+    PostgreSQL with its backends."""
+    pids = {"worker": worker_pid, "sandbox": world.sandbox.pid}
+    if fleet.webs and fleet.webs[0].pids:
+        pids["web"] = fleet.webs[0].pids[-1]
+    postgres = world.postgres.processes()
+    if postgres:
+        pids["postgres"] = int(postgres[0].pid)
+    return CpuMeter(pids, trees={"postgres", "sandbox"})
 
 
 def direct_body(step_action: str, routing_key: str, dedup_key: str, seq: int) -> dict[str, object]:
@@ -263,6 +309,8 @@ def report(outcome: Outcome, args: argparse.Namespace, load: tuple[float, ...]) 
         checks = [[v.delivered, v.lost, v.out_of_order, outcome.over_budget, outcome.throttled,
                    v.peak_per_minute, v.resent]]  # fmt: skip
         lines.append(table("Checks", CHECK_HEADERS, checks, left=0))
+    if outcome.cpu:
+        lines.append(cpu_report(outcome))
     lines += [
         f"backlog accepted in {outcome.load_seconds:.1f} s with no dispatcher running; the "
         f"worker's first delivery came {outcome.startup_seconds:.1f} s after it was started",
@@ -274,6 +322,33 @@ def report(outcome: Outcome, args: argparse.Namespace, load: tuple[float, ...]) 
     if not outcome.drained:
         lines.append("NOT DRAINED: the worker had not delivered every event in time")
     return "\n".join(lines)
+
+
+def cpu_report(outcome: Outcome) -> str:
+    """Cores each process kept busy while the worker drained, and its CPU per event: on a
+    shared machine the rate moves with the neighbours' load, the CPU an event costs less."""
+    parties = [p for p in outcome.cpu if p != OTHER] + [OTHER]
+    n = outcome.accepted
+    busy = [pct(outcome.cpu[p]) for p in parties]
+    per_event = [
+        "-" if p == OTHER else f"{outcome.cpu[p] * outcome.cpu_seconds / n * 1e6:.0f}"
+        for p in parties
+    ]
+    cpu = table(
+        f"CPU while the worker drained ({outcome.cpu_seconds:.1f} s from its start)",
+        ["", *parties],
+        [["% of one core", *busy], ["CPU us per event", *per_event]],
+        left=1,
+    )
+    if not outcome.database:
+        return cpu
+    work = outcome.database
+    return "\n".join([
+        cpu,
+        f"PostgreSQL per event over the drain (every process's): "
+        f"{work['transactions'] / n:.2f} transactions (statements outside one), "
+        f"{work['updated'] / n:.2f} rows updated, {work['inserted'] / n:.2f} inserted",
+    ])  # fmt: skip
 
 
 def problems(outcome: Outcome) -> bool:

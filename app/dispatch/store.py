@@ -48,17 +48,31 @@ class Target:
 
 
 async def target_of(db: Database, service_id: UUID) -> Target | None:
-    row = await db.fetch_one(
+    return (await targets_of(db, [service_id])).get(service_id)
+
+
+async def targets_of(db: Database, service_ids: Sequence[UUID]) -> dict[UUID, Target]:
+    """The services' targets, one statement for any number; a service that is gone is left
+    out."""
+    rows = await db.fetch_all(
         """
-        SELECT s.routing_key_enc, i.events_url, s.api_version, s.rate_limit_per_minute, s.health
+        SELECT s.id, s.routing_key_enc, i.events_url, s.api_version, s.rate_limit_per_minute,
+            s.health
         FROM pd_services s JOIN installations i ON i.id = s.installation_id
-        WHERE s.id = :id
+        WHERE s.id = ANY(CAST(:ids AS uuid[]))
         """,
-        {"id": service_id},
+        {"ids": list(service_ids)},
     )
-    if row is None:
-        return None
-    return Target(**{**dict(row._mapping), "health": ServiceHealth(row._mapping["health"])})
+    return {
+        r["id"]: Target(
+            routing_key_enc=r["routing_key_enc"],
+            events_url=r["events_url"],
+            api_version=r["api_version"],
+            rate_limit_per_minute=r["rate_limit_per_minute"],
+            health=ServiceHealth(r["health"]),
+        )
+        for r in rows
+    }
 
 
 # Why reserve_budget opened no attempt: the key's budget is spent (the key now rests), the key
@@ -321,13 +335,24 @@ async def reserve_budget(
 
 async def learn_host(db: Database, routing_key_hash: str, host: str) -> None:
     """Where the key's events go, so that claims can skip the key while its host is full."""
+    await learn_hosts(db, {routing_key_hash: host})
+
+
+async def learn_hosts(db: Database, hosts: Mapping[str, str]) -> None:
+    """learn_host for many keys in one statement, their rows locked in key order as SPEND
+    locks them."""
+    if not hosts:
+        return
+    ordered = sorted(hosts.items())
     await db.execute(
         """
-        INSERT INTO dispatch_keys (routing_key_hash, host) VALUES (:h, :host)
+        INSERT INTO dispatch_keys (routing_key_hash, host)
+        SELECT h, host FROM unnest(CAST(:hashes AS text[]), CAST(:hosts AS text[])) AS l (h, host)
+        ORDER BY h
         ON CONFLICT (routing_key_hash) DO UPDATE SET host = EXCLUDED.host
         WHERE dispatch_keys.host IS DISTINCT FROM EXCLUDED.host
         """,
-        {"h": routing_key_hash, "host": host},
+        {"hashes": [h for h, _ in ordered], "hosts": [host for _, host in ordered]},
     )
 
 

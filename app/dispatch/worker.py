@@ -8,8 +8,16 @@ in batches, waiting for a slot) and has at most its concurrency of sends going a
 is taken before the budget is spent, so that a send reaches PagerDuty when its budget says).
 Its database pool and its HTTP client are its own (app/composition.py), the client keeping a
 connection alive per send in flight. Sends going at once spend their budgets in one statement
-and record their deliveries in one more (app/db/group.py's Batcher): under load a send's slot
+and record their deliveries in one more (app/db/group.py's Batcher, one batch of a kind at a
+time, so that a batch holds what came while the previous one ran): under load a send's slot
 waits for one round trip shared with its neighbours, not for its own turn behind theirs.
+
+What a delivered event costs is mostly per statement, not per row, so the statements are made
+few and large: a claim waits for half the worker's room while the sends still have events
+enough waiting (a worker that keeps up never waits), asks each key for as many events as keys
+gave the last claim (up to the cap per key), and is followed by one read of the targets and
+one record of the keys' hosts for the whole claim. bench/dispatch.py prints what is left, as
+each process's CPU per event.
 
 A dispatcher sleeps until PostgreSQL notifies it of new events, an in-flight send finishes,
 or the earliest retry falls due. What PagerDuty's answer does to the event and its key is
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -54,6 +63,7 @@ from app.db.pool import in_own_task
 from app.dispatch import observe, store
 from app.dispatch.policy import DispatchConfig
 from app.dispatch.settle import Settler, describe
+from app.dispatch.slots import PrioritySlots
 from app.observability.logs import bound
 from app.outbox import claims, outcomes, ready, wakeups
 from app.outbox.claims import Claimed
@@ -81,10 +91,11 @@ AWAY_PAUSE_CAP = 5.0
 FORGET_IDLE_SECONDS = 1.0
 RESTORE_LOST_SECONDS = 300.0
 # Events in a worker's hands (claimed, waiting for a slot, sending, being recorded), as a
-# multiple of its concurrency (the sends going at once); and how long a claim waits for a
-# quarter of that room.
+# multiple of its concurrency (the sends going at once); and how long a claim waits for half
+# that room while the sends have events enough (a new key's page waits for a claim at most
+# this long, and then for no other key's events: slots.py).
 PIPELINE = 4
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = 0.01
 # A worker's sends at once are its concurrency (16 by default): one statement rarely has more.
 SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
@@ -112,33 +123,45 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._room_freed = asyncio.Event()
         # Sends on the wire at once: the configured concurrency.
-        self._sends = asyncio.Semaphore(self.config.concurrency)
+        self._sends = PrioritySlots(self.config.concurrency)
         # Sends on the wire at once to each PagerDuty host (`max_in_flight_per_host`); events
         # in hand for a host are up to PIPELINE times that (`_host_in_flight`).
-        self._host_sends: dict[str, asyncio.Semaphore] = {}
+        self._host_sends: dict[str, PrioritySlots] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Events in hand per routing key: an event's rank for a send slot is how many of its
+        # key's were in hand before it (slots.py).
+        self._key_in_hand: Counter[str] = Counter()
+        # The events in hand not yet on the wire (waiting for a send slot, or for the
+        # statements before it): what the sends have to go on with.
+        self._waiting: set[UUID] = set()
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
+        # Events of a claim whose delivery has not begun yet, by the host they go to (as far
+        # as this worker knows): each leaves the count when its delivery begins.
+        self._starting: Counter[str] = Counter()
         # The PagerDuty host each routing key's events were last seen going to, as recorded in
         # dispatch_keys: a send writes it only when it changes.
         self._known_hosts: dict[str, str] = {}
         # Each service's target as last read, until its expiry (time.monotonic()).
         self._targets: dict[UUID, tuple[float, store.Target]] = {}
         self._away_pause = AWAY_PAUSE_FIRST
+        # Events the next claim asks of each key it looks at (see _learn_per_key).
+        self._per_key = 1.0
         self._forgot_at = -math.inf
         self._restored_at = -math.inf
         self._settler = Settler(self.db, self.config, self.rng)
         # Concurrent sends spend their budgets in one statement, and record their deliveries
         # in one more (app/db/group.py's Batcher, with no transaction: each is one statement):
         # a send's slot then waits for one round trip, not for its own turn among its
-        # neighbours'. Two batches of a kind may run at once, so a send that comes while one
-        # runs need not wait for it.
+        # neighbours'. One batch of a kind at a time: what comes while it runs forms the next
+        # one, so under load the statements grow with the load instead of splitting it (two
+        # at once halved each batch and doubled the statements, for a wait of one statement).
         self._spends: Batcher[Claimed, store.Spend] = Batcher(
-            self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=2
+            self._spend_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
         self._deliveries: Batcher[tuple[Claimed, store.Delivery], bool] = Batcher(
-            self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=2
+            self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
 
     def wake(self, *_: Any) -> None:
@@ -215,6 +238,7 @@ class Dispatcher:
                     lease=self.config.lease,
                     max_in_flight_per_key=self.config.max_in_flight_per_key,
                     host_rooms=self._host_rooms(),
+                    keys=math.ceil(min(free, self.config.batch_size) / self._per_key),
                 )
             )
         except DATABASE_UNREACHABLE as exc:
@@ -234,23 +258,86 @@ class Dispatcher:
             await asyncio.sleep(5.0)
             return 0
         self._away_pause = AWAY_PAUSE_FIRST
+        self._learn_per_key(events)
+        await self._know_targets(events)
         lease_ends = claimed_at + self.config.lease.total_seconds()
         for event in events:
-            task = asyncio.create_task(self._deliver(event, lease_ends))
+            host = self._known_hosts.get(event.routing_key_hash)
+            if host is not None:
+                self._starting[host] += 1
+            rank = self._key_in_hand[event.routing_key_hash]
+            self._key_in_hand[event.routing_key_hash] += 1
+            task = asyncio.create_task(self._deliver(event, lease_ends, host, rank))
             self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            self._waiting.add(event.id)
+            task.add_done_callback(functools.partial(self._done, event))
         return len(events)
+
+    async def _know_targets(self, events: Sequence[Claimed]) -> None:
+        """Before a claim's events go: their services' targets this worker has not read lately,
+        and their keys' hosts it has not recorded, in one statement each rather than one per
+        event. Should either fail, each event reads and records its own (_deliver_one)."""
+        now = time.monotonic()
+        unread = {
+            e.service_id
+            for e in events
+            if e.service_id is not None
+            and (e.service_id not in self._targets or self._targets[e.service_id][0] <= now)
+        }
+        try:
+            if unread:
+                found = await in_own_task(store.targets_of(self.db, list(unread)))
+                for service_id, target in found.items():
+                    if target.health == ServiceHealth.HEALTHY:
+                        self._targets[service_id] = (now + TARGET_SECONDS, target)
+            hosts: dict[str, str] = {}
+            for e in events:
+                cached = self._targets.get(e.service_id) if e.service_id is not None else None
+                if cached is None:
+                    continue
+                host = urlsplit(cached[1].events_url).netloc
+                if self._known_hosts.get(e.routing_key_hash) != host:
+                    hosts[e.routing_key_hash] = host
+            if hosts:
+                await in_own_task(store.learn_hosts(self.db, hosts))
+                self._known_hosts.update(hosts)
+        except DATABASE_UNREACHABLE:
+            pass  # each event tries on its own, and says so
+        except Exception:
+            # The claim's events still go: each reads its own target and records its own host.
+            log.exception("reading a claim's targets failed; its events read their own")
+
+    def _learn_per_key(self, events: Sequence[Claimed]) -> None:
+        """How many events to ask of each key the next claim looks at. A claim's cost is
+        mostly per key looked at (its probes, its lock, its turn), so keys with several
+        claimable events each (several alerts, each one's next event) are asked for fewer,
+        larger shares: a claim whose keys gave their whole share asks twice as much of each
+        next time, up to the cap of sends in flight per key (no key's share can pass it); one
+        whose keys gave less asks what they gave, down to one event a key."""
+        if not events:
+            self._per_key = 1.0
+            return
+        given = len(events) / len({e.routing_key_hash for e in events})
+        if given >= self._per_key:
+            given = self._per_key * 2
+        self._per_key = min(max(given, 1.0), float(self.config.max_in_flight_per_key))
 
     async def _gather_room(self) -> int:
         """How many events to claim now. Events in this worker's hands are up to PIPELINE times
         the concurrency (the sends themselves are `concurrency` at most, `_sends`), so that
         claims come in batches and an event's recording needs no send slot. A claim costs
-        about the same for one event as for sixteen, so when little room is free it waits a
-        moment (GATHER_SECONDS) for more, rather than claim events one at a time."""
+        about the same for a few events as for fifty (its plan and its walk over the ready
+        keys), so while the sends have events enough waiting for them it waits a moment
+        (GATHER_SECONDS) for half the room, rather than claim a few events at a time. A
+        worker that keeps up never waits here: its hands are nearly empty."""
         depth = self.config.concurrency * PIPELINE
-        enough = max(1, depth // 4)
+        enough = max(1, depth // 2)
         deadline = time.monotonic() + GATHER_SECONDS
-        while self._in_flight and depth - len(self._in_flight) < enough:
+        while (
+            self._in_flight
+            and depth - len(self._in_flight) < enough
+            and len(self._waiting) >= self.config.concurrency
+        ):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -288,12 +375,21 @@ class Dispatcher:
             log.exception("the ready keys' upkeep failed; it runs again later")
 
     def _host_rooms(self) -> dict[str, int]:
-        """How many more sends this worker may start to each host it is sending to."""
+        """How many more events this worker may take in hand for each host it knows: a claim
+        gives no host more, so its events are not put back for want of room. Events just
+        claimed whose delivery has not started yet count too (`_starting`)."""
         cap = self.config.max_in_flight_per_host * PIPELINE
-        return {host: max(cap - n, 0) for host, n in self._host_in_flight.items()}
+        hosts = set(self._known_hosts.values()) | set(self._host_in_flight)
+        return {
+            host: max(cap - self._host_in_flight[host] - self._starting[host], 0) for host in hosts
+        }
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, event: Claimed, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._waiting.discard(event.id)
+        self._key_in_hand[event.routing_key_hash] -= 1
+        if self._key_in_hand[event.routing_key_hash] <= 0:
+            del self._key_in_hand[event.routing_key_hash]
         self._room_freed.set()
         # A finished send frees a slot and may unblock the next event of its dedup key.
         self._wake.set()
@@ -315,10 +411,21 @@ class Dispatcher:
         await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()
 
-    async def _deliver(self, event: Claimed, lease_ends: float) -> None:
+    def _on_the_wire(self, event: Claimed) -> None:
+        self._waiting.discard(event.id)
+        self._room_freed.set()
+
+    async def _deliver(
+        self, event: Claimed, lease_ends: float, host: str | None, rank: int
+    ) -> None:
+        if host is not None:
+            # Before any await: from here on the event counts in `_host_in_flight` instead.
+            self._starting[host] -= 1
+            if self._starting[host] <= 0:
+                del self._starting[host]
         try:
             with bound(event_id=str(event.id)):
-                await self._deliver_one(event, lease_ends)
+                await self._deliver_one(event, lease_ends, rank)
         except DATABASE_UNREACHABLE as exc:
             # Its lease brings the event back once the database does; no traceback needed.
             log.warning(
@@ -330,7 +437,7 @@ class Dispatcher:
             # The lease brings the event back; the traceback says why it had to.
             log.exception("delivering event %s failed; it will be retried", event.id)
 
-    async def _deliver_one(self, event: Claimed, lease_ends: float) -> None:
+    async def _deliver_one(self, event: Claimed, lease_ends: float, rank: int) -> None:
         target = await self._target(event)
         if target is None:
             if await outcomes.mark_final(
@@ -348,7 +455,9 @@ class Dispatcher:
         ):
             # Claimed before this worker knew the key's host, or held up until its lease is
             # nearly over: back to the queue untouched; the claims know the host from now on.
-            await store.learn_host(self.db, event.routing_key_hash, host)
+            if self._known_hosts.get(event.routing_key_hash) != host:
+                await store.learn_host(self.db, event.routing_key_hash, host)
+                self._known_hosts[event.routing_key_hash] = host
             await claims.release(self.db, event)
             return
         # Counted before any await: the check above and this count are one step.
@@ -357,10 +466,11 @@ class Dispatcher:
             if self._known_hosts.get(event.routing_key_hash) != host:
                 await store.learn_host(self.db, event.routing_key_hash, host)
                 self._known_hosts[event.routing_key_hash] = host
-            if not await self._wire_slot(host, lease_ends):
+            if not await self._wire_slot(host, lease_ends, rank):
                 # Every slot stayed busy until the lease was nearly over: nothing was spent.
                 await claims.release(self.db, event)
                 return
+            self._on_the_wire(event)
             try:
                 # The budget is spent only once the send can go at once: a send spent and
                 # then kept waiting would reach PagerDuty later than its budget counted it.
@@ -439,18 +549,20 @@ class Dispatcher:
                 timed_out=True,
             )
 
-    async def _wire_slot(self, host: str, lease_ends: float) -> bool:
+    async def _wire_slot(self, host: str, lease_ends: float, rank: int) -> bool:
         """One of the host's slots and one of the worker's (`max_in_flight_per_host`,
         `concurrency`), waiting no later than the lease allows; False when that wait ran out.
-        A host that hangs holds its own slots, never more of the worker's (isolation)."""
+        A host that hangs holds its own slots, never more of the worker's (isolation). Slots
+        go to the lowest `rank` first (slots.py): a key's first event in hand before any
+        key's second, so a quiet key's page does not queue behind a storm on others."""
         if host not in self._host_sends:
-            self._host_sends[host] = asyncio.Semaphore(self.config.max_in_flight_per_host)
+            self._host_sends[host] = PrioritySlots(self.config.max_in_flight_per_host)
         host_slots = self._host_sends[host]
         try:
             async with asyncio.timeout(max(self._time_left(lease_ends), 0.0)):
-                await host_slots.acquire()
+                await host_slots.acquire(rank)
                 try:
-                    await self._sends.acquire()
+                    await self._sends.acquire(rank)
                 except BaseException:
                     host_slots.release()
                     raise

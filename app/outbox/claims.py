@@ -71,9 +71,11 @@ WITH due_keys AS (
             -- OFFSET 0 keeps the probes below out of this ordered scan: they run on its rows
             -- in turn order and stop at the limit.
             SELECT r.tenant_id, r.routing_key_hash, r.turn_at, k.host,
-                -- Room under this worker's cap for the key's PagerDuty host.
-                COALESCE(CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :batch)
-                    AS host_room
+                -- Room under this worker's cap for the key's PagerDuty host; a key whose
+                -- host is not known yet may go to any, so it gets the least room of them.
+                COALESCE(
+                    CAST(CAST(:host_rooms AS jsonb) ->> k.host AS integer), :unknown_room
+                ) AS host_room
             FROM ready_keys r
             LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
             WHERE r.tenant_id = t.tenant_id
@@ -98,10 +100,15 @@ WITH due_keys AS (
 ),
 picked AS (
     -- Another worker claiming the same keys right now keeps them; this one takes others.
+    -- Each key's row locked through its primary key (LATERAL), not found by a scan of the
+    -- whole table.
     SELECT r.tenant_id, r.routing_key_hash, d.host, d.host_room, d.key_turn
     FROM due_keys d
-    JOIN ready_keys r ON r.tenant_id = d.tenant_id AND r.routing_key_hash = d.routing_key_hash
-    FOR NO KEY UPDATE OF r SKIP LOCKED
+    CROSS JOIN LATERAL (
+        SELECT l.tenant_id, l.routing_key_hash FROM ready_keys l
+        WHERE l.tenant_id = d.tenant_id AND l.routing_key_hash = d.routing_key_hash
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS r
 ),
 candidates AS (
     SELECT c.id, c.seq, p.tenant_id, p.routing_key_hash, p.host, p.host_room, p.key_turn,
@@ -192,22 +199,29 @@ async def claim(
     lease: timedelta,
     max_in_flight_per_key: int,
     host_rooms: Mapping[str, int],
+    keys: int | None = None,
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
-    PagerDuty host it is sending to (a host it is not sending to is not listed)."""
+    PagerDuty host it is sending to (a host it is not sending to is not listed; a key whose
+    host no worker has recorded yet gets the least of these rooms, and at least one). `keys`: how
+    many keys to look for (by default one per event wanted); each key found gives up to its
+    share of the batch, so fewer keys give more events each."""
     rows = await db.fetch_all(
         CLAIM,
         {
             "batch": batch,
-            # As many keys as events wanted: each key's share of the batch is then one event.
-            # A key that turns out to have nothing claimable (its due events wait behind an
-            # earlier one in flight, or it is at its cap) makes the claim smaller; the next
-            # claim looks at the keys after it.
-            "keys": batch,
+            # As many keys as asked: each key's share of the batch is then batch / keys. A key
+            # that turns out to have less claimable (its due events wait behind an earlier
+            # one in flight, or it is at its cap) makes the claim smaller; the next claim
+            # looks at the keys after it.
+            "keys": max(1, min(keys or batch, batch)),
             "per_tenant": per_tenant,
             "lease": lease,
             "key_cap": max_in_flight_per_key,
             "host_rooms": json.dumps(dict(host_rooms)),
+            # At least one: a new key of a host with room is never held back by a full one
+            # (its host is recorded once its first event is claimed).
+            "unknown_room": max(1, min(host_rooms.values(), default=batch)),
         },
     )
     claimed = [Claimed(**{**dict(r), "body": _jsonb(r["body"])}) for r in rows]

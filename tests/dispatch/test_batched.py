@@ -110,3 +110,37 @@ async def test_deliveries_recorded_together_are_fenced_one_by_one(world: World) 
     # Both sends are off their keys' sends in flight.
     open_sends = await world.db.fetch_all("SELECT cardinality(open_sends) AS n FROM dispatch_keys")
     assert [r._mapping["n"] for r in open_sends] == [0, 0]
+
+
+async def test_a_claim_asking_fewer_keys_takes_more_of_each_in_order(world: World) -> None:
+    tenant = await world.tenant()
+    a = await world.service(tenant, KEY_A)
+    b = await world.service(tenant, KEY_B)
+    a_alerts = [(await world.send(tenant, a, f"a{n}"))[0] for n in range(6)]
+    b_alerts = [(await world.send(tenant, b, f"b{n}"))[0] for n in range(6)]
+    # An acknowledge behind a's first alert: never claimed while that alert is pending.
+    [a_ack] = await world.send(tenant, a, "a0", kind="acknowledge")
+    claimed = await claims.claim(
+        world.db,
+        batch=16,
+        per_tenant=16,
+        lease=LEASE,
+        max_in_flight_per_key=4,
+        host_rooms={},
+        keys=2,
+    )
+    by_key = {key: [c.id for c in claimed if c.routing_key_hash == key] for key in (a[1], b[1])}
+    # Two keys asked for, each giving up to its cap of four, oldest first.
+    assert by_key == {a[1]: a_alerts[:4], b[1]: b_alerts[:4]}
+    assert a_ack not in {c.id for c in claimed}
+    # The cap counts what is claimed: nothing more of either key until a send finishes.
+    again = await claims.claim(
+        world.db,
+        batch=16,
+        per_tenant=16,
+        lease=LEASE,
+        max_in_flight_per_key=4,
+        host_rooms={},
+        keys=2,
+    )
+    assert again == []
