@@ -48,6 +48,8 @@ class Event:
     incident_changed_at: datetime | None = None
     incident_url: str | None = None
     alert_id: UUID | None = None
+    # How it found its service, in words (app/ingest/intake.py); None before it was kept.
+    routed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ EVENT_COLUMNS = """
          THEN k.pause_reason ELSE e.last_error END AS last_error,
     e.pd_errors, i.status AS incident_status,
     i.changed_by AS incident_changed_by, i.changed_at AS incident_changed_at,
-    i.html_url AS incident_url, e.alert_id
+    i.html_url AS incident_url, e.alert_id, e.routed_by
 """
 EVENT_JOINS = """
     events e LEFT JOIN pd_services s ON s.id = e.service_id

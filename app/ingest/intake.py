@@ -53,7 +53,15 @@ from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
-from app.ingest.routing import MatchBudget, NoRoute, NotInline, Target, all_hold, first_match
+from app.ingest.routing import (
+    MatchBudget,
+    NoRoute,
+    NotInline,
+    Rule,
+    Target,
+    all_hold,
+    first_match,
+)
 from app.ingest.store import RoutableService, record_suppressions
 from app.ingest.templates import shape
 from app.ingest.view import RoutingView, cached_view, load_view
@@ -128,6 +136,8 @@ class _Matched:
     suppressed: str | None = None
     # Services a maintenance window covers now (if the event goes there by the rules).
     quiet: dict[UUID, _Quiet] | None = None
+    # How `by_rules` was chosen, in words for the delivery history.
+    routed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,11 +190,13 @@ def _match(
     for index, item in enumerate(items):
         where = f"alerts[{index}]" if len(items) > 1 else ""
         suppressed: str | None = None
+        routed_by: str | None = None
         try:
             chosen, rule = first_match(item, view.rules, targets, budget)
             by_rules: tuple[RoutableService, ...] | NoRoute = tuple(
                 by_id[target.id] for target in chosen
             )
+            routed_by = _routed_by(item, rule)
             if rule is not None and rule.action == "suppress":
                 suppressed = rule_suppressed(rule.name)
             if rule is not None and rule.shaping is not None and isinstance(item, Alert):
@@ -206,9 +218,29 @@ def _match(
                 _check_takes_change_events(service, where)
         quiet = _quiet(on, item, by_rules, budget) if on and isinstance(item, Alert) else None
         matched.append(
-            _Matched(item, where, by_rules, due_in[index] if due_in else None, suppressed, quiet)
+            _Matched(
+                item,
+                where,
+                by_rules,
+                due_in[index] if due_in else None,
+                suppressed,
+                quiet,
+                routed_by,
+            )
         )
     return tuple(matched)
+
+
+# How an event found its service (events.routed_by), as the delivery history says it.
+FOLLOWS_ITS_ALERT = "following its alert, where its trigger went"
+NAMED_SERVICE = "the service the alert names"
+ONLY_SERVICE = "the only connected service (no routing rules)"
+
+
+def _routed_by(item: Item, rule: Rule | None) -> str:
+    if rule is not None:
+        return f"routing rule \u201c{rule.name}\u201d"
+    return NAMED_SERVICE if item.service is not None else ONLY_SERVICE
 
 
 def _quiet(
@@ -269,7 +301,10 @@ class _Planner:
         if isinstance(item, ChangeEvent):
             assert not isinstance(matched.by_rules, NoRoute)
             return [
-                _Planned(self._event(change_to_outbound(item), service, None), service)
+                _Planned(
+                    self._event(change_to_outbound(item), service, None, matched.routed_by),
+                    service,
+                )
                 for service in matched.by_rules
             ]
         assert item.dedup_key is not None
@@ -278,8 +313,10 @@ class _Planner:
         followed = live_services(life, self.by_id) if life is not None else ()
         # A trigger after the resolve opens a new alert: today's rules route that one.
         follows = life is not None and (life.is_open or item.status != "firing")
+        routed_by = matched.routed_by
         if item.service is None and followed and follows:
             chosen = [self.by_id[s] for s in followed]
+            routed_by = FOLLOWS_ITS_ALERT
         elif (
             item.service is None
             and life is not None
@@ -318,10 +355,10 @@ class _Planner:
         for out, service in zip(outbound, chosen, strict=True):
             held = quiet.get(service.id)
             if held is None:
-                planned.append(_Planned(self._event(out, service, alert_id), service))
+                planned.append(_Planned(self._event(out, service, alert_id, routed_by), service))
                 continue
             event = replace(
-                self._event(out, service, alert_id),
+                self._event(out, service, alert_id, routed_by),
                 status=EventStatus.SUPPRESSED,
                 reason=window_suppressed(held.window),
             )
@@ -375,7 +412,11 @@ class _Planner:
         )
 
     def _event(
-        self, out: OutboundEvent, service: RoutableService, alert_id: UUID | None
+        self,
+        out: OutboundEvent,
+        service: RoutableService,
+        alert_id: UUID | None,
+        routed_by: str | None = None,
     ) -> NewEvent:
         return NewEvent(
             tenant_id=self.tenant_id,
@@ -390,6 +431,7 @@ class _Planner:
             # Queued or held as the service's row says when the event is written.
             status=EventStatus.QUEUED,
             alert_id=alert_id,
+            routed_by=routed_by,
         )
 
     def _skipped(self, item: Alert) -> _Planned:

@@ -37,6 +37,8 @@ class NewEvent:
     reason: str | None = None
     # Not sent before this much time has passed (a test event's resolve).
     due_in: timedelta | None = None
+    # How it found its service, in words (the rule that matched, ...), for the history.
+    routed_by: str | None = None
 
 
 # One statement for any number of events: the arrays are the events' columns, in order. The
@@ -46,19 +48,19 @@ class NewEvent:
 # deleted until the transaction ends, so the check and the insert agree.
 ENQUEUE = """
 INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
-    notes, source, status, alert_id, last_error, next_attempt_at, finished_at)
+    notes, source, status, alert_id, last_error, next_attempt_at, finished_at, routed_by)
 SELECT g.id, g.tenant_id, g.service_id, g.routing_key_hash, g.dedup_key, g.kind, g.api,
     CAST(g.body AS jsonb), ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
     g.source, a.status, g.alert_id, g.reason, clock_timestamp() + g.due_in,
-    CASE WHEN a.status IN ('skipped', 'suppressed') THEN clock_timestamp() END
+    CASE WHEN a.status IN ('skipped', 'suppressed') THEN clock_timestamp() END, g.routed_by
 FROM unnest(
     CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
     CAST(:routing_key_hashes AS text[]), CAST(:dedup_keys AS text[]), CAST(:kinds AS text[]),
     CAST(:apis AS text[]), CAST(:bodies AS text[]), CAST(:notes AS text[]),
     CAST(:sources AS text[]), CAST(:statuses AS text[]), CAST(:alert_ids AS uuid[]),
-    CAST(:reasons AS text[]), CAST(:due_ins AS interval[])
+    CAST(:reasons AS text[]), CAST(:due_ins AS interval[]), CAST(:routed_bys AS text[])
 ) WITH ORDINALITY AS g(id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
-    body, notes, source, status, alert_id, reason, due_in, n)
+    body, notes, source, status, alert_id, reason, due_in, routed_by, n)
 LEFT JOIN (
     SELECT id, health FROM pd_services
     WHERE id = ANY(CAST(:service_ids AS uuid[])) FOR KEY SHARE
@@ -119,6 +121,7 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
             "alert_ids": [e.alert_id for e in events],
             "reasons": [e.reason for e in events],
             "due_ins": [e.due_in or timedelta(0) for e in events],
+            "routed_bys": [e.routed_by for e in events],
         },
     )
     written = {r._mapping["id"]: EventStatus(r._mapping["status"]) for r in rows}

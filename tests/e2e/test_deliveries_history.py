@@ -478,7 +478,8 @@ async def test_the_event_page_shows_what_was_sent_and_how_it_was_routed(stack: S
     assert 'id="event-summary">Disk almost full on db1<' in text
     assert 'id="event-status">delivered<' in text
     assert 'id="severity">critical<' in text
-    assert 'id="routing">Sent to Checkout.<' in text
+    # One service and no rules: it went to the only one, and the page says so.
+    assert 'id="routing">Sent to Checkout: the only connected service (no routing rules).<' in text
     body = re.search(r'id="sent-body"[^>]*>(.*?)</pre>', page.text, re.S)
     assert body is not None
     sent = json.loads(unescape(body.group(1)))
@@ -496,6 +497,40 @@ async def test_the_event_page_shows_what_was_sent_and_how_it_was_routed(stack: S
     await sign_in(stack, other)
     assert (await stack.http.get(f"/settings/events/{event['id']}")).status_code == 404
     assert count_line((await stack.http.get("/settings/deliveries")).text) == "0 deliveries"
+
+
+async def test_the_event_page_names_the_rule_that_matched(stack: Stack) -> None:
+    tenant, checkout, payments = await two_services(stack)
+    saved = await stack.http.put(
+        f"/admin/v1/tenants/{tenant['id']}/routes",
+        json={
+            "routes": [
+                {
+                    "name": "Database",
+                    "conditions": [{"field": "labels.team", "op": "equals", "value": "db"}],
+                    "service_ids": [payments],
+                },
+                {"name": "Everything else", "conditions": [], "service_ids": [checkout]},
+            ]
+        },
+        headers=admin_headers(),
+    )
+    assert saved.status_code == 200, saved.text
+    db_alert = await stack.alert(tenant, {"summary": "Disk full", "labels": {"team": "db"}})
+    other = await stack.alert(tenant, {"summary": "CPU high", "labels": {"team": "web"}})
+    named = await stack.alert(tenant, {"summary": "Named", "service": checkout})
+    await sign_in(stack, tenant)
+
+    async def routing_of(answer: Any) -> str:
+        [event] = answer.json()["events"]
+        page = unescape((await stack.http.get(f"/settings/events/{event['id']}")).text)
+        found = re.search(r'id="routing">(.*?)<', page)
+        assert found is not None
+        return found.group(1)
+
+    assert await routing_of(db_alert) == "Sent to Payments: routing rule “Database” matched."
+    assert await routing_of(other) == ("Sent to Checkout: routing rule “Everything else” matched.")
+    assert await routing_of(named) == "Sent to Checkout: the service the alert names."
 
 
 async def test_an_alertmanager_group_shows_its_summary_not_its_hash(stack: Stack) -> None:
