@@ -41,7 +41,7 @@ def receiver_json(config: Config, receiver: Receiver | None) -> dict[str, Any]:
         return {
             "source": "global" if url is not None else "none",
             "url": url,
-            "secret_set": bool(config.callback_secrets),
+            "secret_set": bool(config.callback_secret),
             "previous_secret_until": None,
         }
     return {

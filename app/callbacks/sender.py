@@ -82,7 +82,7 @@ class CallbackConfig:
 def callback_config(config: Config) -> CallbackConfig:
     return CallbackConfig(
         url=config.callback_url,
-        secrets=config.callback_secrets,
+        secrets=config.callback_secret,
         retry_for=timedelta(hours=config.callback_retry_hours),
         retry_base=timedelta(seconds=config.callback_retry_base_seconds),
         retry_cap=timedelta(seconds=config.callback_retry_cap_seconds),

@@ -168,7 +168,7 @@ def load_config(
             get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")
         ),
         callback_url=callback_url,
-        callback_secrets=values.callback_secrets(
+        callback_secret=values.callback_secret(
             callback_url, get("PDCONNECT_CALLBACK_SECRET")
         ),
         callback_retry_hours=values.number(

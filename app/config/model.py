@@ -106,7 +106,7 @@ class Config:
     # Where callbacks go unless a tenant has its own receiver, and the Standard Webhooks
     # secrets that sign them (the raw keys of `whsec_…`; several while one rotates out).
     callback_url: str | None = None
-    callback_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    callback_secret: tuple[bytes, ...] = field(default=(), repr=False)
     callback_retry_hours: float = DEFAULT_CALLBACK_RETRY_HOURS
     callback_retry_base_seconds: float = DEFAULT_CALLBACK_RETRY_BASE_SECONDS
     callback_retry_cap_seconds: float = DEFAULT_CALLBACK_RETRY_CAP_SECONDS

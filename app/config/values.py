@@ -234,7 +234,7 @@ def whsec_key(value: str) -> bytes | None:
     return key if WHSEC_MIN_BYTES <= len(key) <= WHSEC_MAX_BYTES else None
 
 
-def callback_secrets(url: str | None, value: str | None) -> tuple[bytes, ...]:
+def callback_secret(url: str | None, value: str | None) -> tuple[bytes, ...]:
     """PDCONNECT_CALLBACK_SECRET: one `whsec_` secret, or a comma list while rotating (each
     signs every callback, so receivers holding either verify)."""
     name = "PDCONNECT_CALLBACK_SECRET"

@@ -144,4 +144,4 @@ def test_a_malformed_callback_secret_stops_start_up_with_one_line() -> None:
         PDCONNECT_CALLBACK_URL="https://h.example.com",
         PDCONNECT_CALLBACK_SECRET=f"{new_whsec()}, {new_whsec()}",
     )
-    assert len(config.callback_secrets) == 2
+    assert len(config.callback_secret) == 2
