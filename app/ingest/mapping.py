@@ -218,13 +218,26 @@ def _summary(alert: Alert) -> str:
     return alert.summary
 
 
+def _severity(alert: Alert, severities: SeverityMap, notes: _Notes) -> str:
+    """PagerDuty's severity for the alert; a word of the sender's the tenant's table (or the
+    default) turned into another is noted, so the history can say "P1, sent as critical"."""
+    mapped = severities.map(alert.severity)
+    if alert.severity is not None and alert.severity.strip().lower() != mapped:
+        notes.add(f"severity {_quote(alert.severity)} sent as {mapped}")
+    return mapped
+
+
+def _quote(text: str, limit: int = 64) -> str:
+    return "\u201c" + (text if len(text) <= limit else text[: limit - 1] + "\u2026") + "\u201d"
+
+
 def _v2_event(
     alert: Alert, kind: Kind, key: str, severities: SeverityMap, notes: _Notes
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "summary": _cut(_summary(alert), SUMMARY_MAX_LENGTH, "summary", notes),
         "source": _cut(alert.source or DEFAULT_SOURCE, FIELD_MAX_LENGTH, "source", notes),
-        "severity": severities.map(alert.severity),
+        "severity": _severity(alert, severities, notes),
     }
     essentials = {"event_action": kind, "dedup_key": key, "payload": dict(payload)}
     if alert.timestamp:

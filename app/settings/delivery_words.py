@@ -208,10 +208,14 @@ def wait_reason(
     return "Due now: a dispatcher takes it in a moment."
 
 
+# app/ingest/mapping.py's note of a severity the table changed.
+SEVERITY_NOTE = re.compile(r"severity \u201c(.*)\u201d sent as \w+")
+
+
 def severity_mapping(delivery: Delivery) -> tuple[str | None, str | None]:
-    """The PagerDuty severity sent, and the sender's own word for it when it differs and is
-    recorded: an Alertmanager alert (one per alert) keeps its labels in the custom details.
-    Other senders' own words are not kept with the event."""
+    """The PagerDuty severity sent, and the sender's own word for it when it differs: the
+    mapping notes it on the event ("severity “P1” sent as critical"); events written before
+    that was noted show it only for an Alertmanager alert, whose labels are in its details."""
     mapped = delivery.severity
     raw = _sender_severity(delivery.event) if mapped else None
     if raw is None or normalize(raw) == normalize(mapped or ""):
@@ -220,6 +224,10 @@ def severity_mapping(delivery: Delivery) -> tuple[str | None, str | None]:
 
 
 def _sender_severity(event: Event) -> str | None:
+    for note in event.notes:
+        noted = SEVERITY_NOTE.fullmatch(note)
+        if noted is not None:
+            return noted.group(1)
     if event.source != "alertmanager":
         return None
     payload = event.body.get("payload")

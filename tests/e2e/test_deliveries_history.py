@@ -171,7 +171,8 @@ async def test_an_alerts_events_are_together_with_summary_severity_and_pagerduty
     assert len(groups) == 3
     disk = groups[0]
     assert disk.head.startswith("Disk almost full on db1")
-    assert "critical" in disk.head
+    # A native alert's own word is kept too (noted by the mapping).
+    assert "critical (the sender's \u201cP1\u201d)" in disk.head
     assert "In PagerDuty: acknowledged by Ada Lovelace" in disk.head
     assert "dedup key disk-db1" in disk.head
     assert [(r.kind, r.cells["Status"], r.cells["Service"]) for r in disk.rows] == [
@@ -184,7 +185,7 @@ async def test_an_alerts_events_are_together_with_summary_severity_and_pagerduty
     assert alertmanager.rows[0].kind == "trigger"
     assert alertmanager.head.startswith("Replica lagging on db2")
     # The sender's word and what it was mapped to.
-    assert "critical (sent as page)" in alertmanager.head
+    assert "critical (the sender's \u201cpage\u201d)" in alertmanager.head
     lag = groups[2]
     assert lag.head.startswith("Queue lag")
     assert "error" in lag.head  # no severity: the map's default
@@ -477,7 +478,10 @@ async def test_the_event_page_shows_what_was_sent_and_how_it_was_routed(stack: S
     assert key not in page.text
     assert 'id="event-summary">Disk almost full on db1<' in text
     assert 'id="event-status">delivered<' in text
-    assert 'id="severity">critical<' in text
+    assert (
+        'id="severity">critical <span class="muted">(the sender said P1; mapped by your '
+        "severity table)</span><" in text
+    )
     # One service and no rules: it went to the only one, and the page says so.
     assert 'id="routing">Sent to Checkout: the only connected service (no routing rules).<' in text
     body = re.search(r'id="sent-body"[^>]*>(.*?)</pre>', page.text, re.S)

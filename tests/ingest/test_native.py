@@ -36,7 +36,8 @@ def test_full_alert_to_v2() -> None:
     assert event.kind == "trigger"
     assert event.api == "v2"
     assert event.dedup_key == "disk/db1"
-    assert event.notes == ()
+    # The one change on the way: the sender's P1 is PagerDuty's critical (the history shows it).
+    assert event.notes == ("severity \u201cP1\u201d sent as critical",)
     assert event.body == {
         "event_action": "trigger",
         "dedup_key": "disk/db1",
