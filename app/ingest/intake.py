@@ -387,6 +387,12 @@ class _Planner:
         self, item: Alert, alert_id: UUID | None, reason: str, out: OutboundEvent | None = None
     ) -> _Planned:
         out = out or self._outbound(item, None)
+        return self._nowhere(out, EventStatus.SUPPRESSED, reason, alert_id)
+
+    def _nowhere(
+        self, out: OutboundEvent, status: EventStatus, reason: str, alert_id: UUID | None = None
+    ) -> _Planned:
+        """An event recorded with no service: suppressed, or skipped (nothing to send)."""
         event = NewEvent(
             tenant_id=self.tenant_id,
             service_id=None,
@@ -397,7 +403,7 @@ class _Planner:
             body=out.body,
             notes=out.notes,
             source=self.submission.source,
-            status=EventStatus.SUPPRESSED,
+            status=status,
             alert_id=alert_id,
             reason=reason,
         )
@@ -438,20 +444,7 @@ class _Planner:
         out = to_outbound(
             item, api="v2", severity_map=self.severities, new_dedup_key=lambda: uuid.uuid4().hex
         )
-        event = NewEvent(
-            tenant_id=self.tenant_id,
-            service_id=None,
-            routing_key_hash=None,
-            dedup_key=out.dedup_key,
-            kind=out.kind,
-            api=out.api,
-            body=out.body,
-            notes=out.notes,
-            source=self.submission.source,
-            status=EventStatus.SKIPPED,
-            reason=NOTHING_TO_RESOLVE,
-        )
-        return _Planned(event, None)
+        return self._nowhere(out, EventStatus.SKIPPED, NOTHING_TO_RESOLVE)
 
 
 # The foreign keys that refer to an alert's life. A request reads its alerts' lives without a

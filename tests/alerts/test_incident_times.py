@@ -12,44 +12,20 @@ from databases import Database
 from app.alerts import incidents
 from app.alerts.incidents import IncidentChange
 from app.deps import Deps
-from app.installations import store as installations
-from app.tenants import store as tenants
+from tests.rows import manual_service
 
 OPENED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 async def _life(deps: Deps) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     """A tenant with one service and an alert opened at OPENED."""
-    db = deps.db
-    tenant = await tenants.insert_tenant(db, name="T", external_id=None)
-    assert tenant is not None
-    installation = await installations.upsert_keyed_installation(
-        db,
-        tenant_id=tenant.id,
-        method="manual",
-        account_key="manual",
-        subdomain=None,
-        account_name=None,
-        region="us",
-        events_url="https://events.pagerduty.com/v2/enqueue",
-    )
-    service = await installations.insert_manual_service(
-        db,
-        tenant_id=tenant.id,
-        installation_id=installation.id,
-        name="Payments",
-        kind="manual",
-        api_version="v2",
-        routing_key_enc=deps.vault.encrypt("R" * 32),
-        routing_key_hash="h",
-    )
-    assert service is not None
-    alert = await db.fetch_val(
+    tenant, service = await manual_service(deps.db, "h", name="Payments")
+    alert = await deps.db.fetch_val(
         "INSERT INTO alerts (tenant_id, dedup_key, service_ids, opened_at, last_event_at) "
         "VALUES (:t, 'disk', ARRAY[CAST(:s AS uuid)], :at, :at) RETURNING id",
-        {"t": tenant.id, "s": service.id, "at": OPENED},
+        {"t": tenant, "s": service, "at": OPENED},
     )
-    return tenant.id, service.id, alert
+    return tenant, service, alert
 
 
 def _change(tenant: uuid.UUID, service: uuid.UUID, status: str, minutes: int) -> IncidentChange:

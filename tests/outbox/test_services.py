@@ -6,38 +6,14 @@ from uuid import UUID
 
 from databases import Database
 
-from app.installations import store as installations
 from app.outbox import services
 from app.outbox.events import NewEvent, enqueue
 from app.outbox.states import EventStatus, ServiceHealth
-from app.tenants import store as tenants
+from tests.rows import manual_service
 
 
 async def _service(db: Database, key_hash: str) -> tuple[UUID, UUID]:
-    tenant = await tenants.insert_tenant(db, name="T", external_id=None)
-    assert tenant is not None
-    inst = await installations.upsert_keyed_installation(
-        db,
-        tenant_id=tenant.id,
-        method="manual",
-        account_key="manual",
-        subdomain=None,
-        account_name=None,
-        region="us",
-        events_url="http://127.0.0.1:9/v2/enqueue",
-    )
-    svc = await installations.insert_manual_service(
-        db,
-        tenant_id=tenant.id,
-        installation_id=inst.id,
-        name="svc",
-        kind="manual",
-        api_version="v2",
-        routing_key_enc="not read here",
-        routing_key_hash=key_hash,
-    )
-    assert svc is not None
-    return tenant.id, svc.id
+    return await manual_service(db, key_hash)
 
 
 async def _queue(db: Database, tenant_id: UUID, service_id: UUID, key_hash: str) -> UUID:
