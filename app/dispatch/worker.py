@@ -96,6 +96,8 @@ RESTORE_LOST_SECONDS = 300.0
 # this long, and then for no other key's events: slots.py).
 PIPELINE = 4
 GATHER_SECONDS = 0.01
+# How long sends cancelled at stop get to unwind (their connections go back to the pool).
+LEFTOVER_SECONDS = 5.0
 # A worker's sends at once are its concurrency (16 by default): one statement rarely has more.
 SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
@@ -183,6 +185,14 @@ class Dispatcher:
             # timeout), so no attempt is left open.
             if self._in_flight:
                 await asyncio.wait(self._in_flight, timeout=self.config.lease.total_seconds())
+            # Whatever is still in hand after its lease is another worker's to take (fencing
+            # refuses this one's late record): cancelled, so that nothing it waits on keeps a
+            # connection of the pool (whose close would wait for it) or a task alive.
+            leftover = [task for task in self._in_flight if not task.done()]
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                await asyncio.wait(leftover, timeout=LEFTOVER_SECONDS)
             for task in (listening, upkeep):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
