@@ -23,16 +23,15 @@ passed."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
+from functools import partial
 
 from databases import Database
 
 from app.analytics import store
 from app.callbacks.emit import sla_breached
-from app.db.errors import database_unreachable
-from app.db.pool import in_own_task
+from app.db.periodic import run_periodically
 
 log = logging.getLogger("pdconnect.analytics")
 
@@ -98,14 +97,7 @@ class Rollups:
         self.interval = interval
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await in_own_task(fold(self.db))
-            except Exception as exc:
-                if database_unreachable(exc):
-                    log.warning("analytics fold waits for the database (%s)", type(exc).__name__)
-                else:
-                    # Figures fall behind (and retention waits for them); delivery goes on.
-                    log.exception("analytics fold failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval.total_seconds())
+        # Failing, the figures fall behind (and retention waits for them); delivery goes on.
+        await run_periodically(
+            partial(fold, self.db), every=self.interval, stop=stop, log=log, what="analytics fold"
+        )

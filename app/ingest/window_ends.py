@@ -9,7 +9,6 @@ acknowledge and resolve follow it there."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -19,8 +18,7 @@ from databases import Database
 
 from app.alerts import store as alerts_store
 from app.alerts.life import Step
-from app.db.errors import database_unreachable
-from app.db.pool import in_own_task
+from app.db.periodic import run_periodically
 from app.ingest import store
 from app.outbox.events import NewEvent, enqueue
 from app.outbox.states import EventStatus
@@ -37,17 +35,13 @@ class WindowEnds:
         self.tick = tick
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await in_own_task(self.once()) == BATCH and not stop.is_set():
-                    pass
-            except Exception as exc:
-                if database_unreachable(exc):
-                    log.warning("window ends wait for the database (%s)", type(exc).__name__)
-                else:
-                    log.exception("sending alerts held by maintenance windows failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.tick.total_seconds())
+        async def until_done() -> None:
+            while await self.once() == BATCH and not stop.is_set():
+                pass
+
+        await run_periodically(
+            until_done, every=self.tick, stop=stop, log=log, what="maintenance windows' ends"
+        )
 
     async def once(self) -> int:
         """One batch: the number of suppressions let go."""

@@ -11,13 +11,11 @@ of workers share the work and each installation is checked once per period."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from uuid import UUID
 
-from app.db.errors import database_unreachable
-from app.db.pool import in_own_task
+from app.db.periodic import run_periodically
 from app.deps import Deps
 from app.incidents.reconcile import Reconciler
 from app.installations import store
@@ -64,18 +62,9 @@ class Upkeep:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await in_own_task(self.once())
-            except Exception as exc:
-                if database_unreachable(exc):
-                    log.warning("connection upkeep waits for the database (%s)", type(exc).__name__)
-                else:
-                    # Upkeep failing must not stop delivery in the same process; it says so
-                    # loudly.
-                    log.exception("connection upkeep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.tick.total_seconds())
+        await run_periodically(
+            self.once, every=self.tick, stop=stop, log=log, what="connection upkeep"
+        )
 
     async def once(self) -> int:
         due = await self.deps.db.fetch_all(

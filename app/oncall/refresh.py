@@ -15,13 +15,12 @@ snapshot and changes nothing for the others."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.db.errors import database_unreachable
-from app.db.pool import in_own_task
+from app.db.periodic import run_periodically
 from app.deps import Deps
 from app.installations import store as installations
 from app.installations.store import Installation
@@ -199,16 +198,9 @@ class OnCallRefresher:
         self.tick = tick
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await in_own_task(self.once())
-            except Exception as exc:
-                if database_unreachable(exc):
-                    log.warning("on-call refresh waits for the database (%s)", type(exc).__name__)
-                else:
-                    log.exception("on-call refresh failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.tick.total_seconds())
+        await run_periodically(
+            self.once, every=self.tick, stop=stop, log=log, what="on-call refresh"
+        )
 
     async def once(self) -> int:
         now = self.deps.clock()
