@@ -5,10 +5,12 @@ events' `created_at`."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from databases import Database
@@ -68,12 +70,14 @@ async def latest_lives(db: Database, keys: Sequence[Key]) -> dict[Key, Life]:
 
 
 # A request that read "no open life" may race another that opened one: the two lives are one
-# alert, so the later open joins the earlier and takes its id.
+# alert, so the later open joins the earlier and takes its id. `-- GATE` is where the statement
+# that writes a batch at once (`IN_ONE`) adds its condition.
 OPEN = """
 INSERT INTO alerts (id, tenant_id, dedup_key, service_ids, summary, severity)
 SELECT id, tenant_id, dedup_key, service_ids, summary, severity
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
     id uuid, tenant_id uuid, dedup_key text, service_ids uuid[], summary text, severity text)
+-- GATE
 -- One order for every writer, so that two batches opening the same alerts lock them alike.
 ORDER BY tenant_id, dedup_key
 ON CONFLICT (tenant_id, dedup_key) WHERE state <> 'resolved' DO UPDATE SET
@@ -98,6 +102,7 @@ UPDATE alerts SET
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
     id uuid, service_ids uuid[], summary text, severity text)
 WHERE alerts.id = f.id
+-- GATE
 """
 
 ACKNOWLEDGE = """
@@ -107,13 +112,53 @@ UPDATE alerts SET
         ELSE COALESCE(acknowledged_at, now()) END,
     last_event_at = now()
 WHERE id = ANY(CAST(:ids AS uuid[]))
+-- GATE
 """
 
 RESOLVE = """
 UPDATE alerts SET state = 'resolved', resolved_at = COALESCE(resolved_at, now()),
     last_event_at = now()
 WHERE id = ANY(CAST(:ids AS uuid[]))
+-- GATE
 """
+
+
+
+def _gated(sql: str, gate: str, **names: str) -> str:
+    for old, new in names.items():
+        sql = sql.replace(f":{old} ", f":{new} ")
+    return sql.replace("-- GATE", gate)
+
+
+# A batch's steps as common table expressions of the one statement that also writes the batch's
+# events (app/outbox/events.py, `enqueue_together`), for a batch in which no life takes more than
+# one step: the sub-statements of one statement all see the tables as they were before it, so
+# two steps of one life (an open then its acknowledge) need statements of their own. Each
+# writes only when `gate` says the events are written (`gate.ok`); `planned` maps the id a life
+# was planned with to the id it has (an open that joined a racing request's life takes that
+# life's id), for the events and the rows that refer to the life. Only the kinds of step the
+# batch has are in its statement: an empty one would still be planned and run.
+_GATE = "(SELECT ok FROM gate)"
+_IN_ONE = {
+    "opens": f"""opened AS ({_gated(OPEN, "WHERE " + _GATE, rows="opens")}),
+planned AS (
+    SELECT r.id AS planned, o.id AS actual
+    FROM jsonb_to_recordset(CAST(:opens AS jsonb)) AS r(id uuid, tenant_id uuid, dedup_key text)
+    JOIN opened o ON o.tenant_id = r.tenant_id AND o.dedup_key = r.dedup_key
+)""",
+    "follows": f"followed AS ({_gated(FOLLOW, 'AND ' + _GATE, rows='follows')})",
+    "acknowledges": f"acknowledged AS ({_gated(ACKNOWLEDGE, 'AND ' + _GATE, ids='acknowledges')})",
+    "resolves": f"resolved AS ({_gated(RESOLVE, 'AND ' + _GATE, ids='resolves')})",
+}
+_NOTHING_OPENED = "planned AS (SELECT NULL::uuid AS planned, NULL::uuid AS actual WHERE false)"
+
+
+@functools.lru_cache(maxsize=16)
+def _in_one(kinds: tuple[str, ...]) -> str:
+    parts = [_IN_ONE[kind] for kind in kinds]
+    if "opens" not in kinds:
+        parts.append(_NOTHING_OPENED)
+    return ",\n".join(parts)
 
 
 @dataclass
@@ -163,6 +208,60 @@ def _merged(earlier: Step, later: Step) -> Step:
     )
 
 
+def _opens_json(opens: dict[Key, Step], actual: dict[UUID, UUID]) -> str:
+    return json.dumps(
+        [
+            {
+                "id": str(actual.get(step.alert_id, step.alert_id)),
+                "tenant_id": str(tenant_id),
+                "dedup_key": step.dedup_key,
+                "service_ids": [str(s) for s in step.service_ids],
+                "summary": step.summary,
+                "severity": step.severity,
+            }
+            for (tenant_id, _), step in opens.items()
+        ]
+    )
+
+
+def _follows_json(follows: dict[UUID, Step], actual: dict[UUID, UUID]) -> str:
+    return json.dumps(
+        [
+            {
+                "id": str(actual.get(alert_id, alert_id)),
+                "service_ids": [str(s) for s in step.service_ids],
+                "summary": step.summary,
+                "severity": step.severity,
+            }
+            for alert_id, step in follows.items()
+        ]
+    )
+
+
+def steps_in_one(steps: Sequence[tuple[UUID, Step]]) -> tuple[str, dict[str, Any]] | None:
+    """These steps as common table expressions (defining `planned`, writing as `gate` says)
+    and their values, or None when some life takes more than one step (they are then applied
+    by `apply_steps`, a statement per kind)."""
+    segments = _segments(steps)
+    if len(segments) != 1:
+        return None
+    segment = segments[0]
+    ids = [step.alert_id for step in segment.opens.values()]
+    ids += [*segment.follows, *segment.acknowledges, *segment.resolves]
+    if len(ids) != len(set(ids)):
+        return None
+    values: dict[str, Any] = {}
+    if segment.opens:
+        values["opens"] = _opens_json(segment.opens, {})
+    if segment.follows:
+        values["follows"] = _follows_json(segment.follows, {})
+    if segment.acknowledges:
+        values["acknowledges"] = sorted(segment.acknowledges)
+    if segment.resolves:
+        values["resolves"] = sorted(segment.resolves)
+    return _in_one(tuple(values)), values
+
+
 async def apply_steps(db: Database, steps: Sequence[tuple[UUID, Step]]) -> dict[UUID, UUID]:
     """Apply (tenant, step) pairs in order, inside the transaction that writes their events:
     a few statements for any number of steps. Returns the id each life planned in memory
@@ -170,44 +269,12 @@ async def apply_steps(db: Database, steps: Sequence[tuple[UUID, Step]]) -> dict[
     actual: dict[UUID, UUID] = {}
     for segment in _segments(steps):
         if segment.opens:
-            rows = await db.fetch_all(
-                OPEN,
-                {
-                    "rows": json.dumps(
-                        [
-                            {
-                                "id": str(actual.get(step.alert_id, step.alert_id)),
-                                "tenant_id": str(tenant_id),
-                                "dedup_key": step.dedup_key,
-                                "service_ids": [str(s) for s in step.service_ids],
-                                "summary": step.summary,
-                                "severity": step.severity,
-                            }
-                            for (tenant_id, _), step in segment.opens.items()
-                        ]
-                    )
-                },
-            )
+            rows = await db.fetch_all(OPEN, {"rows": _opens_json(segment.opens, actual)})
             for row in rows:
                 key = (row._mapping["tenant_id"], row._mapping["dedup_key"])
                 actual[segment.opens[key].alert_id] = row._mapping["id"]
         if segment.follows:
-            await db.execute(
-                FOLLOW,
-                {
-                    "rows": json.dumps(
-                        [
-                            {
-                                "id": str(actual.get(alert_id, alert_id)),
-                                "service_ids": [str(s) for s in step.service_ids],
-                                "summary": step.summary,
-                                "severity": step.severity,
-                            }
-                            for alert_id, step in segment.follows.items()
-                        ]
-                    )
-                },
-            )
+            await db.execute(FOLLOW, {"rows": _follows_json(segment.follows, actual)})
         for ids, sql in ((segment.acknowledges, ACKNOWLEDGE), (segment.resolves, RESOLVE)):
             if ids:
                 await db.execute(sql, {"ids": sorted(actual.get(i, i) for i in ids)})

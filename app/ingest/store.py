@@ -256,23 +256,44 @@ async def suppressions_end_at(db: Database, window_id: UUID, until: datetime) ->
     )
 
 
-async def record_suppressions(db: Database, rows: list[tuple[UUID, UUID, UUID, datetime]]) -> None:
+# (window, alert, tenant, until) for alerts a window suppressed. `ALERT` is where the statement
+# that writes a batch at once maps an alert's planned id to its id (app/outbox/events.py).
+_SUPPRESSIONS = """
+INSERT INTO window_suppressions (window_id, alert_id, tenant_id, until)
+SELECT w.window_id, ALERT, w.tenant_id, w.until
+FROM unnest(CAST(:windows AS uuid[]), CAST(:alerts AS uuid[]),
+    CAST(:tenants AS uuid[]), CAST(:untils AS timestamptz[]))
+    AS w(window_id, alert_id, tenant_id, until)
+JOINED
+ON CONFLICT (window_id, alert_id) DO UPDATE SET until = EXCLUDED.until
+"""
+SUPPRESSIONS_IN_ONE = "suppressed AS ({})".format(
+    _SUPPRESSIONS.replace("ALERT", "COALESCE(p.actual, w.alert_id)").replace(
+        "JOINED",
+        "LEFT JOIN planned AS p ON p.planned = w.alert_id WHERE (SELECT ok FROM gate)",
+    )
+)
+Suppression = tuple[UUID, UUID, UUID, datetime]
+
+
+def suppression_values(rows: Sequence[Suppression]) -> dict[str, Any]:
+    # One row per window and alert (the last): ON CONFLICT cannot change a row twice.
+    unique = list({(r[0], r[1]): r for r in rows}.values())
+    return {
+        "windows": [r[0] for r in unique],
+        "alerts": [r[1] for r in unique],
+        "tenants": [r[2] for r in unique],
+        "untils": [r[3] for r in unique],
+    }
+
+
+async def record_suppressions(db: Database, rows: Sequence[Suppression]) -> None:
     """(window, alert, tenant, until) for alerts a window suppressed; one statement."""
     if not rows:
         return
     await db.execute(
-        """
-        INSERT INTO window_suppressions (window_id, alert_id, tenant_id, until)
-        SELECT * FROM unnest(CAST(:windows AS uuid[]), CAST(:alerts AS uuid[]),
-            CAST(:tenants AS uuid[]), CAST(:untils AS timestamptz[]))
-        ON CONFLICT (window_id, alert_id) DO UPDATE SET until = EXCLUDED.until
-        """,
-        {
-            "windows": [r[0] for r in rows],
-            "alerts": [r[1] for r in rows],
-            "tenants": [r[2] for r in rows],
-            "untils": [r[3] for r in rows],
-        },
+        _SUPPRESSIONS.replace("ALERT", "w.alert_id").replace("JOINED", ""),
+        suppression_values(rows),
     )
 
 

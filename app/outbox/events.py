@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -12,8 +13,8 @@ from uuid import UUID
 
 from databases import Database
 
-from app.outbox.ready import keys_have_work
-from app.outbox.states import EventStatus
+from app.outbox.ready import KEYS_OF_WRITTEN, keys_have_work
+from app.outbox.states import NOTIFY_CHANNEL, EventStatus
 from app.outbox.wakeups import wake_dispatchers
 
 
@@ -46,12 +47,14 @@ class NewEvent:
 # caller: routing works from a view of the tenant that may be a moment old (a cache), and an
 # event for a service held since must be held too. `FOR KEY SHARE` keeps each service from being
 # deleted until the transaction ends, so the check and the insert agree.
-ENQUEUE = """
+# The events' rows, from arrays of their columns (`g`), each with its status (`a`, from its
+# service's row `s`) and its life's id (`p`, when the life was opened by the same statement).
+_ROWS = """
 INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
     notes, source, status, alert_id, last_error, next_attempt_at, finished_at, routed_by)
 SELECT g.id, g.tenant_id, g.service_id, g.routing_key_hash, g.dedup_key, g.kind, g.api,
     CAST(g.body AS jsonb), ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
-    g.source, a.status, g.alert_id, g.reason, clock_timestamp() + g.due_in,
+    g.source, a.status, ALIVE_ID, g.reason, clock_timestamp() + g.due_in,
     CASE WHEN a.status IN ('skipped', 'suppressed') THEN clock_timestamp() END, g.routed_by
 FROM unnest(
     CAST(:ids AS uuid[]), CAST(:tenant_ids AS uuid[]), CAST(:service_ids AS uuid[]),
@@ -61,10 +64,7 @@ FROM unnest(
     CAST(:reasons AS text[]), CAST(:due_ins AS interval[]), CAST(:routed_bys AS text[])
 ) WITH ORDINALITY AS g(id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api,
     body, notes, source, status, alert_id, reason, due_in, routed_by, n)
-LEFT JOIN (
-    SELECT id, health FROM pd_services
-    WHERE id = ANY(CAST(:service_ids AS uuid[])) FOR KEY SHARE
-) AS s ON s.id = g.service_id
+LEFT JOIN SERVICES AS s ON s.id = g.service_id
 CROSS JOIN LATERAL (
     SELECT CASE
         WHEN g.status IN ('skipped', 'suppressed') THEN g.status
@@ -72,13 +72,43 @@ CROSS JOIN LATERAL (
         ELSE 'held'
     END AS status
 ) AS a
--- An event whose service is gone is not written: the caller is told (ServicesChanged).
-WHERE g.service_id IS NULL OR s.id IS NOT NULL
--- Rows are inserted in this order, so each event's seq is its place in acceptance order.
-ORDER BY g.n
-RETURNING id, status
 """
+# Rows are inserted in this order, so each event's seq is its place in acceptance order.
+_IN_ORDER = "ORDER BY g.n"
+_LOCKED_SERVICES = """(
+    SELECT id, health FROM pd_services
+    WHERE id = ANY(CAST(:service_ids AS uuid[])) FOR KEY SHARE
+)"""
 
+ENQUEUE = (
+    _ROWS.replace("ALIVE_ID", "g.alert_id").replace("SERVICES", _LOCKED_SERVICES)
+    # An event whose service is gone is not written: the caller is told (ServicesChanged).
+    + "WHERE g.service_id IS NULL OR s.id IS NOT NULL\n"
+    + _IN_ORDER
+    + "\nRETURNING id, status\n"
+)
+
+# A batch written by one statement (`enqueue_together`): the services are locked first and
+# `gate.ok` says whether all of them are still there; when one is not, no sub-statement writes
+# anything and the caller is told (ServicesChanged), as a rolled-back transaction would have.
+# The parts the caller gives come between the gate and the events; they define `planned` (an
+# alert id as planned -> the id it has), which the events' `alert_id` goes through.
+_GATE = f"""
+locked AS {_LOCKED_SERVICES},
+gate AS (
+    SELECT count(*) = (SELECT count(DISTINCT w) FROM unnest(CAST(:service_ids AS uuid[])) AS w)
+        AS ok
+    FROM locked
+)"""  # noqa: S608 - constants only, as below
+
+_TOGETHER_WRITTEN = (
+    "written AS ("  # noqa: S608
+    + _ROWS.replace("ALIVE_ID", "COALESCE(p.actual, g.alert_id)").replace("SERVICES", "locked")
+    + "LEFT JOIN planned AS p ON p.planned = g.alert_id\n"
+    + "WHERE (SELECT ok FROM gate)\n"
+    + _IN_ORDER
+    + "\nRETURNING id, status, tenant_id, routing_key_hash\n)"
+)
 
 class ServicesChanged(Exception):
     """Some events were for services deleted since their request was routed: nothing was
@@ -87,6 +117,30 @@ class ServicesChanged(Exception):
     def __init__(self, missing: set[UUID]) -> None:
         super().__init__(f"{len(missing)} event(s) were for services that no longer exist")
         self.missing = missing
+
+
+def _columns(events: Sequence[NewEvent], ids: Sequence[UUID]) -> dict[str, Any]:
+    for event in events:
+        assert event.status in (
+            EventStatus.QUEUED, EventStatus.HELD, EventStatus.SKIPPED, EventStatus.SUPPRESSED
+        )
+    return {
+        "ids": ids,
+        "tenant_ids": [e.tenant_id for e in events],
+        "service_ids": [e.service_id for e in events],
+        "routing_key_hashes": [e.routing_key_hash for e in events],
+        "dedup_keys": [e.dedup_key for e in events],
+        "kinds": [e.kind for e in events],
+        "apis": [e.api for e in events],
+        "bodies": [json.dumps(e.body) for e in events],
+        "notes": [json.dumps(list(e.notes)) for e in events],
+        "sources": [e.source for e in events],
+        "statuses": [str(e.status) for e in events],
+        "alert_ids": [e.alert_id for e in events],
+        "reasons": [e.reason for e in events],
+        "due_ins": [e.due_in or timedelta(0) for e in events],
+        "routed_bys": [e.routed_by for e in events],
+    }
 
 
 async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, EventStatus]]:
@@ -100,30 +154,7 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
     if not events:
         return []
     ids = [uuid.uuid4() for _ in events]
-    for event in events:
-        assert event.status in (
-            EventStatus.QUEUED, EventStatus.HELD, EventStatus.SKIPPED, EventStatus.SUPPRESSED
-        )
-    rows = await db.fetch_all(
-        ENQUEUE,
-        {
-            "ids": ids,
-            "tenant_ids": [e.tenant_id for e in events],
-            "service_ids": [e.service_id for e in events],
-            "routing_key_hashes": [e.routing_key_hash for e in events],
-            "dedup_keys": [e.dedup_key for e in events],
-            "kinds": [e.kind for e in events],
-            "apis": [e.api for e in events],
-            "bodies": [json.dumps(e.body) for e in events],
-            "notes": [json.dumps(list(e.notes)) for e in events],
-            "sources": [e.source for e in events],
-            "statuses": [str(e.status) for e in events],
-            "alert_ids": [e.alert_id for e in events],
-            "reasons": [e.reason for e in events],
-            "due_ins": [e.due_in or timedelta(0) for e in events],
-            "routed_bys": [e.routed_by for e in events],
-        },
-    )
+    rows = await db.fetch_all(ENQUEUE, _columns(events, ids))
     written = {r._mapping["id"]: EventStatus(r._mapping["status"]) for r in rows}
     if len(written) != len(ids):
         gone = {
@@ -141,6 +172,59 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
         ),
     )
     await wake_dispatchers(db)
+    return [(event_id, written[event_id]) for event_id in ids]
+
+
+@dataclass(frozen=True)
+class Part:
+    """Writes that go with a batch's events in `enqueue_together`'s one statement: `sql`, one
+    or more common table expressions (`name AS (…)`, comma-separated), each writing only when
+    `(SELECT ok FROM gate)`; `values`, their parameters (names of their own)."""
+
+    sql: str
+    values: Mapping[str, Any]
+
+
+@functools.lru_cache(maxsize=16)
+def together(lives: str, after: str | None) -> str:
+    """The statement of `enqueue_together` with these parts' SQL (the same text for the same
+    parts: asyncpg prepares it once per connection)."""
+    parts = [_GATE, lives, _TOGETHER_WRITTEN]
+    if after is not None:
+        parts.append(after)
+    parts.append(KEYS_OF_WRITTEN)
+    parts.append(f"woken AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM gate WHERE ok)")  # noqa: S608
+    return (
+        "WITH "  # noqa: S608
+        + ",\n".join(part.strip() for part in parts)
+        # One result: the events written, the services still there, and the wake-up (a row of
+        # nulls: a CTE that only reads is run when something reads it).
+        + "\nSELECT id, status, NULL::uuid AS present FROM written"
+        + "\nUNION ALL SELECT NULL, NULL, id FROM locked"
+        + "\nUNION ALL SELECT NULL, NULL, NULL FROM woken"
+    )
+
+
+async def enqueue_together(
+    db: Database, events: Sequence[NewEvent], *, lives: Part, after: Part | None = None
+) -> list[tuple[UUID, EventStatus]]:
+    """`enqueue`, with the writes of `lives` (which define `planned`, see `_GATE`) and `after`,
+    as one statement: a batch's writes cost one round trip. Call inside the transaction that
+    answers the senders, as `enqueue`. ServicesChanged with nothing written when a service is
+    gone."""
+    ids = [uuid.uuid4() for _ in events]
+    values = {**_columns(events, ids), **lives.values, **(after.values if after else {})}
+    rows = await db.fetch_all(together(lives.sql, after.sql if after else None), values)
+    written = {
+        r._mapping["id"]: EventStatus(r._mapping["status"])
+        for r in rows
+        if r._mapping["id"] is not None
+    }
+    if len(written) != len(ids):
+        present = {r._mapping["present"] for r in rows}
+        raise ServicesChanged(
+            {e.service_id for e in events if e.service_id is not None} - present
+        )
     return [(event_id, written[event_id]) for event_id in ids]
 
 

@@ -33,17 +33,17 @@ from uuid import UUID
 
 from databases import Database
 
-KEYS_HAVE_WORK = """
-WITH wanted AS (
-    SELECT DISTINCT w.tenant_id, w.routing_key_hash
-    FROM unnest(CAST(:tenants AS uuid[]), CAST(:keys AS text[])) AS w (tenant_id, routing_key_hash)
-),
+# After `wanted` (the pairs): lock the rows there are, insert the others. `KEYS_HAVE_WORK` takes
+# the pairs as arrays; the statement that writes a batch at once (app/outbox/events.py) takes
+# them from the events it has just written, which are then in the table whenever the lock is.
+_KEPT = """
 kept AS (
     -- Held until this transaction ends: no remover can take the row meanwhile.
     SELECT r.tenant_id, r.routing_key_hash FROM ready_keys r
     JOIN wanted w ON w.tenant_id = r.tenant_id AND w.routing_key_hash = r.routing_key_hash
     FOR KEY SHARE OF r
-)
+)"""
+_INSERT_MISSING = """
 INSERT INTO ready_keys (tenant_id, routing_key_hash)
 SELECT w.tenant_id, w.routing_key_hash FROM wanted w
 WHERE NOT EXISTS (
@@ -54,6 +54,26 @@ WHERE NOT EXISTS (
 ORDER BY w.tenant_id, w.routing_key_hash
 ON CONFLICT (tenant_id, routing_key_hash) DO UPDATE SET turn_at = ready_keys.turn_at WHERE false
 """
+
+# Built from constants only, here and below.
+KEYS_HAVE_WORK = f"""
+WITH wanted AS (
+    SELECT DISTINCT w.tenant_id, w.routing_key_hash
+    FROM unnest(CAST(:tenants AS uuid[]), CAST(:keys AS text[])) AS w (tenant_id, routing_key_hash)
+),
+{_KEPT}
+{_INSERT_MISSING}"""  # noqa: S608 - constants only
+
+
+# `keys_have_work` as common table expressions of a statement whose CTE `written` returns the
+# events it inserted (tenant_id, routing_key_hash, status): the keys of its queued ones.
+KEYS_OF_WRITTEN = f"""
+wanted AS (
+    SELECT DISTINCT tenant_id, routing_key_hash FROM written
+    WHERE status = 'queued' AND routing_key_hash IS NOT NULL
+),
+{_KEPT},
+keyed AS ({_INSERT_MISSING})"""  # noqa: S608 - constants only
 
 
 async def keys_have_work(db: Database, pairs: Iterable[tuple[UUID, str]]) -> None:

@@ -126,3 +126,90 @@ async def test_a_resolve_follows_its_trigger_whatever_the_rules_say(
         ("resolve", ids[0]),
     ]
     assert all(r._mapping["status"] == "queued" for r in rows)
+
+
+async def _lives(db: Database, tenant_id: UUID) -> list[tuple[str, str]]:
+    rows = await db.fetch_all(
+        "SELECT dedup_key, state FROM alerts WHERE tenant_id = :t ORDER BY dedup_key",
+        {"t": tenant_id},
+    )
+    return [(r._mapping["dedup_key"], r._mapping["state"]) for r in rows]
+
+
+async def test_a_batch_of_new_alerts_opens_each_life_and_makes_the_key_ready(
+    db: Database, client: httpx2.AsyncClient
+) -> None:
+    """New alerts, an acknowledge and a resolve of others, sent at once: each life takes one
+    step, and the batch is one statement that writes lives, events and the ready key."""
+    tenant_id, key, ids = await tenant_with_two_services(client)
+    headers = {"Authorization": f"Bearer {key}"}
+    for k in ("acked", "resolved"):
+        first = await client.post(
+            "/v1/alerts", json={"summary": "db slow", "dedup_key": k}, headers=headers
+        )
+        assert first.status_code == 202, first.text
+    bodies = [{"summary": "db slow", "dedup_key": f"new{i}"} for i in range(5)]
+    bodies += [
+        {"summary": "-", "dedup_key": "acked", "status": "acknowledged"},
+        {"summary": "-", "dedup_key": "resolved", "status": "resolved"},
+    ]
+    answers = await asyncio.gather(
+        *(client.post("/v1/alerts", json=b, headers=headers) for b in bodies)
+    )
+    assert [a.status_code for a in answers] == [202] * 7, [a.text for a in answers]
+    assert await _lives(db, tenant_id) == [
+        ("acked", "acknowledged"),
+        *((f"new{i}", "triggered") for i in range(5)),
+        ("resolved", "resolved"),
+    ]
+    linked = await db.fetch_val(
+        "SELECT count(*) FROM events e JOIN alerts a ON a.id = e.alert_id "
+        "WHERE e.tenant_id = :t AND e.dedup_key = a.dedup_key",
+        {"t": tenant_id},
+    )
+    assert linked == 9
+    ready = await db.fetch_all(
+        "SELECT routing_key_hash FROM ready_keys WHERE tenant_id = :t", {"t": tenant_id}
+    )
+    assert len(ready) == 1
+
+
+async def test_two_steps_of_one_alert_in_one_batch_both_take_effect(
+    db: Database, client: httpx2.AsyncClient
+) -> None:
+    """A trigger and its acknowledge sent at once, then a resolve and a new trigger of the same
+    key: statements of one batch cannot see each other's rows, so such a batch is written a
+    kind of step at a time, and the lives end as the steps say."""
+    tenant_id, key, ids = await tenant_with_two_services(client)
+    headers = {"Authorization": f"Bearer {key}"}
+    answers = await asyncio.gather(
+        client.post("/v1/alerts", json={"summary": "db slow", "dedup_key": "x"}, headers=headers),
+        client.post(
+            "/v1/alerts",
+            json={"summary": "-", "dedup_key": "x", "status": "acknowledged"},
+            headers=headers,
+        ),
+    )
+    assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+    assert await _lives(db, tenant_id) == [("x", "acknowledged")]
+    answers = await asyncio.gather(
+        client.post(
+            "/v1/alerts",
+            json={"summary": "-", "dedup_key": "x", "status": "resolved"},
+            headers=headers,
+        ),
+        client.post("/v1/alerts", json={"summary": "db again", "dedup_key": "x"}, headers=headers),
+    )
+    assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+    assert await _lives(db, tenant_id) == [("x", "resolved"), ("x", "triggered")]
+    rows = await db.fetch_all(
+        "SELECT e.kind, a.state FROM events e JOIN alerts a ON a.id = e.alert_id "
+        "WHERE e.tenant_id = :t ORDER BY e.seq",
+        {"t": tenant_id},
+    )
+    assert [(r._mapping["kind"], r._mapping["state"]) for r in rows] == [
+        ("trigger", "resolved"),
+        ("acknowledge", "resolved"),
+        ("resolve", "resolved"),
+        ("trigger", "triggered"),
+    ]
