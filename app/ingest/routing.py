@@ -409,7 +409,7 @@ def first_match(
     by_id = {target.id: target for target in targets}
     values = ItemValues(alert)
     if index is not None:
-        found = index.first(values, by_id, budget)
+        found = index.first(values, rules, by_id, budget)
         if found is not None:
             return found
         return _unmatched(rules, targets)

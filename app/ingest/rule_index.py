@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from uuid import UUID
 import re2
 
 from app.ingest._regex import CACHE_SIZE, CALL_WORK, MAX_MEM, Regex, compiled, options
-from app.ingest.routing import ItemValues, MatchBudget, NotInline, Rule, Target
+from app.ingest.routing import Condition, ItemValues, MatchBudget, NotInline, Rule, Target
 
 # A Set holds the patterns of one field (up to 100 rules of 20 conditions). Its memory bounds
 # its program and the DFA states its searches build as they go (allocated as used: ordinary
@@ -152,29 +153,33 @@ class _Check:
 
 
 class RuleIndex:
-    """The rules compiled; build with `build_index`. Shared by the event loop and routing
-    threads: nothing in it changes once built (RE2 Set matching is thread-safe)."""
+    """The conditions of a rule list compiled; build with `build_index`. It knows the rules
+    by position only, so any rule list with the same conditions in the same order (the same
+    tenant's rules read again) uses it. Shared by the event loop and routing threads: nothing
+    in it changes once built (RE2 Set matching is thread-safe)."""
 
-    __slots__ = ("_alive", "_checked", "_checks", "_fields", "_rules")
+    __slots__ = ("_alive", "_checked", "_checks", "_fields")
 
     def __init__(
         self,
-        rules: tuple[Rule, ...],
         fields: tuple[_Field, ...],
         alive: int,
         checks: Mapping[int, _Check],
     ) -> None:
-        self._rules = rules
         self._fields = fields
         self._alive = alive
         self._checks = dict(checks)
         self._checked = sum(1 << i for i in checks)
 
     def first(
-        self, values: ItemValues, by_id: Mapping[UUID, Target], budget: MatchBudget | None
+        self,
+        values: ItemValues,
+        rules: Sequence[Rule],
+        by_id: Mapping[UUID, Target],
+        budget: MatchBudget | None,
     ) -> tuple[tuple[Target, ...], Rule] | None:
-        """The first rule whose conditions all hold and the services it gives (none for a
-        `suppress` rule); None when no rule matches."""
+        """The first of `rules` (those the index was built from) whose conditions all hold
+        and the services it gives (none for a `suppress` rule); None when no rule matches."""
         if budget is not None:
             budget.spend(CALL_WORK * (1 + len(self._fields)))
         alive = self._alive
@@ -198,12 +203,13 @@ class RuleIndex:
                 kept |= field.by_pattern[i]
             killed |= field.regex & ~kept
             hits[position] = matching
-        return self._lowest(alive & ~killed, hits, by_id, budget)
+        return self._lowest(alive & ~killed, hits, rules, by_id, budget)
 
     def _lowest(
         self,
         candidates: int,
         hits: dict[int, list[int]],
+        rules: Sequence[Rule],
         by_id: Mapping[UUID, Target],
         budget: MatchBudget | None,
     ) -> tuple[tuple[Target, ...], Rule] | None:
@@ -217,7 +223,7 @@ class RuleIndex:
                 needs = self._checks[position].needs
                 if not all(pattern in hits[field] for field, pattern in needs):
                     continue
-            rule = self._rules[position]
+            rule = rules[position]
             if rule.action == "suppress":
                 return (), rule
             chosen = tuple(dict.fromkeys(by_id[s] for s in rule.service_ids if s in by_id))
@@ -291,7 +297,6 @@ def build_index(rules: Sequence[Rule]) -> RuleIndex:
     ordered = sorted(fields.values(), key=lambda f: f.patterns is not None)
     position_of = {field.name: i for i, field in enumerate(ordered)}
     return RuleIndex(
-        tuple(rules),
         tuple(ordered),
         alive,
         {
@@ -327,10 +332,35 @@ def _conditions(
     return equals, exists, regex
 
 
+# Indexes by their rules' conditions, least recently used first: a tenant's view is read again
+# after every change notice of the tenant (a service's health, say, not only its rules), and
+# the same rules then find their index here instead of compiling it again. One per tenant the
+# views' table holds (app/ingest/view.py VIEWS_MAX_TENANTS).
+INDEXES_MAX = 1_000
+_indexes: OrderedDict[tuple[tuple[Condition, ...], ...], RuleIndex] = OrderedDict()
+_indexes_lock = threading.Lock()
+
+
+def _known_index(key: tuple[tuple[Condition, ...], ...]) -> RuleIndex | None:
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is not None:
+            _indexes.move_to_end(key)
+        return index
+
+
+def _keep_index(key: tuple[tuple[Condition, ...], ...], index: RuleIndex) -> None:
+    with _indexes_lock:
+        _indexes[key] = index
+        if len(_indexes) > INDEXES_MAX:
+            _indexes.popitem(last=False)
+
+
 class RuleSlot:
-    """Where a view keeps its rules' index, built on first use: on the event loop when that
-    is cheap, else (`NotInline`) in the routing thread the request then moves to. Two threads
-    building it at once build the same index; the last one kept is as good as the first.
+    """Where a view keeps its rules' index: the one built for the same conditions if the
+    process has it, else built on first use, on the event loop when that is cheap, else
+    (`NotInline`) in the routing thread the request then moves to. Two threads building it at
+    once build the same index; the last one kept is as good as the first.
 
     Building is not spent from the request's matching budget: it is paid once per rule list,
     not per request (and each pattern was compiled already when the rules were saved), so a
@@ -343,8 +373,15 @@ class RuleSlot:
 
     def get(self, rules: Sequence[Rule], budget: MatchBudget | None) -> RuleIndex:
         index = self._index
+        if index is not None:
+            return index
+        # Hashing a few hundred conditions takes a fraction of a millisecond, once per view.
+        key = tuple(rule.conditions for rule in rules)
+        index = _known_index(key)
         if index is None:
             if budget is not None and budget.is_inline and not cheap_to_build(rules):
                 raise NotInline()
-            index = self._index = build_index(rules)
+            index = build_index(rules)
+            _keep_index(key, index)
+        self._index = index
         return index

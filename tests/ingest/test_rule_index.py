@@ -194,6 +194,8 @@ def test_the_event_loop_builds_only_a_cheap_index() -> None:
     # Built once in a routing thread, the view's index then serves the loop too.
     built = costly.rule_index(MatchBudget())
     assert costly.rule_index(MatchBudget.inline()) is built
+    # The same rules read again (a view after any change notice of the tenant) find it too.
+    assert view_of([*teams, pattern]).rule_index(MatchBudget.inline()) is built
 
 
 def test_a_set_search_too_long_for_the_loop_moves_to_a_thread() -> None:
