@@ -46,17 +46,18 @@ class RegexRefused(ValueError):
         self.message = message
 
 
-def _options() -> Any:
-    options = re2.Options()
-    options.max_mem = MAX_MEM
+def options(max_mem: int = MAX_MEM) -> Any:
+    """RE2's options for routing patterns (a Set of them takes a larger `max_mem`)."""
+    made = re2.Options()
+    made.max_mem = max_mem
     # Refusals are answered to the tenant; RE2 would also print each one to stderr.
-    options.log_errors = False
+    made.log_errors = False
     # Routing asks only whether a pattern matches: without groups to fill, RE2 can use its DFA.
-    options.never_capture = True
-    return options
+    made.never_capture = True
+    return made
 
 
-_OPTIONS = _options()
+_OPTIONS = options()
 _UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 
 

@@ -182,6 +182,7 @@ def _match(
     budget: MatchBudget,
     now: datetime | None = None,
 ) -> tuple[_Matched, ...]:
+    rule_index = view.rule_index(budget)
     by_id = {s.id: s for s in view.services}
     targets = [Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in view.services]
     on: list[_Quiet] = []
@@ -197,7 +198,7 @@ def _match(
         suppressed: str | None = None
         routed_by: str | None = None
         try:
-            chosen, rule = first_match(item, view.rules, targets, budget)
+            chosen, rule = first_match(item, view.rules, targets, budget, index=rule_index)
             by_rules: tuple[RoutableService, ...] | NoRoute = tuple(
                 by_id[target.id] for target in chosen
             )

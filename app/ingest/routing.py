@@ -5,6 +5,10 @@ without case); else the first rule whose conditions all hold sends it to that ru
 (a rule without conditions is the catch-all); else, for a tenant with no rules and exactly one
 service, that service. Anything else is `NoRoute`: refused, never dropped.
 
+Ingest matches through the rules compiled (app/ingest/rule_index.py, kept with the tenant's
+`RoutingView`), which finds the same first rule without trying each in turn; `first_match`
+without it tries them in order.
+
 Regex conditions are RE2 patterns (app/ingest/_regex.py), linear in the value they search. What
 one request may spend matching is still a product (up to 100 rules, 20 conditions each, 1 000
 alerts of 1 KiB values, times the size of each compiled pattern), so it runs against a
@@ -17,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from app.errors import InputError
@@ -25,6 +29,9 @@ from app.ingest._regex import CALL_WORK, Regex, RegexRefused, already_compiled, 
 from app.ingest._values import text_problem
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.templates import Shaping
+
+if TYPE_CHECKING:
+    from app.ingest.rule_index import RuleIndex
 
 RULE_NAME_MAX_LENGTH = 100
 CONDITIONS_MAX = 20
@@ -133,9 +140,11 @@ class MatchBudget:
     def inline(cls) -> MatchBudget:
         return cls(inline=True)
 
-    def spend(self, work: int) -> None:
+    def spend(self, work: int, *, inline_limit: int = INLINE_SEARCH_WORK) -> None:
+        """Spend `work` units; inline, `inline_limit` bounds one search (a larger one, one
+        that answers many patterns at once, says why it may hold the loop longer)."""
         if self.is_inline:
-            if work > INLINE_SEARCH_WORK or time.perf_counter() - self._started > INLINE_SECONDS:
+            if work > inline_limit or time.perf_counter() - self._started > INLINE_SECONDS:
                 raise NotInline()
             return
         self._unread += work
@@ -283,7 +292,7 @@ def _field_value(item: Alert | ChangeEvent, field: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class _Values:
+class ItemValues:
     """One item's field values, each looked up (and encoded for RE2) once for all the rules."""
 
     __slots__ = ("_encoded", "_item", "_searched", "_texts")
@@ -312,10 +321,10 @@ def holds(
 ) -> bool:
     """Whether the condition holds for the item; a regex spends `budget` (if any) on the
     search, and raises `MatchingTooCostly` once it is spent."""
-    return _holds(condition, _Values(item), budget)
+    return _holds(condition, ItemValues(item), budget)
 
 
-def _holds(condition: Condition, values: _Values, budget: MatchBudget | None) -> bool:
+def _holds(condition: Condition, values: ItemValues, budget: MatchBudget | None) -> bool:
     value = values.text(condition.field)
     if value is None:
         return False
@@ -337,7 +346,7 @@ def _holds(condition: Condition, values: _Values, budget: MatchBudget | None) ->
 
 
 def _search(
-    field: str, pattern: str, value: str, values: _Values, budget: MatchBudget | None
+    field: str, pattern: str, value: str, values: ItemValues, budget: MatchBudget | None
 ) -> bool:
     if budget is not None and budget.is_inline:
         cached = already_compiled(pattern)
@@ -388,13 +397,22 @@ def first_match(
     rules: Sequence[Rule],
     targets: Sequence[Target],
     budget: MatchBudget | None = None,
+    *,
+    index: RuleIndex | None = None,
 ) -> tuple[tuple[Target, ...], Rule | None]:
     """The alert's services and the rule that chose them (None: named, or the lone service);
-    a `suppress` rule gives no services. NoRoute when nothing matches."""
+    a `suppress` rule gives no services. NoRoute when nothing matches. `index`, the same
+    rules compiled (app/ingest/rule_index.py), finds the same rule without trying each in
+    turn; without it the rules are tried one after another."""
     if alert.service is not None:
         return (_named(alert.service, targets),), None
     by_id = {target.id: target for target in targets}
-    values = _Values(alert)
+    values = ItemValues(alert)
+    if index is not None:
+        found = index.first(values, rules, by_id, budget)
+        if found is not None:
+            return found
+        return _unmatched(rules, targets)
     # The loop below runs for every rule of every alert: it reads each condition once and
     # handles the cheap operators in place (a few hundred rules cost tenths of a millisecond).
     text = values.text
@@ -419,6 +437,13 @@ def first_match(
             # A rule whose services are all gone counts as not matching.
             if chosen:
                 return chosen, rule
+    return _unmatched(rules, targets)
+
+
+def _unmatched(
+    rules: Sequence[Rule], targets: Sequence[Target]
+) -> tuple[tuple[Target, ...], Rule | None]:
+    """No rule matches: the lone service of a tenant without rules, else NoRoute."""
     if not rules and len(targets) == 1:
         return (targets[0],), None
     if not targets:
@@ -430,5 +455,5 @@ def all_hold(
     conditions: Sequence[Condition], item: Alert | ChangeEvent, budget: MatchBudget | None
 ) -> bool:
     """Whether every condition holds (a maintenance window's, say)."""
-    values = _Values(item)
+    values = ItemValues(item)
     return all(_holds(c, values, budget) for c in conditions)

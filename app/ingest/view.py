@@ -14,7 +14,7 @@ never sends to a service already held.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +23,8 @@ from databases import Database
 from app.db.changes import ChangeCache, TenantTable
 from app.errors import InputError
 from app.ingest import store
-from app.ingest.routing import Condition, Rule
+from app.ingest.routing import Condition, MatchBudget, Rule
+from app.ingest.rule_index import RuleIndex, RuleSlot
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
 from app.ingest.templates import Shaping, parse_shaping
@@ -45,6 +46,13 @@ class RoutingView:
     windows: tuple[Window, ...] = ()
     # "refuse" (422) or "suppress" (accepted, recorded, not sent).
     unmatched: str = "refuse"
+    # The rules compiled for matching, built on first use and kept as long as the view.
+    _compiled: RuleSlot = field(default_factory=RuleSlot, compare=False, repr=False)
+
+    def rule_index(self, budget: MatchBudget | None = None) -> RuleIndex:
+        """The view's rules compiled (`NotInline` on the event loop if building it is not
+        cheap: the routing thread builds it)."""
+        return self._compiled.get(self.rules, budget)
 
 
 # A rule's conditions all have to hold, so the order they are tried in changes only the cost:
