@@ -141,7 +141,7 @@ async def test_a_batch_of_new_alerts_opens_each_life_and_makes_the_key_ready(
 ) -> None:
     """New alerts, an acknowledge and a resolve of others, sent at once: each life takes one
     step, and the batch is one statement that writes lives, events and the ready key."""
-    tenant_id, key, ids = await tenant_with_two_services(client)
+    tenant_id, key, _ = await tenant_with_two_services(client)
     headers = {"Authorization": f"Bearer {key}"}
     for k in ("acked", "resolved"):
         first = await client.post(
@@ -180,7 +180,7 @@ async def test_two_steps_of_one_alert_in_one_batch_both_take_effect(
     """A trigger and its acknowledge sent at once, then a resolve and a new trigger of the same
     key: statements of one batch cannot see each other's rows, so such a batch is written a
     kind of step at a time, and the lives end as the steps say."""
-    tenant_id, key, ids = await tenant_with_two_services(client)
+    tenant_id, key, _ = await tenant_with_two_services(client)
     headers = {"Authorization": f"Bearer {key}"}
     answers = await asyncio.gather(
         client.post("/v1/alerts", json={"summary": "db slow", "dedup_key": "x"}, headers=headers),
