@@ -31,7 +31,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
@@ -119,6 +119,9 @@ class ChangeCache:
         # Moved by every notice and every reset: a read stores its answer only if this did not
         # move while it asked PostgreSQL.
         self._changes = 0
+        # The reads asking PostgreSQL now, by table and key, each with the count of changes it
+        # started at: concurrent misses of one key share one read (see `read`).
+        self._loading: dict[tuple[int, Hashable], tuple[int, asyncio.Future[Any]]] = {}
 
     @property
     def live(self) -> bool:
@@ -161,8 +164,39 @@ class ChangeCache:
         found = table.get(key)
         if found is not None:
             return found
+        # Requests that miss the same key at once (every request of a busy tenant, right after
+        # a notice dropped its entry) wait for the one read already asking, rather than each
+        # asking PostgreSQL and building the value again: dozens of identical reads would hold
+        # the event loop for as long as all of them take. Only a read that began after the
+        # latest notice is shared: one begun before it may answer with what the notice changed.
+        slot = (id(table), key)
+        loading = self._loading.get(slot)
+        if loading is not None and loading[0] == self._changes:
+            shared = loading[1]
+            try:
+                return cast("V | None", await asyncio.shield(shared))
+            except asyncio.CancelledError:
+                if not shared.cancelled():
+                    raise  # this caller was cancelled
+                return await load()  # the shared read was: this caller asks on its own
         before = self._changes
-        value = await load()
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._loading[slot] = (before, future)
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            # Retrieved here, so that a failure no waiter saw is not reported as unhandled.
+            future.exception()
+            raise
+        else:
+            future.set_result(value)
+        finally:
+            if self._loading.get(slot, (0, None))[1] is future:
+                del self._loading[slot]
         if value is not None and self._live and self._changes == before:
             table.put(key, tenant_of(value), value)
         return value

@@ -343,3 +343,96 @@ async def test_while_the_database_refuses_the_listener_every_read_goes_through()
     assert (reads, len(table), nowhere.live) == (3, 0, False)
     stop.set()
     await running
+
+
+async def test_concurrent_misses_of_one_key_share_one_read(
+    cached: Deps, admin: httpx2.AsyncClient
+) -> None:
+    """Right after a change, every request of a busy tenant misses its view at once: one read
+    asks PostgreSQL and the others wait for its answer, instead of each building the view."""
+    tenant_id, _, _ = await new_tenant(admin, cached)
+    cache = cached.cache
+    assert cache is not None
+    table = cache.table("a table of this test", 10)
+    reads = 0
+    release = asyncio.Event()
+
+    async def slow_read() -> str:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return f"read {reads}"
+
+    waiting = [
+        asyncio.create_task(cache.read(table, "k", slow_read, lambda _: tenant_id))
+        for _ in range(20)
+    ]
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.gather(*waiting) == ["read 1"] * 20
+    assert reads == 1
+    assert table.get("k") == "read 1"
+
+
+async def test_a_miss_after_a_change_does_not_take_a_read_begun_before_it(
+    cached: Deps, admin: httpx2.AsyncClient, cdb: Database
+) -> None:
+    tenant_id, _, _ = await new_tenant(admin, cached)
+    cache = cached.cache
+    assert cache is not None
+    table = cache.table("a table of this test", 10)
+    release = asyncio.Event()
+    reads: list[str] = []
+
+    async def read_before_change() -> str:
+        reads.append("before")
+        await release.wait()
+        return "before the change"
+
+    async def read_after_change() -> str:
+        reads.append("after")
+        return "after the change"
+
+    early = asyncio.create_task(cache.read(table, "k", read_before_change, lambda _: tenant_id))
+    await asyncio.sleep(0.05)
+    notices = cache.notices
+    await ingest_store.set_severity_map(cdb, tenant_id, {"default": "error"})
+
+    async def noticed() -> bool:
+        return cache.notices > notices
+
+    await eventually(noticed)
+    late = await cache.read(table, "k", read_after_change, lambda _: tenant_id)
+    release.set()
+    assert await early == "before the change"
+    assert late == "after the change"
+    assert reads == ["before", "after"]
+    # The late read began after the change and is kept; the early one is not.
+    assert table.get("k") == "after the change"
+
+
+async def test_a_failed_shared_read_fails_its_waiters_and_the_next_miss_reads_again(
+    cached: Deps, admin: httpx2.AsyncClient
+) -> None:
+    tenant_id, _, _ = await new_tenant(admin, cached)
+    cache = cached.cache
+    assert cache is not None
+    table = cache.table("a table of this test", 10)
+    release = asyncio.Event()
+
+    async def failing_read() -> str:
+        await release.wait()
+        raise ConnectionResetError("the database went away")
+
+    async def good_read() -> str:
+        return "read again"
+
+    first = asyncio.create_task(cache.read(table, "k", failing_read, lambda _: tenant_id))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(cache.read(table, "k", good_read, lambda _: tenant_id))
+    await asyncio.sleep(0.02)
+    release.set()
+    for task in (first, second):
+        with pytest.raises(ConnectionResetError):
+            await task
+    assert await cache.read(table, "k", good_read, lambda _: tenant_id) == "read again"
