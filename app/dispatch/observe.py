@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.observability.metrics import ATTEMPT_SECONDS, BUDGET_WAITS, DELIVERIES, TIME_TO_PAGE
+from app.observability.metrics import (
+    ATTEMPT_SECONDS,
+    BUDGET_WAITS,
+    CLAIMS,
+    DELIVERIES,
+    TIME_TO_PAGE,
+)
 from app.pagerduty.events import EventAnswer
 
 # Our outcome of an attempt, as recorded in delivery_attempts.
@@ -51,3 +57,7 @@ def not_sent(outcome: str, reason: str) -> None:
 
 def budget_spent() -> None:
     BUDGET_WAITS.inc()
+
+
+def claimed(events: int) -> None:
+    CLAIMS.labels("events" if events else "none").inc()

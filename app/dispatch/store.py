@@ -587,30 +587,66 @@ async def count_timeout(db: Database, routing_key_hash: str) -> int:
     return int(value or 0)
 
 
+@dataclass(frozen=True)
+class NextDue:
+    """When the earliest queued event becomes due (None: nothing is queued that this worker
+    could send), and the keys resting now (paused: their budget spent, or PagerDuty asked to
+    wait) with the seconds each has left, at most RESTING_KEYS_MAX of them."""
+
+    due_in: timedelta | None
+    resting: Mapping[str, float]
+
+
+RESTING_KEYS_MAX = 1000
+
+
 async def next_due_in(
     db: Database, *, max_in_flight_per_key: int, full_hosts: Sequence[str]
-) -> timedelta | None:
+) -> NextDue:
     """How long until the earliest queued event becomes due, its key's pause included. Keys
     with their cap of sends in flight, and keys of a host this worker has no room for, are
     left out: a finished send wakes the worker for them, not the clock. Read from the ready
-    keys, one index probe each, so its cost does not grow with the backlog."""
-    value = await db.fetch_val(
+    keys, one index probe each, so its cost does not grow with the backlog. With it, the keys
+    with pending events that rest now, read in the same statement."""
+    row = await db.fetch_one(
         """
-        SELECT min(GREATEST(q.due, COALESCE(k.paused_until, '-infinity'))) - clock_timestamp()
-        FROM (SELECT DISTINCT routing_key_hash FROM ready_keys) AS r
-        CROSS JOIN LATERAL (
-            SELECT e.next_attempt_at AS due FROM events e
-            WHERE e.routing_key_hash = r.routing_key_hash AND e.status = 'queued'
-            ORDER BY e.next_attempt_at LIMIT 1
-        ) AS q
-        LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
-        WHERE (k.host IS NULL OR k.host <> ALL(CAST(:full_hosts AS text[])))
-          AND (
-            SELECT count(*) FROM events s
-            WHERE s.routing_key_hash = r.routing_key_hash
-              AND s.status = 'sending' AND s.lease_until > clock_timestamp()
-          ) < :key_cap
+        WITH r AS (SELECT DISTINCT routing_key_hash FROM ready_keys),
+        resting AS (
+            SELECT k.routing_key_hash,
+                extract(epoch FROM k.paused_until - clock_timestamp()) AS seconds
+            FROM r JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
+            WHERE k.paused_until > clock_timestamp()
+            LIMIT :resting_max
+        )
+        SELECT (
+            SELECT min(GREATEST(q.due, COALESCE(k.paused_until, '-infinity'))) - clock_timestamp()
+            FROM r
+            CROSS JOIN LATERAL (
+                SELECT e.next_attempt_at AS due FROM events e
+                WHERE e.routing_key_hash = r.routing_key_hash AND e.status = 'queued'
+                ORDER BY e.next_attempt_at LIMIT 1
+            ) AS q
+            LEFT JOIN dispatch_keys k ON k.routing_key_hash = r.routing_key_hash
+            WHERE (k.host IS NULL OR k.host <> ALL(CAST(:full_hosts AS text[])))
+              AND (
+                SELECT count(*) FROM events s
+                WHERE s.routing_key_hash = r.routing_key_hash
+                  AND s.status = 'sending' AND s.lease_until > clock_timestamp()
+              ) < :key_cap
+        ) AS due_in,
+        ARRAY(SELECT routing_key_hash FROM resting) AS resting_keys,
+        ARRAY(SELECT CAST(seconds AS float8) FROM resting) AS resting_seconds
         """,
-        {"full_hosts": list(full_hosts), "key_cap": max_in_flight_per_key},
+        {
+            "full_hosts": list(full_hosts),
+            "key_cap": max_in_flight_per_key,
+            "resting_max": RESTING_KEYS_MAX,
+        },
     )
-    return value if isinstance(value, timedelta) else None
+    if row is None:
+        return NextDue(None, {})
+    due = row._mapping["due_in"]
+    return NextDue(
+        due if isinstance(due, timedelta) else None,
+        dict(zip(row._mapping["resting_keys"], row._mapping["resting_seconds"], strict=True)),
+    )

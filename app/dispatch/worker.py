@@ -123,6 +123,8 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
+        # Keys resting, with the monotonic time their rest ends (see `wake`).
+        self._resting: dict[str, float] = {}
         self._room_freed = asyncio.Event()
         # Sends on the wire at once: the configured concurrency.
         self._sends = PrioritySlots(self.config.concurrency)
@@ -166,8 +168,21 @@ class Dispatcher:
             self._record_apart, max_batch=SENDS_PER_STATEMENT, drains=1
         )
 
-    def wake(self, *_: Any) -> None:
+    def wake(self, *notice: Any) -> None:
+        """Claim again now. Called with nothing (by this worker), or as the LISTEN callback
+        (connection, pid, channel, payload). A payload naming the routing keys that have new
+        events, every one of them resting (its budget spent, or PagerDuty asked to wait), wakes
+        no one: a claim could take none of their events before the rest ends, and the sleep
+        already ends then. Under an alert storm on one key over its budget, every commit of
+        ingest would otherwise cost a claim and a look at the next due time, for nothing."""
+        payload = notice[3] if len(notice) > 3 else ""
+        if isinstance(payload, str) and payload and self._all_resting(payload.split(",")):
+            return
         self._wake.set()
+
+    def _all_resting(self, keys: Sequence[str]) -> bool:
+        now = time.monotonic()
+        return all(self._resting.get(key, 0.0) > now for key in keys)
 
     async def run(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
@@ -268,6 +283,7 @@ class Dispatcher:
             await asyncio.sleep(5.0)
             return 0
         self._away_pause = AWAY_PAUSE_FIRST
+        observe.claimed(len(events))
         self._learn_per_key(events)
         await self._know_targets(events)
         lease_ends = claimed_at + self.config.lease.total_seconds()
@@ -415,8 +431,12 @@ class Dispatcher:
                     full_hosts=full,
                 )
             )
-            if due is not None:
-                timeout = min(timeout, max(due.total_seconds(), 0.01))
+            if due.due_in is not None:
+                timeout = min(timeout, max(due.due_in.total_seconds(), 0.01))
+            # As the database has them now, across workers. A key whose rest is ended early
+            # (its budget raised) is seen by the next claim, at the latest after poll_interval.
+            now = time.monotonic()
+            self._resting = {key: now + left for key, left in due.resting.items()}
         waker = asyncio.create_task(self._wake.wait())
         await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         waker.cancel()

@@ -72,6 +72,12 @@ BUDGET_WAITS = Counter(
     "pdconnect_rate_budget_waits",
     "Times an event was due but its routing key had spent its per-minute budget, so it waited.",
 )
+CLAIMS = Counter(
+    "pdconnect_dispatch_claims",
+    "Claims the dispatcher made, by whether they found events to send (none: every key with "
+    "work was resting, busy, or not due yet).",
+    ["found"],
+)
 WEBHOOK_VERIFICATIONS = Counter(
     "pdconnect_webhook_verifications",
     "PagerDuty webhooks received, by signature check result.",

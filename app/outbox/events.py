@@ -185,6 +185,21 @@ class Part:
     values: Mapping[str, Any]
 
 
+# The dispatchers' wake-up, naming the keys with new queued events (a few: with more, or with
+# none, the payload is empty and means "look at everything"), so that a dispatcher can let a
+# notice be when every key it names is resting (app/dispatch/worker.py).
+WAKE_KEYS_MAX = 16
+_WOKEN = f"""woken AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', COALESCE((
+        SELECT CASE WHEN count(*) <= {WAKE_KEYS_MAX} THEN string_agg(h, ',') END
+        FROM (
+            SELECT DISTINCT routing_key_hash AS h FROM written
+            WHERE status = 'queued' AND routing_key_hash IS NOT NULL
+        ) AS keys), ''))
+    FROM gate WHERE ok
+)"""  # noqa: S608 - constants only
+
+
 @functools.lru_cache(maxsize=16)
 def together(lives: str, after: str | None) -> str:
     """The statement of `enqueue_together` with these parts' SQL (the same text for the same
@@ -193,7 +208,7 @@ def together(lives: str, after: str | None) -> str:
     if after is not None:
         parts.append(after)
     parts.append(KEYS_OF_WRITTEN)
-    parts.append(f"woken AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM gate WHERE ok)")  # noqa: S608
+    parts.append(_WOKEN)
     return (
         "WITH "  # noqa: S608
         + ",\n".join(part.strip() for part in parts)
