@@ -196,7 +196,8 @@ _WOKEN = f"""woken AS (
             SELECT DISTINCT routing_key_hash AS h FROM written
             WHERE status = 'queued' AND routing_key_hash IS NOT NULL
         ) AS keys), ''))
-    FROM gate WHERE ok
+    -- Only events queued now are anyone's to send (held, suppressed or skipped ones are not).
+    FROM gate WHERE ok AND EXISTS (SELECT 1 FROM written WHERE status = 'queued')
 )"""  # noqa: S608 - constants only
 
 
