@@ -211,7 +211,11 @@ def together(lives: str, after: str | None) -> str:
     parts.append(KEYS_OF_WRITTEN)
     parts.append(_WOKEN)
     return (
-        "WITH "  # noqa: S608
+        # Said first, for whoever reads pg_stat_activity: it keeps only the start of a long
+        # statement (track_activity_query_size, 1 KiB by default).
+        "/* ingest batch: INSERT INTO alerts, INSERT INTO events, INSERT INTO ready_keys, "  # noqa: S608
+        "pg_notify */\n"
+        "WITH "
         + ",\n".join(part.strip() for part in parts)
         # One result: the events written, the services still there, and the wake-up (a row of
         # nulls: a CTE that only reads is run when something reads it).
