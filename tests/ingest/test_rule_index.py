@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -148,17 +149,22 @@ def test_two_patterns_on_one_field_must_both_match() -> None:
     assert first_match(db2, [both, either], TARGETS, index=index) == ((DB,), both)
 
 
-def test_a_field_whose_patterns_cannot_share_a_set_is_searched_pattern_by_pattern() -> None:
-    # Thirty programs of 6 000 instructions are more than a Set may hold.
-    rules_ = [
+def numbered(count: int, field: str, op: str, value: Callable[[int], str]) -> list[Rule]:
+    """`count` rules to DB, rule i with one condition whose value is `value(i)`."""
+    return [
         Rule(
             id=uuid4(),
             name=f"r{i}",
-            conditions=(Condition("summary", "regex", f"{COSTLY}{i}|^Disk.*db{i}$"),),
+            conditions=(Condition(field, cast(Any, op), value(i)),),
             service_ids=(DB.id,),
         )
-        for i in range(30)
+        for i in range(count)
     ]
+
+
+def test_a_field_whose_patterns_cannot_share_a_set_is_searched_pattern_by_pattern() -> None:
+    # Thirty programs of 6 000 instructions are more than a Set may hold.
+    rules_ = numbered(30, "summary", "regex", lambda i: f"{COSTLY}{i}|^Disk.*db{i}$")
     index = build_index(rules_)
     for n in (1, 7, 29, 31):
         item = replace(ALERT, summary=f"Disk almost full on db{n}")
@@ -171,15 +177,7 @@ def view_of(rule_list: list[Rule]) -> RoutingView:
 
 
 def test_the_event_loop_builds_only_a_cheap_index() -> None:
-    teams = [
-        Rule(
-            id=uuid4(),
-            name=f"r{i}",
-            conditions=(Condition("labels.team", "equals", f"team-{i}"),),
-            service_ids=(DB.id,),
-        )
-        for i in range(50)
-    ]
+    teams = numbered(50, "labels.team", "equals", lambda i: f"team-{i}")
     cheap = view_of(teams)
     assert cheap.rule_index(MatchBudget.inline()) is cheap.rule_index(MatchBudget.inline())
     pattern = Rule(
@@ -199,15 +197,7 @@ def test_the_event_loop_builds_only_a_cheap_index() -> None:
 
 
 def test_a_set_search_too_long_for_the_loop_moves_to_a_thread() -> None:
-    rules_ = [
-        Rule(
-            id=uuid4(),
-            name=f"r{i}",
-            conditions=(Condition("summary", "regex", f"^Disk (almost )?full on db{i}$"),),
-            service_ids=(DB.id,),
-        )
-        for i in range(20)
-    ]
+    rules_ = numbered(20, "summary", "regex", lambda i: f"^Disk (almost )?full on db{i}$")
     index = build_index(rules_)
     short = replace(ALERT, summary="Disk full on db3")
     assert first_match(short, rules_, TARGETS, MatchBudget.inline(), index=index)[1] == rules_[3]
@@ -218,15 +208,7 @@ def test_a_set_search_too_long_for_the_loop_moves_to_a_thread() -> None:
 
 
 def test_the_index_spends_the_budget_on_its_searches() -> None:
-    distinct = [
-        Rule(
-            id=uuid4(),
-            name=f"r{i}",
-            conditions=(Condition("summary", "regex", f"{COSTLY}{i}"),),
-            service_ids=(DB.id,),
-        )
-        for i in range(20)
-    ]
+    distinct = numbered(20, "summary", "regex", lambda i: f"{COSTLY}{i}")
     index = build_index(distinct)
     budget = MatchBudget(0.05)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -15,7 +16,7 @@ from databases import Database
 
 from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, Hasher
-from app.db.changes import CHANGES_CHANNEL, LISTENER_NAME, ChangeCache
+from app.db.changes import CHANGES_CHANNEL, LISTENER_NAME, ChangeCache, TenantTable
 from app.db.migrations import MIGRATIONS_DIR
 from app.db.pool import asyncpg_dsn
 from app.deps import Deps
@@ -241,23 +242,35 @@ async def test_a_lost_listener_drops_everything_and_comes_back(
     assert await view_of(cached, tenant_id) is again
 
 
+async def tenant_and_table(
+    admin: httpx2.AsyncClient, deps: Deps
+) -> tuple[UUID, ChangeCache, TenantTable[str, Any]]:
+    """A new tenant, the cache, and a table of the test's own in it."""
+    tenant_id, _, _ = await new_tenant(admin, deps)
+    cache = deps.cache
+    assert cache is not None
+    return tenant_id, cache, cache.table("a table of this test", 10)
+
+
+async def change_and_hear(cache: ChangeCache, cdb: Database, tenant_id: UUID) -> None:
+    """Change the tenant's severity map, and wait until the cache has heard of it."""
+    notices = cache.notices
+    await ingest_store.set_severity_map(cdb, tenant_id, {"default": "error"})
+
+    async def noticed() -> bool:
+        return cache.notices > notices
+
+    await eventually(noticed)
+
+
 async def test_a_read_that_raced_a_change_is_not_kept(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, _, _ = await new_tenant(admin, cached)
-    cache = cached.cache
-    assert cache is not None
-    table = cache.table("a table of this test", 10)
+    tenant_id, cache, table = await tenant_and_table(admin, cached)
 
     async def load_then_change() -> str:
-        notices = cache.notices
         # Read before the change commits: what was read is already stale when it is returned.
-        await ingest_store.set_severity_map(cdb, tenant_id, {"default": "error"})
-
-        async def noticed() -> bool:
-            return cache.notices > notices
-
-        await eventually(noticed)
+        await change_and_hear(cache, cdb, tenant_id)
         return "read before the change"
 
     assert await cache.read(table, "k", load_then_change, lambda _: tenant_id) is not None
@@ -350,10 +363,7 @@ async def test_concurrent_misses_of_one_key_share_one_read(
 ) -> None:
     """Right after a change, every request of a busy tenant misses its view at once: one read
     asks PostgreSQL and the others wait for its answer, instead of each building the view."""
-    tenant_id, _, _ = await new_tenant(admin, cached)
-    cache = cached.cache
-    assert cache is not None
-    table = cache.table("a table of this test", 10)
+    tenant_id, cache, table = await tenant_and_table(admin, cached)
     reads = 0
     release = asyncio.Event()
 
@@ -377,10 +387,7 @@ async def test_concurrent_misses_of_one_key_share_one_read(
 async def test_a_miss_after_a_change_does_not_take_a_read_begun_before_it(
     cached: Deps, admin: httpx2.AsyncClient, cdb: Database
 ) -> None:
-    tenant_id, _, _ = await new_tenant(admin, cached)
-    cache = cached.cache
-    assert cache is not None
-    table = cache.table("a table of this test", 10)
+    tenant_id, cache, table = await tenant_and_table(admin, cached)
     release = asyncio.Event()
     reads: list[str] = []
 
@@ -395,13 +402,7 @@ async def test_a_miss_after_a_change_does_not_take_a_read_begun_before_it(
 
     early = asyncio.create_task(cache.read(table, "k", read_before_change, lambda _: tenant_id))
     await asyncio.sleep(0.05)
-    notices = cache.notices
-    await ingest_store.set_severity_map(cdb, tenant_id, {"default": "error"})
-
-    async def noticed() -> bool:
-        return cache.notices > notices
-
-    await eventually(noticed)
+    await change_and_hear(cache, cdb, tenant_id)
     late = await cache.read(table, "k", read_after_change, lambda _: tenant_id)
     release.set()
     assert await early == "before the change"
@@ -414,10 +415,7 @@ async def test_a_miss_after_a_change_does_not_take_a_read_begun_before_it(
 async def test_a_failed_shared_read_fails_its_waiters_and_the_next_miss_reads_again(
     cached: Deps, admin: httpx2.AsyncClient
 ) -> None:
-    tenant_id, _, _ = await new_tenant(admin, cached)
-    cache = cached.cache
-    assert cache is not None
-    table = cache.table("a table of this test", 10)
+    tenant_id, cache, table = await tenant_and_table(admin, cached)
     release = asyncio.Event()
 
     async def failing_read() -> str:
