@@ -26,7 +26,7 @@ from app.config.load import load_config
 from app.config.model import Config
 from app.crypto import new_fernet_key
 from app.db.migrations import apply_migrations
-from app.db.pool import PooledDatabase, asyncpg_dsn
+from app.db.pool import PooledDatabase, asyncpg_dsn, close_database, open_database
 from app.deps import Deps, new_http_client
 
 BASE_URL = "http://127.0.0.1:8000"
@@ -85,14 +85,17 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def cdb(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, min_size=1, max_size=20)
+    # The product's pool as `serve` opens it: its transactions give their connection back
+    # whatever happens in them (a plain `databases` pool kept one that a cancelled task held,
+    # and closing it then waited for that connection forever), and closing it is bounded.
+    database = open_database(database_url, min_size=1, max_size=20)
     await database.connect()
     try:
         yield database
     finally:
         # Tenants (and everything of theirs), and the rows no tenant owns.
         await database.execute("TRUNCATE tenants, dispatch_keys, callback_defaults CASCADE")
-        await database.disconnect()
+        await close_database(database)
 
 
 class FakeClock:
