@@ -30,9 +30,10 @@ A request's work is split in two, so that neither its matching nor its write hol
 2. In a group commit (app/db/group.py) with whatever other requests are writing: the lives of
    all their alerts are read in one statement, each request chooses between its alerts' lives
    and its rule matches (cheap), pays its rate budget, and all their steps and events are
-   written in a few statements and one COMMIT. Requests are taken in order, so a later request
-   of the batch sees the lives an earlier one changed; one refused (no route, rate limited)
-   writes nothing and costs the others nothing.
+   written in one statement (one per kind of step when an alert takes two in the batch) and one
+   COMMIT. Requests are taken in order, so a later request of the batch sees the lives an
+   earlier one changed; one refused (no route, rate limited) writes nothing and costs the
+   others nothing.
 """
 
 from __future__ import annotations
