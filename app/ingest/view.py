@@ -13,7 +13,8 @@ never sends to a service already held.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,7 @@ from databases import Database
 from app.db.changes import ChangeCache, TenantTable
 from app.errors import InputError
 from app.ingest import store
-from app.ingest.routing import Condition, MatchBudget, Rule
+from app.ingest.routing import Condition, MatchBudget, Rule, Target
 from app.ingest.rule_index import RuleIndex, RuleSlot
 from app.ingest.severity import SeverityMap, parse_severity_map
 from app.ingest.store import RoutableService
@@ -48,6 +49,18 @@ class RoutingView:
     unmatched: str = "refuse"
     # The rules compiled for matching, built on first use and kept as long as the view.
     _compiled: RuleSlot = field(default_factory=RuleSlot, compare=False, repr=False)
+
+    # What every request of the tenant would otherwise build from `services` again: kept with
+    # the view, which is read once per change.
+    @functools.cached_property
+    def services_by_id(self) -> Mapping[UUID, RoutableService]:
+        return {s.id: s for s in self.services}
+
+    @functools.cached_property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(
+            Target(id=s.id, pd_service_id=s.pd_service_id, name=s.name) for s in self.services
+        )
 
     def rule_index(self, budget: MatchBudget | None = None) -> RuleIndex:
         """The view's rules compiled (`NotInline` on the event loop if building it is not
