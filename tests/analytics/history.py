@@ -17,6 +17,7 @@ from app.installations import store as installations
 from app.outbox.events import NewEvent, enqueue
 from app.outbox.states import EventStatus
 from app.tenants import store as tenants
+from tests.rows import pasted_installation
 
 
 async def tenant_with_services(
@@ -27,22 +28,13 @@ async def tenant_with_services(
         tenant = await tenants.insert_tenant(db, name="Analytics", external_id=None)
         assert tenant is not None
         tenant_id = tenant.id
-    inst = await installations.upsert_keyed_installation(
-        db,
-        tenant_id=tenant_id,
-        method="manual",
-        account_key="manual",
-        subdomain=None,
-        account_name=None,
-        region="us",
-        events_url="http://127.0.0.1:9/v2/enqueue",
-    )
+    installation_id = await pasted_installation(db, tenant_id)
     ids = []
     for name in names:
         svc = await installations.insert_manual_service(
             db,
             tenant_id=tenant_id,
-            installation_id=inst.id,
+            installation_id=installation_id,
             name=name,
             kind="manual",
             api_version="v2",
