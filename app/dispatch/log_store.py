@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -555,6 +555,8 @@ class KeyBudget:
     """What decides when a queued event of a routing key may go: the key's sends in the
     budget window, its budget, its rest, and the key's events ahead of this one."""
 
+    # One instant per recent send, the end of the second it was made in: the dispatcher counts
+    # each send as made then (app/dispatch/store.py), oldest first.
     sends: tuple[datetime, ...]
     limit: int
     paused_until: datetime | None
@@ -573,8 +575,8 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     """The state of a queued event's routing key, as the dispatcher reads it."""
     row = await db.fetch_one(
         """
-        SELECT k.sends, k.paused_until, k.pause_reason, s.rate_limit_per_minute AS rate_limit,
-            clock_timestamp() AS now,
+        SELECT k.sent_seconds, k.sent_counts, k.paused_until, k.pause_reason,
+            s.rate_limit_per_minute AS rate_limit, clock_timestamp() AS now,
             (SELECT count(*) FROM (
                 SELECT 1 FROM events q
                 WHERE q.tenant_id = e.tenant_id AND q.routing_key_hash = e.routing_key_hash
@@ -595,7 +597,11 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
         return None
     m = row._mapping
     return KeyBudget(
-        sends=tuple(m["sends"] or ()),
+        sends=tuple(
+            datetime.fromtimestamp(second + 1, UTC)
+            for second, n in zip(m["sent_seconds"] or (), m["sent_counts"] or (), strict=True)
+            for _ in range(n)
+        ),
         limit=int(m["rate_limit"]),
         paused_until=_finite(m["paused_until"]),
         pause_reason=m["pause_reason"],

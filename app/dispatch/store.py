@@ -9,13 +9,17 @@ the claiming worker has no room for, and gives each host no more of the claim th
 The cap per key is exact across workers where it matters: an attempt is opened only by the one
 UPDATE of the key's row that counts its open sends and spends one (`reserve_budget`).
 
-**Budget without a lock held across statements.** The key's row carries its recent sends
-(`sends`, the start times in the budget window) and its sends waiting for an answer
-(`open_sends`). Spending is one conditional UPDATE of that row, which also counts the attempt on
-the event and opens it (a CTE), so the row is locked only for that statement. Finishing an
-attempt takes its send off `open_sends` in the statement that records the answer; one whose
-worker died drops out when its lease is over. The arrays stay small: a key's budget's worth
-of sends at most (120 by default).
+**Budget without a lock held across statements.** The key's row carries its recent sends,
+counted per second (`sent_seconds`, `sent_counts`: each second of the budget window that saw
+sends, and how many), and its sends waiting for an answer (`open_sends`). Spending is one
+conditional UPDATE of that row, which also counts the attempt on the event and opens it (a
+CTE), so the row is locked only for that statement. Finishing an attempt takes its send off
+`open_sends` in the statement that records the answer; one whose worker died drops out when its
+lease is over. The arrays stay small whatever the budget: one entry per second of the window
+(62 at most by default), and the cap of sends in flight.
+
+A send is counted as if made at the end of its second, so a key may wait up to a second longer
+than exact times would make it, never send more than its budget in the window.
 
 Times are the database's (`clock_timestamp()`), so workers on several machines agree.
 """
@@ -81,14 +85,20 @@ async def targets_of(db: Database, service_ids: Sequence[UUID]) -> dict[UUID, Ta
 # the next claim sees what became of its service).
 Refusal = Literal["budget_spent", "key_busy", "lease_lost", "target_changed"]
 
+# The instant of the statement, its second, and the oldest second still counted in the budget
+# window: a second b holds sends made in [b, b + 1), counted until b + 1 leaves the window.
+_NOW = """now AS MATERIALIZED (
+    SELECT t, floor(extract(epoch FROM t))::bigint AS second,
+        extract(epoch FROM t - CAST(:window AS interval)) - 1 AS since
+    FROM (SELECT clock_timestamp() AS t) AS c
+)"""
 # The key's sends in the budget window, and its sends still waiting for an answer (one whose
 # lease is over was time-boxed below it: it is over, whatever its worker recorded). Read from
 # the key's row itself, so that the UPDATE holding the row's lock reads them as the previous
 # holder left them: PostgreSQL re-evaluates an UPDATE's conditions on the newest version of a
 # row it waited for, but subqueries over other tables only under the statement's snapshot.
-_IN_WINDOW = (
-    "(SELECT count(*) FROM unnest(k.sends) AS s WHERE s > now.t - CAST(:window AS interval))"
-)
+_SECONDS = "unnest(k.sent_seconds, k.sent_counts) AS b (second, n)"
+_IN_WINDOW = f"(SELECT COALESCE(sum(b.n), 0) FROM {_SECONDS} WHERE b.second > now.since)"
 _OPEN = (
     "(SELECT count(*) FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval))"
 )
@@ -103,7 +113,7 @@ _FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
 # statement (app/db/group.py's Batcher), so a send's slot waits for one round trip, not for its
 # own in a queue.
 SPEND = f"""
-WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t),
+WITH {_NOW},
 wanted AS MATERIALIZED (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
         CAST(:hashes AS text[]), CAST(:services AS uuid[])) AS w (id, token, h, service_id)
@@ -125,9 +135,14 @@ locked AS MATERIALIZED (
 ),
 spent AS (
     UPDATE dispatch_keys k SET
-        sends = ARRAY(
-            SELECT s FROM unnest(k.sends) AS s WHERE s > now.t - CAST(:window AS interval)
-            UNION ALL SELECT now.t ORDER BY 1),
+        -- The seconds still in the window, this one counted once more (or added).
+        (sent_seconds, sent_counts) = (
+            SELECT array_agg(c.second ORDER BY c.second), array_agg(c.n ORDER BY c.second)
+            FROM (
+                SELECT b.second, b.n + (b.second = now.second)::integer AS n
+                FROM {_SECONDS} WHERE b.second > now.since
+                UNION ALL SELECT now.second, 1 WHERE now.second <> ALL(k.sent_seconds)
+            ) AS c),
         open_sends = ARRAY(
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
             UNION ALL SELECT now.t ORDER BY 1)
@@ -176,11 +191,17 @@ LEFT JOIN opened ON opened.event_id = w.id
 # Why SPEND did nothing, under the key's row lock; a spent budget pauses the key until the
 # send that makes it full leaves the window.
 REFUSE = f"""
-WITH now AS MATERIALIZED (SELECT clock_timestamp() AS t)
+WITH {_NOW}
 UPDATE dispatch_keys k SET
     paused_until = CASE WHEN {_IN_WINDOW} >= :limit
+        -- The second that holds the limit-th newest send: the budget has room again once
+        -- that second has left the window.
         THEN GREATEST(k.paused_until, (
-            SELECT s FROM unnest(k.sends) AS s ORDER BY s DESC OFFSET :limit - 1 LIMIT 1
+            SELECT to_timestamp(c.second + 1) FROM (
+                SELECT b.second, sum(b.n) OVER (ORDER BY b.second DESC) AS newer
+                FROM {_SECONDS} WHERE b.second > now.since
+            ) AS c
+            WHERE c.newer >= :limit ORDER BY c.second DESC LIMIT 1
         ) + CAST(:window AS interval))
         ELSE k.paused_until END,
     pause_reason = CASE WHEN {_IN_WINDOW} >= :limit AND k.paused_until <= now.t

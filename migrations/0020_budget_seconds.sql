@@ -1,0 +1,31 @@
+-- A key's budget counted per second instead of per send. Written to apply cleanly twice: its
+-- number may change while migrations of other work land.
+--
+-- `sends` (0009) held the start time of every send in the budget window, so a key's row grew
+-- with its budget: at PagerDuty's 120 a minute it was a kilobyte, but a key whose account has
+-- the larger limits PagerDuty grants on request (up to 10 000 a minute) carried thousands of
+-- timestamps, rewritten and sorted by every spend under the row's lock. That capped such a key
+-- below its own budget. Now the row keeps, for each second of the window that saw sends, the
+-- second (`sent_seconds`, Unix time, ascending) and how many (`sent_counts`): at most the
+-- window's length in entries (62 by default), whatever the budget.
+--
+-- A send made during second b is counted as if made at the end of it (b + 1): a key may wait
+-- up to a second longer than it would have by exact times, never send more.
+ALTER TABLE dispatch_keys ADD COLUMN IF NOT EXISTS sent_seconds bigint[] NOT NULL DEFAULT '{}';
+ALTER TABLE dispatch_keys ADD COLUMN IF NOT EXISTS sent_counts integer[] NOT NULL DEFAULT '{}';
+
+-- The budget carries over the upgrade: the sends still in the window, by second.
+UPDATE dispatch_keys k SET (sent_seconds, sent_counts) = (
+    SELECT COALESCE(array_agg(b.at ORDER BY b.at), '{}'), COALESCE(array_agg(b.n ORDER BY b.at), '{}')
+    FROM (
+        SELECT floor(extract(epoch FROM s))::bigint AS at, count(*)::integer AS n
+        FROM unnest(k.sends) AS s
+        WHERE s > clock_timestamp() - interval '62 seconds'
+        GROUP BY 1
+    ) AS b
+)
+WHERE k.sent_seconds = '{}' AND k.sends <> '{}';
+
+-- The old column is no longer read or written by this version. It stays, as it was, so that a
+-- worker of the previous version still running during an upgrade keeps its own count (the
+-- two versions do not see each other's sends meanwhile; a 429 still rests the key).
