@@ -144,3 +144,18 @@ def test_the_demo_box_says_what_a_new_user_needs() -> None:
     again = demo_box(Demo(tenant_id, "http://x/auth/link?token=u", None), "http://x")
     assert "pdc_" not in again
     assert f"tenant login-link {tenant_id}" in again
+
+
+def test_the_embedded_database_looks_at_its_statistics_every_few_seconds(data_dir: Path) -> None:
+    # A young deployment's tables grow from nothing; plans made from their first statistics
+    # must not last the minute PostgreSQL's default would give them (app/db/embedded.py).
+    migrated = run(["migrate"], data_dir)
+    assert migrated.returncode == 0, migrated.stderr
+    from pgserver.postgres_server import get_server
+
+    server = get_server(data_dir / "postgres", cleanup_mode="stop")
+    try:
+        shown = server.psql("SHOW autovacuum_naptime;")
+    finally:
+        server.cleanup()
+    assert re.search(r"^\s*2s\s*$", shown, re.MULTILINE), shown
