@@ -10,6 +10,11 @@ defaults.
 
     .venv/bin/python -m bench.time_to_page [--quick] [--probes 200] [--rate 40]
 
+The background stream is sent by bench/rawpost.py (hand-written HTTP/1.1 over kept-alive
+connections), not by an HTTP client library: at 500 alerts/s httpx2 took about 40 % of a core
+of this machine, the same CPU the server, the dispatcher and PostgreSQL need; the raw one
+takes about a third of that.
+
 At a --rate the default budget cannot carry (600 a minute over 16 keys is about 140 alerts/s),
 the background keys get a budget sized to it instead (background_budget).
 """
@@ -29,14 +34,16 @@ import httpx2
 
 from bench.arrivals import ArrivalWatcher
 from bench.cpu import cpu_table
-from bench.load import run_benchmark
-from bench.probe import SUMMARY_HEADERS, Probe, Summary, post_alert, probe, summarize
+from bench.load import encode, run_benchmark
+from bench.probe import SUMMARY_HEADERS, Probe, Summary, probe, summarize
+from bench.rawpost import PostError, RawPoster
 from bench.report import percentile, ratio, table
 from bench.stack import (
     Service,
     Stack,
     Tenant,
     add_service,
+    alert,
     create_tenant,
     running_stack,
     sandbox_routing_keys,
@@ -54,6 +61,7 @@ BUDGET_WINDOW = 62  # seconds: the dispatcher's window (DispatchConfig.budget_wi
 # Background keys are kept under this share of their budget.
 BUDGET_SHARE = 0.9
 MAX_IN_FLIGHT = 64
+ALERTS_PATH = "/v1/alerts"
 WARMUP_SECONDS = 3.0
 
 
@@ -86,7 +94,10 @@ class Background:
     started: float = 0.0
     stopped: float = 0.0
 
-    async def run(self, http: httpx2.AsyncClient, url: str, stop: asyncio.Event) -> None:
+    async def run(self, poster: RawPoster, stop: asyncio.Event) -> None:
+        # Each tenant's request head, prepared once (bench/rawpost.py: the client's own CPU
+        # would otherwise be what the machine runs short of).
+        heads = {tenant.id: poster.head(ALERTS_PATH, tenant.auth) for tenant, _ in self.targets}
         in_flight: set[asyncio.Task[None]] = set()
         self.started = time.perf_counter()
         due = self.started
@@ -95,7 +106,7 @@ class Background:
             if len(in_flight) >= MAX_IN_FLIGHT:
                 self.skipped += 1
             else:
-                task = asyncio.create_task(self._send(http, url, sequence))
+                task = asyncio.create_task(self._send(poster, heads, sequence))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             sequence += 1
@@ -105,14 +116,21 @@ class Background:
         if in_flight:
             await asyncio.wait(in_flight)
 
-    async def _send(self, http: httpx2.AsyncClient, url: str, sequence: int) -> None:
+    async def _send(self, poster: RawPoster, heads: dict[str, bytes], sequence: int) -> None:
         tenant, service = self.targets[sequence % len(self.targets)]
         dedup_key = f"{self.prefix}-{sequence}"
-        _, answered = await post_alert(http, url, tenant, dedup_key, service)
-        if answered is None:
-            self.failures["refused"] += 1
-        else:
+        body = encode(alert(dedup_key, service=service))
+        try:
+            status = await poster.post(heads[tenant.id], body)
+        except PostError:
+            self.failures["no answer"] += 1
+            return
+        # The same clock as the probes' and the sandbox's (bench/probe.py).
+        answered = time.time()
+        if status == 202:
             self.accepted[dedup_key] = answered
+        else:
+            self.failures[f"HTTP {status}"] += 1
 
     @property
     def achieved_rate(self) -> float:
@@ -229,15 +247,17 @@ async def phases(
 
     background = Background(setup.targets, args.rate, f"bg-{run_id}")
     stop = asyncio.Event()
-    limits = httpx2.Limits(max_connections=MAX_IN_FLIGHT)
-    async with httpx2.AsyncClient(timeout=30.0, limits=limits) as bg_http:
-        streaming = asyncio.create_task(background.run(bg_http, stack.web_url, stop))
+    poster = RawPoster(stack.web_url, MAX_IN_FLIGHT)
+    try:
+        streaming = asyncio.create_task(background.run(poster, stop))
         await asyncio.sleep(WARMUP_SECONDS)
         meter.start()
         loaded = await timed("loaded")
         cpu["under load"] = meter.stop()
         stop.set()
         await streaming
+    finally:
+        await poster.close()
     # Background events still on their way get a moment to arrive.
     await asyncio.sleep(2.0)
     background_ttp = [
