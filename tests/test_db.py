@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx2
 import pytest
+import sqlalchemy
 from databases import Database
 
 from app.db.deadlines import Deadlines, deadlines
@@ -21,7 +22,7 @@ from app.db.migrations import (
     discover_migrations,
     pending_migrations,
 )
-from app.db.pool import asyncpg_dsn, close_database, open_database
+from app.db.pool import PooledDatabase, asyncpg_dsn, close_database, open_database
 from app.deps import Deps
 from app.main import create_app
 from tests.conftest import _with_database
@@ -267,3 +268,97 @@ async def test_a_transaction_whose_commit_fails_gives_its_connection_back(
     # (bounded here, so that a regression fails instead of stalling the run).
     assert await asyncio.wait_for(asyncio.create_task(elsewhere()), 10) == 1
     assert await pool_of_one.fetch_val("SELECT 1") == 1
+
+
+# The lean transaction (app/db/pool.py): the group commit's, one task's hand-written statements
+# straight to a connection of its own.
+
+
+async def lean_table(db: PooledDatabase) -> None:
+    await db.execute("CREATE TABLE IF NOT EXISTS lean_rows (n int PRIMARY KEY)")
+    await db.execute("DELETE FROM lean_rows")
+
+
+async def lean(db: PooledDatabase, *statements: str, then: Exception | None = None) -> None:
+    """The statements in one lean transaction, then `then` raised inside it."""
+    async with db.lean_transaction():
+        for statement in statements:
+            await db.fetch_all(statement)
+        if then is not None:
+            raise then
+
+
+async def rows(db: PooledDatabase) -> object:
+    return await asyncio.wait_for(db.fetch_val("SELECT count(*) FROM lean_rows"), 10)
+
+
+@pytest.fixture
+async def pooled(pool_of_one: Database) -> PooledDatabase:
+    assert isinstance(pool_of_one, PooledDatabase)
+    await lean_table(pool_of_one)
+    return pool_of_one
+
+
+async def test_a_lean_transaction_commits_its_statements_together(pooled: PooledDatabase) -> None:
+    async with pooled.lean_transaction():
+        await pooled.execute("INSERT INTO lean_rows VALUES (:n)", {"n": 1})
+        await pooled.execute("INSERT INTO lean_rows VALUES (:n)", {"n": 2})
+        # Its own writes are seen inside, on the one connection it holds (a pool of one).
+        assert await pooled.fetch_val("SELECT count(*) FROM lean_rows") == 2
+        row = await pooled.fetch_one("SELECT max(n) AS top FROM lean_rows")
+        assert row is not None
+        assert row._mapping["top"] == 2
+    assert await rows(pooled) == 2
+
+
+async def test_a_failed_lean_transaction_leaves_nothing_and_its_connection_usable(
+    pooled: PooledDatabase,
+) -> None:
+    duplicate = ("INSERT INTO lean_rows VALUES (1)", "INSERT INTO lean_rows VALUES (1)")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await lean(pooled, *duplicate)
+    with pytest.raises(ValueError, match="refused"):
+        await lean(pooled, "INSERT INTO lean_rows VALUES (2)", then=ValueError("refused"))
+    # Nothing stayed, and the one connection came back each time (a pool of one would wait
+    # forever otherwise).
+    assert await rows(pooled) == 0
+
+
+async def test_a_lean_transaction_past_its_deadline_is_dropped_and_commits_nothing(
+    pooled: PooledDatabase,
+) -> None:
+    # Its own number: the server goes on with the abandoned session until its sleep ends.
+    slow = ("INSERT INTO lean_rows VALUES (99)", "SELECT pg_sleep(30)")
+    with deadlines(Deadlines(statement=0.2)), pytest.raises(DatabaseTimeout):
+        await lean(pooled, *slow)
+    assert await rows(pooled) == 0
+
+
+async def nested(db: PooledDatabase) -> None:
+    async with db.lean_transaction():
+        await db.execute("INSERT INTO lean_rows VALUES (1)")
+        async with db.transaction():
+            await db.execute("INSERT INTO lean_rows VALUES (2)")
+
+
+async def built(db: PooledDatabase) -> None:
+    async with db.lean_transaction():
+        await db.fetch_all(sqlalchemy.text("SELECT 1"))
+
+
+async def test_a_lean_transaction_refuses_what_would_run_outside_it(
+    pooled: PooledDatabase,
+) -> None:
+    for work in (nested, built):
+        with pytest.raises(RuntimeError, match="outside it"):
+            await work(pooled)
+    assert await rows(pooled) == 0
+
+    # Another task is not the transaction's: its statements take a connection of their own
+    # (here the pool's only one is held, so it waits until the transaction has ended).
+    async with pooled.lean_transaction():
+        await pooled.execute("INSERT INTO lean_rows VALUES (3)")
+        waiting = asyncio.create_task(rows(pooled))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    assert await waiting == 1

@@ -48,6 +48,7 @@ from typing import Any, Generic, TypeVar
 from databases import Database
 
 from app.db.errors import database_unreachable
+from app.db.pool import PooledDatabase
 
 log = logging.getLogger("pdconnect.db")
 
@@ -215,6 +216,11 @@ class GroupCommit(Batcher[S, R]):
         self.write = run
 
     async def _once(self, submissions: list[S]) -> Answers[R]:
+        if isinstance(self.db, PooledDatabase):
+            # The batch's statements are hand-written SQL: they go straight to the
+            # transaction's connection (app/db/pool.py).
+            async with self.db.lean_transaction():
+                return await self.write(self.db, submissions)
         async with self.db.transaction():
             return await self.write(self.db, submissions)
 
