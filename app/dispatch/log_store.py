@@ -555,8 +555,8 @@ class KeyBudget:
     """What decides when a queued event of a routing key may go: the key's sends in the
     budget window, its budget, its rest, and the key's events ahead of this one."""
 
-    # One instant per recent send, the end of the second it was made in: the dispatcher counts
-    # each send as made then (app/dispatch/store.py), oldest first.
+    # One instant per recent send, when the slice of the budget window it was made in began:
+    # the dispatcher counts each send as made then (app/dispatch/store.py), oldest first.
     sends: tuple[datetime, ...]
     limit: int
     paused_until: datetime | None
@@ -575,7 +575,7 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     """The state of a queued event's routing key, as the dispatcher reads it."""
     row = await db.fetch_one(
         """
-        SELECT k.sent_seconds, k.sent_counts, k.paused_until, k.pause_reason,
+        SELECT k.sent_starts, k.sent_counts, k.paused_until, k.pause_reason,
             s.rate_limit_per_minute AS rate_limit, clock_timestamp() AS now,
             (SELECT count(*) FROM (
                 SELECT 1 FROM events q
@@ -598,8 +598,8 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     m = row._mapping
     return KeyBudget(
         sends=tuple(
-            datetime.fromtimestamp(second + 1, UTC)
-            for second, n in zip(m["sent_seconds"] or (), m["sent_counts"] or (), strict=True)
+            datetime.fromtimestamp(start / 1000, UTC)
+            for start, n in zip(m["sent_starts"] or (), m["sent_counts"] or (), strict=True)
             for _ in range(n)
         ),
         limit=int(m["rate_limit"]),

@@ -10,16 +10,17 @@ The cap per key is exact across workers where it matters: an attempt is opened o
 UPDATE of the key's row that counts its open sends and spends one (`reserve_budget`).
 
 **Budget without a lock held across statements.** The key's row carries its recent sends,
-counted per second (`sent_seconds`, `sent_counts`: each second of the budget window that saw
-sends, and how many), and its sends waiting for an answer (`open_sends`). Spending is one
-conditional UPDATE of that row, which also counts the attempt on the event and opens it (a
-CTE), so the row is locked only for that statement. Finishing an attempt takes its send off
-`open_sends` in the statement that records the answer; one whose worker died drops out when its
-lease is over. The arrays stay small whatever the budget: one entry per second of the window
-(62 at most by default), and the cap of sends in flight.
+counted in slices of the budget window (`sent_starts`, `sent_counts`: when each slice that saw
+sends began, in Unix milliseconds, and how many; a slice is 1/64 of the window), and its sends
+waiting for an answer (`open_sends`). Spending is one conditional UPDATE of that row, which also
+counts the attempt on the event and opens it (a CTE), so the row is locked only for that
+statement. Finishing an attempt takes its send off `open_sends` in the statement that records
+the answer; one whose worker died drops out when its lease is over. The arrays stay small
+whatever the budget: 65 slices at most, and the cap of sends in flight.
 
-A send is counted as if made at the end of its second, so a key may wait up to a second longer
-than exact times would make it, never send more than its budget in the window.
+A send is counted as if made when its slice began: it stays in the window for between one slice
+less than the window and the window (61 to 62 s by default), always longer than PagerDuty's
+60, so no 60 seconds ever hold more than the budget.
 
 Times are the database's (`clock_timestamp()`), so workers on several machines agree.
 """
@@ -85,11 +86,13 @@ async def targets_of(db: Database, service_ids: Sequence[UUID]) -> dict[UUID, Ta
 # the next claim sees what became of its service).
 Refusal = Literal["budget_spent", "key_busy", "lease_lost", "target_changed"]
 
-# The instant of the statement, its second, and the oldest second still counted in the budget
-# window: a second b holds sends made in [b, b + 1), counted until b + 1 leaves the window.
+# The budget window is counted in this many slices (see the module docstring).
+SLICES = 64
+# The instant of the statement, the slice it falls in (when that slice began, in Unix
+# milliseconds), and how far back a slice must have begun to be counted still.
 _NOW = """now AS MATERIALIZED (
-    SELECT t, floor(extract(epoch FROM t))::bigint AS second,
-        extract(epoch FROM t - CAST(:window AS interval)) - 1 AS since
+    SELECT t, floor(extract(epoch FROM t) * 1000 / :slice)::bigint * :slice AS slice,
+        extract(epoch FROM t - CAST(:window AS interval)) * 1000 AS since
     FROM (SELECT clock_timestamp() AS t) AS c
 )"""
 # The key's sends in the budget window, and its sends still waiting for an answer (one whose
@@ -97,8 +100,8 @@ _NOW = """now AS MATERIALIZED (
 # the key's row itself, so that the UPDATE holding the row's lock reads them as the previous
 # holder left them: PostgreSQL re-evaluates an UPDATE's conditions on the newest version of a
 # row it waited for, but subqueries over other tables only under the statement's snapshot.
-_SECONDS = "unnest(k.sent_seconds, k.sent_counts) AS b (second, n)"
-_IN_WINDOW = f"(SELECT COALESCE(sum(b.n), 0) FROM {_SECONDS} WHERE b.second > now.since)"
+_SLICES = "unnest(k.sent_starts, k.sent_counts) AS b (start, n)"
+_IN_WINDOW = f"(SELECT COALESCE(sum(b.n), 0) FROM {_SLICES} WHERE b.start > now.since)"
 _OPEN = (
     "(SELECT count(*) FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval))"
 )
@@ -135,13 +138,13 @@ locked AS MATERIALIZED (
 ),
 spent AS (
     UPDATE dispatch_keys k SET
-        -- The seconds still in the window, this one counted once more (or added).
-        (sent_seconds, sent_counts) = (
-            SELECT array_agg(c.second ORDER BY c.second), array_agg(c.n ORDER BY c.second)
+        -- The slices still in the window, this one counted once more (or added).
+        (sent_starts, sent_counts) = (
+            SELECT array_agg(c.start ORDER BY c.start), array_agg(c.n ORDER BY c.start)
             FROM (
-                SELECT b.second, b.n + (b.second = now.second)::integer AS n
-                FROM {_SECONDS} WHERE b.second > now.since
-                UNION ALL SELECT now.second, 1 WHERE now.second <> ALL(k.sent_seconds)
+                SELECT b.start, b.n + (b.start = now.slice)::integer AS n
+                FROM {_SLICES} WHERE b.start > now.since
+                UNION ALL SELECT now.slice, 1 WHERE now.slice <> ALL(k.sent_starts)
             ) AS c),
         open_sends = ARRAY(
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)
@@ -194,14 +197,14 @@ REFUSE = f"""
 WITH {_NOW}
 UPDATE dispatch_keys k SET
     paused_until = CASE WHEN {_IN_WINDOW} >= :limit
-        -- The second that holds the limit-th newest send: the budget has room again once
-        -- that second has left the window.
+        -- The slice that holds the limit-th newest send: the budget has room again once that
+        -- slice has left the window.
         THEN GREATEST(k.paused_until, (
-            SELECT to_timestamp(c.second + 1) FROM (
-                SELECT b.second, sum(b.n) OVER (ORDER BY b.second DESC) AS newer
-                FROM {_SECONDS} WHERE b.second > now.since
+            SELECT to_timestamp(c.start / 1000.0) FROM (
+                SELECT b.start, sum(b.n) OVER (ORDER BY b.start DESC) AS newer
+                FROM {_SLICES} WHERE b.start > now.since
             ) AS c
-            WHERE c.newer >= :limit ORDER BY c.second DESC LIMIT 1
+            WHERE c.newer >= :limit ORDER BY c.start DESC LIMIT 1
         ) + CAST(:window AS interval))
         ELSE k.paused_until END,
     pause_reason = CASE WHEN {_IN_WINDOW} >= :limit AND k.paused_until <= now.t
@@ -237,6 +240,11 @@ class Spend:
     rate_limit_per_minute: int | None
 
 
+def slice_ms(window: timedelta) -> int:
+    """How long one slice of the budget window lasts, in milliseconds."""
+    return max(1, int(window.total_seconds() * 1000) // SLICES)
+
+
 async def spend_many(
     db: Database,
     claimed: Sequence[Claimed],
@@ -266,6 +274,7 @@ async def spend_many(
                 "hashes": [c.routing_key_hash for _, c in now],
                 "services": [c.service_id for _, c in now],
                 "window": window,
+                "slice": slice_ms(window),
                 "max_in_flight": max_in_flight,
                 "lease": lease,
             },
@@ -304,6 +313,7 @@ async def reserve_budget(
         "id": claimed.id,
         "token": claimed.lease_token,
         "window": window,
+        "slice": slice_ms(window),
         "max_in_flight": max_in_flight,
         "lease": lease,
     }

@@ -1,12 +1,14 @@
-"""A key's budget is counted per second of its window: its row stays the same small size
+"""A key's budget is counted in slices of its window: its row stays the same small size
 whatever the budget (PagerDuty grants some accounts 10 000 events a minute per key), the
-count stays exact at the limit, and a spent budget rests the key until the second that holds
-the limit-th newest send has left the window, never sooner."""
+count stays exact at the limit, and a spent budget rests the key until the slice that holds
+the limit-th newest send has left the window: never sooner, and never less than a slice short
+of the window after that send."""
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from app.dispatch import store
 from app.outbox import claims
@@ -43,13 +45,21 @@ async def spend_each(world: World, claimed: list[claims.Claimed]) -> list[store.
     return spent
 
 
+SLICE = store.slice_ms(WINDOW)
+
+
+def slice_of(at: datetime) -> int:
+    """When the slice of the window `at` falls in began, in Unix milliseconds."""
+    return math.floor(at.timestamp() * 1000 / SLICE) * SLICE
+
+
 async def key_row(world: World, key_hash: str) -> tuple[list[int], list[int]]:
     row = await world.db.fetch_one(
-        "SELECT sent_seconds, sent_counts FROM dispatch_keys WHERE routing_key_hash = :h",
+        "SELECT sent_starts, sent_counts FROM dispatch_keys WHERE routing_key_hash = :h",
         {"h": key_hash},
     )
     assert row is not None
-    return list(row["sent_seconds"]), list(row["sent_counts"])
+    return list(row["sent_starts"]), list(row["sent_counts"])
 
 
 async def test_a_large_budget_keeps_its_row_small_and_counts_every_send(world: World) -> None:
@@ -63,17 +73,18 @@ async def test_a_large_budget_keeps_its_row_small_and_counts_every_send(world: W
         spent = await spend_each(world, claimed)
         assert all(s.attempt_id is not None for s in spent)
         sent += len(spent)
-    seconds, counts = await key_row(world, service[1])
-    # Every send is counted, each in the second it was made in, oldest second first.
+    starts, counts = await key_row(world, service[1])
+    # Every send is counted, each in the slice it was made in, oldest slice first, at most one
+    # entry per slice of the window whatever the budget.
     assert sum(counts) == sent == 600
-    assert seconds == sorted(set(seconds))
-    assert len(seconds) <= math.ceil(WINDOW.total_seconds()) + 1
-    spent_seconds = await world.db.fetch_all(
-        "SELECT floor(extract(epoch FROM started_at))::bigint AS s, count(*) AS n"
-        " FROM delivery_attempts WHERE routing_key_hash = :h GROUP BY 1 ORDER BY 1",
+    assert starts == sorted(set(starts))
+    assert len(starts) <= store.SLICES + 1
+    made = await world.db.fetch_all(
+        "SELECT started_at FROM delivery_attempts WHERE routing_key_hash = :h",
         {"h": service[1]},
     )
-    assert [(r["s"], r["n"]) for r in spent_seconds] == list(zip(seconds, counts, strict=True))
+    by_slice = Counter(slice_of(r["started_at"]) for r in made)
+    assert sorted(by_slice.items()) == list(zip(starts, counts, strict=True))
 
 
 async def test_the_limit_is_exact_and_the_rest_ends_when_its_second_leaves_the_window(
@@ -99,21 +110,24 @@ async def test_the_limit_is_exact_and_the_rest_ends_when_its_second_leaves_the_w
         {"h": service[1]},
     )
     assert paused is not None
-    # The fifth-newest send (the oldest of the five) is counted until the end of its second
-    # has left the window: the key rests until then, not a moment sooner.
+    # The fifth-newest send (the oldest of the five) is counted as made when its slice began:
+    # the key rests until that slice has left the window, not a moment sooner, and never less
+    # than a slice short of the window after the send itself (61 s of 62: PagerDuty counts 60).
     oldest = min(a.spent_at for a in opened)
-    end_of_its_second = oldest.replace(microsecond=0) + timedelta(seconds=1)
-    assert paused["paused_until"] == end_of_its_second + WINDOW
+    its_slice = datetime.fromtimestamp(slice_of(oldest) / 1000, UTC)
+    assert paused["paused_until"] == its_slice + WINDOW
+    assert oldest + WINDOW - timedelta(milliseconds=SLICE) < paused["paused_until"]
+    assert paused["paused_until"] <= oldest + WINDOW
     assert "spent its budget of 5 events in 62 seconds" in paused["pause_reason"]
 
 
-async def test_seconds_that_left_the_window_are_dropped_on_the_next_spend(world: World) -> None:
+async def test_slices_that_left_the_window_are_dropped_on_the_next_spend(world: World) -> None:
     tenant = await world.tenant()
     service = await world.service(tenant, KEY, limit=1000)
     await store.learn_host(world.db, service[1], HOST)
     # Sends made long ago (as a row carried over the upgrade would hold them), and one now.
     await world.db.execute(
-        "UPDATE dispatch_keys SET sent_seconds = ARRAY[1, 2, 3]::bigint[],"
+        "UPDATE dispatch_keys SET sent_starts = ARRAY[1000, 2000, 3000]::bigint[],"
         " sent_counts = ARRAY[999, 999, 999] WHERE routing_key_hash = :h",
         {"h": service[1]},
     )
@@ -122,6 +136,6 @@ async def test_seconds_that_left_the_window_are_dropped_on_the_next_spend(world:
     [spent] = await spend_each(world, [claimed])
     assert spent.attempt_id is not None, "sends a window ago no longer count"
     assert spent.spent_at is not None
-    seconds, counts = await key_row(world, service[1])
-    assert seconds == [math.floor(spent.spent_at.timestamp())]
+    starts, counts = await key_row(world, service[1])
+    assert starts == [slice_of(spent.spent_at)]
     assert counts == [1]
