@@ -33,14 +33,14 @@ class RawPoster:
             raise ValueError(f"a plain http:// URL is needed, not {url!r}")
         self.host = parts.hostname
         self.port = parts.port or 80
-        self._authority = f"{self.host}:{self.port}".encode("ascii")
+        self._authority = f"{self.host}:{self.port}"
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self._room = asyncio.Semaphore(connections)
 
     def head(self, path: str, headers: Mapping[str, str]) -> bytes:
         """The request line and headers of a JSON POST to `path`, without Content-Length:
         prepared once per kind of request."""
-        lines = [f"POST {path} HTTP/1.1", f"Host: {self._authority.decode()}"]
+        lines = [f"POST {path} HTTP/1.1", f"Host: {self._authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append("Content-Type: application/json")
         return ("\r\n".join(lines) + "\r\n").encode("latin-1")

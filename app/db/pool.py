@@ -304,6 +304,8 @@ class PooledDatabase(Database):
         return _Transaction(self.connection, force_rollback=force_rollback, **kwargs)
 
     def connection(self) -> DatabasesConnection:
+        # Every other way to the database goes through here (a statement built with
+        # SQLAlchemy, `transaction()`): inside a lean transaction it would leave it.
         if self._pinned() is not None:
             raise RuntimeError(NOT_IN_LEAN)
         return super().connection()
@@ -368,11 +370,9 @@ class PooledDatabase(Database):
     async def fetch_all(
         self, query: ClauseElement | str, values: dict[str, Any] | None = None
     ) -> list[Record]:
-        pinned = self._pinned()
         if not isinstance(query, str):
-            if pinned is not None:
-                raise RuntimeError(NOT_IN_LEAN)
             return await super().fetch_all(query, values)
+        pinned = self._pinned()
         if pinned is not None:
             return await pinned.fetch_all_sql(query, values)
         async with self.connection() as connection, connection._query_lock:
@@ -381,11 +381,9 @@ class PooledDatabase(Database):
     async def fetch_one(
         self, query: ClauseElement | str, values: dict[str, Any] | None = None
     ) -> Record | None:
-        pinned = self._pinned()
         if not isinstance(query, str):
-            if pinned is not None:
-                raise RuntimeError(NOT_IN_LEAN)
             return await super().fetch_one(query, values)
+        pinned = self._pinned()
         if pinned is not None:
             return await pinned.fetch_one_sql(query, values)
         async with self.connection() as connection, connection._query_lock:
@@ -402,11 +400,9 @@ class PooledDatabase(Database):
     async def execute(
         self, query: ClauseElement | str, values: dict[str, Any] | None = None
     ) -> Any:
-        pinned = self._pinned()
         if not isinstance(query, str):
-            if pinned is not None:
-                raise RuntimeError(NOT_IN_LEAN)
             return await super().execute(query, values)
+        pinned = self._pinned()
         if pinned is not None:
             return await pinned.execute_sql(query, values)
         async with self.connection() as connection, connection._query_lock:
