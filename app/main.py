@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from app import openapi, settings
+from app import heap, openapi, settings
 from app.analytics import routes as analytics_routes
 from app.callbacks import routes as callback_routes
 from app.composition import WEB_POOL_SIZE, build_deps, dispatch_config_of, run_background
@@ -264,8 +264,11 @@ def app_factory() -> Starlette:
     LimitedHttpToolsProtocol.configure(ServerLimits.from_config(config))
     # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
     run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
-    return create_app(
+    app = create_app(
         deps,
         owns_resources=True,
         dispatch=dispatch_config_of(config) if run_dispatcher else None,
     )
+    # Everything imported and built by now lives as long as the process (app/heap.py).
+    heap.settle()
+    return app

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from app import heap
 from app.cli.environment import (
     SANDBOX_APP_ID,
     SANDBOX_CLIENT_ID,
@@ -253,6 +254,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # On the event loop `serve` runs its dispatcher on (uvicorn picks uvloop when installed, as
     # it is with uvicorn[standard]): the dispatcher's sends are mostly event-loop and socket
     # work, which uvloop does for a fraction of the CPU.
+    heap.settle()
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
         runner.run(run_worker(config))
     return 0
