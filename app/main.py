@@ -40,6 +40,7 @@ from app.ingest.middleware import DropInSlashes, IngestFastPath
 from app.ingest.routes import alerts as ingest_alerts
 from app.installations import routes as installations_routes
 from app.installations.upkeep import incidents_client
+from app.observability.logs import lean_records
 from app.oncall import routes as oncall_routes
 from app.ops import routes as ops_routes
 from app.tenants import pages as tenant_pages
@@ -258,6 +259,8 @@ def create_app(
 
 def app_factory() -> Starlette:
     config = load_config()
+    # Uvicorn applied the logging config in this process; what it cannot say is set here.
+    lean_records()
     deps = build_deps(config, pool_size=WEB_POOL_SIZE)
     # Uvicorn calls this in each worker process before it takes connections: its protocol
     # (app/web/protocol.py) holds them to this process's config.

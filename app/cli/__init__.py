@@ -31,7 +31,7 @@ from app.cli.manage import cmd_keygen, cmd_keys, cmd_tenant
 from app.cli.serve import cmd_migrate, cmd_sandbox, cmd_serve, cmd_worker
 from app.config.values import ConfigError
 from app.encryption.reencrypt import BATCH_SIZE
-from app.observability.logs import logging_config
+from app.observability.logs import lean_records, logging_config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.config.dictConfig(args.log_config)
+    lean_records()
     try:
         code: int = args.func(args)
     except ConfigError as exc:

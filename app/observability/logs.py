@@ -85,18 +85,33 @@ def bound(**fields: str) -> Iterator[None]:
         _context.reset(token)
 
 
+# Set on a record (`extra={PRE_REDACTED: True}`) whose message its writer built only from
+# values it redacted itself: the access log's line per request, whose one variable part, the
+# path, is redacted once per distinct path (app/web/access_log.py) rather than on every line.
+PRE_REDACTED = "pdconnect_pre_redacted"
+
+
+def message_of(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    return message if record.__dict__.get(PRE_REDACTED) else redact(message)
+
+
+# One encoder for every line: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": message_of(record),
             **_context.get(),
         }
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _ENCODER.encode(line)
 
 
 class TextFormatter(logging.Formatter):
@@ -109,6 +124,17 @@ class TextFormatter(logging.Formatter):
         fields = " ".join(f"{k}={v}" for k, v in _context.get().items())
         text = super().format(record)
         return redact(f"{text} [{fields}]" if fields else text)
+
+
+def lean_records() -> None:
+    """Records without what no formatter of ours prints: the caller's file and line (found by
+    walking the stack on every call), the thread's and the process's names. Logging's own
+    documentation lists these switches for services that log often; ours logs a line per
+    request. Called once per process, before it serves."""
+    logging._srcfile = None  # the switch logging documents for this
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def logging_config(

@@ -11,31 +11,40 @@ the answer and carried by every line logged while the request is handled.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
 import time
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.logs import bound
+from app.observability.logs import PRE_REDACTED, bound, redact
 from app.observability.metrics import HTTP_REQUESTS
 
 log = logging.getLogger("pdconnect.access")
 KEY_IN_PATH = re.compile(r"^/k/[^/]+")
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_RAW = REQUEST_ID_HEADER.encode()
 # Short enough to read, restricted so a caller cannot forge log structure with it.
 CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 
+# A line is written per request, and most requests go to a few paths: each distinct path is
+# redacted once (a bounded cache: paths are the caller's to choose), the line marked as done.
+@functools.lru_cache(maxsize=1024)
 def loggable_path(path: str) -> str:
-    return KEY_IN_PATH.sub("/k/[redacted]", path)
+    return redact(KEY_IN_PATH.sub("/k/[redacted]", path))
 
 
 def request_id_of(scope: Scope) -> str:
-    offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
-    return offered if CALLER_REQUEST_ID.fullmatch(offered) else secrets.token_hex(8)
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_RAW:
+            offered: str = value.decode("latin-1")
+            if CALLER_REQUEST_ID.fullmatch(offered):
+                return offered
+            break
+    return secrets.token_hex(8)
 
 
 def endpoint_name(scope: Scope) -> str:
@@ -44,6 +53,9 @@ def endpoint_name(scope: Scope) -> str:
     if endpoint is None:
         return "unmatched"
     return str(getattr(endpoint, "__name__", type(endpoint).__name__))
+
+
+_DONE = {PRE_REDACTED: True}
 
 
 class AccessLogMiddleware:
@@ -57,12 +69,16 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 500
         request_id = request_id_of(scope)
+        request_id_raw = request_id.encode("latin-1")
 
         async def send_and_remember(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = [
+                    *(h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_RAW),
+                    (_REQUEST_ID_RAW, request_id_raw),
+                ]
             await send(message)
 
         with bound(request_id=request_id):
@@ -76,4 +92,5 @@ class AccessLogMiddleware:
                     loggable_path(scope["path"]),
                     status,
                     (time.perf_counter() - started) * 1000,
+                    extra=_DONE,
                 )

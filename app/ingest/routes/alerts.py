@@ -29,7 +29,7 @@ from app.ingest.native import parse_native
 from app.tenants.auth import request_ingest_key
 from app.tenants.ratelimit import EventBudget, IngestRateLimited
 from app.tenants.store import IngestKey
-from app.web.api import get_deps
+from app.web.api import CompactJSONResponse, get_deps
 from app.web.body import read_json
 from app.web.routing import api
 
@@ -75,7 +75,7 @@ async def _native(request: Request, items_of: Any, source: str) -> Response:
             status=413,
         )
     accepted = await _accept(request, key, items, source)
-    return JSONResponse(_accepted_json(accepted), status_code=202)
+    return CompactJSONResponse(_accepted_json(accepted), status_code=202)
 
 
 async def native_alerts(request: Request) -> Response:
@@ -150,7 +150,7 @@ async def _drop_in(request: Request, parse: Any, source: str, v1: bool) -> Respo
     answer: dict[str, Any] = {"status": "success", "message": "Event processed"}
     if dedup_key is not None:
         answer["dedup_key"] = dedup_key
-    return JSONResponse(answer, status_code=202)
+    return CompactJSONResponse(answer, status_code=202)
 
 
 async def enqueue_v2(request: Request) -> Response:
