@@ -6,7 +6,7 @@ thousand objects of imported modules, compiled templates and SQL that live as lo
 process. Under load, each request's objects live across several young collections (they wait
 for their group commit) and reach the old generation, so full collections come often, and
 each walked the whole start-up heap: on the ingest benchmark at 64 connections that was about
-a fifth of the web process's CPU and most of its p99 (80 ms against 35 ms once frozen).
+15 % of the web process's CPU per request and half its p99 (80 ms against 35-41 ms frozen).
 
 `gc.freeze()` moves everything alive at that moment out of the collector's sight for good.
 What start-up left as garbage is collected first; what start-up made and a later change drops
