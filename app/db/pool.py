@@ -132,6 +132,10 @@ class _Connection(PostgresConnection):
         """`work` under the statement deadline; a connection left in doubt is not reused."""
         limit = current_deadlines().statement
         try:
+            if limit is None:
+                # Work with no deadline of ours (the dispatcher, upkeep, commands): no timeout
+                # context to make and enter for every statement.
+                return await work
             async with asyncio.timeout(limit):
                 return await work
         except TimeoutError as exc:
