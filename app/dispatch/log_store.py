@@ -575,7 +575,7 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     """The state of a queued event's routing key, as the dispatcher reads it."""
     row = await db.fetch_one(
         """
-        SELECT k.sent_starts, k.sent_counts, k.paused_until, k.pause_reason,
+        SELECT k.slice_starts, k.slice_counts, k.paused_until, k.pause_reason,
             s.rate_limit_per_minute AS rate_limit, clock_timestamp() AS now,
             (SELECT count(*) FROM (
                 SELECT 1 FROM events q
@@ -599,7 +599,7 @@ async def key_budget(db: Database, event: Event) -> KeyBudget | None:
     return KeyBudget(
         sends=tuple(
             datetime.fromtimestamp(start / 1000, UTC)
-            for start, n in zip(m["sent_starts"] or (), m["sent_counts"] or (), strict=True)
+            for start, n in zip(m["slice_starts"] or (), m["slice_counts"] or (), strict=True)
             for _ in range(n)
         ),
         limit=int(m["rate_limit"]),

@@ -10,7 +10,7 @@ The cap per key is exact across workers where it matters: an attempt is opened o
 UPDATE of the key's row that counts its open sends and spends one (`reserve_budget`).
 
 **Budget without a lock held across statements.** The key's row carries its recent sends,
-counted in slices of the budget window (`sent_starts`, `sent_counts`: when each slice that saw
+counted in slices of the budget window (`slice_starts`, `slice_counts`: when each slice that saw
 sends began, in Unix milliseconds, and how many; a slice is 1/64 of the window), and its sends
 waiting for an answer (`open_sends`). Spending is one conditional UPDATE of that row, which also
 counts the attempt on the event and opens it (a CTE), so the row is locked only for that
@@ -100,7 +100,7 @@ _NOW = """now AS MATERIALIZED (
 # the key's row itself, so that the UPDATE holding the row's lock reads them as the previous
 # holder left them: PostgreSQL re-evaluates an UPDATE's conditions on the newest version of a
 # row it waited for, but subqueries over other tables only under the statement's snapshot.
-_SLICES = "unnest(k.sent_starts, k.sent_counts) AS b (start, n)"
+_SLICES = "unnest(k.slice_starts, k.slice_counts) AS b (start, n)"
 _IN_WINDOW = f"(SELECT COALESCE(sum(b.n), 0) FROM {_SLICES} WHERE b.start > now.since)"
 _OPEN = (
     "(SELECT count(*) FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval))"
@@ -139,12 +139,12 @@ locked AS MATERIALIZED (
 spent AS (
     UPDATE dispatch_keys k SET
         -- The slices still in the window, this one counted once more (or added).
-        (sent_starts, sent_counts) = (
+        (slice_starts, slice_counts) = (
             SELECT array_agg(c.start ORDER BY c.start), array_agg(c.n ORDER BY c.start)
             FROM (
                 SELECT b.start, b.n + (b.start = now.slice)::integer AS n
                 FROM {_SLICES} WHERE b.start > now.since
-                UNION ALL SELECT now.slice, 1 WHERE now.slice <> ALL(k.sent_starts)
+                UNION ALL SELECT now.slice, 1 WHERE now.slice <> ALL(k.slice_starts)
             ) AS c),
         open_sends = ARRAY(
             SELECT o FROM unnest(k.open_sends) AS o WHERE o > now.t - CAST(:lease AS interval)

@@ -55,11 +55,11 @@ def slice_of(at: datetime) -> int:
 
 async def key_row(world: World, key_hash: str) -> tuple[list[int], list[int]]:
     row = await world.db.fetch_one(
-        "SELECT sent_starts, sent_counts FROM dispatch_keys WHERE routing_key_hash = :h",
+        "SELECT slice_starts, slice_counts FROM dispatch_keys WHERE routing_key_hash = :h",
         {"h": key_hash},
     )
     assert row is not None
-    return list(row["sent_starts"]), list(row["sent_counts"])
+    return list(row["slice_starts"]), list(row["slice_counts"])
 
 
 async def test_a_large_budget_keeps_its_row_small_and_counts_every_send(world: World) -> None:
@@ -127,8 +127,8 @@ async def test_slices_that_left_the_window_are_dropped_on_the_next_spend(world: 
     await store.learn_host(world.db, service[1], HOST)
     # Sends made long ago (as a row carried over the upgrade would hold them), and one now.
     await world.db.execute(
-        "UPDATE dispatch_keys SET sent_starts = ARRAY[1000, 2000, 3000]::bigint[],"
-        " sent_counts = ARRAY[999, 999, 999] WHERE routing_key_hash = :h",
+        "UPDATE dispatch_keys SET slice_starts = ARRAY[1000, 2000, 3000]::bigint[],"
+        " slice_counts = ARRAY[999, 999, 999] WHERE routing_key_hash = :h",
         {"h": service[1]},
     )
     await world.send(tenant, service, None, n=1)
