@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.logs import PRE_REDACTED, bound, redact
 from app.observability.metrics import HTTP_REQUESTS
+from app.web.routing import raw_header
 
 log = logging.getLogger("pdconnect.access")
 KEY_IN_PATH = re.compile(r"^/k/[^/]+")
@@ -38,12 +39,9 @@ def loggable_path(path: str) -> str:
 
 
 def request_id_of(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == _REQUEST_ID_RAW:
-            offered: str = value.decode("latin-1")
-            if CALLER_REQUEST_ID.fullmatch(offered):
-                return offered
-            break
+    offered = raw_header(scope, _REQUEST_ID_RAW)
+    if offered is not None and CALLER_REQUEST_ID.fullmatch(text := offered.decode("latin-1")):
+        return text
     return secrets.token_hex(8)
 
 

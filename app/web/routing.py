@@ -43,14 +43,20 @@ def too_large(limit: int) -> str:
     return f"request body is larger than {limit} bytes"
 
 
-def _content_length(scope: Scope) -> int | None:
-    # Read from the raw headers (ASGI names them in lower case): building a `Headers` for one
-    # header cost more than the lookup, on every ingest request.
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            # The server refuses a malformed Content-Length before the app sees it.
-            return int(value) if value.isdigit() else None
+def raw_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header `name` (lower case, as ASGI names them), read from the raw
+    headers: building a `Headers` for one header cost more than the lookup, on every ingest
+    request."""
+    for found, value in scope["headers"]:
+        if found == name:
+            return bytes(value)
     return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = raw_header(scope, b"content-length")
+    # The server refuses a malformed Content-Length before the app sees it.
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class BodyLimit:
