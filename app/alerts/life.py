@@ -13,11 +13,12 @@ racing on one alert cannot undo each other's resolve.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 from uuid import UUID
+
+from app.ids import new_uuid
 
 State = Literal["triggered", "acknowledged", "resolved"]
 StepKind = Literal["open", "follow", "acknowledge", "resolve"]
@@ -72,7 +73,7 @@ class Lives:
             self.known[dedup_key] = replace(life, service_ids=life.service_ids + added)
             self.steps.append(Step("follow", life.id, dedup_key, added, summary, severity))
             return life.id
-        opened = Life(uuid.uuid4(), dedup_key, tuple(dict.fromkeys(service_ids)), "triggered")
+        opened = Life(new_uuid(), dedup_key, tuple(dict.fromkeys(service_ids)), "triggered")
         self.known[dedup_key] = opened
         self.steps.append(
             Step("open", opened.id, dedup_key, opened.service_ids, summary, severity)

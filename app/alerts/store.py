@@ -6,7 +6,6 @@ events' `created_at`."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +15,7 @@ from uuid import UUID
 from databases import Database
 
 from app.alerts.life import Life, Step
+from app.jsoncodec import dumps_text
 
 LIFE_COLUMNS = (
     "id, dedup_key, service_ids, state, opened_at, acknowledged_at, resolved_at, "
@@ -209,7 +209,7 @@ def _merged(earlier: Step, later: Step) -> Step:
 
 
 def _opens_json(opens: dict[Key, Step], actual: dict[UUID, UUID]) -> str:
-    return json.dumps(
+    return dumps_text(
         [
             {
                 "id": str(actual.get(step.alert_id, step.alert_id)),
@@ -225,7 +225,7 @@ def _opens_json(opens: dict[Key, Step], actual: dict[UUID, UUID]) -> str:
 
 
 def _follows_json(follows: dict[UUID, Step], actual: dict[UUID, UUID]) -> str:
-    return json.dumps(
+    return dumps_text(
         [
             {
                 "id": str(actual.get(alert_id, alert_id)),

@@ -38,7 +38,6 @@ A request's work is split in two, so that neither its matching nor its write hol
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,7 @@ from app.alerts import store as alerts_store
 from app.alerts.life import Life, Lives, Step, live_services
 from app.deps import Deps
 from app.errors import InputError
+from app.ids import new_hex
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.lanes import off_the_loop
 from app.ingest.mapping import OutboundEvent, change_to_outbound, to_outbound, wire_dedup_key
@@ -217,7 +217,7 @@ def _match(
                 by_rules, suppressed = (), UNMATCHED_SUPPRESSED
         if isinstance(item, Alert) and item.dedup_key is None:
             # One key for every service the alert goes to, so later updates find them all.
-            item = replace(item, dedup_key=uuid.uuid4().hex)
+            item = replace(item, dedup_key=new_hex())
         if isinstance(item, ChangeEvent):
             assert not isinstance(by_rules, NoRoute)
             for service in by_rules:
@@ -425,7 +425,7 @@ class _Planner:
             item,
             api="v1" if service is not None and service.api_version == "v1" else "v2",
             severity_map=self.severities,
-            new_dedup_key=lambda: uuid.uuid4().hex,
+            new_dedup_key=new_hex,
         )
 
     def _event(
@@ -453,7 +453,7 @@ class _Planner:
 
     def _skipped(self, item: Alert) -> _Planned:
         out = to_outbound(
-            item, api="v2", severity_map=self.severities, new_dedup_key=lambda: uuid.uuid4().hex
+            item, api="v2", severity_map=self.severities, new_dedup_key=new_hex
         )
         return self._nowhere(out, EventStatus.SKIPPED, NOTHING_TO_RESOLVE)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +11,8 @@ from uuid import UUID
 
 from databases import Database
 
+from app.ids import new_uuid
+from app.jsoncodec import dumps_text
 from app.outbox.ready import KEYS_OF_WRITTEN, keys_have_work
 from app.outbox.states import NOTIFY_CHANNEL, EventStatus
 from app.outbox.wakeups import wake_dispatchers
@@ -132,8 +132,8 @@ def _columns(events: Sequence[NewEvent], ids: Sequence[UUID]) -> dict[str, Any]:
         "dedup_keys": [e.dedup_key for e in events],
         "kinds": [e.kind for e in events],
         "apis": [e.api for e in events],
-        "bodies": [json.dumps(e.body) for e in events],
-        "notes": [json.dumps(list(e.notes)) for e in events],
+        "bodies": [dumps_text(e.body) for e in events],
+        "notes": [dumps_text(list(e.notes)) for e in events],
         "sources": [e.source for e in events],
         "statuses": [str(e.status) for e in events],
         "alert_ids": [e.alert_id for e in events],
@@ -153,7 +153,7 @@ async def enqueue(db: Database, events: Sequence[NewEvent]) -> list[tuple[UUID, 
     service is held (unhealthy) is written as held whatever `status` says."""
     if not events:
         return []
-    ids = [uuid.uuid4() for _ in events]
+    ids = [new_uuid() for _ in events]
     rows = await db.fetch_all(ENQUEUE, _columns(events, ids))
     written = {r._mapping["id"]: EventStatus(r._mapping["status"]) for r in rows}
     if len(written) != len(ids):
@@ -232,7 +232,7 @@ async def enqueue_together(
     as one statement: a batch's writes cost one round trip. Call inside the transaction that
     answers the senders, as `enqueue`. ServicesChanged with nothing written when a service is
     gone."""
-    ids = [uuid.uuid4() for _ in events]
+    ids = [new_uuid() for _ in events]
     values = {**_columns(events, ids), **lives.values, **(after.values if after else {})}
     rows = await db.fetch_all(together(lives.sql, after.sql if after else None), values)
     written = {

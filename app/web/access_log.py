@@ -14,11 +14,11 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.ids import new_hex
 from app.observability.logs import PRE_REDACTED, bound, redact
 from app.observability.metrics import HTTP_REQUESTS
 from app.web.routing import raw_header
@@ -42,7 +42,7 @@ def request_id_of(scope: Scope) -> str:
     offered = raw_header(scope, _REQUEST_ID_RAW)
     if offered is not None and CALLER_REQUEST_ID.fullmatch(text := offered.decode("latin-1")):
         return text
-    return secrets.token_hex(8)
+    return new_hex(8)
 
 
 def endpoint_name(scope: Scope) -> str:

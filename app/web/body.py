@@ -4,11 +4,11 @@ route's declaration (app/web/routing.py); how long it may take is the caller's `
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.requests import Request
 
 from app.errors import InputError
+from app.jsoncodec import loads
 
 
 async def read_body(request: Request, *, within: float | None = None) -> bytes:
@@ -37,7 +37,7 @@ async def _read(request: Request) -> bytes:
 
 def parse_json(raw: bytes) -> object:
     try:
-        return json.loads(raw)
+        return loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError("", f"request body is not valid JSON: {exc}", status=400) from exc
     except RecursionError as exc:

@@ -1,0 +1,59 @@
+"""JSON on the hot paths, with the standard library's meaning and orjson's speed.
+
+Every ingested alert is decoded once and encoded several times (its event's body for the
+outbox, its life, the answer, the access log line); the standard `json` module spent more of
+an ingest request's time on that than on any other single thing. orjson does the same work
+several times faster, but it draws a few lines where `json` does not: it reads an integer
+past 64 bits as a float, refuses NaN and lone surrogates, and writes NaN as null. So each function
+here tries orjson and, only where orjson refuses, does exactly what `json` would have done:
+what is accepted, what is refused and every error message stay the standard library's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+# Text as `json` writes with ensure_ascii=False and compact separators; one encoder, made once.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# A run of digits as long as the longest 64-bit integer's: orjson would read such an integer
+# as a float. (A run inside a string or a fraction only costs the slower decoder.)
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def loads(raw: bytes) -> Any:
+    """`json.loads(raw)`: the same values, the same errors."""
+    if _LONG_DIGITS.search(raw):
+        return json.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Invalid, or valid in `json`'s eyes only (NaN, a huge integer, a lone surrogate,
+        # UTF-16): `json` says which, in its own words.
+        return json.loads(raw)
+
+
+def dumps_text(value: Any) -> str:
+    """JSON text of `value` for PostgreSQL to parse (a jsonb parameter): the document
+    `json.dumps(value)` describes. For values already held to strict JSON (the outbox's bodies
+    and notes, alerts' lives: app/ingest/mapping.py refuses NaN and infinities on the way in),
+    where orjson's one silent difference, NaN written as null, cannot arise."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def dumps_compact(value: Any) -> bytes:
+    """`json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))` in
+    UTF-8, byte for byte, for answers made of strings, integers and nulls (ids, keys,
+    statuses), where orjson writes exactly that."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _COMPACT.encode(value).encode("utf-8")
