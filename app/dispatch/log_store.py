@@ -359,10 +359,13 @@ async def _heads(
         cursor, order = "AND e.seq < :cursor", "DESC"
     else:
         cursor, order = "", "DESC"
-    # Only the fixed fragments above are interpolated (S608).
+    # Only the fixed fragments above are interpolated (S608). The tenant is named even where
+    # the branch checks it through the service: the newest events first is then a walk of
+    # `events_tenant` (tenant_id, seq DESC), not a sort of every event the service has.
     parts = [
         f"""(SELECT e.seq, e.id, e.alert_id FROM events e
-            WHERE {branch} {cursor} AND {_head_condition(search.where)}
+            WHERE e.tenant_id = :tenant_id AND {branch} {cursor}
+              AND {_head_condition(search.where)}
             ORDER BY e.seq {order} LIMIT :limit)"""  # noqa: S608
         for branch in search.branches
     ]
