@@ -17,6 +17,7 @@ from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
 from app.db.changes import ChangeCache
 from app.db.group import GroupCommits
+from app.outbound import AsyncioTransport, environment_proxied
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
 
@@ -80,12 +81,17 @@ def new_http_client(
     """`pool_size`: requests this client has in flight at most (the dispatcher's concurrency).
     Each keeps its HTTP/1.1 connection alive after its answer, so back-to-back sends to
     PagerDuty reuse connections instead of opening (and TLS-handshaking) new ones; the default
-    keeps only 20, fewer than a busy dispatcher's sends."""
+    keeps only 20, fewer than a busy dispatcher's sends.
+
+    Its sockets are asyncio's own (app/outbound.py) unless a transport is given (the tests'
+    mock) or the environment names a proxy, which httpx2's own transports honour."""
     limits = (
         httpx2.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
         if pool_size is not None
         else httpx2.Limits(max_connections=100, max_keepalive_connections=20)
     )
+    if transport is None and not environment_proxied():
+        transport = AsyncioTransport(limits=limits)
     return httpx2.AsyncClient(
         transport=transport,
         limits=limits,
