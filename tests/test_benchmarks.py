@@ -34,6 +34,7 @@ def need_wrk() -> None:
         ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
         ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
         ("bench.claim", ["median ms", "p95 ms", "median ratio", "finished", "load average"]),
+        ("bench.outbound", ["httpx2's default (anyio)", "pdconnect (asyncio)", "CPU per send"]),
     ],
 )
 def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str]) -> None:
