@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from app import heap, openapi, settings
 from app.analytics import routes as analytics_routes
@@ -36,7 +37,7 @@ from app.encryption import routes as encryption_routes
 from app.errors import ConflictError, InputError, NotFoundError, Unauthenticated
 from app.incidents import routes as incident_routes
 from app.ingest import routes as ingest_routes
-from app.ingest.middleware import DropInSlashes, IngestFastPath
+from app.ingest.middleware import DropInSlashes, IngestFront
 from app.ingest.routes import alerts as ingest_alerts
 from app.installations import routes as installations_routes
 from app.installations.upkeep import incidents_client
@@ -149,6 +150,21 @@ async def on_database_unreachable(request: Request, exc: Exception) -> Response:
     return response
 
 
+class PdconnectApp(Starlette):
+    """The app: an ingest request (a POST on an ingest path) goes to its own front door
+    (app/ingest/middleware.py), every other request through the middleware stack."""
+
+    front: IngestFront | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        if front is not None and front.takes(scope):
+            scope["app"] = self
+            await front.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     deps: Deps, *, owns_resources: bool = False, dispatch: DispatchConfig | None = None
 ) -> Starlette:
@@ -206,26 +222,15 @@ def create_app(
         *analytics_routes.routes,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    limits = Deadlines(
+        acquire=deps.config.db_acquire_timeout, statement=deps.config.db_statement_timeout
+    )
     middleware = [
         # First, so that everything after sees the client's own address and scheme.
         *trusted_proxy_middleware(deps.config),
         # Every request's database work, whichever middleware or route does it.
-        Middleware(
-            RequestDeadlines,
-            limits=Deadlines(
-                acquire=deps.config.db_acquire_timeout,
-                statement=deps.config.db_statement_timeout,
-            ),
-        ),
+        Middleware(RequestDeadlines, limits=limits),
         Middleware(AccessLogMiddleware),
-        # Inside the log and the deadlines, ahead of everything only pages need.
-        Middleware(
-            IngestFastPath,
-            routes=ingest_alerts.routes,
-            handlers=handlers,
-            reject=_error,
-            https=deps.config.https,
-        ),
         Middleware(DropInSlashes),
         Middleware(SecurityHeadersMiddleware, https=deps.config.https),
         Middleware(
@@ -243,11 +248,19 @@ def create_app(
         # before any route reads it.
         Middleware(SessionRecords, deps=deps, on_unreachable=on_database_unreachable),
     ]
-    app = Starlette(
+    app = PdconnectApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers=handlers,
+    )
+    app.front = IngestFront(
+        routes=ingest_alerts.routes,
+        handlers=handlers,
+        reject=_error,
+        https=deps.config.https,
+        limits=limits,
+        outer=trusted_proxy_middleware(deps.config),
     )
     app.state.deps = deps
     app.state.templates = make_templates(deps.config)

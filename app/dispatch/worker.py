@@ -102,6 +102,8 @@ LEFTOVER_SECONDS = 5.0
 SENDS_PER_STATEMENT = 128
 # How long a worker keeps a service's target (where its events go) before reading it again.
 TARGET_SECONDS = 5.0
+# Decrypted routing keys a worker keeps at most (when full, it forgets them all and starts over).
+OPENED_KEYS_KEPT = 10_000
 STALE_NOTE = "answered after its lease had passed on; the event was left as it was. "
 
 
@@ -149,6 +151,8 @@ class Dispatcher:
         self._known_hosts: dict[str, str] = {}
         # Each service's target as last read, until its expiry (time.monotonic()).
         self._targets: dict[UUID, tuple[float, store.Target]] = {}
+        # Routing keys as decrypted, by their ciphertext (see `_routing_key`).
+        self._opened_keys: dict[str, str] = {}
         self._away_pause = AWAY_PAUSE_FIRST
         # Events the next claim asks of each key it looks at (see _learn_per_key).
         self._per_key = 1.0
@@ -521,7 +525,7 @@ class Dispatcher:
                 if not isinstance(attempt, store.Attempt):
                     return
                 key_field = "service_key" if event.api == "v1" else "routing_key"
-                body = {**event.body, key_field: self.vault.decrypt(attempt.routing_key_enc)}
+                body = {**event.body, key_field: self._routing_key(attempt.routing_key_enc)}
                 answer = await self._send(attempt.events_url, event, body, lease_ends)
             finally:
                 self._sends.release()
@@ -531,6 +535,20 @@ class Dispatcher:
             if self._host_in_flight[host] <= 0:
                 del self._host_in_flight[host]
         await self._record(event, attempt, answer)
+
+    def _routing_key(self, encrypted: str) -> str:
+        """The routing key a send carries. Decrypting it (Fernet: an HMAC and AES) was a few
+        percent of a send's CPU, paid again for every event of the key; each ciphertext is
+        opened once and kept in this process's memory, which already held the key during
+        every send. A key encrypted anew (rotation) is a new ciphertext, opened afresh; the
+        bound keeps a worker that sends for very many keys from growing without end."""
+        key = self._opened_keys.get(encrypted)
+        if key is None:
+            key = self.vault.decrypt(encrypted)
+            if len(self._opened_keys) >= OPENED_KEYS_KEPT:
+                self._opened_keys.clear()
+            self._opened_keys[encrypted] = key
+        return key
 
     async def _target(self, event: Claimed) -> store.Target | None:
         """The event's service, as this worker last read it (within TARGET_SECONDS). What a

@@ -1,37 +1,47 @@
-"""Middleware of the ingest routes: a trailing slash on a drop-in path, and the ingest
-endpoints' own way in (`IngestFastPath`), where a POST skips what only the pages need.
+"""The ingest endpoints' own front door (`IngestFront`), and a trailing slash on a drop-in
+path (`DropInSlashes`).
 
 Ingest is the one part of the app that senders drive at thousands of requests a second, and
 every layer a request passes costs it on the way in and again on the way out (each middleware
-wraps `send`). The session middleware (signing and reading a cookie no sender has), the
-session records and Starlette's router and exception middleware are for the pages and the
-admin API; an ingest request needs none of them. `IngestFastPath` sits just inside the access
-log and the database deadlines, takes `POST` on the ingest paths, and does there what the
-layers it skips would have done for such a request:
+wraps `send`). Starlette's error middleware and router, the session middleware (signing and
+reading a cookie no sender has), the session records and the request limits' wrapper are for the
+pages and the admin API; an ingest request needs none of them. So the app (app/main.py) hands
+a `POST` on an ingest path to `IngestFront` before its middleware stack, and the front does, in
+one place, what the stack would have done for such a request:
 
+- the trusted proxies' headers, when PDCONNECT_TRUSTED_PROXIES is set (app/web/proxy.py);
+- the database deadlines of a web request (`RequestDeadlines`);
+- the request id and the access line (app/web/access_log.py);
 - the head's limits (431, as `RequestLimitsMiddleware` answers them) and each route's body
   limit (413 from the route's own read, `BodyLimit`);
 - a drop-in path with a trailing slash routed as the path without it (`DropInSlashes`);
 - the security headers every answer carries (`SecurityHeadersMiddleware`);
 - the exception handlers the app registers, looked up by the exception's class exactly as
-  Starlette does, so every error is answered the same either way;
+  Starlette does (`Exception`'s among them, so an error is a 500 in the app's shape and
+  logged, as the error middleware would), so every error is answered the same either way;
 - a sender gone mid-body answered by nobody (`RequestLimitsMiddleware`).
 
-Any other method on these paths (a 405), and every other path, goes the usual way. The
-route table is the ingest routes' own declarations (`app.ingest.routes.alerts.routes`), so a
-path is added in one place.
+The answer is sent as the two messages Starlette's `Response` would send, its headers built in
+one list. Any other method on these paths (a 405), and every other path, goes the usual way.
+The route table is the ingest routes' own declarations (`app.ingest.routes.alerts.routes`), so
+a path is added in one place.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db.deadlines import Deadlines, deadlines
+from app.observability.logs import bound
+from app.web.access_log import log_request, request_id_of, with_request_id
 from app.web.limits import Reject, header_problem
 from app.web.routing import ANSWERS_KEY, Answers, BodyLimit, DeclaredRoute, Endpoint
 from app.web.security import api_headers
@@ -64,7 +74,7 @@ KEY_PREFIX = "/k/"
 
 
 class _Route:
-    """One ingest endpoint as the fast path calls it: behind its body limit."""
+    """One ingest endpoint as the front calls it: behind its body limit."""
 
     def __init__(self, endpoint: Endpoint, max_body: int) -> None:
         self.endpoint = endpoint
@@ -75,20 +85,21 @@ class _Route:
         scope["pdconnect.response"] = await self.endpoint(Request(scope, receive))
 
 
-class IngestFastPath:
+class IngestFront:
     def __init__(
         self,
-        app: ASGIApp,
         *,
         routes: Sequence[DeclaredRoute],
         handlers: Mapping[Any, Handler],
         reject: Reject,
         https: bool,
+        limits: Deadlines,
+        outer: Sequence[Middleware] = (),
     ) -> None:
-        self.app = app
         self.handlers = handlers
         self.reject = reject
         self.headers = api_headers(https=https)
+        self.limits = limits
         # The paths without the key prefix: the table of `/k/{ingest_key}/…` routes is the
         # same one with the key taken from the path.
         self.routes = {
@@ -96,37 +107,55 @@ class IngestFastPath:
             for route in routes
             if "POST" in (route.methods or ()) and not route.path.startswith(KEY_PREFIX)
         }
+        # What takes a request first: the trusted proxies' middleware when there is one.
+        app: ASGIApp = self._serve
+        for cls, args, kwargs in reversed(outer):
+            app = cls(app, *args, **kwargs)
+        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
+    def takes(self, scope: Scope) -> bool:
+        """Whether this request is the front's: a POST on an ingest path."""
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self._route(scope["path"]) is not None
+        )
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self._route(scope["path"])
-        if found is None:
-            await self.app(scope, receive, send)
-            return
+        assert found is not None  # `takes` said so, and no outer layer changes the path
         route, key = found
+        started = time.perf_counter()
+        status = 500
         # What the router would have set: the access log's endpoint label, the answers'
         # shape, the key in the path.
         scope["endpoint"] = route.endpoint
         scope[ANSWERS_KEY] = Answers.JSON
         scope["path_params"] = {} if key is None else {"ingest_key": key}
-        headers = self.headers
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
-
-        problem = header_problem(scope["headers"])
-        if problem is not None:
-            await self.reject(Request(scope), 431, problem)(scope, receive, send_with_headers)
-            return
-        try:
-            response = await self._answer(route, scope, receive)
-        except ClientDisconnect:
-            return
-        await response(scope, receive, send_with_headers)
+        request_id = request_id_of(scope)
+        with bound(request_id=request_id), deadlines(self.limits):
+            try:
+                problem = header_problem(scope["headers"])
+                if problem is not None:
+                    response = self.reject(Request(scope), 431, problem)
+                else:
+                    try:
+                        response = await self._answer(route, scope, receive)
+                    except ClientDisconnect:
+                        return
+                status = response.status_code
+                headers = with_request_id([*response.raw_headers, *self.headers], request_id)
+                if type(response).__call__ is Response.__call__ and response.background is None:
+                    # What `Response.__call__` sends, without a wrapper per layer around `send`.
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": headers}
+                    )
+                    await send({"type": "http.response.body", "body": response.body})
+                else:
+                    response.raw_headers[:] = headers
+                    await response(scope, receive, send)
+            finally:
+                log_request(scope, status, started)
 
     def _route(self, path: str) -> tuple[_Route, str | None] | None:
         key = None

@@ -56,7 +56,34 @@ def endpoint_name(scope: Scope) -> str:
 _DONE = {PRE_REDACTED: True}
 
 
+def with_request_id(
+    headers: list[tuple[bytes, bytes]], request_id: str
+) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with the request's id as its one X-Request-Id."""
+    return [
+        *(h for h in headers if h[0] != _REQUEST_ID_RAW),
+        (_REQUEST_ID_RAW, request_id.encode("latin-1")),
+    ]
+
+
+def log_request(scope: Scope, status: int, started: float) -> None:
+    """The request's line and its count, once it has been answered (`started`: its
+    `time.perf_counter()` when it came in)."""
+    HTTP_REQUESTS.labels(endpoint_name(scope), str(status)).inc()
+    log.info(
+        "%s %s %d %.1fms",
+        scope["method"],
+        loggable_path(scope["path"]),
+        status,
+        (time.perf_counter() - started) * 1000,
+        extra=_DONE,
+    )
+
+
 class AccessLogMiddleware:
+    """The line and the id for every request the app's middleware stack serves (the ingest
+    endpoints' front door, app/ingest/middleware.py, does the same for its own)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -67,28 +94,16 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 500
         request_id = request_id_of(scope)
-        request_id_raw = request_id.encode("latin-1")
 
         async def send_and_remember(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *(h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_RAW),
-                    (_REQUEST_ID_RAW, request_id_raw),
-                ]
+                message["headers"] = with_request_id(list(message.get("headers", ())), request_id)
             await send(message)
 
         with bound(request_id=request_id):
             try:
                 await self.app(scope, receive, send_and_remember)
             finally:
-                HTTP_REQUESTS.labels(endpoint_name(scope), str(status)).inc()
-                log.info(
-                    "%s %s %d %.1fms",
-                    scope["method"],
-                    loggable_path(scope["path"]),
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                    extra=_DONE,
-                )
+                log_request(scope, status, started)

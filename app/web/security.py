@@ -16,8 +16,8 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def api_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
-    """The headers `SecurityHeadersMiddleware` gives a JSON answer, ready to append (the
-    ingest fast path's answers, app/ingest/fastpath.py, set none of them themselves)."""
+    """The headers `SecurityHeadersMiddleware` gives a JSON answer, ready to append (by the
+    ingest endpoints' front door, app/ingest/middleware.py, whose answers set none of them)."""
     headers = [
         (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
         (b"x-content-type-options", b"nosniff"),
