@@ -26,10 +26,14 @@ httpx2's own, proxy transports included (`environment_proxied`).
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
+import socket
 import ssl
 import urllib.request
-from collections.abc import Iterable
-from typing import Any, cast
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 import httpcore2
 import httpx2
@@ -37,6 +41,11 @@ import httpx2
 # Past this much unread data the socket is not read further until the reader catches up.
 # PagerDuty's answers are a few hundred bytes; this bounds what a misbehaving peer can queue.
 READ_BUFFER_LIMIT = 256 * 1024
+# When a host has several addresses, the next is tried this long after the one before it
+# (RFC 8305's recommended delay; anyio, which httpcore2 would otherwise connect through, waits
+# as long).
+CONNECT_STAGGER = 0.25
+T = TypeVar("T")
 
 
 class _Protocol(asyncio.Protocol):
@@ -205,12 +214,12 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    lambda: _Protocol(loop),
-                    host,
-                    port,
-                    local_addr=None if local_address is None else (local_address, 0),
-                )
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                attempts = [
+                    functools.partial(_connect, loop, family, address, local_address)
+                    for family, address in interleaved_addresses(infos)
+                ]
+                transport, protocol = await first_to_succeed(attempts, CONNECT_STAGGER)
         except TimeoutError as exc:
             raise httpcore2.ConnectTimeout(str(exc) or "timed out connecting") from exc
         except OSError as exc:
@@ -230,6 +239,97 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+Address = tuple[Any, ...]
+
+
+def interleaved_addresses(
+    infos: Sequence[tuple[Any, Any, Any, Any, Address]],
+) -> list[tuple[int, Address]]:
+    """The resolver's addresses, families taking turns from the first one's (RFC 8305 §4)."""
+    by_family: dict[int, list[Address]] = {}
+    for family, _, _, _, address in infos:
+        if address not in by_family.setdefault(family, []):
+            by_family[family].append(address)
+    turns = itertools.zip_longest(*by_family.values())
+    families = list(by_family)
+    return [
+        (families[i], address)
+        for turn in turns
+        for i, address in enumerate(turn)
+        if address is not None
+    ]
+
+
+async def _connect(
+    loop: asyncio.AbstractEventLoop, family: int, address: Address, local_address: str | None
+) -> tuple[asyncio.Transport, _Protocol]:
+    host, port = address[0], address[1]
+    return await loop.create_connection(
+        lambda: _Protocol(loop),
+        host,
+        port,
+        family=family,
+        local_addr=None if local_address is None else (local_address, 0),
+    )
+
+
+async def first_to_succeed(
+    attempts: Sequence[Callable[[], Coroutine[Any, Any, T]]], stagger: float
+) -> T:
+    """The first of `attempts` to succeed, each started `stagger` seconds after the one before
+    or as soon as the one before fails (Happy Eyeballs, RFC 8305): an address that never
+    answers (an IPv6 route that goes nowhere) costs the next one a short delay, not the whole
+    connect timeout. The others are cancelled, and a second success is closed. Raises the
+    first failure (with the others' as notes) when every attempt fails.
+
+    What anyio's connect did for httpcore2; uvloop's own `create_connection` tries each
+    address in turn and has no such option."""
+    if not attempts:
+        raise OSError("the name resolved to no address")
+    running: set[asyncio.Task[T]] = set()
+    errors: list[BaseException] = []
+    left = iter(attempts)
+    winner: asyncio.Task[T] | None = None
+    try:
+        while winner is None:
+            attempt = next(left, None)
+            if attempt is not None:
+                running.add(asyncio.create_task(attempt()))
+            elif not running:
+                break
+            # Until one succeeds, one fails (the next starts at once) or the stagger passes.
+            wait = None if attempt is None else stagger
+            done, _ = await asyncio.wait(running, timeout=wait, return_when=FIRST_COMPLETED)
+            for task in done:
+                running.discard(task)
+                if task.exception() is None and winner is None:
+                    winner = task
+                elif task.exception() is not None:
+                    errors.append(cast(BaseException, task.exception()))
+                else:
+                    _close(task.result())
+    finally:
+        for task in running:
+            task.cancel()
+        # Cancelled attempts are awaited, so none finishes later with a socket left open.
+        if running:
+            await asyncio.wait(running)
+            for task in running:
+                if not task.cancelled() and task.exception() is None:
+                    _close(task.result())
+    if winner is None:
+        first = errors[0] if errors else OSError("no address could be connected to")
+        for other in errors[1:]:
+            first.add_note(f"also: {other}")
+        raise first
+    return winner.result()
+
+
+def _close(result: object) -> None:
+    if isinstance(result, tuple) and result and isinstance(result[0], asyncio.BaseTransport):
+        result[0].close()
 
 
 class AsyncioTransport(httpx2.AsyncHTTPTransport):

@@ -6,16 +6,23 @@ idle, answer with TLS from a private authority, send a large answer, read slowly
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 
 from app.deps import new_http_client
-from app.outbound import AsyncioBackend, AsyncioTransport
+from app.outbound import (
+    AsyncioBackend,
+    AsyncioTransport,
+    first_to_succeed,
+    interleaved_addresses,
+)
 from tests.contract.tls import LOOPBACK, TlsFiles, make_tls_files
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -262,3 +269,109 @@ async def test_a_proxy_named_in_the_environment_is_used(monkeypatch: pytest.Monk
             response = await client.post("http://events.pagerduty.invalid/v2/enqueue", json={})
     assert response.json() == {"via": "proxy"}
     assert seen == [b"POST http://events.pagerduty.invalid/v2/enqueue HTTP/1.1"]
+
+
+# Connecting to a host with several addresses: one that never answers must not cost the whole
+# connect timeout (RFC 8305). The attempts below are the race's inputs: coroutines that hang,
+# fail or succeed as an address would.
+
+
+async def _hangs() -> str:
+    await asyncio.sleep(30)
+    return "never"
+
+
+async def _refused() -> str:
+    raise ConnectionRefusedError("refused")
+
+
+async def _answers() -> str:
+    return "connected"
+
+
+async def test_an_address_that_never_answers_costs_only_the_stagger() -> None:
+    started = asyncio.get_running_loop().time()
+    result = await first_to_succeed([_hangs, _answers], stagger=0.05)
+    assert result == "connected"
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_an_address_that_refuses_hands_over_at_once() -> None:
+    started = asyncio.get_running_loop().time()
+    assert await first_to_succeed([_refused, _answers], stagger=10.0) == "connected"
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_every_address_failing_raises_the_first_failure_naming_the_others() -> None:
+    async def unreachable() -> str:
+        raise OSError("network is unreachable")
+
+    with pytest.raises(ConnectionRefusedError) as raised:
+        await first_to_succeed([_refused, unreachable], stagger=0.01)
+    assert any("network is unreachable" in note for note in raised.value.__notes__)
+
+
+async def test_the_attempts_left_running_are_cancelled() -> None:
+    cancelled = asyncio.Event()
+
+    async def slow() -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "late"
+
+    assert await first_to_succeed([slow, _answers], stagger=0.01) == "connected"
+    assert cancelled.is_set()
+
+
+async def test_a_second_connection_that_also_succeeded_is_closed() -> None:
+    async with serving(echo_forever) as server:
+        loop = asyncio.get_running_loop()
+        made = [
+            await loop.create_connection(asyncio.Protocol, LOOPBACK, server.port)
+            for _ in range(2)
+        ]
+        # Both connections come through in the same turn of the loop.
+        both = asyncio.Event()
+        loop.call_later(0.05, both.set)
+
+        def attempt(n: int) -> Callable[[], Coroutine[Any, Any, Any]]:
+            async def connected() -> Any:
+                await both.wait()
+                return made[n]
+
+            return connected
+
+        transport, _ = await first_to_succeed([attempt(0), attempt(1)], stagger=0.01)
+        for _ in range(100):
+            if len(server.open) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert len(server.open) == 1
+        assert not transport.is_closing()
+        transport.close()
+
+
+def test_addresses_take_turns_by_family() -> None:
+    v6, v4 = socket.AF_INET6, socket.AF_INET
+    infos = [
+        (v6, socket.SOCK_STREAM, 6, "", ("2001:db8::1", 443, 0, 0)),
+        (v6, socket.SOCK_STREAM, 6, "", ("2001:db8::2", 443, 0, 0)),
+        (v4, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 443)),
+        (v4, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 443)),
+        (v4, socket.SOCK_STREAM, 6, "", ("192.0.2.2", 443)),
+    ]
+    assert [address[0] for _, address in interleaved_addresses(infos)] == [
+        "2001:db8::1",
+        "192.0.2.1",
+        "2001:db8::2",
+        "192.0.2.2",
+    ]
+
+
+async def test_a_name_is_resolved_and_connected() -> None:
+    async with serving(echo_forever) as server, new_http_client() as client:
+        response = await client.post(f"http://localhost:{server.port}/", json={"n": 1})
+        assert response.json() == {"n": 1}
