@@ -12,7 +12,9 @@ is an asyncio protocol with a buffer:
   mark;
 - a read returns what has arrived, and waits under the read timeout only when nothing has;
 - TLS is the event loop's own `start_tls`, with the SSL context httpx2 built (certificate
-  checks and ALPN are that context's).
+  checks and ALPN are that context's);
+- a host with several addresses has them raced as anyio raced them (`first_to_succeed`), so an
+  address family that goes nowhere does not cost a connect its whole timeout.
 
 Everything above the sockets (HTTP/1.1, the pool, keep-alive, the timeouts' values, the
 errors the callers see) is httpcore2's and httpx2's, unchanged. A proxy set in the
