@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from itertools import pairwise
+from json.encoder import encode_basestring as _quoted
 from types import MappingProxyType
 from typing import Any
 
@@ -98,16 +99,62 @@ def message_of(record: logging.LogRecord) -> str:
 
 # One encoder for every line: `json.dumps` with options builds a new one per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+# The fields every line begins with, in their order; a context field of the same name would
+# take its place in the line (a dict keeps the first position), so such lines take the long way.
+_FIXED = frozenset({"time", "level", "logger", "message"})
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. A line whose fields are all text (nearly all: the access line
+    per request, a delivery's lines) is written field by field with the encoder's own string
+    escaping, and its time from a per-second stamp: the same text as the general encoding
+    below, in about a third of the time, which a line per request makes worth having."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._second = -1
+        self._stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        context = _context.get()
+        if record.exc_info or not all(
+            type(v) is str and k not in _FIXED for k, v in context.items()
+        ):
+            return self._format_any(record, context)
+        parts = [
+            '{"time": "',
+            self._time(record.created),
+            '", "level": ',
+            _quoted(record.levelname.lower()),
+            ', "logger": ',
+            _quoted(record.name),
+            ', "message": ',
+            _quoted(message_of(record)),
+        ]
+        for name, value in context.items():
+            parts += (", ", _quoted(name), ": ", _quoted(value))
+        parts.append("}")
+        return "".join(parts)
+
+    def _time(self, created: float) -> str:
+        """`datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`: the
+        microseconds rounded as `fromtimestamp` rounds them, then cut to milliseconds."""
+        second = int(created)
+        micro = round((created - second) * 1_000_000)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if second != self._second:
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._stamp}.{micro // 1000:03d}+00:00"
+
+    def _format_any(self, record: logging.LogRecord, context: Mapping[str, Any]) -> str:
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": message_of(record),
-            **_context.get(),
+            **context,
         }
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))

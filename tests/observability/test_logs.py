@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import httpx2
 import pytest
 
-from app.observability.logs import JsonFormatter, TextFormatter, bound, logging_config, redact
+from app.observability.logs import (
+    JsonFormatter,
+    TextFormatter,
+    bound,
+    logging_config,
+    message_of,
+    redact,
+)
 
 ROUTING_KEY = "e93facc04764012d7bfb002500d5d1a6"
 EVENT_ID = "0f8e8c1e-1234-4abc-9def-0123456789ab"
@@ -168,3 +177,51 @@ async def test_every_answer_and_its_log_line_carry_one_request_id(
     assert ids[3].isalnum()
     assert [line["request_id"] for line in handler.lines] == ids
     assert handler.lines[1]["message"].startswith("GET /readyz 200")
+
+
+def _general_encoding(record: logging.LogRecord, context: dict[str, object]) -> str:
+    """A line as the formatter writes any record: every field through one JSON encoder."""
+    line = {
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "message": message_of(record),
+        **context,
+    }
+    return json.JSONEncoder(ensure_ascii=False, default=str).encode(line)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {},
+        {"request_id": "a1b2c3d4e5f60718"},
+        {"request_id": "r1", "event_id": EVENT_ID},
+        {"note": 'quotes " and \\ backslash, a tab\t, a newline\n and é, 中, \u2028'},
+        {"control": "\x00\x1f\x7f"},
+        # Not text, or a name the line begins with: the general encoding itself.
+        {"message": "a context field named like a fixed one"},
+        {"attempt": 3},
+    ],
+)
+@pytest.mark.parametrize(
+    "created",
+    [0.0, 1.0, 1764979200.0, 1764979200.0005, 1764979200.0129999, 1764979200.9999996],
+)
+def test_a_line_reads_as_the_general_encoding_writes_it(
+    context: dict[str, object], created: float
+) -> None:
+    record = _record("POST %s %d %s", "/v1/alerts", 202, "\u00e9 \"q\" \\ \n")
+    record.created = created
+    record.levelname = "INFO"
+    with bound(**context):  # type: ignore[arg-type]
+        assert JsonFormatter().format(record) == _general_encoding(record, context)
+
+
+def test_many_times_of_day_read_as_the_general_encoding_writes_them() -> None:
+    formatter = JsonFormatter()
+    rng = random.Random(7)
+    for _ in range(20000):
+        record = _record("tick")
+        record.created = rng.uniform(0, 4_000_000_000)
+        assert formatter.format(record) == _general_encoding(record, {})
