@@ -116,6 +116,17 @@ class _Protocol(asyncio.Protocol):
         return data
 
 
+async def _within(
+    waiter: asyncio.Future[None], timeout: float | None, timed_out: type[Exception], doing: str
+) -> None:
+    """Wait for `waiter` (data to read, room to write), as httpcore2's timeout for it allows."""
+    try:
+        async with asyncio.timeout(timeout):
+            await waiter
+    except TimeoutError as exc:
+        raise timed_out(f"timed out {doing}") from exc
+
+
 class AsyncioStream(httpcore2.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self._transport = transport
@@ -124,13 +135,8 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof:
-            waiter = protocol.loop.create_future()
-            protocol.reader = waiter
-            try:
-                async with asyncio.timeout(timeout):
-                    await waiter
-            except TimeoutError as exc:
-                raise httpcore2.ReadTimeout(str(exc) or "timed out reading") from exc
+            protocol.reader = protocol.loop.create_future()
+            await _within(protocol.reader, timeout, httpcore2.ReadTimeout, "reading")
         if protocol.buffer:
             return protocol.take(max_bytes)
         if protocol.error is not None:
@@ -148,14 +154,9 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
             self._transport.write(buffer)
         except OSError as exc:
             raise httpcore2.WriteError(str(exc)) from exc
-        waiter = protocol.writable
-        if waiter is None:
+        if protocol.writable is None:
             return
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter
-        except TimeoutError as exc:
-            raise httpcore2.WriteTimeout(str(exc) or "timed out writing") from exc
+        await _within(protocol.writable, timeout, httpcore2.WriteTimeout, "writing")
         if protocol.lost:
             raise httpcore2.WriteError(str(protocol.error or "the connection is closed"))
 
