@@ -307,10 +307,11 @@ async def first_to_succeed(
             done, _ = await asyncio.wait(running, timeout=wait, return_when=FIRST_COMPLETED)
             for task in done:
                 running.discard(task)
-                if task.exception() is None and winner is None:
+                failure = task.exception()
+                if failure is not None:
+                    errors.append(failure)
+                elif winner is None:
                     winner = task
-                elif task.exception() is not None:
-                    errors.append(cast(BaseException, task.exception()))
                 else:
                     _close(task.result())
     finally:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx2
 
+from app.config.model import Config
 from app.outbound import AsyncioTransport
 from bench.load import run_benchmark
 from bench.report import ratio, table
@@ -50,7 +51,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.outbound", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a small run for smoke tests")
     p.add_argument("--sends", type=int, default=None, help="sends per measured run (4000)")
-    p.add_argument("--concurrency", type=int, default=16, help="sends at once (16)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=Config.dispatch_concurrency,
+        help="sends at once (the dispatcher's default, 16)",
+    )
     p.add_argument("--rounds", type=int, default=None, help="runs of each client (4)")
     args = p.parse_args(argv)
     if args.sends is None:

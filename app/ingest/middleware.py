@@ -71,6 +71,8 @@ class DropInSlashes:
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 KEY_PREFIX = "/k/"
+# Where `IngestFront.takes` leaves the route it found for the request.
+ROUTE_KEY = "pdconnect.ingest_route"
 
 
 class _Route:
@@ -114,17 +116,18 @@ class IngestFront:
         self.app = app
 
     def takes(self, scope: Scope) -> bool:
-        """Whether this request is the front's: a POST on an ingest path."""
-        return (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and self._route(scope["path"]) is not None
-        )
+        """Whether this request is the front's (a POST on an ingest path); if so, its route is
+        kept in the scope for `app`, which no outer layer (the proxies') changes the path for."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        found = self._route(scope["path"])
+        if found is None:
+            return False
+        scope[ROUTE_KEY] = found
+        return True
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self._route(scope["path"])
-        assert found is not None  # `takes` said so, and no outer layer changes the path
-        route, key = found
+        route, key = scope.pop(ROUTE_KEY)
         started = time.perf_counter()
         status = 500
         # What the router would have set: the access log's endpoint label, the answers'

@@ -112,8 +112,9 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._second = -1
-        self._stamp = ""
+        # The second last stamped and its text, replaced as one value: a formatter shared by
+        # threads never pairs one second with another's text.
+        self._stamped = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         context = _context.get()
@@ -143,10 +144,11 @@ class JsonFormatter(logging.Formatter):
         micro = round((created - second) * 1_000_000)
         if micro >= 1_000_000:
             second, micro = second + 1, micro - 1_000_000
-        if second != self._second:
-            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
-        return f"{self._stamp}.{micro // 1000:03d}+00:00"
+        stamped = self._stamped
+        if stamped[0] != second:
+            stamped = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+            self._stamped = stamped
+        return f"{stamped[1]}.{micro // 1000:03d}+00:00"
 
     def _format_any(self, record: logging.LogRecord, context: Mapping[str, Any]) -> str:
         line: dict[str, Any] = {

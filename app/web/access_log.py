@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,7 +58,7 @@ _DONE = {PRE_REDACTED: True}
 
 
 def with_request_id(
-    headers: list[tuple[bytes, bytes]], request_id: str
+    headers: Iterable[tuple[bytes, bytes]], request_id: str
 ) -> list[tuple[bytes, bytes]]:
     """An answer's headers with the request's id as its one X-Request-Id."""
     return [
@@ -99,7 +100,7 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = with_request_id(list(message.get("headers", ())), request_id)
+                message["headers"] = with_request_id(message.get("headers", ()), request_id)
             await send(message)
 
         with bound(request_id=request_id):
