@@ -23,6 +23,12 @@ the limits on requests and connections that uvicorn offers only for h11
   does not get uvicorn's 503: the connection whose request has been arriving the longest is
   closed to make room. Senders with a complete request are never the ones shed, so thousands of
   slow connections from many addresses cost a prompt sender nothing.
+
+An answer leaves in one write: uvicorn writes its head (status line and headers) when the app
+starts the response and its body as a second write: two system calls, and for a small answer
+two TCP segments, each waking the client. Here the head is held until the next write on the
+connection (its body's), or until the response ends, the connection closes or this protocol
+writes anything itself, whichever comes first (`_Out`).
 """
 
 from __future__ import annotations
@@ -35,8 +41,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
+from uvicorn._types import ASGISendEvent
 from uvicorn.middleware.proxy_headers import _TrustedHosts
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from app.config.model import Config
@@ -125,6 +132,63 @@ class _Clients:
 _CLIENTS: weakref.WeakKeyDictionary[ServerState, _Clients] = weakref.WeakKeyDictionary()
 
 
+class _Out:
+    """A connection's transport as its request-response cycles write to it: an answer's head,
+    written when the app starts the response, is held and goes out with the next write (the
+    body's), or on `flush`. Nothing else is held, so nothing is reordered as long as whatever
+    writes to the connection without going through here flushes first."""
+
+    __slots__ = ("held", "hold_next", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.hold_next = False
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held + data)
+        elif self.hold_next:
+            self.hold_next = False
+            self.held = bytes(data)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request-response cycle, writing through the connection's `_Out` with the head
+    of its answer held for the body."""
+
+    transport: _Out  # type: ignore[assignment]
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] != "http.response.start" or self.response_started:
+            await super().send(message)
+            return
+        # The head is uvicorn's one write for this message (a 1xx is never sent this way).
+        self.transport.hold_next = True
+        try:
+            await super().send(message)
+        finally:
+            # Written and held, or refused (a bad header) before it was written.
+            self.transport.hold_next = False
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     head_max_bytes = HEAD_MAX_BYTES
     # Set once per process from the settings (app.main.app_factory); tests set their own.
@@ -143,6 +207,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # Client addresses this connection counts against (its own, or those it forwards).
         self._holds: list[str] = []
         self._forwarded: list[str | None] = []
+        self._out = _Out(transport)
         super().connection_made(transport)
         clients = self._clients()
         peer = self.client[0] if self.client else None
@@ -182,6 +247,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        previous = self.cycle
+        self._start_cycle()
+        cycle = self.cycle
+        if cycle is not previous and cycle is not None:
+            # uvicorn made the request's cycle, and its task, which has not run yet: from its
+            # first step it is a `_Cycle` writing through the connection's `_Out`.
+            cycle.__class__ = _Cycle
+            cycle.transport = self._out  # type: ignore[assignment]
+
+    def _start_cycle(self) -> None:
         forwarded = self._forwarded_client()
         if forwarded is None:
             super().on_headers_complete()
@@ -206,6 +281,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_receiving()
 
     def on_response_complete(self) -> None:
+        # An answer that wrote no body (to HEAD) still has its head held.
+        self._out.flush()
         if self._forwarded:
             host = self._forwarded.pop(0)
             if host is not None:
@@ -218,6 +295,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
+        # Written straight to the transport: after whatever an earlier answer has held.
+        self._out.flush()
         # Uvicorn answers every parser error here, ours included: answer ours as what it is.
         if not self._head_too_large:
             super().send_400_response(msg)
@@ -299,6 +378,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         told why. The app, waiting for the body, sees the client gone."""
         if self.transport.is_closing():
             return
+        self._out.flush()
         cycle = self.cycle
         if cycle is not None and not cycle.response_started and cycle.more_body:
             self.transport.write(_answer(status, reason, message))
