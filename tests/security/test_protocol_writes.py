@@ -10,6 +10,7 @@ tests run on): every byte the server sends passes through its `write`."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from asyncio import selector_events
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,9 +42,13 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Writes:
     transport: Any = getattr(selector_events, "_SelectorSocketTransport")  # noqa: B009 - private
     original = transport.write
 
+    servers: weakref.WeakSet[Any] = weakref.WeakSet()
+
     def counted(self: Any, data: bytes | bytearray | memoryview) -> None:
-        # Only the server's side: its answers start with a status line.
-        if bytes(data[:5]) == b"HTTP/" or seen.calls:
+        # Only the server's side of a connection: the side whose first write is a status line
+        # (a client's starts with its method).
+        if self in servers or bytes(data[:5]) == b"HTTP/":
+            servers.add(self)
             seen.calls.append(bytes(data))
         original(self, data)
 
@@ -55,6 +60,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
+    if path == "/echo":
+        message = await receive()
+        body = message.get("body", b"")
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
     if path == "/parts":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"first,", "more_body": True})
@@ -154,6 +166,27 @@ async def test_pipelined_requests_are_answered_in_order_one_write_each(
     assert writes.calls[1].endswith(b"\r\n\r\n")
     assert writes.calls[2].endswith(BODY)
     assert writes.joined() == answer
+
+
+async def test_a_100_continue_is_not_held_for_the_answer(port: int, writes: Writes) -> None:
+    # A sender that asks first sends its body only once told to go on (curl waits a second).
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 5\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    async with asyncio.timeout(PATIENCE):
+        interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        await writer.drain()
+        answer = await reader.read()
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"\r\n\r\nhello")
+    assert writes.calls == [interim, answer]
 
 
 async def test_an_app_failing_after_its_head_closes_with_the_head_sent(
