@@ -39,14 +39,17 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
-from uvicorn._types import ASGISendEvent
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from app.config.model import Config
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 HEAD_MAX_BYTES = 64 * 1024
 # Connections plus requests in flight per web process; past it uvicorn answers 503 at once
