@@ -5,7 +5,11 @@ process), so the ratio between the two is what pdconnect's own work costs.
 It reads and parses the JSON body, as any endpoint taking alerts must, and answers 202 with a
 small fixed document; nothing else (no database, no middleware).
 
-    python -m bench.hello --port 8123
+With `--stock` it is served by uvicorn's own httptools protocol instead of pdconnect's
+(app/web/protocol.py, which adds the request limits and writes an answer in one write): the
+baseline as a plain Starlette deployment runs it.
+
+    python -m bench.hello --port 8123 [--stock]
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--stock", action="store_true", help="uvicorn's own httptools protocol, not pdconnect's"
+    )
     args = parser.parse_args()
     # The same arguments app/cli/serve.py's cmd_serve passes, apart from the app.
     uvicorn.run(
@@ -58,7 +65,7 @@ def main() -> None:
         port=args.port,
         workers=1,
         proxy_headers=False,
-        http=LimitedHttpToolsProtocol,
+        http="httptools" if args.stock else LimitedHttpToolsProtocol,
         limit_concurrency=CONCURRENCY_LIMIT,
         timeout_graceful_shutdown=REQUEST_DRAIN_SECONDS,
         log_level="info",

@@ -4,6 +4,11 @@ ratios between the two are the figures. Peak memory of the servers is sampled th
 
     .venv/bin/python -m bench.ingest [--quick] [--connections 1,64] [--seconds 15] [--rounds 2]
 
+The baseline is served by pdconnect's own HTTP protocol (app/web/protocol.py), as `serve`
+serves pdconnect, unless `--baseline stock`: then by uvicorn's own httptools protocol, as a
+plain Starlette deployment would be (pdconnect's protocol adds its request limits and writes an
+answer in one write; the two differ by a few per cent).
+
 At each connection count the runs go hello-world, pdconnect, hello-world, … (`--rounds`
 pdconnect runs, each between two hello-world runs), and each pdconnect run's req/s is divided
 by the mean of the two around it: the hello-world runs' spread says how steady the machine was.
@@ -61,6 +66,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=None, help="measured seconds per run (15)")
     p.add_argument("--warmup", type=int, default=None, help="unmeasured seconds first (2)")
     p.add_argument("--rounds", type=int, default=None, help="pdconnect runs per count (2)")
+    p.add_argument(
+        "--baseline",
+        choices=("pdconnect-protocol", "stock"),
+        default="pdconnect-protocol",
+        help="the HTTP protocol serving hello-world: pdconnect's (as `serve` runs) or uvicorn's",
+    )
     args = p.parse_args(argv)
     args.connections = [int(c) for c in args.connections.split(",")]
     if args.seconds is None:
@@ -76,7 +87,8 @@ async def measure(args: argparse.Namespace) -> None:
     print(loadavg_line("before"), flush=True)
     with running_stack() as stack:
         hello_port = free_port()
-        hello = stack.start_extra("hello", ["-m", "bench.hello", "--port", str(hello_port)])
+        stock = ["--stock"] if args.baseline == "stock" else []
+        hello = stack.start_extra("hello", ["-m", "bench.hello", "--port", str(hello_port), *stock])
         hello_url = f"http://127.0.0.1:{hello_port}"
         wait_until_ready(f"{hello_url}/healthz", hello, stack.root / "hello.log")
         async with httpx2.AsyncClient(timeout=30.0) as http:
@@ -120,7 +132,7 @@ async def measure(args: argparse.Namespace) -> None:
         backlog = await outbox_counts(stack, tenant)
 
     print_runs(args, results)
-    print_ratios(results)
+    print_ratios(results, args.baseline)
     print()
     print(
         table(
@@ -151,14 +163,21 @@ def print_runs(args: argparse.Namespace, results: Results) -> None:
     )
 
 
-def print_ratios(results: Results) -> None:
+BASELINES = {
+    "pdconnect-protocol": "pdconnect's HTTP protocol",
+    "stock": "uvicorn's own httptools protocol",
+}
+
+
+def print_ratios(results: Results, baseline: str) -> None:
     rows = [compare_row(conns, baselines, runs) for conns, baselines, runs in results]
     headers = ["conns", "hello req/s: median (range, spread)", "pdconnect req/s"]
     headers += ["req/s ratio", "p50 ratio", "p99 ratio"]
     print()
     print(
         table(
-            "pdconnect / hello-world (same wrk load, same uvicorn settings, interleaved)",
+            "pdconnect / hello-world (same wrk load, same uvicorn settings, interleaved; "
+            f"hello-world served by {BASELINES[baseline]})",
             headers,
             rows,
         )

@@ -52,3 +52,22 @@ def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for text in expected:
         assert text in result.stdout, result.stdout[-3000:]
+
+
+STOCK_BASELINE = ["--connections", "8", "--baseline", "stock"]
+
+
+def test_the_ingest_benchmark_takes_stock_uvicorn_as_its_baseline_when_asked() -> None:
+    need_wrk()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "DATABASE_URL"))}
+    result = subprocess.run(  # noqa: S603 - our own module
+        [sys.executable, "-m", "bench.ingest", "--quick", *STOCK_BASELINE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "hello-world served by uvicorn's own httptools protocol" in result.stdout
+    assert "req/s ratio" in result.stdout
