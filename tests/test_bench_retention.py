@@ -3,15 +3,11 @@ second that its wrk script adds to wrk's report."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from bench.retention import PER_SECOND_LUA, SECOND_MARK, SecondRun, Sweep, per_second
 from bench.runs import Run
 from bench.wrk import lua_script, parse_output
 from tests.test_bench_wrk import REPORT
-from tests.test_benchmarks import need_wrk
+from tests.test_benchmarks import need_wrk, run_quick
 
 
 def _run(seconds: dict[int, int], sweep: Sweep | None = None) -> SecondRun:
@@ -40,16 +36,7 @@ def test_the_worst_second_leaves_out_partial_seconds_and_those_without_the_sweep
 
 def test_the_benchmark_runs_and_prints_its_figures() -> None:
     need_wrk()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "DATABASE_URL"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.retention", "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = run_quick("bench.retention")
     for text in ("median ratio", "req/s ratio", "worst 1 s", "worst-second ratio", "removed/s"):
-        assert text in result.stdout, result.stdout[-3000:]
-    assert "load average after" in result.stdout
+        assert text in output, output[-3000:]
+    assert "load average after" in output

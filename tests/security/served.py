@@ -1,8 +1,10 @@
 """`pdconnect serve` as a user runs it: a real uvicorn in a subprocess on loopback, on the test
-database, with an OAuth app configured (so no sandbox) and no dispatcher."""
+database, with an OAuth app configured (so no sandbox) and no dispatcher. And `serving`: any
+ASGI app under a real uvicorn in the test's own event loop, for tests of the HTTP protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,16 +13,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import uvicorn
+from starlette.types import ASGIApp
 
 from app.crypto import new_fernet_key
 from tests.conftest import ADMIN_TOKEN
 
 READY_TIMEOUT = 60.0
+# Bounds the wait for an in-process server to start; never a measure of speed.
+START_PATIENCE = 30.0
 
 
 def free_port() -> int:
@@ -28,6 +35,25 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, **config: Any) -> AsyncIterator[int]:
+    """`app` under uvicorn on a free loopback port (yielded) in this event loop, with these
+    `uvicorn.Config` settings (its `http` protocol among them); stopped on the way out."""
+    settings: dict[str, Any] = {"lifespan": "off", "log_level": "warning", **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **settings))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(START_PATIENCE):
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.01)
+    try:
+        port: int = server.servers[0].sockets[0].getsockname()[1]
+        yield port
+    finally:
+        server.should_exit = True
+        await task
 
 
 @contextmanager

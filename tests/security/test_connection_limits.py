@@ -6,13 +6,11 @@ counts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.web.protocol import LimitedHttpToolsProtocol, ServerLimits
+from tests.security.served import serving
 
 # Bounds a wait for something that must happen; never a measure of speed.
 PATIENCE = 30.0
@@ -46,32 +44,6 @@ def app_holding(release: asyncio.Event) -> ASGIApp:
     return app
 
 
-@asynccontextmanager
-async def serving(
-    app: ASGIApp, protocol: type[LimitedHttpToolsProtocol], limit: int | None = None
-) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        http=protocol,
-        limit_concurrency=limit,
-        lifespan="off",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(PATIENCE):
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.01)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-
-
 def get(path: str, *lines: str) -> bytes:
     return "\r\n".join([f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *lines, "", ""]).encode()
 
@@ -84,7 +56,7 @@ async def send(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.St
 
 
 async def test_a_full_server_sheds_the_slowest_arrival_not_the_newcomer() -> None:
-    async with serving(app_holding(asyncio.Event()), Shedding, limit=ROOM) as port:
+    async with serving(app_holding(asyncio.Event()), http=Shedding, limit_concurrency=ROOM) as port:
         # Uvicorn counts the newcomer among its places: the slow ones fill all the others, each
         # with half a head, oldest first.
         slow = []
@@ -107,7 +79,7 @@ async def test_a_full_server_sheds_the_slowest_arrival_not_the_newcomer() -> Non
 
 async def test_a_shed_request_whose_head_arrived_is_told_why() -> None:
     release = asyncio.Event()
-    async with serving(app_holding(release), Shedding, limit=2) as port:
+    async with serving(app_holding(release), http=Shedding, limit_concurrency=2) as port:
         body_pending = get("/hold").replace(b"\r\n\r\n", b"\r\nContent-Length: 10\r\n\r\n")
         reader, writer = await send(port, body_pending)
         await asyncio.sleep(0.1)
@@ -124,7 +96,7 @@ async def test_a_shed_request_whose_head_arrived_is_told_why() -> None:
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_capped() -> None:
     release = asyncio.Event()
-    async with serving(app_holding(release), BehindProxy) as port:
+    async with serving(app_holding(release), http=BehindProxy) as port:
         # The proxy (127.0.0.1, trusted) may open more connections than the cap...
         held = [
             await send(port, get("/hold", "X-Forwarded-For: 203.0.113.5"))

@@ -8,10 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from app.web.protocol import HEAD_MAX_BYTES, LimitedHttpToolsProtocol, ServerLimits
+from tests.security.served import serving
 
 # Bounds a wait for something that must happen; never a measure of speed.
 PATIENCE = 30.0
@@ -31,24 +31,8 @@ async def hello(scope: Scope, receive: Receive, send: Send) -> None:
 
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        hello,
-        host="127.0.0.1",
-        port=0,
-        http=QuickHeadTimeout,
-        lifespan="off",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(PATIENCE):
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.01)
-    bound: int = server.servers[0].sockets[0].getsockname()[1]
-    yield bound
-    server.should_exit = True
-    await task
+    async with serving(hello, http=QuickHeadTimeout) as bound:
+        yield bound
 
 
 def head(extra: bytes = b"") -> bytes:

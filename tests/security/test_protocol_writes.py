@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from app.web.protocol import LimitedHttpToolsProtocol
+from tests.security.served import serving
 
 # Bounds a wait for something that must happen; never a measure of speed.
 PATIENCE = 30.0
@@ -82,25 +82,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 @pytest.fixture
 async def port(writes: Writes) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        http=LimitedHttpToolsProtocol,
-        loop="asyncio",
-        lifespan="off",
-        log_level="critical",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(PATIENCE):
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.01)
-    bound: int = server.servers[0].sockets[0].getsockname()[1]
-    yield bound
-    server.should_exit = True
-    await task
+    # asyncio's own loop: its socket transport is where the writes are counted.
+    async with serving(
+        app, http=LimitedHttpToolsProtocol, loop="asyncio", log_level="critical"
+    ) as bound:
+        yield bound
 
 
 def request(method: bytes, path: bytes, *, close: bool = True) -> bytes:
