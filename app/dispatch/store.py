@@ -114,12 +114,14 @@ _FENCED = f"EXISTS (SELECT 1 FROM events WHERE id = :id AND {FENCE})"
 # as they are now: nothing is spent for a service that stopped being healthy, and the send goes
 # with the key and the URL of this instant. Concurrent sends of a worker share one such
 # statement (app/db/group.py's Batcher), so a send's slot waits for one round trip, not for its
-# own in a queue.
+# own in a queue. Its arrays, like the record of deliveries', are read through scalar
+# subqueries: PostgreSQL then keeps one plan for it (app/alerts/store.py `latest_lives`).
 SPEND = f"""
 WITH {_NOW},
 wanted AS MATERIALIZED (
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
-        CAST(:hashes AS text[]), CAST(:services AS uuid[])) AS w (id, token, h, service_id)
+    SELECT * FROM unnest((SELECT CAST(:ids AS uuid[])), (SELECT CAST(:tokens AS bigint[])),
+        (SELECT CAST(:hashes AS text[])), (SELECT CAST(:services AS uuid[])))
+        AS w (id, token, h, service_id)
 ),
 target AS MATERIALIZED (
     SELECT w.id, s.routing_key_enc, s.rate_limit_per_minute, i.events_url
@@ -462,11 +464,11 @@ class Delivery:
 _DELIVERED_BESIDE = """
 done AS MATERIALIZED (
     SELECT d.*, d.event_id IN (SELECT id FROM delivered) AS current
-    FROM unnest(CAST(:d_events AS uuid[]), CAST(:d_attempts AS bigint[]),
-        CAST(:d_hashes AS text[]), CAST(:d_spent AS timestamptz[]),
-        CAST(:d_outcomes AS text[]), CAST(:d_statuses AS integer[]),
-        CAST(:d_latencies AS integer[]), CAST(:d_responses AS text[]),
-        CAST(:d_retry_others AS boolean[]))
+    FROM unnest((SELECT CAST(:d_events AS uuid[])), (SELECT CAST(:d_attempts AS bigint[])),
+        (SELECT CAST(:d_hashes AS text[])), (SELECT CAST(:d_spent AS timestamptz[])),
+        (SELECT CAST(:d_outcomes AS text[])), (SELECT CAST(:d_statuses AS integer[])),
+        (SELECT CAST(:d_latencies AS integer[])), (SELECT CAST(:d_responses AS text[])),
+        (SELECT CAST(:d_retry_others AS boolean[])))
         AS d (event_id, attempt_id, h, spent_at, outcome, status, latency, response,
               retry_others)
 ),

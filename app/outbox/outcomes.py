@@ -44,14 +44,18 @@ async def mark_delivered_many(
         return []
     ctes = f", {beside.sql}" if beside is not None else ""
     # The text is one of a handful (the callers' fixed `Beside`), so asyncpg prepares each
-    # once per connection, like any constant statement.
+    # once per connection, like any constant statement. Its arrays (and the `Beside`'s) are
+    # read through scalar subqueries, so that PostgreSQL keeps one plan for it rather than
+    # planning it again for every batch (app/alerts/store.py `latest_lives` says why): planned
+    # each time, this statement cost a lone delivery 0.6 ms of database time of its 1 ms.
     rows = await db.fetch_all(
         f"""
         WITH delivered AS (
             UPDATE events e SET status = 'delivered', finished_at = clock_timestamp(),
                 lease_until = NULL, last_error = NULL
-            FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_tokens AS bigint[]))
-                AS f (id, token)
+            FROM unnest(
+                (SELECT CAST(:event_ids AS uuid[])), (SELECT CAST(:event_tokens AS bigint[]))
+            ) AS f (id, token)
             WHERE e.id = f.id AND e.status = 'sending' AND e.lease_token = f.token
             RETURNING e.id
         ){ctes}
