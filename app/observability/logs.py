@@ -206,7 +206,7 @@ def logging_config(
         "formatters": {"pdconnect": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
         "handlers": {
             "stderr": {
-                "class": "logging.StreamHandler",
+                "class": "app.observability.log_handler.TurnBufferedHandler",
                 "formatter": "pdconnect",
                 "stream": "ext://sys.stderr",
             }
