@@ -96,11 +96,15 @@ async def spend_more(
 # every process's syncs have left it. A key deleted meanwhile is skipped (the join), so its
 # spending is forgotten with it. Rows are upserted in key order: two processes syncing the same
 # keys lock them in the same order and never deadlock. The keys' last use is stamped here too,
-# since a process that authenticates from memory no longer touches the key's row.
+# since a process that authenticates from memory no longer touches the key's row. The arrays
+# are read through scalar subqueries so that PostgreSQL keeps one plan for the statement
+# (app/alerts/store.py `latest_lives` says why): planned for its values, each sync cost
+# 0.2-0.4 ms of planning, ten times a second in every busy process.
 _SYNC = f"""
 WITH spent AS (
     SELECT * FROM unnest(
-        CAST(:key_ids AS uuid[]), CAST(:seconds AS float8[]), CAST(:limited AS boolean[])
+        (SELECT CAST(:key_ids AS uuid[])), (SELECT CAST(:seconds AS float8[])),
+        (SELECT CAST(:limited AS boolean[]))
     ) AS s(key_id, seconds, limited)
 ), synced AS (
     INSERT INTO ingest_key_budgets AS b (key_id, tat, last_allowed)

@@ -15,7 +15,7 @@ from app.config.model import Config
 from app.db.changes import ChangeCache
 from app.deps import Deps
 from app.main import create_app
-from app.tenants import store
+from app.tenants import ratelimit_store, store
 from app.tenants.keys import issue_ingest_key
 from app.tenants.ratelimit import (
     EventBudget,
@@ -182,3 +182,36 @@ async def test_the_answers_are_those_of_the_shared_budget(
         "/v1/alerts", json={"summary": "disk full", "dedup_key": "later"}, headers=bearer(key)
     )
     assert later.status_code == 202, later.text
+
+
+async def test_the_sync_keeps_one_plan_whatever_the_number_of_keys(
+    db: Database, deps: Deps, clock: FakeClock
+) -> None:
+    tenant = await store.insert_tenant(db, name="Acme", external_id=None)
+    assert tenant is not None
+    keys = [(await issue_ingest_key(db, deps.ingest_key_hasher, tenant.id))[0] for _ in range(4)]
+    # Tables the size of a working deployment's, as the planner's statistics see them.
+    await db.execute(
+        "INSERT INTO ingest_keys (tenant_id, key_hash, prefix) "
+        "SELECT :tenant_id, 'hash-' || n, 'pdc_x' FROM generate_series(1, 5000) AS n",
+        {"tenant_id": tenant.id},
+    )
+    await db.execute(
+        "INSERT INTO ingest_key_budgets (key_id, tat, last_allowed) "
+        "SELECT id, now(), true FROM ingest_keys WHERE key_hash LIKE 'hash-%'"
+    )
+    await db.execute("ANALYZE ingest_keys, ingest_key_budgets")
+    for size in (1, 1, 1, 1, 1, 1, 4, 1, 1, 3):
+        spent = [(key.id, LIMIT.interval, True) for key in keys[:size]]
+        shared = await ratelimit_store.sync_budgets(db, spent, now=clock())
+        assert set(shared) == {key.id for key in keys[:size]}
+    plans = await db.fetch_all(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE '%INSERT INTO ingest_key_budgets AS b%' "
+        "AND statement NOT LIKE '%pg_prepared_statements%'"
+    )
+    assert len(plans) == 1
+    # PostgreSQL plans the first five executions for their values, then keeps the generic
+    # plan when it costs no more than those did.
+    assert plans[0]._mapping["custom_plans"] <= 5
+    assert plans[0]._mapping["generic_plans"] >= 5
