@@ -163,3 +163,25 @@ async def test_batches_with_no_key_in_common_are_written_at_once(notes: Database
 async def test_concurrent_batches_need_keys_to_keep_them_apart(notes: Database) -> None:
     with pytest.raises(ValueError, match="keys"):
         GroupCommit(notes, write_notes, drains=2)
+
+
+async def test_each_committed_batch_is_observed_with_its_size_and_duration(
+    notes: Database,
+) -> None:
+    observed: list[tuple[int, float]] = []
+    group = GroupCommit(notes, write_notes, observe=lambda n, s: observed.append((n, s)))
+    await asyncio.gather(*(group.submit(v) for v in range(20)))
+    await group.submit(100)
+    # The first twenty in one batch, then the lone one: each committed, each observed.
+    assert [n for n, _ in observed] == [20, 1]
+    assert all(0 < seconds < 60 for _, seconds in observed)
+    # A batch whose transaction fails is not (its submissions are retried one at a time,
+    # each its own batch, and the one whose row exists fails alone).
+    observed.clear()
+    answers = await asyncio.gather(
+        *(group.submit(v) for v in (200, 100, 201)), return_exceptions=True
+    )
+    assert isinstance(answers[1], asyncpg.UniqueViolationError)
+    assert answers[0] == 200
+    assert answers[2] == 201
+    assert [n for n, _ in observed] == [1, 1]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -62,6 +63,9 @@ Answers = list[R | Exception]
 RunBatch = Callable[[Database, Sequence[S]], Awaitable[Answers[R]]]
 # What a submission must not share with a submission of another batch running at once.
 KeysOf = Callable[[S], Iterable[Hashable]]
+# Told of each committed batch: how many submissions it held and how long it took, from taking
+# them to the end of its COMMIT (the owner's metrics).
+Observe = Callable[[int, float], None]
 
 # Enough to amortise a transaction over many requests, few enough that one batch's statements
 # stay short (its rows are bounded by what each request may write).
@@ -204,6 +208,7 @@ class GroupCommit(Batcher[S, R]):
         max_batch: int = MAX_BATCH,
         drains: int = 1,
         keys: KeysOf[S] | None = None,
+        observe: Observe | None = None,
     ) -> None:
         if drains > 1 and keys is None:
             raise ValueError("batches written at once need the keys that keep them apart")
@@ -214,15 +219,21 @@ class GroupCommit(Batcher[S, R]):
         super().__init__(self._once, max_batch=max_batch, drains=drains, keys=keys)
         self.db = db
         self.write = run
+        self.observe = observe
 
     async def _once(self, submissions: list[S]) -> Answers[R]:
+        started = time.perf_counter()
         if isinstance(self.db, PooledDatabase):
             # The batch's statements are hand-written SQL: they go straight to the
             # transaction's connection (app/db/pool.py).
             async with self.db.lean_transaction():
-                return await self.write(self.db, submissions)
-        async with self.db.transaction():
-            return await self.write(self.db, submissions)
+                answers = await self.write(self.db, submissions)
+        else:
+            async with self.db.transaction():
+                answers = await self.write(self.db, submissions)
+        if self.observe is not None:
+            self.observe(len(submissions), time.perf_counter() - started)
+        return answers
 
 
 def _answer(answer: asyncio.Future[R], value: R | Exception) -> None:
@@ -243,10 +254,18 @@ class GroupCommits:
         self._by_run: dict[object, GroupCommit[Any, Any]] = {}
 
     def of(
-        self, run: RunBatch[S, R], *, drains: int = 1, keys: KeysOf[S] | None = None
+        self,
+        run: RunBatch[S, R],
+        *,
+        drains: int = 1,
+        keys: KeysOf[S] | None = None,
+        observe: Observe | None = None,
     ) -> GroupCommit[S, R]:
-        """The group commit of `run`, made with `drains` and `keys` when first asked for."""
+        """The group commit of `run`, made with `drains`, `keys` and `observe` when first
+        asked for."""
         found = self._by_run.get(run)
         if found is None:
-            found = self._by_run[run] = GroupCommit(self.db, run, drains=drains, keys=keys)
+            found = self._by_run[run] = GroupCommit(
+                self.db, run, drains=drains, keys=keys, observe=observe
+            )
         return found

@@ -71,7 +71,7 @@ from app.ingest.store import (
 from app.ingest.templates import shape
 from app.ingest.view import RoutingView, cached_view, load_view
 from app.ingest.windows import Window
-from app.observability.metrics import INGESTED
+from app.observability.metrics import INGEST_BATCH_REQUESTS, INGEST_COMMIT_SECONDS, INGESTED
 from app.outbox.events import NewEvent, Part, ServicesChanged, enqueue, enqueue_together
 from app.outbox.states import EventStatus
 from app.tenants.ratelimit import IngestRateLimited
@@ -581,6 +581,11 @@ def _with_alert(event: NewEvent, actual: dict[UUID, UUID]) -> NewEvent:
     return replace(event, alert_id=actual.get(alert_id, alert_id))
 
 
+def _observe_batch(requests: int, seconds: float) -> None:
+    INGEST_BATCH_REQUESTS.observe(requests)
+    INGEST_COMMIT_SECONDS.observe(seconds)
+
+
 async def view_of(deps: Deps, tenant_id: UUID) -> RoutingView:
     """What routing needs of the tenant, from memory while the process's cache is current."""
     return await cached_view(deps.cache, deps.db, tenant_id)
@@ -604,7 +609,9 @@ async def accept(
         matched = await _matched(view, tenant_id, items, due_in)
         submission = _Submission(tenant_id, view, matched, source, budget)
         try:
-            group = deps.group_commits.of(write_batch, drains=DRAINS, keys=_alerts_of)
+            group = deps.group_commits.of(
+                write_batch, drains=DRAINS, keys=_alerts_of, observe=_observe_batch
+            )
             accepted = await group.submit(submission)
             break
         except ServicesChanged:

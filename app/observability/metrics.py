@@ -42,10 +42,27 @@ TIME_TO_PAGE_BUCKETS = (
     3600.0, 4 * 3600.0, 24 * 3600.0,
 )  # fmt: skip
 
+# One ingest transaction (group commit, app/db/group.py): a millisecond or two when the
+# database keeps up, growing with its load; and how many requests shared it.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
 INGESTED = Counter(
     "pdconnect_ingested_events",
     "Events accepted into the outbox (answered 202), by input format and Events API action.",
     ["source", "action"],
+)
+INGEST_COMMIT_SECONDS = Histogram(
+    "pdconnect_ingest_commit_seconds",
+    "One ingest transaction, from taking its requests to its COMMIT: what each of their 202s "
+    "waited for the database.",
+    buckets=COMMIT_BUCKETS,
+)
+INGEST_BATCH_REQUESTS = Histogram(
+    "pdconnect_ingest_batch_requests",
+    "Ingest requests that shared one transaction (group commit), those refused in it "
+    "included.",
+    buckets=BATCH_BUCKETS,
 )
 HTTP_REQUESTS = Counter(
     "pdconnect_http_requests",

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import httpx2
 from databases import Database
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import admin_headers
 
@@ -213,3 +214,51 @@ async def test_two_steps_of_one_alert_in_one_batch_both_take_effect(
         ("resolve", "resolved"),
         ("trigger", "triggered"),
     ]
+
+
+async def test_metrics_show_how_many_requests_shared_a_commit_and_how_long_it_took(
+    client: httpx2.AsyncClient,
+) -> None:
+    _, key, _ = await tenant_with_two_services(client)
+    headers = {"Authorization": f"Bearer {key}"}
+    before = await scrape(client)
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/alerts", json={"summary": f"db {i}", "dedup_key": f"m{i}"}, headers=headers
+            )
+            for i in range(12)
+        )
+    )
+    assert [a.status_code for a in answers] == [202] * 12
+    middle = await scrape(client)
+    # Every request was in exactly one committed transaction; the twelve sent together
+    # shared fewer than twelve.
+    assert moved(before, middle, "pdconnect_ingest_batch_requests_sum") == 12
+    batches = moved(before, middle, "pdconnect_ingest_batch_requests_count")
+    assert 1 <= batches < 12
+    assert moved(before, middle, "pdconnect_ingest_commit_seconds_count") == batches
+    assert 0 < moved(before, middle, "pdconnect_ingest_commit_seconds_sum") < 60
+    # A request refused in its transaction (no route, decided beside its alert's life) was
+    # in one too.
+    refused = await client.post("/v1/alerts", json={"summary": "web down"}, headers=headers)
+    assert refused.status_code == 422
+    after = await scrape(client)
+    assert moved(middle, after, "pdconnect_ingest_batch_requests_sum") == 1
+    assert moved(middle, after, "pdconnect_ingest_commit_seconds_count") == 1
+
+
+def moved(before: dict[str, float], after: dict[str, float], name: str) -> float:
+    return after.get(name, 0.0) - before.get(name, 0.0)
+
+
+async def scrape(client: httpx2.AsyncClient) -> dict[str, float]:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        # The histograms' sums and counts (their buckets carry an `le` label).
+        if not sample.labels
+    }
