@@ -1,6 +1,9 @@
 """Ingest throughput and latency: POST /v1/alerts (one alert per request) driven by wrk, against
 a hello-world endpoint served the same way (bench.hello), measured interleaved in one run; the
-ratios between the two are the figures. Peak memory of the servers is sampled throughout.
+ratios between the two are the figures. Peak memory of the servers is sampled throughout, and
+pdconnect's own /metrics say how its requests shared transactions in each run (requests per
+transaction, and the mean time from taking them to their COMMIT: what each 202 waited for in
+the database).
 
     .venv/bin/python -m bench.ingest [--quick] [--connections 1,64] [--seconds 15] [--rounds 2]
 
@@ -25,9 +28,11 @@ import argparse
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import httpx2
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.load import run_benchmark
 from bench.memory import PeakRss
@@ -113,12 +118,23 @@ async def measure(args: argparse.Namespace) -> None:
 
         async def run(label: str, connections: int, seconds: int) -> Run:
             prefix = f"{label}-{run_id}-{next(serial)}"
-            return await measured(
+            if label != PDCONNECT:
+                return await measured(
+                    targets[label], body, key_prefix=prefix, connections=connections,
+                    seconds=seconds,
+                )  # fmt: skip
+            before = await ingest_transactions(stack.web_url)
+            done = await measured(
                 targets[label], body, key_prefix=prefix, connections=connections, seconds=seconds
             )
+            after = await ingest_transactions(stack.web_url)
+            transactions.append((connections, after - before))
+            return done
 
         pids = {**stack.server_pids(), HELLO: hello.pid}
         results: list[tuple[int, list[Run], list[Run]]] = []
+        # Each pdconnect run's ingest transactions, warm-up included (printed without it).
+        transactions: list[tuple[int, Transactions]] = []
         with PeakRss(pids) as memory:
             for label in (HELLO, PDCONNECT):
                 await run(label, max(args.connections), args.warmup)
@@ -133,6 +149,7 @@ async def measure(args: argparse.Namespace) -> None:
 
     print_runs(args, results)
     print_ratios(results, args.baseline)
+    print_transactions(transactions[1:])
     print()
     print(
         table(
@@ -148,6 +165,60 @@ async def measure(args: argparse.Namespace) -> None:
         f"{backlog.get('delivered', 0)} delivered (budget: 120/min on the one routing key)"
     )
     print(loadavg_line("after"))
+
+
+@dataclass(frozen=True)
+class Transactions:
+    """pdconnect's ingest transactions (group commit) as its /metrics counts them."""
+
+    count: float
+    requests: float
+    seconds: float
+
+    def __sub__(self, other: Transactions) -> Transactions:
+        return Transactions(
+            self.count - other.count, self.requests - other.requests, self.seconds - other.seconds
+        )
+
+
+async def ingest_transactions(web_url: str) -> Transactions:
+    async with httpx2.AsyncClient(timeout=30.0) as http:
+        response = await http.get(f"{web_url}/metrics")
+    response.raise_for_status()
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if not sample.labels
+    }
+    return Transactions(
+        found.get("pdconnect_ingest_batch_requests_count", 0.0),
+        found.get("pdconnect_ingest_batch_requests_sum", 0.0),
+        found.get("pdconnect_ingest_commit_seconds_sum", 0.0),
+    )
+
+
+def print_transactions(transactions: Sequence[tuple[int, Transactions]]) -> None:
+    """How pdconnect's requests shared transactions in each measured run: what a request's
+    202 waited for in the database, beside the latencies wrk saw."""
+    rows = [
+        [
+            conns,
+            f"{t.count:.0f}",
+            f"{t.requests / t.count:.1f}" if t.count else "-",
+            f"{t.seconds / t.count * 1000:.2f}" if t.count else "-",
+        ]
+        for conns, t in transactions
+    ]
+    print()
+    print(
+        table(
+            "pdconnect's ingest transactions in each run (its /metrics: "
+            "pdconnect_ingest_batch_requests, pdconnect_ingest_commit_seconds)",
+            ["conns", "transactions", "requests per transaction", "mean ms to COMMIT"],
+            rows,
+        )
+    )
 
 
 def print_runs(args: argparse.Namespace, results: Results) -> None:

@@ -28,7 +28,10 @@ def need_wrk() -> None:
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("bench.ingest", ["hello-world", "pdconnect", "req/s ratio", "Peak memory"]),
+        (
+            "bench.ingest",
+            ["hello-world", "pdconnect", "req/s ratio", "requests per transaction", "Peak memory"],
+        ),
         (
             "bench.ingest --connections 8 --baseline stock",
             ["hello-world served by uvicorn's own httptools protocol", "req/s ratio"],
