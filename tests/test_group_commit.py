@@ -5,7 +5,6 @@ submissions it is due to."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -186,26 +185,3 @@ async def test_each_committed_batch_is_observed_with_its_size_and_duration(
     assert answers[0] == 200
     assert answers[2] == 201
     assert [n for n, _ in observed] == [1, 1]
-
-
-async def test_with_several_drains_what_comes_together_is_written_in_two_halves(
-    notes: Database,
-) -> None:
-    # Senders that each wait for their answer come back together once one COMMIT answered
-    # them all: one batch for them all would leave the process idle while it is written.
-    group = GroupCommit(notes, write_notes, drains=3, keys=lambda value: [value])
-    answers = await asyncio.gather(*(group.submit(v) for v in range(64)))
-    assert answers == list(range(64))
-    rows = await committed(notes)
-    sizes = sorted(Counter(rows.values()).values())
-    assert sizes == [32, 32]
-    # Each half is the queue's order: the first 32 together, the last 32 together.
-    assert len({rows[v] for v in range(32)}) == 1
-    assert len({rows[v] for v in range(32, 64)}) == 1
-
-
-async def test_a_small_crowd_stays_in_one_batch_with_several_drains(notes: Database) -> None:
-    group = GroupCommit(notes, write_notes, drains=3, keys=lambda value: [value])
-    assert await asyncio.gather(*(group.submit(v) for v in range(20))) == list(range(20))
-    # Split only from 2 x SPLIT_FROM: below, a batch's own cost outweighs the overlap.
-    assert len(set((await committed(notes)).values())) == 1

@@ -70,9 +70,6 @@ Observe = Callable[[int, float], None]
 # Enough to amortise a transaction over many requests, few enough that one batch's statements
 # stay short (its rows are bounded by what each request may write).
 MAX_BATCH = 256
-# With several drains, a batch is split in two only from twice this size: below it, what a
-# batch costs whatever its size (its round trips, its COMMIT) outweighs what the overlap wins.
-SPLIT_FROM = 16
 
 
 class Batcher(Generic[S, R]):
@@ -98,8 +95,6 @@ class Batcher(Generic[S, R]):
         self.keys = keys
         self._queue: list[tuple[S, asyncio.Future[R]]] = []
         self._draining: set[asyncio.Task[None]] = set()
-        # Submissions in the batches being written now.
-        self._writing = 0
         # The keys of the batches being written, each counted once per batch holding it.
         self._held: dict[Hashable, int] = {}
 
@@ -108,16 +103,13 @@ class Batcher(Generic[S, R]):
         that holds it is done (for a group commit: committed), or its error."""
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((submission, answer))
-        self._start_drain()
-        # The caller going away (its client gone) does not take its submission out: it may
-        # already be in a statement. Shielded, so the drain sets the answer either way.
-        return await asyncio.shield(answer)
-
-    def _start_drain(self) -> None:
         if len(self._draining) < self.drains:
             # The drain runs in the context of the caller that started it (its database
             # deadlines among it): the same limits apply to every caller it answers.
             self._draining.add(asyncio.create_task(self._drain()))
+        # The caller going away (its client gone) does not take its submission out: it may
+        # already be in a statement. Shielded, so the drain sets the answer either way.
+        return await asyncio.shield(answer)
 
     async def _drain(self) -> None:
         try:
@@ -125,10 +117,6 @@ class Batcher(Generic[S, R]):
             await asyncio.sleep(0)
             while batch := self._take():
                 held = self._hold(batch)
-                if self._queue:
-                    # What this batch left (`_share`) is another drain's to write meanwhile.
-                    self._start_drain()
-                self._writing += len(batch)
                 try:
                     await self._write(batch)
                 except BaseException:
@@ -138,7 +126,6 @@ class Batcher(Generic[S, R]):
                         _answer(answer, ConnectionAbortedError("the write was interrupted"))
                     raise
                 finally:
-                    self._writing -= len(batch)
                     self._release(held)
         finally:
             # Out of the set with no await before the task ends: a submission from now on
@@ -150,33 +137,18 @@ class Batcher(Generic[S, R]):
                     _answer(answer, ConnectionAbortedError("the write was interrupted"))
                 self._queue.clear()
 
-    def _share(self) -> int:
-        """How many submissions the next batch may take. With one drain, `max_batch`. With
-        several, at most half of what is queued or being written, once that is at least
-        twice SPLIT_FROM: when every caller's submission arrives in the same turn (senders that
-        each wait for their answer, all answered by the same COMMIT, come back together), one
-        batch would take them all, and the process would then only wait while it is written,
-        then only answer and parse while nothing is. Two halves are written one while the
-        other's callers are answered and send again, so neither the process nor the database
-        waits for the other."""
-        crowd = len(self._queue) + self._writing
-        if self.drains == 1 or crowd < 2 * SPLIT_FROM:
-            return self.max_batch
-        return min(self.max_batch, -(-crowd // 2))
-
     def _take(self) -> list[tuple[S, asyncio.Future[R]]]:
-        """The next batch: the queue's head, up to `_share()`, less what must wait (a key a
+        """The next batch: the queue's head, up to `max_batch`, less what must wait (a key a
         running batch holds, or one a submission left behind in this pass holds: it would
         overtake that submission). What is left keeps its order."""
-        share = self._share()
         if self.keys is None:
-            batch = self._queue[:share]
-            del self._queue[:share]
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
             return batch
         batch, left = [], []
         waiting: set[Hashable] = set()
         for index, queued in enumerate(self._queue):
-            if len(batch) == share:
+            if len(batch) == self.max_batch:
                 left.extend(self._queue[index:])
                 break
             keys = set(self.keys(queued[0]))

@@ -85,10 +85,8 @@ NOTHING_TO_RESOLVE = (
     "matches this event"
 )
 # Batches written at once: while one waits for its COMMIT, the next is written on another
-# connection (app/db/group.py); requests that share an alert are never in two of them. Three:
-# the requests that come back together are split in two batches (Batcher._share), and a third
-# takes what arrives while both are written.
-DRAINS = 3
+# connection (app/db/group.py); requests that share an alert are never in two of them.
+DRAINS = 2
 # Kinds of PagerDuty target that are event rulesets: their keys take no change events.
 RULESET_KINDS = ("global_rule_set", "team_rule_set", "global_event_rules", "team_rules", "ruleset")
 UNMATCHED_SUPPRESSED = "not paged: no routing rule matches, and unmatched alerts are accepted"
