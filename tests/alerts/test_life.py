@@ -10,6 +10,7 @@ from databases import Database
 from app.alerts import store
 from app.alerts.life import Life, Lives, live_services
 from app.tenants.store import insert_tenant
+from tests.plans import assert_keeps_one_plan
 
 A, B, C = uuid4(), uuid4(), uuid4()
 
@@ -125,13 +126,4 @@ async def test_the_lives_read_keeps_one_plan_whatever_the_batch_size(db: Databas
     for size in (1, 1, 1, 1, 1, 1, 40, 1, 1, 3):
         keys = [(tenant_id, f"key-{n}") for n in range(size)]
         assert await store.latest_lives(db, keys) == {}
-    plans = await db.fetch_all(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE '%DISTINCT ON (a.tenant_id, a.dedup_key)%' "
-        "AND statement NOT LIKE '%pg_prepared_statements%'"
-    )
-    assert len(plans) == 1
-    # PostgreSQL plans the first five executions for their values, then keeps the generic
-    # plan when it costs no more than those did.
-    assert plans[0]._mapping["custom_plans"] <= 5
-    assert plans[0]._mapping["generic_plans"] >= 5
+    await assert_keeps_one_plan(db, "DISTINCT ON (a.tenant_id, a.dedup_key)")

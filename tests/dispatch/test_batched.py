@@ -10,6 +10,7 @@ from app.dispatch import store
 from app.dispatch.worker import STALE_NOTE
 from app.outbox import claims, outcomes
 from tests.dispatch.conftest import World
+from tests.plans import assert_keeps_one_plan
 
 KEY_A = "a" * 32
 KEY_B = "b" * 32
@@ -21,6 +22,20 @@ LEASE = timedelta(seconds=30)
 async def claim_all(world: World, lease: timedelta = LEASE) -> list[claims.Claimed]:
     return await claims.claim(
         world.db, batch=16, per_tenant=16, lease=lease, max_in_flight_per_key=4, host_rooms={}
+    )
+
+
+def accepted(claimed: claims.Claimed, attempt: store.Attempt) -> store.Delivery:
+    """PagerDuty's 202 to the claimed event's attempt."""
+    return store.Delivery(
+        claimed.id,
+        attempt,
+        claimed.routing_key_hash,
+        outcome="delivered",
+        http_status=202,
+        latency_ms=3,
+        response={"status": "success"},
+        retry_others=False,
     )
 
 
@@ -80,19 +95,7 @@ async def test_deliveries_recorded_together_are_fenced_one_by_one(world: World) 
     assert taken[first].lease_token == old.lease_token + 1
     mine = taken[second]
     attempts[mine.id] = await spend(mine)
-    deliveries = [
-        store.Delivery(
-            c.id,
-            attempts[c.id],
-            c.routing_key_hash,
-            outcome="delivered",
-            http_status=202,
-            latency_ms=3,
-            response={"status": "success"},
-            retry_others=False,
-        )
-        for c in (old, mine)
-    ]
+    deliveries = [accepted(c, attempts[c.id]) for c in (old, mine)]
     applied = await outcomes.mark_delivered_many(
         world.db,
         [old, mine],
@@ -181,31 +184,10 @@ async def test_spends_and_records_keep_one_plan_whatever_the_batch_size(world: W
         for c, s in zip(claimed, spent, strict=True):
             assert s.attempt_id is not None
             assert s.spent_at is not None
-            attempt = store.Attempt(s.attempt_id, s.spent_at, "", "")
-            deliveries.append(
-                store.Delivery(
-                    c.id,
-                    attempt,
-                    c.routing_key_hash,
-                    outcome="delivered",
-                    http_status=202,
-                    latency_ms=3,
-                    response={"status": "success"},
-                    retry_others=False,
-                )
-            )
+            deliveries.append(accepted(c, store.Attempt(s.attempt_id, s.spent_at, "", "")))
         applied = await outcomes.mark_delivered_many(
             world.db, claimed, store.delivered_beside(deliveries, stale_error=STALE_NOTE)
         )
         assert applied == [True] * size
     for marker in ("WITH delivered AS", "wanted AS MATERIALIZED"):
-        plans = await world.db.fetch_all(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE :marker AND statement NOT LIKE '%pg_prepared_statements%'",
-            {"marker": f"%{marker}%"},
-        )
-        assert len(plans) == 1, marker
-        # PostgreSQL plans the first five executions for their values, then keeps the generic
-        # plan when it costs no more than those did.
-        assert plans[0]._mapping["custom_plans"] <= 5, marker
-        assert plans[0]._mapping["generic_plans"] >= 5, marker
+        await assert_keeps_one_plan(world.db, marker)

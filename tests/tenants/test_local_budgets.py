@@ -26,6 +26,7 @@ from app.tenants.ratelimit import (
 )
 from app.tenants.ratelimit_store import Spent
 from tests.conftest import BASE_URL, FakeClock, make_settings
+from tests.plans import assert_keeps_one_plan
 from tests.security.helpers import bearer, sending_tenant
 
 # One event a second, in bursts of ten.
@@ -205,13 +206,4 @@ async def test_the_sync_keeps_one_plan_whatever_the_number_of_keys(
         spent = [(key.id, LIMIT.interval, True) for key in keys[:size]]
         shared = await ratelimit_store.sync_budgets(db, spent, now=clock())
         assert set(shared) == {key.id for key in keys[:size]}
-    plans = await db.fetch_all(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE '%INSERT INTO ingest_key_budgets AS b%' "
-        "AND statement NOT LIKE '%pg_prepared_statements%'"
-    )
-    assert len(plans) == 1
-    # PostgreSQL plans the first five executions for their values, then keeps the generic
-    # plan when it costs no more than those did.
-    assert plans[0]._mapping["custom_plans"] <= 5
-    assert plans[0]._mapping["generic_plans"] >= 5
+    await assert_keeps_one_plan(db, "INSERT INTO ingest_key_budgets AS b")
