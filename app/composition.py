@@ -42,18 +42,21 @@ WEB_POOL_SIZE = 24
 COMMAND_POOL_SIZE = 2
 # `pdconnect worker`'s pool beside its dispatcher's: the upkeep's statements, one at a time.
 WORKER_POOL_SIZE = 4
+# The most connections a dispatcher's own pool opens (`dispatch_pool_size`).
+DISPATCH_POOL_MAX = 10
 
 
 def dispatch_pool_size(dispatch: DispatchConfig) -> int:
-    """The dispatcher's own pool. A send holds a connection only for its own statements (the
-    spend, the outcome), never while PagerDuty answers, and `databases` gives it back after
-    each one outside a transaction; so even with PagerDuty answering at once about half of
-    the sends are in a statement at a time. Half the concurrency, plus the claim loop and the
-    removal of idle keys. Beyond the pool, a send waits for a connection: back-pressure, not an
-    error. With the defaults (16) that is 10, and two web processes and two workers stay
-    within PostgreSQL's default max_connections of 100: 2 x (24 + 10) + 2 x (4 + 10) + one
-    LISTEN connection each."""
-    return max(4, dispatch.concurrency // 2 + 2)
+    """The dispatcher's own pool. A send holds a connection only for its own statements, never
+    while PagerDuty answers, and the sends going at once spend their budgets in one statement
+    and record their deliveries in one more (app/db/group.py's Batcher): what the pool carries
+    is the claim loop, a spend, a record, the targets' read and the upkeep, whatever the
+    concurrency. Only a send whose answer is not accepted records it in a transaction of its
+    own; beyond the pool such sends wait for a connection (back-pressure, not an error). Half
+    the concurrency plus two, up to DISPATCH_POOL_MAX: with the default concurrency that is 10,
+    and two web processes and two workers stay within PostgreSQL's default max_connections of
+    100: 2 x (24 + 10) + 2 x (4 + 10) + one LISTEN connection each."""
+    return min(max(4, dispatch.concurrency // 2 + 2), DISPATCH_POOL_MAX)
 
 
 def dispatch_config_of(config: Config) -> DispatchConfig:

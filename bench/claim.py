@@ -3,7 +3,7 @@ arguments a dispatcher at rest calls it with, against backlogs of queued events 
 500 routing keys of one tenant; then the same backlog beside many finished (delivered) events.
 
     .venv/bin/python -m bench.claim [--quick] [--backlogs 100,1000,10000,100000]
-        [--finished 1000000] [--claims 50] [--keys 500] [--concurrency 16] [--fresh]
+        [--finished 1000000] [--claims 50] [--keys 500] [--concurrency 64] [--fresh]
 
 Only a database runs: an embedded PostgreSQL (pgserver, as the test suite starts it) in a temp
 directory, with the migrations applied. The events are written by one INSERT … generate_series
@@ -125,7 +125,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=Config.dispatch_concurrency,
-        help="the dispatcher's PDCONNECT_DISPATCH_CONCURRENCY, which sizes its claims (16)",
+        help="the dispatcher's PDCONNECT_DISPATCH_CONCURRENCY, which sizes its claims (64)",
     )
     p.add_argument(
         "--explain",

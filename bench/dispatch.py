@@ -3,12 +3,15 @@ when PagerDuty answers at once, against how fast the sandbox takes the same POST
 directly with the same concurrency.
 
     .venv/bin/python -m bench.dispatch [--quick] [--keys 500] [--events-per-key 20]
-        [--concurrency 16]
+        [--concurrency 64] [--pagerduty-ms 0]
 
 The world is the chaos harness's (bench.chaos.world): a PostgreSQL of its own, the sandbox as
 its own `pdconnect sandbox` process, a `pdconnect serve` without a dispatcher, and a `pdconnect
 worker` started once the backlog is in. Every key's budget is raised far above what it gets
-(the budget is not what limits), and so is the sandbox's rate limit; the sandbox adds no delay.
+(the budget is not what limits), and so is the sandbox's rate limit; the sandbox adds no delay,
+unless `--pagerduty-ms` says how long PagerDuty takes to answer: the real one is tens of
+milliseconds away, and then a worker's rate is bounded by its sends in flight over that time
+(the sandbox's `latency_ms` fault holds every Events API answer that long, the baseline's too).
 The events are chains of trigger, acknowledge and resolve per dedup key, as many to each key,
 the keys taking turns (bench.chaos.plan), accepted in batches while no dispatcher runs. The
 worker's rate is counted from the first arrival at the sandbox to the last, by the sandbox's
@@ -95,7 +98,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=int(os.environ.get("PDCONNECT_DISPATCH_CONCURRENCY", Config.dispatch_concurrency)),
-        help="the worker's PDCONNECT_DISPATCH_CONCURRENCY, and the baseline's (16)",
+        help="the worker's PDCONNECT_DISPATCH_CONCURRENCY, and the baseline's (64)",
+    )
+    p.add_argument(
+        "--pagerduty-ms",
+        type=float,
+        default=0.0,
+        help="how long the sandbox takes to answer each event, in ms (0: at once)",
     )
     args = p.parse_args(argv)
     if args.keys is None:
@@ -274,6 +283,8 @@ async def measure(args: argparse.Namespace, outcome: Outcome) -> None:
         await world.sandbox_call(
             "POST", "/_sandbox/control", {"default_rate_limit": SANDBOX_RATE_LIMIT}
         )
+        if args.pagerduty_ms:
+            await world.sandbox_call("POST", "/_sandbox/faults", {"latency_ms": args.pagerduty_ms})
         async with running_fleet(world) as fleet:
             await fleet.web("web", dispatcher=False)
             async with Watcher(world.http, world.sandbox_url, set()) as watcher:
@@ -302,7 +313,8 @@ def report(outcome: Outcome, args: argparse.Namespace, load: tuple[float, ...]) 
     title = (
         f"Dispatch: {n} events over {outcome.keys} routing keys ({args.events_per_key} a key, in "
         f"trigger/acknowledge/resolve chains), one worker, concurrency "
-        f"{args.concurrency}; the sandbox answering at once"
+        f"{args.concurrency}; the sandbox answering "
+        + (f"after {args.pagerduty_ms:g} ms" if args.pagerduty_ms else "at once")
     )
     lines = [table(title, RATE_HEADERS, rates)]
     if v is not None:

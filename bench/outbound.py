@@ -2,7 +2,7 @@
 sockets, app/outbound.py) against httpx2's default client (its sockets through anyio), the
 same POSTs to the same loopback server, interleaved in one run.
 
-    .venv/bin/python -m bench.outbound [--quick] [--sends 4000] [--concurrency 16] [--rounds 4]
+    .venv/bin/python -m bench.outbound [--quick] [--sends 4000] [--concurrency 64] [--rounds 4]
 
 The server is bench.hello in a process of its own; the sends are Events API-sized JSON POSTs,
 `--concurrency` at a time over kept-alive connections, as the dispatcher sends them. The

@@ -40,6 +40,7 @@ def need_wrk() -> None:
         ("bench.time_to_page", ["idle", "under load", "p50", "p99"]),
         ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
         ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
+        ("bench.dispatch --pagerduty-ms 20", ["the sandbox answering after 20 ms", "events/s"]),
         ("bench.claim", ["median ms", "p95 ms", "median ratio", "finished", "load average"]),
         ("bench.outbound", ["httpx2's default (anyio)", "pdconnect (asyncio)", "CPU per send"]),
     ],

@@ -13,6 +13,7 @@ from app.config.model import (
     DEFAULT_CALLBACK_RETRY_CAP_SECONDS,
     DEFAULT_CALLBACK_RETRY_HOURS,
     DEFAULT_CALLBACK_TIMEOUT_SECONDS,
+    DEFAULT_DISPATCH_CONCURRENCY,
     DEFAULT_MAX_RULES_PER_TENANT,
     DEFAULT_READYZ_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
@@ -110,7 +111,11 @@ def load_config(
         ),
         pagerduty_app_url=values.optional_url("PAGERDUTY_APP_URL", get("PAGERDUTY_APP_URL")),
         sandbox=sandbox,
-        dispatch_concurrency=int(values.number("PDCONNECT_DISPATCH_CONCURRENCY", get, 16, 1, 256)),
+        dispatch_concurrency=int(
+            values.number(
+                "PDCONNECT_DISPATCH_CONCURRENCY", get, DEFAULT_DISPATCH_CONCURRENCY, 1, 256
+            )
+        ),
         retry_base_seconds=values.number("PDCONNECT_RETRY_BASE_SECONDS", get, 2.0, 0.01, 3600),
         retry_cap_seconds=values.number("PDCONNECT_RETRY_CAP_SECONDS", get, 600.0, 0.01, 86400),
         give_up_after_hours=values.number(
