@@ -9,6 +9,7 @@ sandbox's control API and, for the two things no API offers, the embedded databa
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ import httpx2
 import psutil  # type: ignore[import-untyped]
 
 from app.config.load import read_env_file
+from app.dispatch.worker import LISTENER_NAME
 from bench.cpu import CpuMeter
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -139,6 +141,8 @@ class Stack:
     sandbox: Any = None  # psutil.Process of the sandbox `serve` started
     postgres: Any = None  # psutil.Process of the embedded PostgreSQL's postmaster
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # A `pdconnect worker` of its own beside a web-only `serve` (`start_worker`).
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -166,13 +170,16 @@ class Stack:
 
     def server_pids(self) -> dict[str, int]:
         """The processes whose memory the benchmarks report."""
-        pids = {"web+dispatcher": self.web.pid}
+        pids = {"web" if self.worker is not None else "web+dispatcher": self.web.pid}
+        if self.worker is not None:
+            pids["worker"] = self.worker.pid
         if self.sandbox is not None:
             pids["sandbox"] = int(self.sandbox.pid)
         return pids
 
     def cpu_meter(self) -> CpuMeter:
-        """CPU of the web+dispatcher process, the sandbox and PostgreSQL (with its backends)."""
+        """CPU of the web+dispatcher process (or the web and the worker), the sandbox and
+        PostgreSQL (with its backends)."""
         pids = self.server_pids()
         if self.postgres_pid is not None:
             pids["postgres"] = self.postgres_pid
@@ -186,6 +193,29 @@ class Stack:
         process = start_process(args, env=env, cwd=self.root, log=self.root / f"{name}.log")
         self.extra.append(process)
         return process
+
+    async def start_worker(self) -> None:
+        """A `pdconnect worker` on this stack's database and data directory (its secrets), for
+        a stack whose `serve` runs no dispatcher (PDCONNECT_RUN_DISPATCHER=0); stopped with the
+        stack, before it. Returns once the worker's dispatcher listens for new events."""
+        log = self.root / "worker.log"
+        env = child_env(
+            {"PDCONNECT_DATA_DIR": str(self.data_dir), "DATABASE_URL": self.database_url}
+        )
+        self.worker = start_process(["-m", "app.cli", "worker"], env=env, cwd=self.root, log=log)
+        self.extra.append(self.worker)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not await conn.fetchval(
+                "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = $1",
+                LISTENER_NAME,
+            ):
+                if self.worker.poll() is not None or time.monotonic() > deadline:
+                    raise SetupError(f"the worker did not start listening:\n{tail(log)}")
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
 
     def stop(self) -> None:
         for process in self.extra:

@@ -9,6 +9,11 @@ PagerDuty's default 120 events a minute per key; so the background keys get a la
 defaults.
 
     .venv/bin/python -m bench.time_to_page [--quick] [--probes 200] [--rate 40]
+        [--separate-worker]
+
+`--separate-worker` runs the dispatcher as a `pdconnect worker` of its own beside a `serve`
+without one (PDCONNECT_RUN_DISPATCHER=0), as deploy/ runs them, instead of in `serve`'s
+process: its sends then never wait behind the web's turns of the event loop.
 
 The background stream is sent by bench/rawpost.py (hand-written HTTP/1.1 over kept-alive
 connections), not by an HTTP client library: at 500 alerts/s httpx2 took about 40 % of a core
@@ -72,6 +77,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=None, help="background alerts/s (40)")
     p.add_argument(
         "--keys-per-tenant", type=int, default=None, help="background keys per tenant (4)"
+    )
+    p.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="the dispatcher in a `pdconnect worker` of its own beside a web-only `serve`",
     )
     args = p.parse_args(argv)
     args.probes = args.probes or (20 if args.quick else 200)
@@ -216,7 +226,10 @@ class Results:
 
 
 async def measure(args: argparse.Namespace) -> None:
-    with running_stack() as stack:
+    settings = {"PDCONNECT_RUN_DISPATCHER": "0"} if args.separate_worker else None
+    with running_stack(settings) as stack:
+        if args.separate_worker:
+            await stack.start_worker()
         async with httpx2.AsyncClient(timeout=30.0) as http:
             setup = await set_up(http, stack, args.keys_per_tenant, background_budget(args))
             async with ArrivalWatcher(stack, http) as watcher:
