@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from wsgiref.simple_server import WSGIServer
 
@@ -42,6 +43,8 @@ WEB_POOL_SIZE = 24
 COMMAND_POOL_SIZE = 2
 # `pdconnect worker`'s pool beside its dispatcher's: the upkeep's statements, one at a time.
 WORKER_POOL_SIZE = 4
+# How often a worker run by `serve` looks whether `serve` is still there.
+PARENT_POLL_SECONDS = 0.5
 # The most connections a dispatcher's own pool opens (`dispatch_pool_size`).
 DISPATCH_POOL_MAX = 10
 
@@ -128,15 +131,19 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         await close_database(db)
 
 
-async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> None:
+async def run_worker(
+    config: Config, dispatch: DispatchConfig | None = None, *, parent: int | None = None
+) -> None:
     """`pdconnect worker`: the background work alone, for scaling delivery apart from the web
-    tier, until SIGTERM or SIGINT."""
+    tier, until SIGTERM or SIGINT, or until the `parent` process (`serve`, which runs its
+    dispatcher this way) is gone."""
     dispatch = dispatch or dispatch_config_of(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # Stop claiming at once; sends in flight finish (bounded by the lease).
         loop.add_signal_handler(sig, stop.set)
+    orphan_watch = None if parent is None else asyncio.create_task(_stop_without(parent, stop))
     metrics = _serve_metrics(config)
     try:
         async with connected(config, pool_size=WORKER_POOL_SIZE) as deps:
@@ -144,8 +151,24 @@ async def run_worker(config: Config, dispatch: DispatchConfig | None = None) -> 
             await run_background(deps, dispatch, stop)
             log.info("worker stopped")
     finally:
+        stop.set()
+        if orphan_watch is not None:
+            await orphan_watch
         if metrics is not None:
             metrics.shutdown()
+
+
+async def _stop_without(parent: int, stop: asyncio.Event) -> None:
+    """Sets `stop` once `parent` is no longer this process's parent: it was killed without
+    stopping us (a SIGKILL runs no code), and a dispatcher nobody runs any more would keep its
+    connections and go on sending. Polled: portable, and half a second is soon enough."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("the process that started this worker is gone: stopping")
+            stop.set()
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PARENT_POLL_SECONDS)
 
 
 def _serve_metrics(config: Config) -> WSGIServer | None:

@@ -278,7 +278,8 @@ def app_factory() -> Starlette:
     # Uvicorn calls this in each worker process before it takes connections: its protocol
     # (app/web/protocol.py) holds them to this process's config.
     LimitedHttpToolsProtocol.configure(ServerLimits.from_config(config))
-    # `pdconnect serve` runs the dispatcher in its web processes; `pdconnect worker` alone.
+    # `pdconnect serve` hands its web processes 0: it runs the dispatcher in a child process
+    # (app/cli/worker_child.py). Set here, it runs in this process, as some tests want.
     run_dispatcher = os.environ.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
     app = create_app(
         deps,

@@ -169,17 +169,22 @@ class Stack:
         return None if self.postgres is None else int(self.postgres.pid)
 
     def server_pids(self) -> dict[str, int]:
-        """The processes whose memory the benchmarks report."""
-        pids = {"web" if self.worker is not None else "web+dispatcher": self.web.pid}
+        """The processes whose memory the benchmarks report: the web app, the dispatcher
+        (`serve`'s own child, or a `start_worker` worker), the sandbox."""
+        pids = {"web": self.web.pid}
         if self.worker is not None:
             pids["worker"] = self.worker.pid
+        else:
+            dispatcher = _find_child(self.web.pid, "worker")
+            if dispatcher is not None:
+                pids["dispatcher"] = int(dispatcher.pid)
         if self.sandbox is not None:
             pids["sandbox"] = int(self.sandbox.pid)
         return pids
 
     def cpu_meter(self) -> CpuMeter:
-        """CPU of the web+dispatcher process (or the web and the worker), the sandbox and
-        PostgreSQL (with its backends)."""
+        """CPU of the web app, its dispatcher, the sandbox and PostgreSQL (with its
+        backends)."""
         pids = self.server_pids()
         if self.postgres_pid is not None:
             pids["postgres"] = self.postgres_pid
@@ -233,10 +238,15 @@ class Stack:
 
 
 def _find_sandbox(web_pid: int) -> Any:
+    return _find_child(web_pid, "pdsandbox")
+
+
+def _find_child(web_pid: int, word: str) -> Any:
+    """The child of `serve` whose command line holds `word` (pdsandbox, worker)."""
     with suppress(psutil.Error):
         for child in psutil.Process(web_pid).children():
             with suppress(psutil.Error):
-                if "pdsandbox" in child.cmdline():
+                if word in child.cmdline():
                     return child
     return None
 

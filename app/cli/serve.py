@@ -1,9 +1,10 @@
 """`pdconnect serve`, `worker`, `migrate` and `sandbox`: the commands that run something.
 
-`serve` runs the web app under uvicorn (the dispatcher in its processes) and, when no PagerDuty
-app is configured, the PagerDuty sandbox beside it with a demo tenant. The sandbox is a
-separate distribution (pdconnect's `sandbox` extra) that the product never imports: it is run
-as a process of its own, and may be missing, as in the production image.
+`serve` runs the web app under uvicorn, its dispatcher as a `pdconnect worker` child process
+(app/cli/worker_child.py) and, when no PagerDuty app is configured, the PagerDuty sandbox beside
+them with a demo tenant. The sandbox is a separate distribution (pdconnect's `sandbox` extra)
+that the product never imports: it is run as a process of its own, and may be missing, as in
+the production image.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.cli.environment import (
     migrate,
     resolve,
 )
+from app.cli.worker_child import WorkerChild
 from app.composition import connected, run_worker
 from app.config.model import Config
 from app.tenants import store
@@ -183,13 +185,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sandbox_port=args.sandbox_port,
     )
     asyncio.run(migrate(config))
-    if args.workers > 1:
-        _share_metrics_between_workers(config.data_dir)
+    # PDCONNECT_RUN_DISPATCHER=0 where separate `pdconnect worker`s deliver (deploy/ does so).
+    run_dispatcher = env.get("PDCONNECT_RUN_DISPATCHER", "1") != "0"
+    metrics_dir = None
+    if run_dispatcher or args.workers > 1:
+        metrics_dir = _share_metrics(config.data_dir)
     # Uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit then
-    # lets the sandbox and the embedded PostgreSQL be stopped on the way out.
+    # lets the dispatcher, the sandbox and the embedded PostgreSQL be stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     sandbox = None
+    dispatcher = None
     try:
+        if run_dispatcher:
+            # Started first: it gets ready while the sandbox and the web app start. It reads its
+            # settings as `serve` resolved them, defaults included.
+            dispatcher = WorkerChild({**defaults, **os.environ})
+            dispatcher.start()
         if config.sandbox:
             sandbox = _start_sandbox(
                 config, args.sandbox_port, sandbox_state_file(env, config.data_dir)
@@ -209,6 +220,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # every default filled in here, so they see exactly the settings checked above.
         for name, value in defaults.items():
             os.environ.setdefault(name, value)
+        if run_dispatcher:
+            # The web processes serve only; the child delivers.
+            os.environ["PDCONNECT_RUN_DISPATCHER"] = "0"
         uvicorn.run(
             "app.main:app_factory",
             factory=True,
@@ -220,9 +234,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Limits on request heads and idle connections (app/web/protocol.py).
             http=LimitedHttpToolsProtocol,
             limit_concurrency=CONCURRENCY_LIMIT,
-            # On SIGTERM: requests in progress get this long, then the dispatcher stops
-            # claiming and waits for its sends (at most a lease); the whole stays within the
-            # 45 s that deploy/ gives a process to stop.
+            # On SIGTERM: requests in progress get this long, then the dispatcher is told to
+            # stop claiming and waits for its sends (at most a lease); the whole stays within
+            # the 45 s that deploy/ gives a process to stop.
             timeout_graceful_shutdown=REQUEST_DRAIN_SECONDS,
             # Every worker process configures its logging from this (JSON, redacted)...
             log_config=args.log_config,
@@ -230,22 +244,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
         )
     finally:
+        if dispatcher is not None:
+            dispatcher.stop()
         if sandbox is not None:
             sandbox.terminate()
             sandbox.wait(timeout=10)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
-def _share_metrics_between_workers(data_dir: Path) -> None:
-    """Uvicorn's worker processes each count their own requests and deliveries; with a shared
-    directory for prometheus-client, `/metrics` from any one of them sums them all."""
+def _share_metrics(data_dir: Path) -> Path | None:
+    """The dispatcher's process and uvicorn's worker processes each count their own requests
+    and deliveries; with a directory for prometheus-client shared with them, `/metrics` from
+    any web process sums them all. One directory per `serve`, so that two of them on one data
+    directory do not empty each other's; those of a `serve` that is gone are removed."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
-    directory = data_dir / "metrics"
-    # Samples of a previous run's processes would be counted again.
+        return None
+    parent = data_dir / "metrics"
+    if parent.is_dir():
+        for stale in parent.iterdir():
+            if not (stale.name.isdigit() and _running(int(stale.name))):
+                shutil.rmtree(stale, ignore_errors=True)
+    directory = parent / str(os.getpid())
+    # Samples of an earlier process with this PID would be counted again.
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -256,7 +292,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # work, which uvloop does for a fraction of the CPU.
     heap.settle()
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
-        runner.run(run_worker(config))
+        runner.run(run_worker(config, parent=args.parent))
     return 0
 
 

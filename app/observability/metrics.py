@@ -3,10 +3,11 @@
 Labels are tenant-agnostic on purpose: a label per tenant, service or dedup key would grow
 without bound with the customer base and put customer names into every monitoring system.
 
-Counters and histograms live in this process. Under `pdconnect serve --workers N` every worker
-process writes its samples to PROMETHEUS_MULTIPROC_DIR (the CLI sets it) and `/metrics`, answered
-by any one of them, sums them all. The outbox gauges are not counted here at all: they are read
-from PostgreSQL at scrape time, so every process reports the same, whole-deployment figure.
+Counters and histograms live in this process. `pdconnect serve` runs its dispatcher in a child
+process, and with `--workers N` several web processes: each child writes its samples to
+PROMETHEUS_MULTIPROC_DIR (the CLI sets it) and `/metrics`, answered by any web process, sums them
+all with its own. The outbox gauges are not counted here at all: they are read from PostgreSQL at
+scrape time, so every process reports the same, whole-deployment figure.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 __all__ = ["CONTENT_TYPE_LATEST", "OutboxSnapshot", "render"]
 
@@ -60,8 +63,7 @@ INGEST_COMMIT_SECONDS = Histogram(
 )
 INGEST_BATCH_REQUESTS = Histogram(
     "pdconnect_ingest_batch_requests",
-    "Ingest requests that shared one transaction (group commit), those refused in it "
-    "included.",
+    "Ingest requests that shared one transaction (group commit), those refused in it included.",
     buckets=BATCH_BUCKETS,
 )
 HTTP_REQUESTS = Counter(
@@ -137,12 +139,44 @@ class _OutboxCollector(Collector):
         )
 
 
+class _Summed(Collector):
+    """Series of the same name from several sources as one, their samples added up: counters
+    and histograms count events, so the deployment's figure is the sum of its processes'."""
+
+    def __init__(self, *sources: CollectorRegistry | MultiProcessCollector) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        totals: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+        for source in self.sources:
+            for family in source.collect():
+                families.setdefault(family.name, family)
+                summed = totals.setdefault(family.name, {})
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    summed[key] = summed.get(key, 0.0) + sample.value
+        for name, family in families.items():
+            merged = Metric(name, family.documentation, family.type, family.unit)
+            merged.samples = [
+                Sample(sample, dict(labels), value)
+                for (sample, labels), value in totals[name].items()
+            ]
+            yield merged
+
+
 def _process_registry() -> CollectorRegistry:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return REGISTRY
+    shared = MultiProcessCollector(None, path=directory)  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    if values.ValueClass is values.MutexValue:
+        # This process counted in its own memory (prometheus-client was imported before the
+        # directory was set, as in `serve`'s own process); its children wrote to the directory.
+        registry.register(_Summed(REGISTRY, shared))
+    else:
+        registry.register(shared)
     return registry
 
 
