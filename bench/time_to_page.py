@@ -11,9 +11,9 @@ defaults.
     .venv/bin/python -m bench.time_to_page [--quick] [--probes 200] [--rate 40]
         [--separate-worker]
 
-`--separate-worker` runs the dispatcher as a `pdconnect worker` of its own beside a `serve`
-without one (PDCONNECT_RUN_DISPATCHER=0), as deploy/ runs them, instead of in `serve`'s
-process: its sends then never wait behind the web's turns of the event loop.
+`serve` runs its dispatcher as a `pdconnect worker` child process. `--separate-worker` runs
+one started on its own instead, beside a `serve` without one (PDCONNECT_RUN_DISPATCHER=0), as
+deploy/ runs them: the same two processes, started the way production starts them.
 
 The background stream is sent by bench/rawpost.py (hand-written HTTP/1.1 over kept-alive
 connections), not by an HTTP client library: at 500 alerts/s httpx2 took about 40 % of a core
