@@ -17,7 +17,12 @@ from app.config.model import Config
 from app.crypto import INGEST_KEY_SALT, ROUTING_KEY_SALT, Hasher, LinkSigner, Vault
 from app.db.changes import ChangeCache
 from app.db.group import GroupCommits
-from app.outbound import AsyncioTransport, environment_proxied
+from app.outbound import (
+    POOL_CONNECTIONS,
+    AsyncioTransport,
+    SpreadTransport,
+    environment_proxied,
+)
 from app.pagerduty.discovery import OpenIdDiscovery
 from app.pagerduty.hosts import PagerDutyHosts, pagerduty_hosts
 
@@ -91,7 +96,11 @@ def new_http_client(
         else httpx2.Limits(max_connections=100, max_keepalive_connections=20)
     )
     if transport is None and not environment_proxied():
-        transport = AsyncioTransport(limits=limits)
+        if pool_size is None:
+            transport = AsyncioTransport(limits=limits)
+        else:
+            # Many sends at once: over pools of about POOL_CONNECTIONS each (app/outbound.py).
+            transport = SpreadTransport(limits=limits, pools=-(-pool_size // POOL_CONNECTIONS))
     return httpx2.AsyncClient(
         transport=transport,
         limits=limits,

@@ -1,6 +1,7 @@
-"""Outbound HTTP: what a send costs the sender's CPU through pdconnect's client (asyncio's own
-sockets, app/outbound.py) against httpx2's default client (its sockets through anyio), the
-same POSTs to the same loopback server, interleaved in one run.
+"""Outbound HTTP: what a send costs the sender's CPU through pdconnect's client as the
+dispatcher builds it (`new_http_client(pool_size=concurrency)`: asyncio's own sockets, in pools
+of 16 connections, app/outbound.py) against httpx2's default client (its sockets through anyio,
+one pool), the same POSTs to the same loopback server, interleaved in one run.
 
     .venv/bin/python -m bench.outbound [--quick] [--sends 4000] [--concurrency 64] [--rounds 4]
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import httpx2
 
 from app.config.model import Config
-from app.outbound import AsyncioTransport
+from app.deps import new_http_client
 from bench.load import run_benchmark
 from bench.report import ratio, table
 from bench.runs import loadavg_line
@@ -55,7 +56,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=Config.dispatch_concurrency,
-        help="sends at once (the dispatcher's default, 16)",
+        help=f"sends at once (the dispatcher's default, {Config.dispatch_concurrency})",
     )
     p.add_argument("--rounds", type=int, default=None, help="runs of each client (4)")
     args = p.parse_args(argv)
@@ -89,9 +90,7 @@ async def measure(args: argparse.Namespace) -> None:
     )
     clients: dict[str, Client] = {
         "httpx2's default (anyio)": lambda: httpx2.AsyncClient(limits=limits),
-        "pdconnect (asyncio)": lambda: httpx2.AsyncClient(
-            transport=AsyncioTransport(limits=limits), limits=limits
-        ),
+        "pdconnect (asyncio, pools of 16)": lambda: new_http_client(pool_size=args.concurrency),
     }
     costs: dict[str, list[float]] = {name: [] for name in clients}
     with tempfile.TemporaryDirectory(prefix="pdc-outbound-") as folder:

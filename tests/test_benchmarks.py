@@ -43,7 +43,10 @@ def need_wrk() -> None:
         ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
         ("bench.dispatch --pagerduty-ms 20", ["the sandbox answering after 20 ms", "events/s"]),
         ("bench.claim", ["median ms", "p95 ms", "median ratio", "finished", "load average"]),
-        ("bench.outbound", ["httpx2's default (anyio)", "pdconnect (asyncio)", "CPU per send"]),
+        (
+            "bench.outbound",
+            ["httpx2's default (anyio)", "pdconnect (asyncio, pools of 16)", "CPU per send"],
+        ),
     ],
 )
 def test_benchmark_runs_and_prints_its_figures(module: str, expected: list[str]) -> None:

@@ -20,6 +20,7 @@ from app.deps import new_http_client
 from app.outbound import (
     AsyncioBackend,
     AsyncioTransport,
+    SpreadTransport,
     first_to_succeed,
     interleaved_addresses,
 )
@@ -131,6 +132,76 @@ async def test_concurrent_requests_each_get_their_own_answer() -> None:
         responses = await asyncio.gather(*(client.post(url, json={"n": n}) for n in range(40)))
         assert [r.json() for r in responses] == [{"n": n} for n in range(40)]
         assert server.connections <= 4
+
+
+def test_a_client_of_many_sends_spreads_them_over_pools_of_asyncio_sockets() -> None:
+    client = new_http_client(pool_size=64)  # the dispatcher's
+    transport = client._transport
+    assert isinstance(transport, SpreadTransport)
+    assert len(transport.pools) == 4
+    assert all(isinstance(p._pool._network_backend, AsyncioBackend) for p in transport.pools)
+
+
+async def test_a_quiet_client_of_many_sends_keeps_reusing_one_connection() -> None:
+    async with serving(echo_forever) as server, new_http_client(pool_size=64) as client:
+        url = f"http://{LOOPBACK}:{server.port}/v2/enqueue"
+        for n in range(5):
+            assert (await client.post(url, json={"n": n})).json() == {"n": n}
+        assert server.connections == 1
+
+
+async def test_sends_at_once_spread_over_the_pools_and_none_waits_for_a_connection() -> None:
+    at_once = 32
+    arrived: list[int] = []
+    all_in = asyncio.Event()
+    client = new_http_client(pool_size=at_once)
+    transport = client._transport
+    assert isinstance(transport, SpreadTransport)
+    when_all_in: list[tuple[int, ...]] = []
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # No answer until every request has arrived: a request waiting for a connection
+        # would hold them all.
+        _, body = await read_request(reader)
+        arrived.append(1)
+        if len(arrived) == at_once:
+            when_all_in.append(transport.in_flight)
+            all_in.set()
+        await all_in.wait()
+        writer.write(answer(body))
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with serving(held) as server, client:
+        url = f"http://{LOOPBACK}:{server.port}/v2/enqueue"
+        sends = asyncio.gather(*(client.post(url, json={"n": n}) for n in range(at_once)))
+        responses = await asyncio.wait_for(sends, 10)
+        assert when_all_in == [(16, 16)]
+        assert [r.json() for r in responses] == [{"n": n} for n in range(at_once)]
+        assert transport.in_flight == (0, 0)
+        assert server.connections == at_once
+
+
+async def test_a_send_that_fails_is_counted_finished() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+
+    async with serving(cut) as server:
+        port = server.port
+        async with new_http_client(pool_size=32) as client:
+            transport = client._transport
+            assert isinstance(transport, SpreadTransport)
+            with pytest.raises(httpx2.RemoteProtocolError):
+                await client.post(f"http://{LOOPBACK}:{port}/", json={})
+            assert transport.in_flight == (0, 0)
+    async with new_http_client(pool_size=32) as client:
+        transport = client._transport
+        assert isinstance(transport, SpreadTransport)
+        with pytest.raises(httpx2.ConnectError):
+            await client.post(f"http://{LOOPBACK}:{port}/", json={})
+        assert transport.in_flight == (0, 0)
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
