@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from wsgiref.simple_server import WSGIServer
@@ -97,11 +97,16 @@ async def connected(config: Config, *, pool_size: int = COMMAND_POOL_SIZE) -> As
         await close_database(deps.db)
 
 
-async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Event) -> None:
+async def run_background(
+    deps: Deps,
+    dispatch: DispatchConfig,
+    stop: asyncio.Event,
+    listening: Callable[[], None] | None = None,
+) -> None:
     """The dispatcher (on a pool and an HTTP client of its own), the upkeep, the retention
     sweep, the maintenance windows' ends, the callbacks' sender, the on-call refresh and the
     analytics fold (on the deps'), until `stop` is set (sends in flight then finish, bounded by
-    their lease)."""
+    their lease). `listening` is called once the dispatcher hears of new events."""
     url = deps.config.database_url
     assert url is not None
     size = dispatch_pool_size(dispatch)
@@ -117,7 +122,9 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         window_ends = WindowEnds(deps.db)
         oncall = OnCallRefresher(deps)
         rollups = Rollups(deps.db)
+        told = [] if listening is None else [_once_listening(dispatcher, stop, listening)]
         await asyncio.gather(
+            *told,
             dispatcher.run(stop),
             upkeep.run(stop),
             retention.run(stop),
@@ -131,12 +138,31 @@ async def run_background(deps: Deps, dispatch: DispatchConfig, stop: asyncio.Eve
         await close_database(db)
 
 
+async def _once_listening(
+    dispatcher: Dispatcher, stop: asyncio.Event, tell: Callable[[], None]
+) -> None:
+    listening = asyncio.ensure_future(dispatcher.listening.wait())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if listening.done():
+            tell()
+    finally:
+        listening.cancel()
+        stopping.cancel()
+
+
 async def run_worker(
-    config: Config, dispatch: DispatchConfig | None = None, *, parent: int | None = None
+    config: Config,
+    dispatch: DispatchConfig | None = None,
+    *,
+    parent: int | None = None,
+    listening: Callable[[], None] | None = None,
 ) -> None:
     """`pdconnect worker`: the background work alone, for scaling delivery apart from the web
     tier, until SIGTERM or SIGINT, or until the `parent` process (`serve`, which runs its
-    dispatcher this way) is gone."""
+    dispatcher this way) is gone. `listening` is called once its dispatcher hears of new
+    events."""
     dispatch = dispatch or dispatch_config_of(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -148,7 +174,7 @@ async def run_worker(
     try:
         async with connected(config, pool_size=WORKER_POOL_SIZE) as deps:
             log.info("worker started")
-            await run_background(deps, dispatch, stop)
+            await run_background(deps, dispatch, stop, listening)
             log.info("worker stopped")
     finally:
         stop.set()

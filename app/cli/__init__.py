@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the dispatcher alone (scale it apart from web)")
     # Given by `serve` to the worker it runs: the worker stops when that process is gone.
     worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    # ...and a pipe it writes to once its dispatcher hears of new events.
+    worker.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply pending migrations and exit")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -197,8 +199,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     dispatcher = None
     try:
         if run_dispatcher:
-            # Started first: it gets ready while the sandbox and the web app start. It reads its
-            # settings as `serve` resolved them, defaults included.
+            # Started first: it gets ready while the sandbox starts. It reads its settings as
+            # `serve` resolved them, defaults included.
             dispatcher = WorkerChild({**defaults, **os.environ})
             dispatcher.start()
         if config.sandbox:
@@ -220,9 +222,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # every default filled in here, so they see exactly the settings checked above.
         for name, value in defaults.items():
             os.environ.setdefault(name, value)
-        if run_dispatcher:
-            # The web processes serve only; the child delivers.
+        if dispatcher is not None:
+            # The web processes serve only; the child delivers. Listening first: an alert
+            # accepted by a server that says it is up is on its way to PagerDuty at once.
             os.environ["PDCONNECT_RUN_DISPATCHER"] = "0"
+            dispatcher.wait_listening()
         uvicorn.run(
             "app.main:app_factory",
             factory=True,
@@ -291,9 +295,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # it is with uvicorn[standard]): the dispatcher's sends are mostly event-loop and socket
     # work, which uvloop does for a fraction of the CPU.
     heap.settle()
+    listening = None if args.ready_fd is None else functools.partial(_say_ready, args.ready_fd)
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
-        runner.run(run_worker(config, parent=args.parent))
+        runner.run(run_worker(config, parent=args.parent, listening=listening))
     return 0
+
+
+def _say_ready(fd: int) -> None:
+    """Tells `serve`, which waits on the other end of the pipe, that this worker listens."""
+    with contextlib.suppress(OSError), os.fdopen(fd, "wb") as pipe:
+        pipe.write(b"listening\n")
 
 
 def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:

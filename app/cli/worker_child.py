@@ -6,7 +6,9 @@ answers first, and the two share one core. Under 500 alerts a second (`bench.tim
 --rate 500`) a page took 50-100 ms (p50) and background alerts fell behind by seconds; with the
 dispatcher in a process of its own, as deploy/ runs it, 22-33 ms and none behind.
 
-The child is the same command deploy/ runs, so what `serve` does is what production does. It is
+The child is the same command deploy/ runs, so what `serve` does is what production does.
+`serve` opens its port once the child's dispatcher listens for new events (a pipe between them
+says so), so that an alert accepted by a server that answers is on its way at once. It is
 started again when it dies (with a growing pause while it keeps dying), stopped with SIGTERM
 after the web app has drained (its sends in flight then finish, bounded by the lease), and it
 stops by itself when `serve` is gone without stopping it (SIGKILL, the OOM killer).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,8 +36,14 @@ STEADY_SECONDS = 60.0
 STOP_TIMEOUT = 35.0
 
 
-def worker_argv(parent: int) -> list[str]:
-    return [sys.executable, "-m", "app.cli", "worker", "--parent", str(parent)]
+# How long `serve` waits for its dispatcher to listen before it opens its port anyway (the
+# dispatcher then claims what came meanwhile as soon as it listens).
+LISTENING_TIMEOUT = 30.0
+
+
+def worker_argv(parent: int, ready_fd: int | None) -> list[str]:
+    argv = [sys.executable, "-m", "app.cli", "worker", "--parent", str(parent)]
+    return argv if ready_fd is None else [*argv, "--ready-fd", str(ready_fd)]
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -54,6 +63,8 @@ class WorkerChild:
         self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._keeper: threading.Thread | None = None
+        # The read end of the first child's pipe, until `wait_listening` has read it.
+        self._ready: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -61,14 +72,39 @@ class WorkerChild:
             return None if self._process is None else self._process.pid
 
     def start(self) -> None:
-        with self._lock:
-            self._process = self._spawn()
+        """Starts the child; `wait_listening` then waits until its dispatcher listens."""
+        read_end, write_end = os.pipe()
+        self._ready = read_end
+        try:
+            with self._lock:
+                self._process = self._spawn(write_end)
+        finally:
+            os.close(write_end)
         self._keeper = threading.Thread(target=self._keep, name="dispatcher child", daemon=True)
         self._keeper.start()
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def wait_listening(self, timeout: float = LISTENING_TIMEOUT) -> bool:
+        """Until the first child's dispatcher listens for new events (True), the child exits
+        (its end of the pipe closes), or `timeout`."""
+        if self._ready is None:
+            return False
+        try:
+            readable, _, _ = select.select([self._ready], [], [], timeout)
+            said = bool(readable) and os.read(self._ready, 64).startswith(b"listening")
+        finally:
+            os.close(self._ready)
+            self._ready = None
+        if not said:
+            log.warning("the dispatcher's process is not listening yet; serving without waiting")
+        return said
+
+    def _spawn(self, ready_fd: int | None = None) -> subprocess.Popen[bytes]:
+        fds = () if ready_fd is None else (ready_fd,)
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            worker_argv(os.getpid()), env=self._env, stdin=subprocess.DEVNULL
+            worker_argv(os.getpid(), ready_fd),
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            pass_fds=fds,
         )
 
     def _keep(self) -> None:

@@ -125,6 +125,8 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._wake = asyncio.Event()
+        # Set once the LISTEN connection is up, from then on: new events wake this dispatcher.
+        self.listening = asyncio.Event()
         # Keys resting, with the monotonic time their rest ends (see `wake`).
         self._resting: dict[str, float] = {}
         self._room_freed = asyncio.Event()
@@ -241,6 +243,7 @@ class Dispatcher:
         try:
             # Events enqueued while nobody listened are due now.
             self.wake()
+            self.listening.set()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), LISTEN_CHECK_SECONDS)

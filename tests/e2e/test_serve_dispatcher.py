@@ -21,6 +21,7 @@ from databases import Database
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.crypto import new_fernet_key
+from app.dispatch.worker import LISTENER_NAME
 from tests.conftest import admin_headers
 from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
 from tests.security.served import served_process
@@ -41,7 +42,7 @@ class Served:
         return [
             child
             for child in psutil.Process(self.process.pid).children()
-            if child.cmdline()[-4:-2] == ["app.cli", "worker"]
+            if {"app.cli", "worker"} <= set(child.cmdline())
         ]
 
     async def alert(self, tenant: dict[str, Any], dedup_key: str) -> None:
@@ -148,6 +149,21 @@ async def test_serve_delivers_and_its_metrics_count_the_childs_deliveries(
 
 DELIVERED = frozenset({("outcome", "delivered"), ("reason", "accepted")})
 TRIGGER = frozenset({("source", "native"), ("action", "trigger")})
+
+
+async def test_serve_answers_only_once_its_dispatcher_listens(
+    cdb: Database, database_url: str, live: Sandbox
+) -> None:
+    with serve(database_url, live, PDCONNECT_RUN_DISPATCHER="1"):
+        # served_process returned at the first answer to /healthz.
+        listening = await cdb.fetch_val(
+            """
+            SELECT count(*) FROM pg_stat_activity
+            WHERE application_name = :name AND datname = current_database()
+            """,
+            {"name": LISTENER_NAME},
+        )
+        assert listening == 1
 
 
 async def test_a_dispatcher_that_dies_is_started_again(served: Served) -> None:
