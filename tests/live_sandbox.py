@@ -28,6 +28,20 @@ CLIENT_SECRET = "pdconnect-test-secret-0123456789"
 APP_ID = "PTESTAP"
 
 
+def app_settings(sandbox_url: str) -> dict[str, str]:
+    """The settings that make the sandbox at `sandbox_url` pdconnect's PagerDuty: its app (the
+    one `running_sandbox` registers) and its hosts."""
+    return {
+        "PAGERDUTY_CLIENT_ID": CLIENT_ID,
+        "PAGERDUTY_CLIENT_SECRET": CLIENT_SECRET,
+        "PAGERDUTY_APP_ID": APP_ID,
+        "PAGERDUTY_IDENTITY_URL": f"{sandbox_url}/identity",
+        "PAGERDUTY_API_URL": f"{sandbox_url}/{{region}}/api",
+        "PAGERDUTY_EVENTS_URL": f"{sandbox_url}/{{region}}/events",
+        "PAGERDUTY_APP_URL": f"{sandbox_url}/app",
+    }
+
+
 @dataclass
 class Sandbox:
     url: str

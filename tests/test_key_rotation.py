@@ -30,7 +30,7 @@ from tests.installations.conftest import (
     signed_in,
     start_oauth,
 )
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import Sandbox, app_settings
 from tests.live_sandbox import sandbox as sandbox  # a fixture, shared
 
 OLD = new_fernet_key()
@@ -41,13 +41,7 @@ MANUAL_KEY = "k" * 16 + "0123456789abcdef"
 def sandbox_settings(sandbox: Sandbox, encryption_keys: str) -> Config:
     return make_settings(
         ENCRYPTION_KEYS=encryption_keys,
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox.url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox.url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox.url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox.url}/app",
+        **app_settings(sandbox.url),
     )
 
 
@@ -118,9 +112,7 @@ async def test_after_reencryption_the_old_key_can_be_removed(
         with pytest.raises(DecryptionError):
             new_only.decrypt(value)
 
-    rotated = Deps(
-        config=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock
-    )
+    rotated = Deps(config=sandbox_settings(sandbox, f"{NEW},{OLD}"), db=db, http=http, clock=clock)
     left = await status(db, rotated.vault)
     assert (left.left, left.left_by_key, left.done) == (len(written), {2: len(written)}, False)
     assert await stored(db) == written, "status changes nothing"

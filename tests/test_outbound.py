@@ -134,10 +134,14 @@ async def test_concurrent_requests_each_get_their_own_answer() -> None:
         assert server.connections <= 4
 
 
-def test_a_client_of_many_sends_spreads_them_over_pools_of_asyncio_sockets() -> None:
-    client = new_http_client(pool_size=64)  # the dispatcher's
-    transport = client._transport
+def spread(client: httpx2.AsyncClient) -> SpreadTransport:
+    transport = client._transport  # what httpx2 sends through when no proxy is mounted
     assert isinstance(transport, SpreadTransport)
+    return transport
+
+
+def test_a_client_of_many_sends_spreads_them_over_pools_of_asyncio_sockets() -> None:
+    transport = spread(new_http_client(pool_size=64))  # the dispatcher's
     assert len(transport.pools) == 4
     assert all(isinstance(p._pool._network_backend, AsyncioBackend) for p in transport.pools)
 
@@ -155,8 +159,7 @@ async def test_sends_at_once_spread_over_the_pools_and_none_waits_for_a_connecti
     arrived: list[int] = []
     all_in = asyncio.Event()
     client = new_http_client(pool_size=at_once)
-    transport = client._transport
-    assert isinstance(transport, SpreadTransport)
+    transport = spread(client)
     when_all_in: list[tuple[int, ...]] = []
 
     async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -191,14 +194,12 @@ async def test_a_send_that_fails_is_counted_finished() -> None:
     async with serving(cut) as server:
         port = server.port
         async with new_http_client(pool_size=32) as client:
-            transport = client._transport
-            assert isinstance(transport, SpreadTransport)
+            transport = spread(client)
             with pytest.raises(httpx2.RemoteProtocolError):
                 await client.post(f"http://{LOOPBACK}:{port}/", json={})
             assert transport.in_flight == (0, 0)
     async with new_http_client(pool_size=32) as client:
-        transport = client._transport
-        assert isinstance(transport, SpreadTransport)
+        transport = spread(client)
         with pytest.raises(httpx2.ConnectError):
             await client.post(f"http://{LOOPBACK}:{port}/", json={})
         assert transport.in_flight == (0, 0)

@@ -46,12 +46,14 @@ def worker_argv(parent: int, ready_fd: int | None) -> list[str]:
     return argv if ready_fd is None else [*argv, "--ready-fd", str(ready_fd)]
 
 
+# Not handed to the child: a metrics port is for a worker run on its own (the web app's
+# /metrics counts the child's deliveries), and whether a dispatcher runs is `serve`'s to say.
+NOT_HANDED_DOWN = frozenset({"PDCONNECT_METRICS_PORT", "PDCONNECT_RUN_DISPATCHER"})
+
+
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The web process's settings, less what belongs to a worker run on its own: its deliveries
-    are counted through the web app's /metrics, so it opens no metrics port of its own."""
-    child = {k: v for k, v in env.items() if k not in ("PDCONNECT_METRICS_PORT",)}
-    child.pop("PDCONNECT_RUN_DISPATCHER", None)
-    return child
+    """The settings `serve` resolved, less NOT_HANDED_DOWN."""
+    return {k: v for k, v in env.items() if k not in NOT_HANDED_DOWN}
 
 
 class WorkerChild:

@@ -23,7 +23,7 @@ from tests.callbacks.support import new_whsec
 from tests.conftest import admin_headers, make_settings
 from tests.installations.conftest import consent
 from tests.installations.test_lifecycle import csrf_of
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox, app_settings
 from tests.webhooks.test_ping_live import _loopback, serving
 
 
@@ -69,13 +69,7 @@ async def test_an_incident_acknowledged_in_pagerduty_reaches_the_vendor_signed_a
     settings = make_settings(
         BASE_URL=product_url,
         DATABASE_URL=database_url,
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox_url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox_url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox_url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox_url}/app",
+        **app_settings(sandbox_url),
         PDCONNECT_CALLBACK_URL=receiver.url,
         PDCONNECT_CALLBACK_SECRET=secret,
         # "For a minute" of failures, at test speed: the same backoff, in tenths of a second.

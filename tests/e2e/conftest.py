@@ -22,7 +22,13 @@ from app.crypto import new_fernet_key
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from tests.conftest import ADMIN_TOKEN, BASE_URL, admin_headers, make_settings
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox, running_sandbox
+from tests.live_sandbox import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Sandbox,
+    app_settings,
+    running_sandbox,
+)
 
 
 @pytest.fixture
@@ -36,13 +42,7 @@ def e2e_settings(live: Sandbox, database_url: str) -> Config:
     return make_settings(
         DATABASE_URL=database_url,
         ENCRYPTION_KEYS=new_fernet_key(),
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{live.url}/identity",
-        PAGERDUTY_API_URL=f"{live.url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{live.url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{live.url}/app",
+        **app_settings(live.url),
         # These tests load delivery: their storms of batches would spend an ingest key's
         # budget, which counts events (tests/security covers that limit).
         PDCONNECT_INGEST_RATE_LIMIT="0",

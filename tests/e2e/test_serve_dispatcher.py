@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.crypto import new_fernet_key
 from app.dispatch.worker import LISTENER_NAME
 from tests.conftest import admin_headers
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import Sandbox, app_settings
 from tests.security.served import served_process
 
 # Generous bounds on waits for something that takes well under a second; never a measure.
@@ -75,13 +75,7 @@ def serve(database_url: str, sandbox: Sandbox, **settings: str) -> Iterator[tupl
     with served_process(
         database_url,
         ENCRYPTION_KEYS=new_fernet_key(),
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox.url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox.url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox.url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox.url}/app",
+        **app_settings(sandbox.url),
         **settings,
     ) as (port, process):
         yield f"http://127.0.0.1:{port}", process

@@ -24,7 +24,7 @@ from app.main import create_app
 from pdsandbox import SandboxApp, SandboxConfig, create_sandbox_app, sandbox_state
 from tests.conftest import admin_headers, make_settings
 from tests.dispatch.conftest import FAST, Running
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox, app_settings
 from tests.webhooks.test_ping_live import _loopback, connect_by_oauth, serving
 
 RECONCILE_AFTER = "1"
@@ -126,13 +126,7 @@ async def live(cdb: Database, database_url: str) -> AsyncIterator[Live]:
     settings = make_settings(
         BASE_URL=product_url,
         DATABASE_URL=database_url,
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox_url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox_url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox_url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox_url}/app",
+        **app_settings(sandbox_url),
         PDCONNECT_RECONCILE_AFTER=RECONCILE_AFTER,
     )
     product = create_app(

@@ -18,7 +18,7 @@ from databases import Database
 from app.deps import Deps, new_http_client
 from app.main import create_app
 from tests.conftest import ADMIN_TOKEN, BASE_URL, FakeClock, admin_headers, make_settings
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import Sandbox, app_settings
 from tests.live_sandbox import sandbox as sandbox  # a fixture, shared
 
 ACME_USER = "PADA001"
@@ -28,13 +28,7 @@ GLOBEX_USER = "PHANK01"
 @pytest.fixture
 async def deps(db: Database, clock: FakeClock, sandbox: Sandbox) -> AsyncIterator[Deps]:
     settings = make_settings(
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox.url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox.url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox.url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox.url}/app",
+        **app_settings(sandbox.url),
     )
     http = new_http_client()
     try:

@@ -13,20 +13,14 @@ from tests.conftest import FakeClock, make_settings
 from tests.installations.conftest import flashes, signed_in
 from tests.installations.test_simple_install import KEY_A, KEY_B, KEY_C, config_of, deliver
 from tests.installations.test_simple_install import start_install as click_install
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import Sandbox, app_settings
 from tests.live_sandbox import sandbox as sandbox  # a fixture, shared
 
 
 @pytest.fixture
 async def deps(db: Database, clock: FakeClock, sandbox: Sandbox) -> AsyncIterator[Deps]:
     settings = make_settings(
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox.url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox.url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox.url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox.url}/app",
+        **app_settings(sandbox.url),
         PDCONNECT_MAX_SERVICES_PER_TENANT="2",
     )
     http = new_http_client()

@@ -25,7 +25,7 @@ from pdsandbox import SandboxApp, SandboxConfig, create_sandbox_app, sandbox_sta
 from tests.conftest import admin_headers, make_settings
 from tests.installations.conftest import consent
 from tests.installations.test_lifecycle import csrf_of
-from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox
+from tests.live_sandbox import APP_ID, CLIENT_ID, CLIENT_SECRET, Sandbox, app_settings
 
 PINGS = 3  # as many drops in a row as disable a subscription for a day
 
@@ -104,13 +104,7 @@ async def test_pings_from_send_test_event_are_answered_2xx_and_keep_the_subscrip
     settings = make_settings(
         BASE_URL=product_url,  # the webhook subscriptions' URLs: where the pings go
         DATABASE_URL=database_url,
-        PAGERDUTY_CLIENT_ID=CLIENT_ID,
-        PAGERDUTY_CLIENT_SECRET=CLIENT_SECRET,
-        PAGERDUTY_APP_ID=APP_ID,
-        PAGERDUTY_IDENTITY_URL=f"{sandbox_url}/identity",
-        PAGERDUTY_API_URL=f"{sandbox_url}/{{region}}/api",
-        PAGERDUTY_EVENTS_URL=f"{sandbox_url}/{{region}}/events",
-        PAGERDUTY_APP_URL=f"{sandbox_url}/app",
+        **app_settings(sandbox_url),
     )
     # Its own pool, opened by its lifespan on the loop that serves it.
     product_deps = Deps(config=settings, db=Database(database_url), http=new_http_client())
