@@ -84,7 +84,9 @@ def sandbox_state_file(env: Mapping[str, str], data_dir: Path) -> Path | None:
 
 def _start_sandbox(config: Config, port: int, state: Path | None) -> subprocess.Popen[bytes]:
     assert config.pagerduty_client_secret is not None
-    argv = _sandbox_argv(port)
+    # The sandbox stops by itself should this process be killed outright (no code of ours runs
+    # then to stop it), rather than keep its port from the next `serve`.
+    argv = [*_sandbox_argv(port), "--parent", str(os.getpid())]
     if state is not None:
         argv += ["--state-file", str(state)]
     env = dict(os.environ)

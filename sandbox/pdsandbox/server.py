@@ -1,6 +1,7 @@
 """Serving the sandbox on its own, configured from the environment:
 
-    python -m pdsandbox [--port 8900]      (or the `pdsandbox` command)
+    python -m pdsandbox [--port 8900] [--state-file PATH] [--parent PID]
+                                           (or the `pdsandbox` command)
 
 Environment variables (all optional):
 
@@ -22,7 +23,10 @@ import argparse
 import copy
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +46,8 @@ DEFAULT_REDIRECT_URIS = (
     "http://localhost:8000/pagerduty/callback",
 )
 DEFAULT_APP_ID = "PSANDBX"
+# How often a sandbox started with `--parent` looks whether that process is still its parent.
+PARENT_POLL_SECONDS = 0.5
 
 
 class SandboxConfigError(ValueError):
@@ -108,6 +114,25 @@ def log_config() -> dict[str, Any]:
     return config
 
 
+def stop_without(parent: int, poll: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Stops this process (SIGTERM to itself: uvicorn's graceful shutdown) once `parent` is no
+    longer its parent. A process that started the sandbox and was killed outright (SIGKILL, the
+    OOM killer) ran no code to stop it, and the sandbox would keep its port: the next start
+    could not have it. Polled in a daemon thread: portable, and half a second is soon enough."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        logging.getLogger("pdsandbox").warning(
+            "the process that started the sandbox (%d) is gone: stopping", parent
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="pdsandbox-parent", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cli = argparse.ArgumentParser(prog="pdsandbox", description="Run the PagerDuty sandbox.")
     cli.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -119,6 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "subscriptions in this file across restarts (default: $PDSANDBOX_STATE_FILE, "
         "else nothing is kept)",
     )
+    cli.add_argument(
+        "--parent",
+        metavar="PID",
+        type=int,
+        default=None,
+        help="stop once the process PID is no longer this one's parent (the program that "
+        "started the sandbox passes its own PID, so that its sandbox never outlives it)",
+    )
     args = cli.parse_args(argv)
     try:
         config = config_from_env(port=args.port)
@@ -126,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     state_file = args.state_file or state_file_from_env()
+    if args.parent is not None:
+        if os.getppid() != args.parent:
+            print(f"error: --parent {args.parent} is not this process's parent", file=sys.stderr)
+            return 2
+        stop_without(args.parent)
     try:
         run_sandbox(config, host="127.0.0.1", port=args.port, state_file=state_file)
     except StateFileError as exc:

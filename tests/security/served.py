@@ -66,10 +66,10 @@ def pdconnect_serve(database_url: str, **settings: str) -> Iterator[int]:
 
 @contextmanager
 def served_process(
-    database_url: str, **settings: str
+    database_url: str, *args: str, **settings: str
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """The port and the process of the server (for a test that kills it); stopped with Ctrl-C
-    (SIGINT) on the way out if it is still running."""
+    (SIGINT) on the way out if it is still running. `args`: more of serve's command line."""
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="pdc-serve-", dir="/tmp"))
     env = {
@@ -93,7 +93,7 @@ def served_process(
     )
     log = (folder / "serve.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - our own command
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
         env=env,
         cwd=folder,
         stdin=subprocess.DEVNULL,
