@@ -20,6 +20,7 @@ import pytest
 from databases import Database
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.cli.worker_child import RESTART_DELAYS
 from app.crypto import new_fernet_key
 from app.dispatch.worker import LISTENER_NAME
 from tests.conftest import admin_headers
@@ -172,6 +173,27 @@ async def test_a_dispatcher_that_dies_is_started_again(served: Served) -> None:
     await until(replaced)
     await served.alert(tenant, "after-restart")
     await served.arrived("after-restart")
+
+
+async def test_a_dispatcher_that_keeps_dying_is_started_again_after_longer_pauses(
+    served: Served,
+) -> None:
+    """No restart loop hammering the database: 1 s before the first restart, 2 s before the
+    second (RESTART_DELAYS). Lower bounds only: a pause is never shorter than asked."""
+    pauses = []
+    for _ in range(2):
+        [child] = served.dispatchers()
+        child.send_signal(signal.SIGKILL)
+        child.wait(PATIENCE)
+        died = time.monotonic()
+
+        async def replaced(gone: int = child.pid) -> bool:
+            return [p.pid for p in served.dispatchers()] not in ([], [gone])
+
+        await until(replaced)
+        pauses.append(time.monotonic() - died)
+    assert pauses[0] >= RESTART_DELAYS[0]
+    assert pauses[1] >= RESTART_DELAYS[1]
 
 
 async def test_the_dispatcher_stops_when_serve_is_killed_outright(
