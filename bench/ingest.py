@@ -17,9 +17,10 @@ pdconnect runs, each between two hello-world runs), and each pdconnect run's req
 by the mean of the two around it: the hello-world runs' spread says how steady the machine was.
 
 The alerts all go to one tenant's one PagerDuty service, with its default budget (120 events a
-minute): the dispatcher runs in the same process, as `pdconnect serve` runs it, and delivers
-what the budget allows while the rest waits in the outbox, as it would in production when a
-tenant sends faster than PagerDuty accepts. The outbox's size after the run is printed.
+minute): `pdconnect serve` runs its dispatcher in a child process, as it always does, which
+delivers what the budget allows while the rest waits in the outbox, as it would in production
+when a tenant sends faster than PagerDuty accepts. The outbox's size after the run is printed,
+and the peak memory of the web process, the dispatcher and the sandbox.
 """
 
 from __future__ import annotations
