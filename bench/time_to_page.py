@@ -9,7 +9,7 @@ PagerDuty's default 120 events a minute per key; so the background keys get a la
 defaults.
 
     .venv/bin/python -m bench.time_to_page [--quick] [--probes 200] [--rate 40]
-        [--separate-worker]
+        [--separate-worker] [--statements SECONDS]
 
 `serve` runs its dispatcher as a `pdconnect worker` child process. `--separate-worker` runs
 one started on its own instead, beside a `serve` without one (PDCONNECT_RUN_DISPATCHER=0), as
@@ -19,6 +19,10 @@ The background stream is sent by bench/rawpost.py (hand-written HTTP/1.1 over ke
 connections), not by an HTTP client library: at 500 alerts/s httpx2 took about 40 % of a core
 of this machine, the same CPU the server, the dispatcher and PostgreSQL need; the raw one
 takes about a third of that.
+
+`--statements SECONDS` adds where PostgreSQL's time went, statement by statement, over that
+many seconds of the loaded phase (bench/statements.py); logging every statement slows the
+server a little, so that run's other figures are not the ones to quote.
 
 At a --rate the default budget cannot carry (600 a minute over 16 keys is about 140 alerts/s),
 the background keys get a budget sized to it instead (background_budget).
@@ -55,6 +59,7 @@ from bench.stack import (
     set_budget,
     set_sandbox_key_limits,
 )
+from bench.statements import StatementTime, logged, statements_table
 
 PROBE_KEYS = 4  # probes take turns over these, so no key comes near its budget
 PROBE_PAUSE = 0.25  # seconds between one probe's arrival and the next probe
@@ -82,6 +87,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--separate-worker",
         action="store_true",
         help="the dispatcher in a `pdconnect worker` of its own beside a web-only `serve`",
+    )
+    p.add_argument(
+        "--statements",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also sum PostgreSQL's statements over this many seconds of the load (0: not)",
     )
     args = p.parse_args(argv)
     args.probes = args.probes or (20 if args.quick else 200)
@@ -223,6 +235,7 @@ class Results:
     background_ttp: list[float]
     cpu: dict[str, dict[str, float]]  # phase -> party -> cores
     statuses: dict[int | None, int]
+    statements: list[StatementTime] = field(default_factory=list)
 
 
 async def measure(args: argparse.Namespace) -> None:
@@ -265,8 +278,13 @@ async def phases(
         streaming = asyncio.create_task(background.run(poster, stop))
         await asyncio.sleep(WARMUP_SECONDS)
         meter.start()
+        statements = None
+        if args.statements > 0:
+            log = stack.data_dir / "postgres" / "log"
+            statements = asyncio.create_task(logged(stack.database_url, log, args.statements))
         loaded = await timed("loaded")
         cpu["under load"] = meter.stop()
+        summed = [] if statements is None else await statements
         stop.set()
         await streaming
     finally:
@@ -278,7 +296,7 @@ async def phases(
         for key, answered in background.accepted.items()
         if key in watcher.accepted
     ]
-    return Results(idle, loaded, background, background_ttp, cpu, dict(watcher.statuses))
+    return Results(idle, loaded, background, background_ttp, cpu, dict(watcher.statuses), summed)
 
 
 def print_results(args: argparse.Namespace, results: Results) -> None:
@@ -324,6 +342,9 @@ def print_results(args: argparse.Namespace, results: Results) -> None:
     )
     other = {k: v for k, v in results.statuses.items() if k != 202}
     print(f"sandbox answers other than 202 during the run: {other or 'none'}")
+    if args.statements > 0:
+        print()
+        print(statements_table(results.statements, args.statements))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,10 @@ def need_wrk() -> None:
         ("bench.rules", ["1 rule", "200 rules", "req/s ratio", "time per request"]),
         ("bench.time_to_page", ["idle", "under load", "p50", "p99"]),
         ("bench.time_to_page --separate-worker", ["under load", "p50", "worker"]),
+        (
+            "bench.time_to_page --statements 2",
+            ["PostgreSQL statements over 2 s", "ingest batch", "execute", "COMMIT"],
+        ),
         ("bench.storm", ["during the storm", "A's storm ingest", "Peak memory"]),
         ("bench.dispatch", ["events/s", "ratio", "out of order", "over budget", "load average"]),
         ("bench.dispatch --pagerduty-ms 20", ["the sandbox answering after 20 ms", "events/s"]),
