@@ -4,11 +4,14 @@ values read, the same errors, the same bytes written."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.jsoncodec import dumps_compact, dumps_text, loads
+from app.jsoncodec import dumps_bound, dumps_compact, dumps_text, loads, strict_copy
 
 READ = [
     b'{"summary": "disk full", "labels": {"a": "b"}, "n": [1, 2.5, -3e5, true, null]}',
@@ -70,3 +73,50 @@ def test_dumps_compact_writes_the_bytes_json_writes(value: Any) -> None:
 @pytest.mark.parametrize("value", WRITTEN)
 def test_dumps_text_describes_the_document_json_describes(value: Any) -> None:
     assert json.loads(dumps_text(value)) == json.loads(json.dumps(value))
+
+
+COPIED: list[Any] = [
+    *WRITTEN,
+    {"labels": {"alertname": "HighLatency"}, "n": [1.5, 1e16, -2.5e-300, None]},
+    {"nan": float("nan")},
+    {"deep": [{"inf": float("-inf")}]},
+    {"when": datetime(2026, 12, 7, tzinfo=UTC)},
+    {"t": ("a", 1)},
+]
+
+
+@pytest.mark.parametrize("value", COPIED)
+def test_strict_copy_is_jsons_round_trip(value: Any) -> None:
+    try:
+        expected: Any = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            strict_copy(value)
+        return
+    copied = strict_copy(value)
+    assert repr(copied) == repr(expected)
+
+
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_VALUES)
+def test_dumps_bound_is_never_below_what_json_writes(value: Any) -> None:
+    bound = dumps_bound(value)
+    try:
+        written = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return
+    if bound is not None:
+        assert bound >= written

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from app.errors import InputError
 from app.ingest.alert import Alert, ChangeEvent, Image, Link
 from app.ingest.severity import SeverityMap
+from app.jsoncodec import dumps_bound, strict_copy
 from app.urls import HTTPS_ONLY, is_web_url
 
 SUMMARY_MAX_LENGTH = 1024
@@ -86,6 +87,15 @@ def event_size(body: Mapping[str, Any]) -> int:
     return len(json.dumps(body)) + KEY_FIELD_BYTES
 
 
+def _fits(body: Mapping[str, Any]) -> bool:
+    """`event_size(body) <= EVENT_MAX_BYTES`, measured exactly only when a cheap bound cannot
+    tell (an event within a few hundred KB of the limit)."""
+    bound = dumps_bound(body)
+    if bound is not None and bound + KEY_FIELD_BYTES <= EVENT_MAX_BYTES:
+        return True
+    return event_size(body) <= EVENT_MAX_BYTES
+
+
 def truncate(text: str, limit: int) -> tuple[str, bool]:
     """Alertmanager's TruncateInRunes: keep `limit - 1` characters and add "…"."""
     if len(text) <= limit:
@@ -118,7 +128,7 @@ def wire_dedup_key(key: str) -> str:
 def _json_object(value: Mapping[str, Any], field: str) -> dict[str, Any]:
     """A deep copy that is sure to serialise strictly."""
     try:
-        copied = json.loads(json.dumps(value, allow_nan=False))
+        copied = strict_copy(value) if value else {}
     except (TypeError, ValueError) as exc:
         raise InputError(field, "must hold only JSON values") from exc
     return copied if isinstance(copied, dict) else {}
@@ -185,19 +195,19 @@ def _fit(
 ) -> dict[str, Any]:
     """Bring an event under EVENT_MAX_BYTES: first as Alertmanager does (custom details out),
     then the links and images, and if that is not enough the essentials alone."""
-    if event_size(body) <= EVENT_MAX_BYTES:
+    if _fits(body):
         return body
     if details_key in details_in:
         details_in[details_key] = {"error": DETAILS_REMOVED}
         notes.add(f"{details_key} dropped: event over {EVENT_MAX_BYTES} bytes")
-        if event_size(body) <= EVENT_MAX_BYTES:
+        if _fits(body):
             return body
     present = [name for name in extras if name in body]
     for name in present:
         del body[name]
     if present:
         notes.add(f"{' and '.join(present)} dropped: event over {EVENT_MAX_BYTES} bytes")
-        if event_size(body) <= EVENT_MAX_BYTES:
+        if _fits(body):
             return body
     # Every essential field is bounded (texts cut to 1024 characters, keys to 255), so this
     # fits whatever the rest held.
