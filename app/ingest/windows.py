@@ -31,6 +31,11 @@ ZONE_MAX_LENGTH = 64
 ONCE_MAX = timedelta(days=366)
 WEEKLY_MAX = timedelta(days=7)
 WEEK = timedelta(days=7)
+# The times a window may name. PostgreSQL keeps far older and later ones, but asyncpg reads the
+# first and last instants Python has back as -infinity and infinity (naive datetime.min and
+# max), which no aware time compares with; no maintenance is planned outside these anyway.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 Recurrence = Literal["once", "weekly"]
 OnEnd = Literal["drop", "send"]
 
@@ -114,7 +119,17 @@ def parse_time(value: object, field: str, *, required: bool = True) -> datetime 
         raise InputError(field, "not an RFC 3339 time, e.g. 2030-01-31T02:00:00+01:00") from exc
     if parsed.tzinfo is None:
         raise InputError(field, "needs a UTC offset (Z or +01:00)")
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError as exc:
+        # Year 1 or 9999 with an offset that takes it past what Python holds.
+        raise InputError(field, _OUT_OF_RANGE) from exc
+    if not EARLIEST <= instant < LATEST:
+        raise InputError(field, _OUT_OF_RANGE)
+    return instant
+
+
+_OUT_OF_RANGE = "out of range: a time from 1970 to 9998"
 
 
 def parse_zone(value: object, field: str = "time_zone") -> str:

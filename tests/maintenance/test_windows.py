@@ -186,3 +186,23 @@ async def test_windows_are_listed_edited_and_removed(stack: Stack) -> None:
     assert gone.status_code == 404
     paged = await stack.alert(tenant, {"dedup_key": "after", "summary": "After"})
     assert paged.json()["events"][0]["status"] == "queued"
+
+
+async def test_a_time_outside_what_is_kept_is_refused_by_name_not_a_500(stack: Stack) -> None:
+    """Year 1 went into PostgreSQL and came back as -infinity (a naive datetime), which the
+    next comparison with the clock failed on; such a time is now refused where it is given."""
+    tenant, _, _ = await one_service(stack)
+    base = f"/admin/v1/tenants/{tenant['id']}/maintenance-windows"
+    window = await open_window(stack, tenant)
+    for field, body in (
+        ("starts_at", {"starts_at": "0001-01-01T00:00:00.0Z", "ends_at": "0001-01-01T00:03:00Z"}),
+        ("ends_at", {"starts_at": "9998-12-31T00:00:00Z", "ends_at": "9999-12-31T23:59:59Z"}),
+        ("starts_at", {"starts_at": "0001-01-01T00:00:00+05:00", "ends_at": "2030-01-01T00:00Z"}),
+    ):
+        for method, url in (("POST", base), ("PUT", f"{base}/{window['id']}")):
+            answer = await stack.http.request(method, url, json=body, headers=admin_headers())
+            assert answer.status_code == 422, (method, body, answer.text)
+            assert answer.json()["error"]["field"] == field
+            assert "out of range" in answer.json()["error"]["message"]
+    kept = await stack.http.get(f"{base}/{window['id']}", headers=admin_headers())
+    assert kept.json()["starts_at"] == window["starts_at"]

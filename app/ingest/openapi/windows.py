@@ -33,7 +33,7 @@ WINDOW = path_id("window_id", "maintenance window")
 _TIME: Json = {
     **TIMESTAMP,
     "maxLength": TIME_MAX_LENGTH,
-    "description": "RFC 3339 with a UTC offset (Z or +01:00).",
+    "description": "RFC 3339 with a UTC offset (Z or +01:00), from 1970 to 9998.",
 }
 _RECURRENCE: Json = {
     "enum": ["once", "weekly"],
