@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.errors import InputError
+from app.ingest._values import check_text
 from app.ingest.alert import Alert, Link
 
 # Fields a rule may set, as the rules API and the stored JSON name them.
@@ -96,6 +97,8 @@ def parse_template(source: object, field: str) -> Template:
         raise InputError(field, "must be a string")
     if len(source) > TEMPLATE_MAX_LENGTH:
         raise InputError(field, f"at most {TEMPLATE_MAX_LENGTH} characters")
+    # Stored as jsonb, which holds no NUL character, and sent as UTF-8.
+    check_text(source, field)
     parts: list[Part] = []
     at = 0
     for found in _PLACEHOLDER.finditer(source):
@@ -216,6 +219,7 @@ def _details(value: object, path: str) -> dict[str, Template]:
     for name, source in value.items():
         if not name or len(name) > DETAIL_NAME_MAX_LENGTH:
             raise InputError(path, f"names of 1 to {DETAIL_NAME_MAX_LENGTH} characters")
+        check_text(name, path)
         out[name] = parse_template(source, f"{path}.{name}")
     return out
 

@@ -197,6 +197,9 @@ async def test_a_template_that_errors_is_refused_at_save_and_previewed(stack: St
         ({"dedup_key": "{{ nonsense }}"}, "routes[0].templates.dedup_key"),
         ({"title": "x"}, "routes[0].templates.title"),
         ({"summary": "{{ summary | truncate:0 }}"}, "routes[0].templates.summary"),
+        # PostgreSQL's jsonb holds no NUL character: refused by name, not a 500 at the write.
+        ({"links": [{"href": "\u0000\f"}]}, "routes[0].templates.links[0].href"),
+        ({"custom_details": {"a\u0000": "x"}}, "routes[0].templates.custom_details"),
     ):
         refused = await put_routes(
             stack,
