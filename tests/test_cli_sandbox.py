@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -13,13 +12,9 @@ from pathlib import Path
 
 import httpx2
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_without_the_sandbox_installed_it_says_how_to_install_it(tmp_path: Path) -> None:
@@ -29,7 +24,7 @@ def test_without_the_sandbox_installed_it_says_how_to_install_it(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "PYTHON"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sorted(libraries)])
     done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-S", "-m", "app.cli", "sandbox", "--port", str(_free_port())],
+        [sys.executable, "-S", "-m", "app.cli", "sandbox", "--port", str(free_port())],
         env={**env, "PDCONNECT_DATA_DIR": str(tmp_path)},
         cwd=tmp_path,
         capture_output=True,
@@ -44,7 +39,7 @@ def test_without_the_sandbox_installed_it_says_how_to_install_it(tmp_path: Path)
 
 
 def test_it_runs_the_sandbox(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     process = subprocess.Popen(  # noqa: S603 - our own interpreter
         [sys.executable, "-m", "app.cli", "sandbox", "--port", str(port)],

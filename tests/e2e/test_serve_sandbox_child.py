@@ -4,20 +4,15 @@
 from __future__ import annotations
 
 import signal
-import socket
 
 import psutil  # type: ignore[import-untyped]
 from databases import Database
 
-from tests.security.served import free_port, served_process
+from tests.ports import free_port, listening
+from tests.security.served import served_process
 
 # Bounds on waits for what takes about a second; never a speed measure.
 PATIENCE = 30.0
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def test_the_sandbox_stops_when_serve_is_killed_outright(
@@ -33,7 +28,7 @@ async def test_the_sandbox_stops_when_serve_is_killed_outright(
             if "pdsandbox" in child.cmdline()
         ]
         try:
-            assert _listening(sandbox_port)
+            assert listening(sandbox_port)
             process.send_signal(signal.SIGKILL)
             process.wait()
             # psutil raises TimeoutExpired should the sandbox live on.
@@ -41,4 +36,4 @@ async def test_the_sandbox_stops_when_serve_is_killed_outright(
         finally:
             if sandbox.is_running():
                 sandbox.kill()
-    assert not _listening(sandbox_port), "the sandbox's port is still held"
+    assert not listening(sandbox_port), "the sandbox's port is still held"

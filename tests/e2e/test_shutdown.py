@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import urllib.request
 
 from tests.e2e.conftest import Stack, worker_env
@@ -16,17 +15,11 @@ from tests.e2e.test_reliability import (
     send_batches,
     unlimited_sandbox,
 )
+from tests.ports import free_port
 
 CONCURRENCY = 4
 # The dispatcher's lease: the longest a stopping worker waits for its sends.
 LEASE_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fetch(url: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import string
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from app.db.pool import asyncpg_dsn
 from app.installations import store
 from app.installations.store import PdService
 from tests.conftest import ADMIN_TOKEN
+from tests.ports import free_port
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -48,13 +48,6 @@ _FOREIGN_SETTINGS = (
     "ADMIN_TOKEN",
     "PDCONNECT_",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -91,7 +84,7 @@ class Server:
 @contextmanager
 def serving(database_url: str) -> Iterator[Server]:
     """`pdconnect serve` on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_SETTINGS)}
     ours = {

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
+
+from tests.ports import free_port, listening
 
 # Bounds on waits for what takes about a second; never a speed measure.
 PATIENCE = 30.0
@@ -29,34 +30,22 @@ time.sleep(600)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SANDBOX_", "PDSANDBOX_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SANDBOX_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _wait_listening(port: int, sandbox: psutil.Process) -> None:
     deadline = time.monotonic() + PATIENCE
-    while not _listening(port):
+    while not listening(port):
         assert sandbox.is_running(), "the sandbox exited before it listened"
         assert time.monotonic() < deadline, "the sandbox never listened"
         time.sleep(0.05)
 
 
 def test_a_sandbox_stops_when_the_process_that_started_it_is_killed_outright() -> None:
-    port = _free_port()
+    port = free_port()
     parent = subprocess.Popen(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", PARENT, str(port)],
         env=_env(),
@@ -73,7 +62,7 @@ def test_a_sandbox_stops_when_the_process_that_started_it_is_killed_outright() -
         # psutil raises TimeoutExpired should the sandbox live on.
         sandbox.wait(PATIENCE)
         assert not sandbox.is_running()
-        assert not _listening(port), "the port is still held"
+        assert not listening(port), "the port is still held"
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -85,7 +74,7 @@ def test_a_sandbox_stops_when_the_process_that_started_it_is_killed_outright() -
 def test_a_sandbox_whose_parent_is_another_process_refuses_to_start() -> None:
     """A wrong PID would have it stop at once, or never: it says so instead."""
     done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-m", "pdsandbox", "--port", str(_free_port()), "--parent", "1"],
+        [sys.executable, "-m", "pdsandbox", "--port", str(free_port()), "--parent", "1"],
         env=_env(),
         capture_output=True,
         text=True,
@@ -98,7 +87,7 @@ def test_a_sandbox_whose_parent_is_another_process_refuses_to_start() -> None:
 
 def test_a_sandbox_with_a_parent_still_stops_on_sigterm() -> None:
     """The watch does not keep a sandbox from stopping the usual way (serve's own stop)."""
-    port = _free_port()
+    port = free_port()
     sandbox = subprocess.Popen(  # noqa: S603 - our own interpreter
         [sys.executable, "-m", "pdsandbox", "--port", str(port), "--parent", str(os.getpid())],
         env=_env(),

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ import pytest
 from pdsandbox import create_sandbox_app, sandbox_state
 from pdsandbox.persistence import StateFile, StateFileError, dump_state
 from pdsandbox.server import state_file_from_env
+from tests.ports import free_port
 from tests.sandbox.events_flow import follow_up, send, trigger
 from tests.sandbox.flow import (
     BASE_URL,
@@ -35,13 +35,6 @@ from tests.sandbox.flow import (
 from tests.sandbox.webhook_flow import subscribe
 
 SANDBOX_ROOT = Path(__file__).resolve().parents[2] / "sandbox"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _stderr(process: asyncio.subprocess.Process) -> str:
@@ -117,7 +110,7 @@ async def _incident(client: httpx2.AsyncClient, dedup_key: str) -> dict[str, Any
 
 
 async def test_a_restarted_sandbox_still_knows_keys_tokens_and_incidents(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     state_file = tmp_path / "data" / "sandbox-state.json"
 
     async with sandbox_process(port, "--state-file", str(state_file)) as client:
@@ -151,7 +144,7 @@ async def test_a_restarted_sandbox_still_knows_keys_tokens_and_incidents(tmp_pat
 
 
 async def test_without_a_state_file_a_restart_forgets_everything() -> None:
-    port = _free_port()
+    port = free_port()
     async with sandbox_process(port) as client:
         token = (await connect(client))["access_token"]
         assert (await client.get("/us/api/services", headers=bearer(token))).status_code == 200

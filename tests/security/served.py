@@ -8,7 +8,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,11 @@ from starlette.types import ASGIApp
 
 from app.crypto import new_fernet_key
 from tests.conftest import ADMIN_TOKEN
+from tests.ports import free_port
 
 READY_TIMEOUT = 60.0
 # Bounds the wait for an in-process server to start; never a measure of speed.
 START_PATIENCE = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @asynccontextmanager
