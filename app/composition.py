@@ -71,6 +71,7 @@ def dispatch_config_of(config: Config) -> DispatchConfig:
         rate_limited_pause_seconds=config.rate_limited_pause_seconds,
         max_in_flight_per_key=config.max_in_flight_per_key,
         max_in_flight_per_host=config.max_in_flight_per_host,
+        max_held_bytes=config.max_held_bytes,
     )
 
 

@@ -74,21 +74,23 @@ FROM installation, generate_series(0, $1::integer - 1) AS k
 # Event g goes to key g % keys; events g, g + keys and g + 2 * keys of one key make one chain
 # (trigger, acknowledge, resolve) under one dedup key.
 FILL = """
-INSERT INTO events (tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body, source,
-    status, attempts, finished_at)
+INSERT INTO events (tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
+    body_bytes, source, status, attempts, finished_at)
 SELECT s.tenant_id, s.id, s.routing_key_hash,
     $4 || (g / ($3::integer * 3)) || '-' || (g % $3::integer),
     (ARRAY['trigger', 'acknowledge', 'resolve'])[(g / $3::integer) % 3 + 1],
-    'v2',
-    jsonb_build_object('summary', 'claim benchmark event ' || g, 'severity', 'warning',
-        'source', 'bench'),
-    'native', $5,
+    'v2', b.body, octet_length(CAST(b.body AS text)), 'native', $5,
     CASE WHEN $5 = 'delivered' THEN 1 ELSE 0 END,
     CASE WHEN $5 = 'delivered' THEN now() END
 FROM generate_series($1::bigint, $2::bigint - 1) AS g
 JOIN (SELECT tenant_id, id, routing_key_hash,
              row_number() OVER (ORDER BY name) - 1 AS k
       FROM pd_services) AS s ON s.k = g % $3::integer
+-- Each body's size kept beside it, as ingest keeps it (app/outbox/events.py).
+CROSS JOIN LATERAL (
+    SELECT jsonb_build_object('summary', 'claim benchmark event ' || g, 'severity', 'warning',
+        'source', 'bench') AS body
+) AS b
 """
 
 
@@ -200,6 +202,7 @@ async def one_claim(db: Database, config: DispatchConfig) -> tuple[float, int]:
         lease=config.lease,
         max_in_flight_per_key=config.max_in_flight_per_key,
         host_rooms={},
+        max_bytes=config.max_held_bytes,
     )
     elapsed = time.perf_counter() - started
     for event in claimed:
@@ -238,6 +241,10 @@ async def explain(db: Database, config: DispatchConfig, row: Row) -> None:
                 "lease": config.lease,
                 "key_cap": config.max_in_flight_per_key,
                 "host_rooms": "{}",
+                # What claim() gives with no host rooms: without it no key has room, and the
+                # plan would be of a claim that takes nothing.
+                "unknown_room": min(config.concurrency, config.batch_size),
+                "max_bytes": config.max_held_bytes,
             },
         )
     finally:

@@ -14,12 +14,15 @@ from app.config.model import (
     DEFAULT_CALLBACK_RETRY_HOURS,
     DEFAULT_CALLBACK_TIMEOUT_SECONDS,
     DEFAULT_DISPATCH_CONCURRENCY,
+    DEFAULT_MAX_HELD_BYTES,
     DEFAULT_MAX_RULES_PER_TENANT,
     DEFAULT_READYZ_TIMEOUT,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_VENDOR_NAME,
+    MAX_MAX_HELD_BYTES,
     MAX_RETENTION_DAYS,
+    MIN_MAX_HELD_BYTES,
     VENDOR_NAME_MAX_LENGTH,
     Config,
 )
@@ -142,6 +145,13 @@ def load_config(
             if get("PDCONNECT_MAX_IN_FLIGHT_PER_HOST") is None
             else int(values.number("PDCONNECT_MAX_IN_FLIGHT_PER_HOST", get, 12, 1, 256))
         ),
+        max_held_bytes=values.whole(
+            "PDCONNECT_MAX_HELD_BYTES",
+            get,
+            DEFAULT_MAX_HELD_BYTES,
+            MIN_MAX_HELD_BYTES,
+            MAX_MAX_HELD_BYTES,
+        ),
         metrics_token=get("PDCONNECT_METRICS_TOKEN"),
         metrics_host=get("PDCONNECT_METRICS_HOST") or "127.0.0.1",
         metrics_port=values.optional_port("PDCONNECT_METRICS_PORT", get("PDCONNECT_METRICS_PORT")),
@@ -173,9 +183,7 @@ def load_config(
             get("SECRET_KEY_PREVIOUS"), get("SECRET_KEY")
         ),
         callback_url=callback_url,
-        callback_secret=values.callback_secret(
-            callback_url, get("PDCONNECT_CALLBACK_SECRET")
-        ),
+        callback_secret=values.callback_secret(callback_url, get("PDCONNECT_CALLBACK_SECRET")),
         callback_retry_hours=values.number(
             "PDCONNECT_CALLBACK_RETRY_HOURS", get, DEFAULT_CALLBACK_RETRY_HOURS, 0.0001, 24 * 30
         ),

@@ -21,6 +21,15 @@ DEFAULT_READYZ_TIMEOUT = 2.0
 # 640 (bench/dispatch.py --pagerduty-ms 50). Under a load the machine can barely carry, the
 # larger number also kept the outbox from falling behind (bench/time_to_page.py --rate 500).
 DEFAULT_DISPATCH_CONCURRENCY = 64
+# Bytes of event bodies one dispatcher holds at most, as their JSON text
+# (PDCONNECT_MAX_HELD_BYTES; app/dispatch/policy.py): 64 events at PagerDuty's limit of 512 KiB
+# each. Parsed, they take a few times this: a small share of a worker's memory either way, and
+# far above what ordinary alerts (a few KiB each) bring, which reach the cap on events in hand
+# (PIPELINE times the concurrency) long before this one. At least two such events, so that a
+# worker holding one still claims the next.
+DEFAULT_MAX_HELD_BYTES = 32 * 1024 * 1024
+MIN_MAX_HELD_BYTES = 1024 * 1024
+MAX_MAX_HELD_BYTES = 64 * 1024**3
 # Routing rules one tenant may keep (PDCONNECT_MAX_RULES_PER_TENANT): each alert may be matched
 # against all of them (app/ingest/routing.py).
 DEFAULT_MAX_RULES_PER_TENANT = 100
@@ -65,6 +74,9 @@ class Config:
     # (each process; None: three quarters of dispatch_concurrency).
     max_in_flight_per_key: int = 4
     max_in_flight_per_host: int | None = None
+    # Bytes of event bodies a dispatcher holds at most (claimed, not yet finished), and one
+    # event more: what one tenant's large events can make a worker take in memory.
+    max_held_bytes: int = DEFAULT_MAX_HELD_BYTES
     health_check_seconds: float = 300.0
     # An open alert whose incident state has not moved for this long is checked against
     # PagerDuty's REST API (PDCONNECT_RECONCILE_AFTER; app/incidents/reconcile.py).

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.config.model import DEFAULT_MAX_HELD_BYTES
+
 
 @dataclass(frozen=True)
 class DispatchConfig:
@@ -46,6 +48,13 @@ class DispatchConfig:
     # After this many sends to a key without an answer in time (since its last delivery), the
     # key rests as after a 429: its events wait, with the reason shown on them.
     timeouts_to_pause: int = 2
+    # Bytes of bodies one worker holds (claimed and not yet finished), whatever its other caps
+    # allow: a claim takes events while their bodies fit the room left, and its first one
+    # whatever its size (else a body larger than the room would never be sent), so a worker
+    # holds at most this plus one event. Without it a tenant writing events of the largest
+    # size could have claims bring in hundreds of them, and the worker, every tenant's,
+    # killed for its memory.
+    max_held_bytes: int = DEFAULT_MAX_HELD_BYTES
 
     @property
     def lease_margin(self) -> timedelta:
@@ -63,11 +72,13 @@ def dispatch_config(
     rate_limited_pause_seconds: float,
     max_in_flight_per_key: int = 4,
     max_in_flight_per_host: int | None = None,
+    max_held_bytes: int = DEFAULT_MAX_HELD_BYTES,
 ) -> DispatchConfig:
     """`max_in_flight_per_host` defaults to three quarters of `concurrency`."""
     return DispatchConfig(
         concurrency=concurrency,
         max_in_flight_per_key=max_in_flight_per_key,
+        max_held_bytes=max_held_bytes,
         max_in_flight_per_host=max_in_flight_per_host or max(1, concurrency * 3 // 4),
         batch_size=max(concurrency * 4, 8),
         retry_base=timedelta(seconds=retry_base_seconds),

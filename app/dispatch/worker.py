@@ -29,6 +29,13 @@ stalls is fenced (app/outbox): each send ends under one deadline before its leas
 (connect, write and the whole answer), and what it records afterwards changes its event only
 while the event is still its own.
 
+Bounded in memory: the bodies a worker holds (claimed, not yet finished) add up to at most
+`max_held_bytes` and one event more, whoever sent them. Each claim is asked for no more than
+the room left (`Claimed.body_bytes`, counted by the claim itself), and none is made while
+less than half the bound is free, unless the worker holds nothing: a claim with room for one
+event would take only the oldest of the tenants' first turns, and a storm of large events
+begun earlier would go before another tenant's page until all of it had gone.
+
 Isolated: a routing key has at most `max_in_flight_per_key` sends in flight across all workers,
 a PagerDuty host at most `max_in_flight_per_host` in each worker; claims skip what is full
 rather than wait for it, and a key whose sends keep timing out rests like a 429'd key. A key,
@@ -142,6 +149,9 @@ class Dispatcher:
         # The events in hand not yet on the wire (waiting for a send slot, or for the
         # statements before it): what the sends have to go on with.
         self._waiting: set[UUID] = set()
+        # Bytes of the bodies of the events in hand (`Claimed.body_bytes`): added when a claim
+        # returns, taken off when the event's task ends (`_done`), however it ends.
+        self._held_bytes = 0
         # Sends this worker has in flight per PagerDuty host (the per-key count is the
         # database's, shared by every worker).
         self._host_in_flight: Counter[str] = Counter()
@@ -253,11 +263,31 @@ class Dispatcher:
         finally:
             conn.terminate()
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the bodies of the events this worker holds now."""
+        return self._held_bytes
+
+    def _byte_room(self) -> int:
+        """Bytes of bodies the next claim may bring in; 0 for no claim now. All of the bound
+        when nothing is held (and the claim's first event whatever its size); else what is
+        left of it, once that is at least half (see the module's docstring)."""
+        bound = self.config.max_held_bytes
+        if self._held_bytes <= 0:
+            return max(bound, 1)
+        room = bound - self._held_bytes
+        return room if room * 2 >= bound else 0
+
     async def _claim_some(self) -> int:
         free = await self._gather_room()
         if free <= 0:
             return 0
+        max_bytes = self._byte_room()
         self._wake.clear()
+        if max_bytes <= 0:
+            # Whatever woke this claim is seen by the next one, which an event in hand wakes
+            # as it leaves (`_done`); no claim can be made before then (see `_sleep`).
+            return 0
         # Taken before the claim: the lease the database grants ends no earlier than this plus
         # the lease, so a deadline counted from here never passes the lease's end.
         claimed_at = time.monotonic()
@@ -271,6 +301,7 @@ class Dispatcher:
                     max_in_flight_per_key=self.config.max_in_flight_per_key,
                     host_rooms=self._host_rooms(),
                     keys=math.ceil(min(free, self.config.batch_size) / self._per_key),
+                    max_bytes=max_bytes,
                 )
             )
         except DATABASE_UNREACHABLE as exc:
@@ -290,9 +321,18 @@ class Dispatcher:
             await asyncio.sleep(5.0)
             return 0
         self._away_pause = AWAY_PAUSE_FIRST
-        observe.claimed(len(events))
-        self._learn_per_key(events)
-        await self._know_targets(events)
+        # Held from here: each event's bytes leave with its task (`_done`).
+        claimed_bytes = sum(e.body_bytes for e in events)
+        self._held_bytes += claimed_bytes
+        try:
+            observe.claimed(len(events))
+            self._learn_per_key(events)
+            await self._know_targets(events)
+        except BaseException:
+            # Stopped before the events had their tasks: none of them is held here any more
+            # (their leases bring them back), so none of their bytes is either.
+            self._held_bytes -= claimed_bytes
+            raise
         lease_ends = claimed_at + self.config.lease.total_seconds()
         for event in events:
             host = self._known_hosts.get(event.routing_key_hash)
@@ -418,6 +458,9 @@ class Dispatcher:
         }
 
     def _done(self, event: Claimed, task: asyncio.Task[None]) -> None:
+        # Run as the task ends, whichever way (delivered, failed, put back, fenced out,
+        # cancelled, raised): the one place an event leaves this worker's hands.
+        self._held_bytes -= event.body_bytes
         self._in_flight.discard(task)
         self._waiting.discard(event.id)
         self._key_in_hand[event.routing_key_hash] -= 1
@@ -429,6 +472,18 @@ class Dispatcher:
 
     async def _sleep(self, stopper: asyncio.Task[Any]) -> None:
         timeout = self.config.poll_interval.total_seconds()
+        # With no room for bytes, nothing is claimed until an event in hand leaves, and that
+        # wakes this worker: when the next events fall due does not matter until then.
+        if self._byte_room() > 0:
+            timeout = await self._until_due(longest=timeout)
+        waker = asyncio.create_task(self._wake.wait())
+        await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waker.cancel()
+
+    async def _until_due(self, *, longest: float) -> float:
+        """How long to sleep, at most `longest`: until the earliest due event this worker could
+        claim, as the database has it."""
+        timeout = longest
         full = [host for host, room in self._host_rooms().items() if room == 0]
         with contextlib.suppress(*DATABASE_UNREACHABLE):
             due = await in_own_task(
@@ -444,9 +499,7 @@ class Dispatcher:
             # (its budget raised) is seen by the next claim, at the latest after poll_interval.
             now = time.monotonic()
             self._resting = {key: now + left for key, left in due.resting.items()}
-        waker = asyncio.create_task(self._wake.wait())
-        await asyncio.wait({waker, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
+        return timeout
 
     def _on_the_wire(self, event: Claimed) -> None:
         self._waiting.discard(event.id)

@@ -9,9 +9,10 @@ second), and the keys locked SKIP LOCKED, so two workers claiming at once take d
 For each key, its oldest claimable events through the index of its pending events: at most the
 room under its cap and its share of the batch (one event each when the keys are many). These
 are interleaved (each key of a tenant one event before any gets a second, each tenant a turn
-before any gets a second), locked with SKIP LOCKED and leased; the keys looked at go to the
-back of their tenant's turns. What a claim reads is so bounded by its batch and the tenants
-with work, never by the backlog: bench/claim.py measures it flat.
+before any gets a second) and taken in that order while their bodies fit the bytes the
+dispatcher has room for (the first whatever its size), locked with SKIP LOCKED and leased; the
+keys looked at go to the back of their tenant's turns. What a claim reads is so bounded by its
+batch and the tenants with work, never by the backlog: bench/claim.py measures it flat.
 
 An event is claimable when it is due, its key is not paused, and no earlier event of the same
 (routing key, dedup key) is still pending: that last rule is the ordering promise, and it holds
@@ -35,6 +36,10 @@ from databases import Database
 
 from app.outbox.ready import keys_have_work
 
+# `claim`'s bound on bytes when it is given none: more than any claim's bodies add up to
+# (PostgreSQL's largest bigint).
+NO_BYTE_BOUND = 2**63 - 1
+
 # Every write a sender makes to its event after the claim carries this condition: the event is
 # still being sent, under the lease this sender's claim took (see app/outbox/__init__.py).
 FENCE = "status = 'sending' AND lease_token = :token"
@@ -55,6 +60,9 @@ class Claimed:
     created_at: datetime
     # The fencing token: this claim's lease, which every later write of the sender must hold.
     lease_token: int
+    # The body's size as its JSON text (`events.body_bytes`): what the claim counted against
+    # its bound on bytes, and what the dispatcher counts as held until the event leaves it.
+    body_bytes: int
 
 
 CLAIM = """
@@ -113,7 +121,12 @@ picked AS (
 candidates AS (
     SELECT c.id, c.seq, p.tenant_id, p.routing_key_hash, p.host, p.host_room, p.key_turn,
         row_number() OVER (PARTITION BY p.tenant_id, p.routing_key_hash ORDER BY c.seq)
-            AS key_rank
+            AS key_rank,
+        -- An event written before its size was kept has its body measured here, and only
+        -- such an event: COALESCE reads its second argument only for a NULL first.
+        COALESCE(c.body_bytes, (
+            SELECT octet_length(CAST(b.body AS text)) FROM events b WHERE b.id = c.id
+        )) AS body_bytes
     FROM picked p
     CROSS JOIN (
         SELECT CAST(ceil(CAST(:batch AS numeric) / GREATEST(count(*), 1)) AS integer) AS n
@@ -127,7 +140,7 @@ candidates AS (
     ) AS key_room
     CROSS JOIN LATERAL (
         -- The key's oldest claimable events, through its index of pending events.
-        SELECT e.id, e.seq FROM events e
+        SELECT e.id, e.seq, e.body_bytes FROM events e
         WHERE e.tenant_id = p.tenant_id
           AND e.routing_key_hash = p.routing_key_hash
           AND e.status IN ('queued', 'sending')
@@ -147,26 +160,38 @@ candidates AS (
     ) AS c
 ),
 chosen AS (
-    SELECT turns.id, turns.tenant_id, turns.routing_key_hash FROM (
-        SELECT ranked.*, row_number() OVER (
-            PARTITION BY ranked.host ORDER BY ranked.turn, ranked.seq) AS host_rank
+    SELECT sized.id, sized.tenant_id, sized.routing_key_hash FROM (
+        SELECT turns.id, turns.tenant_id, turns.routing_key_hash, turns.turn, turns.seq,
+            row_number() OVER in_turn AS place,
+            sum(turns.body_bytes) OVER (in_turn ROWS UNBOUNDED PRECEDING) AS bytes_so_far
         FROM (
-            -- Each tenant's keys in turn, one event each before any gets a second; tenants
-            -- side by side: an alert storm in one tenant waits behind another tenant's
-            -- single page, never the other way round.
-            SELECT candidates.*, row_number() OVER (
-                PARTITION BY tenant_id ORDER BY key_rank, key_turn, seq) AS turn
-            FROM candidates
-        ) AS ranked
-    ) AS turns
-    -- A host with room for n more sends takes the n best turns of this claim.
-    WHERE turns.host_rank <= turns.host_room
-    ORDER BY turns.turn, turns.seq
+            SELECT ranked.*, row_number() OVER (
+                PARTITION BY ranked.host ORDER BY ranked.turn, ranked.seq) AS host_rank
+            FROM (
+                -- Each tenant's keys in turn, one event each before any gets a second;
+                -- tenants side by side: an alert storm in one tenant waits behind another
+                -- tenant's single page, never the other way round.
+                SELECT candidates.*, row_number() OVER (
+                    PARTITION BY tenant_id ORDER BY key_rank, key_turn, seq) AS turn
+                FROM candidates
+            ) AS ranked
+        ) AS turns
+        -- A host with room for n more sends takes the n best turns of this claim.
+        WHERE turns.host_rank <= turns.host_room
+        WINDOW in_turn AS (ORDER BY turns.turn, turns.seq)
+    ) AS sized
+    -- The best turns whose bodies add up to no more than :max_bytes, the dispatcher's room
+    -- for bytes in hand: the bound cuts the same order the batch does, so it keeps the turns
+    -- as they are. The first is taken whatever its size: an event larger than the room
+    -- would otherwise never be claimed, and hold its dedup key's later events for ever.
+    WHERE sized.place = 1 OR sized.bytes_so_far <= CAST(:max_bytes AS bigint)
+    ORDER BY sized.turn, sized.seq
     LIMIT :batch
 ),
 turned AS (
     -- The keys looked at go to the back of their tenant's turns, except those whose events
-    -- lost only to this claim's size: they keep their place for the next claim.
+    -- lost only to this claim's size (its batch or its bytes): they keep their place for the
+    -- next claim.
     UPDATE ready_keys r SET turn_at = clock_timestamp()
     FROM picked p
     WHERE r.tenant_id = p.tenant_id AND r.routing_key_hash = p.routing_key_hash
@@ -187,7 +212,9 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, seq, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
-    attempts, created_at, lease_token
+    attempts, created_at, lease_token,
+    -- As the claim counted it (see `candidates`), an event written before 0023 included.
+    COALESCE(body_bytes, octet_length(CAST(body AS text))) AS body_bytes
 """
 
 
@@ -200,12 +227,15 @@ async def claim(
     max_in_flight_per_key: int,
     host_rooms: Mapping[str, int],
     keys: int | None = None,
+    max_bytes: int | None = None,
 ) -> list[Claimed]:
     """Lease due events. `host_rooms`: how many more sends this worker may start to each
     PagerDuty host it is sending to (a host it is not sending to is not listed; a key whose
     host no worker has recorded yet gets the least of these rooms, and at least one). `keys`: how
     many keys to look for (by default one per event wanted); each key found gives up to its
-    share of the batch, so fewer keys give more events each."""
+    share of the batch, so fewer keys give more events each. `max_bytes`: the most the claimed
+    bodies may add up to (`Claimed.body_bytes`), except that the first event is claimed
+    whatever its size; None for no bound (a dispatcher always sets one)."""
     rows = await db.fetch_all(
         CLAIM,
         {
@@ -222,6 +252,7 @@ async def claim(
             # At least one: a new key of a host with room is never held back by a full one
             # (its host is recorded once its first event is claimed).
             "unknown_room": max(1, min(host_rooms.values(), default=batch)),
+            "max_bytes": NO_BYTE_BOUND if max_bytes is None else max(max_bytes, 0),
         },
     )
     claimed = [Claimed(**{**dict(r), "body": _jsonb(r["body"])}) for r in rows]

@@ -51,9 +51,13 @@ class NewEvent:
 # service's row `s`) and its life's id (`p`, when the life was opened by the same statement).
 _ROWS = """
 INSERT INTO events (id, tenant_id, service_id, routing_key_hash, dedup_key, kind, api, body,
-    notes, source, status, alert_id, last_error, next_attempt_at, finished_at, routed_by)
+    body_bytes, notes, source, status, alert_id, last_error, next_attempt_at, finished_at,
+    routed_by)
 SELECT g.id, g.tenant_id, g.service_id, g.routing_key_hash, g.dedup_key, g.kind, g.api,
-    CAST(g.body AS jsonb), ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
+    -- The body's size as sent here, measured on the text before it becomes jsonb (no second
+    -- serialisation): what a claim counts against a dispatcher's bound on bytes in hand.
+    CAST(g.body AS jsonb), octet_length(g.body),
+    ARRAY(SELECT jsonb_array_elements_text(CAST(g.notes AS jsonb))),
     g.source, a.status, ALIVE_ID, g.reason, clock_timestamp() + g.due_in,
     CASE WHEN a.status IN ('skipped', 'suppressed') THEN clock_timestamp() END, g.routed_by
 FROM unnest(

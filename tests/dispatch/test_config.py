@@ -1,6 +1,6 @@
 """The isolation settings reach the dispatcher: the cap per routing key as set, the cap per
-PagerDuty host three quarters of the dispatch concurrency unless set, and a send's deadline
-always short of the lease."""
+PagerDuty host three quarters of the dispatch concurrency unless set, the bound on bytes of
+bodies held, and a send's deadline always short of the lease."""
 
 from __future__ import annotations
 
@@ -36,3 +36,15 @@ def test_a_cap_of_nothing_is_refused_by_name(name: str) -> None:
 def test_a_send_ends_well_before_its_lease() -> None:
     config = DispatchConfig()
     assert config.send_timeout < config.lease - config.lease_margin
+
+
+def test_the_bound_on_bytes_held_defaults_to_32_mib_and_can_be_set() -> None:
+    assert dispatch_config_of(make_settings()).max_held_bytes == 32 * 1024 * 1024
+    config = dispatch_config_of(make_settings(PDCONNECT_MAX_HELD_BYTES="8388608"))
+    assert config.max_held_bytes == 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize("value", ["1000", "-1", "32MiB"])
+def test_a_bound_on_bytes_held_too_small_or_malformed_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError, match="PDCONNECT_MAX_HELD_BYTES"):
+        make_settings(PDCONNECT_MAX_HELD_BYTES=value)

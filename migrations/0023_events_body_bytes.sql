@@ -1,0 +1,14 @@
+-- The size of each event's body, in bytes of its JSON text as ingest wrote it, so that a claim
+-- can bound the bytes a dispatcher takes in hand (app/outbox/claims.py) without reading the
+-- bodies themselves. Written to apply cleanly twice: its number may change while migrations of
+-- other work land.
+--
+-- Nullable and without a default: adding it changes only the catalog, however many rows the
+-- table has (no rewrite, no scan), so the upgrade holds its lock on `events` for an instant.
+-- NULL for the events written before it. A claim measures such a body itself
+-- (octet_length of its text) rather than count it as nothing: the backlog waiting at the
+-- upgrade is what a dispatcher takes first, and counting it as 0 would leave the bound open
+-- to exactly the events already there. That costs a read of the body only for those rows,
+-- when a claim has them among its candidates, and only until they are sent: finished events
+-- are never claimed again.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS body_bytes integer;
