@@ -11,7 +11,7 @@ from databases import Database
 
 from app.analytics import store
 from app.analytics.store import SEVERITIES, Target
-from app.errors import InputError
+from app.errors import InputError, key_name
 from app.tenants.store import insert_audit
 
 # A target longer than the longest window could never be judged on the page.
@@ -34,20 +34,21 @@ def parse_targets(body: Mapping[str, Any]) -> list[Target]:
     the whole set; a severity left out, or given nulls, has no target."""
     unknown = set(body) - {"targets"}
     if unknown:
-        raise InputError(sorted(unknown)[0], "is not a field of targets (only `targets`)")
+        raise InputError(key_name(sorted(unknown)[0]), "is not a field of targets (only `targets`)")
     given = body.get("targets", {})
     if not isinstance(given, dict):
         raise InputError("targets", "must be an object of severities")
     found: list[Target] = []
     for severity, value in given.items():
-        field = f"targets.{severity}"
+        # The sender's keys, named so that any JSON answer can carry them.
+        field = f"targets.{key_name(severity)}"
         if severity not in SEVERITIES:
             raise InputError(field, f"is not a PagerDuty severity ({', '.join(SEVERITIES)})")
         if not isinstance(value, dict):
             raise InputError(field, "must be an object with acknowledge_seconds, resolve_seconds")
         for name in value:
             if name not in KINDS:
-                raise InputError(f"{field}.{name}", f"is not one of {', '.join(KINDS)}")
+                raise InputError(f"{field}.{key_name(name)}", f"is not one of {', '.join(KINDS)}")
         found.append(
             Target(
                 severity=severity,

@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from app.errors import InputError
+from app.errors import InputError, key_name, text_problem
 
 # Deeper than this is not a detail anyone reads, and it keeps the copy's recursion bounded.
 JSON_MAX_DEPTH = 32
@@ -27,35 +27,9 @@ _ISO_8601 = re.compile(
 )
 
 
-# A key quoted in an error's field path is cut to this.
-KEY_NAME_MAX_LENGTH = 100
-
-
 def join(prefix: str, name: str) -> str:
     """`alerts[3].` + `summary`, or just `summary` at the top."""
     return f"{prefix}.{name}" if prefix else name
-
-
-def key_name(key: object) -> str:
-    """A sender's key as it may appear in a field path: bounded, and printable in any JSON
-    answer (no NUL, no unpaired surrogate)."""
-    if not isinstance(key, str):
-        return f"<{type(key).__name__} key>"
-    if not key:
-        # An empty key still needs a name, or the field path would silently stop short.
-        return '""'
-    name = key if text_problem(key) is None else ascii(key)[1:-1]
-    return name if len(name) <= KEY_NAME_MAX_LENGTH else name[: KEY_NAME_MAX_LENGTH - 1] + "…"
-
-
-def text_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "contains a NUL character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode (unpaired surrogate)"
-    return None
 
 
 def check_text(value: str, path: str) -> str:

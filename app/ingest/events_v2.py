@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import InputError
-from app.ingest._values import is_iso_8601, json_copy, text_problem
+from app.errors import InputError, text_problem
+from app.ingest._values import is_iso_8601, json_copy
 from app.ingest.alert import Alert, ChangeEvent, Image, Link, Status
 
 # Longer keys are hashed by the mapping (PagerDuty takes 255); this only bounds what we store.

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import InputError
+from app.errors import InputError, key_name
 from app.ingest._values import (
     check_text,
     is_iso_8601,
     join,
     json_copy,
-    key_name,
     optional_list,
     optional_object,
     optional_text,

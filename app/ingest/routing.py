@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from app.errors import InputError
+from app.errors import InputError, text_problem
 from app.ingest._regex import CALL_WORK, Regex, RegexRefused, already_compiled, compiled, encode
-from app.ingest._values import text_problem
 from app.ingest.alert import Alert, ChangeEvent
 from app.ingest.templates import Shaping
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from app.errors import InputError
-from app.ingest._values import key_name, text_problem
+from app.errors import InputError, key_name, text_problem
 
 PD_SEVERITIES = ("critical", "error", "warning", "info")
 DEFAULT_SEVERITY = "error"

@@ -19,8 +19,7 @@ from typing import Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from app.errors import InputError
-from app.ingest._values import text_problem
+from app.errors import InputError, text_problem
 from app.ingest.routing import CONDITIONS_MAX, Condition, as_uuid, parse_conditions
 
 NAME_MAX_LENGTH = 100

@@ -4,6 +4,7 @@ a bad window is a 400 naming it, targets are checked and saved from the API and 
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
 
@@ -95,9 +96,19 @@ async def test_targets_are_checked_and_saved_through_the_api(
         ({"targets": {"critical": {"resolve_seconds": "1h"}}}, "targets.critical.resolve_seconds"),
         ({"targets": {"critical": {"ack": 60}}}, "targets.critical.ack"),
         ({"target": {}}, "target"),
+        # A key no JSON answer could carry as it is (an unpaired surrogate) is named escaped,
+        # not a 500 while the refusal is written.
+        ({"targets": {"a\ud800b": {}}}, "targets.a\\ud800b"),
+        ({"targets": {"critical": {"x\ud800": 60}}}, "targets.critical.x\\ud800"),
+        ({"x\ud800": {}}, "x\\ud800"),
     ]
     for body, field in refused:
-        answer = await client.put(url, json=body, headers=admin_headers())
+        # Encoded here: json.dumps writes an unpaired surrogate as an escape, as any sender may.
+        answer = await client.put(
+            url,
+            content=json.dumps(body).encode(),
+            headers={**admin_headers(), "Content-Type": "application/json"},
+        )
         assert answer.status_code == 422, body
         assert answer.json()["error"]["field"] == field
     saved = await client.put(

@@ -10,16 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.errors import InputError
-from app.ingest._values import (
-    _ISO_8601,
-    JSON_MAX_DEPTH,
-    KEY_NAME_MAX_LENGTH,
-    is_iso_8601,
-    json_copy,
-    key_name,
-    string_map,
-)
+from app.errors import KEY_NAME_MAX_LENGTH, InputError, key_name
+from app.ingest._values import _ISO_8601, JSON_MAX_DEPTH, is_iso_8601, json_copy, string_map
 from app.ingest.alert import Alert
 from app.ingest.severity import (
     PD_SEVERITIES,
