@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from app.alerts import notes as alert_notes
 from app.alerts.notes import AlertNote
-from app.errors import InputError
+from app.errors import InputError, key_name
 from app.incidents import notes
 from app.incidents.access import RestAccess
 from app.pagerduty.errors import RetryLater
@@ -65,7 +65,8 @@ def routes(access: RestAccess) -> list[BaseRoute]:
         tenant_id = await request_tenant(request)
         key = _dedup_key(request)
         body = await read_json_object(request)
-        extra = sorted(k for k in body if k != "content")
+        # Named so that any answer can carry them (an empty key, an unpaired surrogate).
+        extra = sorted(key_name(k) for k in body if k != "content")
         if extra:
             raise InputError(extra[0], 'unknown field; a note is {"content": …}', status=400)
         content = notes.note_content(body.get("content"))

@@ -4,6 +4,8 @@ input and unknown alerts are refused with a clear answer."""
 
 from __future__ import annotations
 
+import json
+
 from app.incidents.notes import NOTE_MAX_LENGTH
 from app.installations.upkeep import incidents_client
 from tests.incidents.conftest import Live, until
@@ -79,6 +81,15 @@ async def test_notes_refused_with_a_reason(live: Live) -> None:
         "/v1/alerts/never-sent/notes", json={"content": "hi"}, headers=live.auth
     )
     no_key = await live.browser.post(url, json={"content": "hi"})
+    # Unknown fields are named, an empty or unprintable key as well (escaped).
+    stray = [
+        await live.browser.post(
+            url,
+            content=json.dumps({"content": "hi", name: 1}).encode(),
+            headers={**live.auth, "Content-Type": "application/json"},
+        )
+        for name in ("colour", "", "x\ud800")
+    ]
 
     assert empty.status_code == 400, empty.text
     assert empty.json()["error"]["field"] == "content"
@@ -86,6 +97,11 @@ async def test_notes_refused_with_a_reason(live: Live) -> None:
     assert str(NOTE_MAX_LENGTH) in too_long.json()["error"]["message"]
     assert unknown.status_code == 404
     assert no_key.status_code == 401
+    assert [(a.status_code, a.json()["error"]["field"]) for a in stray] == [
+        (400, "colour"),
+        (400, '""'),
+        (400, "x\\ud800"),
+    ]
 
 
 async def test_a_note_before_the_incident_is_known_is_a_409(live: Live) -> None:
