@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 from databases import Database
 
-from tests.conftest import admin_headers
+from tests.ingest.test_routing_budget import tenant_with_service
 
 # Characters of two, three and four bytes in UTF-8: the size counts bytes, not characters.
 SUMMARY = "disque plein à 99 % · 磁盘已满 🔥"
@@ -25,15 +25,8 @@ def written_size(body: Any) -> int:
 async def test_each_event_is_written_with_the_size_of_its_body(
     db: Database, client: httpx2.AsyncClient
 ) -> None:
-    created = await client.post("/admin/v1/tenants", json={"name": "Acme"}, headers=admin_headers())
-    tenant = created.json()
-    added = await client.post(
-        f"/admin/v1/tenants/{tenant['id']}/services",
-        json={"name": "Database", "routing_key": "a" * 32, "api": "v2"},
-        headers=admin_headers(),
-    )
-    assert added.status_code == 201, added.text
-    headers = {"Authorization": f"Bearer {tenant['ingest_key']}"}
+    _, _, ingest_key = await tenant_with_service(client)
+    headers = {"Authorization": f"Bearer {ingest_key}"}
     native = await client.post(
         "/v1/alerts",
         json={"summary": SUMMARY, "dedup_key": "n1", "details": {"note": "x" * 5000}},
@@ -43,7 +36,7 @@ async def test_each_event_is_written_with_the_size_of_its_body(
     drop_in = await client.post(
         "/v2/enqueue",
         json={
-            "routing_key": tenant["ingest_key"],
+            "routing_key": ingest_key,
             "event_action": "trigger",
             "dedup_key": "d1",
             "payload": {"summary": SUMMARY, "source": "db1", "severity": "critical"},
